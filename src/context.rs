@@ -1,0 +1,453 @@
+//! Who called: [`AuthContext`], placed in request extensions by every auth layer.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::{AuthContext, AuthMethod};
+//!
+//! let ctx = AuthContext::builder("alice", AuthMethod::ApiKey)
+//!     .scopes(["data:read", "data:write"])
+//!     .roles(["editor"])
+//!     .build();
+//! assert_eq!(ctx.subject(), "alice");
+//! assert!(ctx.scopes().contains("data:read"));
+//! assert!(ctx.has_role("editor"));
+//! // The principal key is stable and unambiguous: issuer | subject | client.
+//! assert_eq!(ctx.principal(), "|alice|");
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// An API key in a header such as `X-API-Key`.
+    ApiKey,
+    /// An opaque bearer token (static or issued by a [`TokenStore`](crate::bearer::TokenStore)).
+    Bearer,
+    /// A JWT access token.
+    Jwt,
+    /// An opaque token checked by token introspection (RFC 7662).
+    Introspection,
+    /// A custom scheme, named by its authenticator.
+    Custom(Arc<str>),
+}
+
+impl AuthMethod {
+    /// A short stable name: `api_key`, `bearer`, `jwt`, `introspection`, or the custom name.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::ApiKey => "api_key",
+            Self::Bearer => "bearer",
+            Self::Jwt => "jwt",
+            Self::Introspection => "introspection",
+            Self::Custom(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set of OAuth scopes (or any permission strings), ordered and deduplicated.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(BTreeSet<String>);
+
+impl Scopes {
+    /// An empty set.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Parses a space-separated scope string (the OAuth `scope` format). Extra whitespace is
+    /// ignored.
+    #[must_use]
+    pub fn from_space_separated(s: &str) -> Self {
+        s.split_ascii_whitespace().collect()
+    }
+
+    /// Whether `scope` is in the set.
+    #[must_use]
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.contains(scope)
+    }
+
+    /// Whether every scope of `required` is in the set.
+    #[must_use]
+    pub fn contains_all<'a>(&self, required: impl IntoIterator<Item = &'a str>) -> bool {
+        required.into_iter().all(|s| self.contains(s))
+    }
+
+    /// Adds a scope; returns whether it was new.
+    pub fn insert(&mut self, scope: impl Into<String>) -> bool {
+        self.0.insert(scope.into())
+    }
+
+    /// The scopes in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// Number of scopes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The scopes joined by single spaces (the OAuth `scope` format).
+    #[must_use]
+    pub fn to_space_separated(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(s);
+        }
+        out
+    }
+}
+
+impl fmt::Debug for Scopes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Scopes {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Self(iter.into_iter().map(Into::into).collect())
+    }
+}
+
+impl<S: Into<String>> Extend<S> for Scopes {
+    fn extend<I: IntoIterator<Item = S>>(&mut self, iter: I) {
+        self.0.extend(iter.into_iter().map(Into::into));
+    }
+}
+
+impl<'a> IntoIterator for &'a Scopes {
+    type Item = &'a str;
+    type IntoIter = std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&String) -> &str>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+struct Inner {
+    subject: String,
+    method: AuthMethod,
+    scopes: Scopes,
+    roles: BTreeSet<String>,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    expires_at: Option<SystemTime>,
+    credential_id: Option<String>,
+    claims: Option<serde_json::Map<String, serde_json::Value>>,
+    principal: String,
+}
+
+/// The authenticated caller, as seen by tool handlers.
+///
+/// Cheap to clone (one `Arc`). Inserted into request extensions by the auth layers; read it
+/// with the axum extractor (feature `axum`), the rmcp helpers (feature `rmcp`), or
+/// `parts.extensions.get::<AuthContext>()`. It never holds a credential, and its `Debug`
+/// shows no claims values.
+#[derive(Clone)]
+pub struct AuthContext(Arc<Inner>);
+
+impl AuthContext {
+    /// Starts building a context for `subject` authenticated by `method`.
+    #[must_use]
+    pub fn builder(subject: impl Into<String>, method: AuthMethod) -> AuthContextBuilder {
+        AuthContextBuilder {
+            subject: subject.into(),
+            method,
+            scopes: Scopes::new(),
+            roles: BTreeSet::new(),
+            client_id: None,
+            issuer: None,
+            audience: Vec::new(),
+            expires_at: None,
+            credential_id: None,
+            claims: None,
+        }
+    }
+
+    /// The subject (user or service) the credential belongs to.
+    #[must_use]
+    pub fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// How the caller authenticated.
+    #[must_use]
+    pub fn method(&self) -> &AuthMethod {
+        &self.0.method
+    }
+
+    /// The granted scopes.
+    #[must_use]
+    pub fn scopes(&self) -> &Scopes {
+        &self.0.scopes
+    }
+
+    /// Whether `scope` was granted (exact match; scope implication is the scope layer's job).
+    #[must_use]
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.0.scopes.contains(scope)
+    }
+
+    /// The granted roles.
+    pub fn roles(&self) -> impl Iterator<Item = &str> + '_ {
+        self.0.roles.iter().map(String::as_str)
+    }
+
+    /// Whether the caller has `role`.
+    #[must_use]
+    pub fn has_role(&self, role: &str) -> bool {
+        self.0.roles.contains(role)
+    }
+
+    /// The OAuth client id (`client_id` / `azp`), if known.
+    #[must_use]
+    pub fn client_id(&self) -> Option<&str> {
+        self.0.client_id.as_deref()
+    }
+
+    /// The issuer (`iss`), if known.
+    #[must_use]
+    pub fn issuer(&self) -> Option<&str> {
+        self.0.issuer.as_deref()
+    }
+
+    /// The audiences the credential was issued for.
+    #[must_use]
+    pub fn audience(&self) -> &[String] {
+        &self.0.audience
+    }
+
+    /// When the credential expires, if it does.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.0.expires_at
+    }
+
+    /// A non-secret identifier of the credential used (an API key's configured id, an issued
+    /// token's id, a JWT's `jti`), for logs and revocation. Never the credential itself.
+    #[must_use]
+    pub fn credential_id(&self) -> Option<&str> {
+        self.0.credential_id.as_deref()
+    }
+
+    /// The raw claims, when the credential carried any (JWT, introspection).
+    #[must_use]
+    pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.0.claims.as_ref()
+    }
+
+    /// A stable key for the principal: `issuer|subject|client_id`, each part with `%` and `|`
+    /// percent-encoded, absent parts empty. Bind MCP sessions and per-user state to this, not
+    /// to the subject alone (two issuers may both have a user `alice`).
+    #[must_use]
+    pub fn principal(&self) -> &str {
+        &self.0.principal
+    }
+}
+
+impl fmt::Debug for AuthContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = &self.0;
+        f.debug_struct("AuthContext")
+            .field("subject", &i.subject)
+            .field("method", &i.method)
+            .field("scopes", &i.scopes)
+            .field("roles", &i.roles)
+            .field("client_id", &i.client_id)
+            .field("issuer", &i.issuer)
+            .field("audience", &i.audience)
+            .field("expires_at", &i.expires_at)
+            .field("credential_id", &i.credential_id)
+            .field("claims", &i.claims.as_ref().map(|c| ClaimNames(c)))
+            .finish()
+    }
+}
+
+/// Prints only the claim names, never their values.
+struct ClaimNames<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl fmt::Debug for ClaimNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Builds an [`AuthContext`]. See [`AuthContext::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct AuthContextBuilder {
+    subject: String,
+    method: AuthMethod,
+    scopes: Scopes,
+    roles: BTreeSet<String>,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    audience: Vec<String>,
+    expires_at: Option<SystemTime>,
+    credential_id: Option<String>,
+    claims: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl AuthContextBuilder {
+    /// Adds granted scopes.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes.extend(scopes);
+        self
+    }
+
+    /// Adds roles.
+    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles.extend(roles.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the OAuth client id.
+    pub fn client_id(mut self, client_id: impl Into<String>) -> Self {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Adds audiences.
+    pub fn audience<I: IntoIterator<Item = S>, S: Into<String>>(mut self, aud: I) -> Self {
+        self.audience.extend(aud.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the expiry.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Sets the non-secret credential id. Never pass the credential itself.
+    pub fn credential_id(mut self, id: impl Into<String>) -> Self {
+        self.credential_id = Some(id.into());
+        self
+    }
+
+    /// Attaches raw claims.
+    pub fn claims(mut self, claims: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.claims = Some(claims);
+        self
+    }
+
+    /// Finishes the context.
+    #[must_use]
+    pub fn build(self) -> AuthContext {
+        let mut principal = String::with_capacity(self.subject.len() + 2);
+        push_escaped(&mut principal, self.issuer.as_deref().unwrap_or(""));
+        principal.push('|');
+        push_escaped(&mut principal, &self.subject);
+        principal.push('|');
+        push_escaped(&mut principal, self.client_id.as_deref().unwrap_or(""));
+        AuthContext(Arc::new(Inner {
+            subject: self.subject,
+            method: self.method,
+            scopes: self.scopes,
+            roles: self.roles,
+            client_id: self.client_id,
+            issuer: self.issuer,
+            audience: self.audience,
+            expires_at: self.expires_at,
+            credential_id: self.credential_id,
+            claims: self.claims,
+            principal,
+        }))
+    }
+}
+
+/// Marker placed in request extensions by an [optional](crate::AuthLayer::optional) layer
+/// when a request passed without credentials. Extractors use it to tell "anonymous" from
+/// "no auth layer ran" (a wiring bug).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Anonymous;
+
+fn push_escaped(out: &mut String, part: &str) {
+    for c in part.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principal_key_cannot_be_forged_with_separators() {
+        let a = AuthContext::builder("b|c", AuthMethod::Jwt).issuer("a").build();
+        let b = AuthContext::builder("c", AuthMethod::Jwt).issuer("a|b").build();
+        assert_ne!(a.principal(), b.principal());
+        assert_eq!(a.principal(), "a|b%7Cc|");
+    }
+
+    #[test]
+    fn principal_key_includes_issuer_subject_and_client() {
+        let c = AuthContext::builder("alice", AuthMethod::Jwt)
+            .issuer("https://idp")
+            .client_id("app")
+            .build();
+        assert_eq!(c.principal(), "https://idp|alice|app");
+    }
+
+    #[test]
+    fn debug_shows_claim_names_but_not_values() {
+        let mut claims = serde_json::Map::new();
+        claims.insert("secretish".into(), serde_json::Value::String("v4lue-xyz".into()));
+        let c = AuthContext::builder("s", AuthMethod::Jwt).claims(claims).build();
+        let dbg = format!("{c:?}");
+        assert!(dbg.contains("secretish"));
+        assert!(!dbg.contains("v4lue-xyz"));
+    }
+
+    #[test]
+    fn scopes_parse_space_separated_and_dedupe() {
+        let s = Scopes::from_space_separated("  b a  b ");
+        assert_eq!(s.to_space_separated(), "a b");
+        assert!(s.contains_all(["a", "b"]));
+        assert!(!s.contains_all(["a", "c"]));
+    }
+
+    #[test]
+    fn clones_share_one_allocation() {
+        let c = AuthContext::builder("s", AuthMethod::Bearer).build();
+        let d = c.clone();
+        assert!(Arc::ptr_eq(&c.0, &d.0));
+    }
+}

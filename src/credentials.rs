@@ -1,0 +1,509 @@
+//! Static credentials (API keys, static bearer tokens): configuration, environment syntax,
+//! and the digest table both layers look them up in.
+//!
+//! A credential is configured with [`Credential`] in code, or as one entry of a
+//! comma-separated environment variable:
+//!
+//! ```text
+//! SECRET[;sub=NAME][;scopes=SCOPE SCOPE…][;roles=ROLE ROLE…][;exp=WHEN][;id=ID]
+//! ```
+//!
+//! `WHEN` is Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`. Whitespace around entries and around
+//! each `;` part is trimmed (so a trailing newline is harmless); empty entries are refused.
+//! Secrets must be at least [`MIN_SECRET_LEN`] visible ASCII characters.
+//!
+//! The table stores SHA-256 digests, never secrets. Lookup hashes the presented secret, picks
+//! a bucket by the digest's first 8 bytes (a hash map, so cost does not grow with the number
+//! of credentials) and compares full digests with [`subtle::ConstantTimeEq`].
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::Credential;
+//!
+//! let creds = Credential::parse_list(
+//!     "MCP_API_KEYS",
+//!     "key-aaaaaaaaaaaaaaaa;sub=alice;scopes=data:read data:write, key-bbbbbbbbbbbbbbbb;exp=2030-01-01T00:00:00Z",
+//! )
+//! .unwrap();
+//! assert_eq!(creds.len(), 2);
+//! assert_eq!(creds[0].subject_name(), Some("alice"));
+//!
+//! let err = Credential::parse_list("MCP_API_KEYS", "key-aaaaaaaaaaaaaaaa,,").unwrap_err();
+//! assert!(err.to_string().contains("MCP_API_KEYS"));
+//! assert!(!err.to_string().contains("key-aaaa")); // never the value
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::context::{AuthContext, AuthMethod, Scopes};
+use crate::error::{ConfigError, ConfigProblem};
+use crate::secret::Secret;
+
+/// Shortest secret accepted (16 characters; RFC 8725 §3.5 asks for at least 128 bits).
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Longest secret accepted, and longest presented value hashed (longer ones are refused
+/// before any work).
+pub const MAX_SECRET_LEN: usize = 4096;
+
+/// One configured static credential. `Debug` never shows the secret.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    secret: Secret,
+    subject: Option<String>,
+    scopes: Option<Scopes>,
+    roles: Vec<String>,
+    expires_at: Option<SystemTime>,
+    id: Option<String>,
+}
+
+impl Credential {
+    /// A credential with this secret. Its subject defaults to its position (`api-key-1`,
+    /// `token-2`, …) unless set.
+    #[must_use]
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+            subject: None,
+            scopes: None,
+            roles: Vec::new(),
+            expires_at: None,
+            id: None,
+        }
+    }
+
+    /// Names the subject (the caller this credential belongs to).
+    #[must_use]
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the granted scopes. Without this, the authenticator's default scopes apply.
+    #[must_use]
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = Some(scopes.into_iter().collect());
+        self
+    }
+
+    /// Sets the granted roles.
+    #[must_use]
+    pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(mut self, roles: I) -> Self {
+        self.roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets when the credential stops working.
+    #[must_use]
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Sets a non-secret id, reported as [`AuthContext::credential_id`] (for logs and
+    /// rotation: two keys of one subject can be told apart).
+    #[must_use]
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The configured subject name, if any.
+    #[must_use]
+    pub fn subject_name(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The configured scopes, if any.
+    #[must_use]
+    pub fn scope_set(&self) -> Option<&Scopes> {
+        self.scopes.as_ref()
+    }
+
+    /// The configured expiry, if any.
+    #[must_use]
+    pub fn expiry(&self) -> Option<SystemTime> {
+        self.expires_at
+    }
+
+    /// Parses one entry of the environment syntax (see the [module docs](self)).
+    ///
+    /// # Errors
+    ///
+    /// A message naming what is wrong (never the value).
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let mut parts = entry.split(';').map(str::trim);
+        let secret = parts.next().unwrap_or("");
+        if secret.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        let mut cred = Credential::new(secret);
+        for part in parts {
+            if part.is_empty() {
+                continue;
+            }
+            let Some((name, value)) = part.split_once('=') else {
+                return Err("an attribute is not of the form name=value".into());
+            };
+            let value = value.trim();
+            match name.trim() {
+                "sub" if !value.is_empty() => cred.subject = Some(value.to_owned()),
+                "id" if !value.is_empty() => cred.id = Some(value.to_owned()),
+                "scopes" => cred.scopes = Some(Scopes::from_space_separated(value)),
+                "roles" => cred.roles = value.split_ascii_whitespace().map(String::from).collect(),
+                "exp" => cred.expires_at = Some(parse_timestamp(value)?),
+                "sub" | "id" => return Err(format!("attribute `{}` is empty", name.trim())),
+                other => {
+                    return Err(format!(
+                        "unknown attribute `{}` (expected sub, scopes, roles, exp, id)",
+                        sanitize_name(other)
+                    ));
+                }
+            }
+        }
+        Ok(cred)
+    }
+
+    /// Parses a comma-separated list (the value of `setting`). Every problem is reported,
+    /// each naming `setting` and the entry's position, never its value.
+    ///
+    /// # Errors
+    ///
+    /// When the list is empty or any entry is empty or invalid.
+    pub fn parse_list(setting: &str, value: &str) -> Result<Vec<Self>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        if value.trim().is_empty() {
+            return Err(ConfigError::new(setting, "is set but empty"));
+        }
+        for (i, entry) in value.split(',').enumerate() {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                problems.push(ConfigProblem::new(setting, format!("entry {} is empty", i + 1)));
+                continue;
+            }
+            match Self::parse(entry) {
+                Ok(c) => out.push(c),
+                Err(msg) => problems.push(ConfigProblem::new(setting, format!("entry {}: {msg}", i + 1))),
+            }
+        }
+        match ConfigError::from_problems(problems) {
+            Some(err) => Err(err),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Keeps attribute names printable in error messages (they are not secret, but are input).
+fn sanitize_name(name: &str) -> String {
+    name.chars()
+        .take(32)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn parse_timestamp(value: &str) -> Result<SystemTime, String> {
+    const BAD: &str = "`exp` is not Unix seconds or YYYY-MM-DDTHH:MM:SSZ";
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = value.parse().map_err(|_| BAD.to_owned())?;
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(|| BAD.to_owned());
+    }
+    let b = value.as_bytes();
+    let shape_ok = b.len() == 20
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && b[10] == b'T'
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && b[19] == b'Z';
+    if !shape_ok {
+        return Err(BAD.into());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        value[r].parse::<i64>().map_err(|_| BAD.to_owned())
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return Err(BAD.into());
+    }
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
+    let secs = u64::try_from(secs).map_err(|_| BAD.to_owned())?;
+    Ok(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// SHA-256 of a presented or configured secret.
+pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+/// A hasher for keys that are already uniformly distributed (digest prefixes).
+#[derive(Default)]
+pub(crate) struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+pub(crate) type PrefixMap<V> = HashMap<u64, V, BuildHasherDefault<PrefixHasher>>;
+
+pub(crate) fn prefix(d: &[u8; 32]) -> u64 {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&d[..8]);
+    u64::from_le_bytes(p)
+}
+
+struct Entry {
+    digest: [u8; 32],
+    context: AuthContext,
+    expires_at: Option<SystemTime>,
+}
+
+/// Result of looking up a presented secret.
+pub(crate) enum Lookup<'a> {
+    Valid(&'a AuthContext),
+    Expired,
+    Unknown,
+}
+
+/// Digests of static credentials, indexed for constant-time lookup.
+pub(crate) struct CredentialTable {
+    method: AuthMethod,
+    default_subject: &'static str,
+    default_scopes: Scopes,
+    buckets: PrefixMap<Vec<Entry>>,
+    len: usize,
+}
+
+impl CredentialTable {
+    pub(crate) fn new(method: AuthMethod, default_subject: &'static str) -> Self {
+        Self {
+            method,
+            default_subject,
+            default_scopes: Scopes::new(),
+            buckets: PrefixMap::default(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn set_default_scopes(&mut self, scopes: Scopes) {
+        self.default_scopes = scopes;
+    }
+
+    /// Adds a credential after checking it; `valid_char` is the allowed character set.
+    pub(crate) fn insert(
+        &mut self,
+        cred: Credential,
+        setting: &str,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), ConfigProblem> {
+        let secret = cred.secret.expose().as_bytes();
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(ConfigProblem::new(
+                setting,
+                format!("credential {} is shorter than {MIN_SECRET_LEN} characters", self.len + 1),
+            ));
+        }
+        if secret.len() > MAX_SECRET_LEN {
+            return Err(ConfigProblem::new(
+                setting,
+                format!("credential {} is longer than {MAX_SECRET_LEN} characters", self.len + 1),
+            ));
+        }
+        if !secret.iter().all(|&b| valid_char(b)) {
+            return Err(ConfigProblem::new(
+                setting,
+                format!("credential {} contains characters not allowed in its header", self.len + 1),
+            ));
+        }
+        let d = digest(secret);
+        let bucket = self.buckets.entry(prefix(&d)).or_default();
+        if bucket.iter().any(|e| bool::from(e.digest.ct_eq(&d))) {
+            return Err(ConfigProblem::new(
+                setting,
+                format!("credential {} duplicates an earlier one", self.len + 1),
+            ));
+        }
+        let subject = cred
+            .subject
+            .unwrap_or_else(|| format!("{}-{}", self.default_subject, self.len + 1));
+        let mut builder = AuthContext::builder(subject, self.method.clone())
+            .scopes(cred.scopes.as_ref().unwrap_or(&self.default_scopes))
+            .roles(cred.roles);
+        if let Some(id) = cred.id {
+            builder = builder.credential_id(id);
+        }
+        if let Some(at) = cred.expires_at {
+            builder = builder.expires_at(at);
+        }
+        bucket.push(Entry {
+            digest: d,
+            context: builder.build(),
+            expires_at: cred.expires_at,
+        });
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Looks up a presented secret: hash, bucket, constant-time compare of every entry in the
+    /// bucket.
+    pub(crate) fn lookup(&self, presented: &[u8], now: SystemTime) -> Lookup<'_> {
+        self.lookup_digest(&digest(presented), now)
+    }
+
+    pub(crate) fn lookup_digest(&self, d: &[u8; 32], now: SystemTime) -> Lookup<'_> {
+        let Some(bucket) = self.buckets.get(&prefix(d)) else {
+            return Lookup::Unknown;
+        };
+        let mut found = None;
+        for e in bucket {
+            if bool::from(e.digest.ct_eq(d)) {
+                found = Some(e);
+            }
+        }
+        match found {
+            None => Lookup::Unknown,
+            Some(e) if e.expires_at.is_some_and(|at| now >= at) => Lookup::Expired,
+            Some(e) => Lookup::Valid(&e.context),
+        }
+    }
+}
+
+impl fmt::Debug for CredentialTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialTable")
+            .field("method", &self.method)
+            .field("credentials", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Visible ASCII except space: what an API key header value may hold.
+pub(crate) fn is_visible_ascii(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(keys: &[&str]) -> CredentialTable {
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        for k in keys {
+            t.insert(Credential::new(*k), "TEST", is_visible_ascii).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn lookup_finds_exact_secret_only() {
+        let t = table(&["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
+        let now = SystemTime::now();
+        assert!(matches!(t.lookup(b"bbbbbbbbbbbbbbbb", now), Lookup::Valid(c) if c.subject() == "api-key-2"));
+        for near in ["bbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbbb", "Bbbbbbbbbbbbbbbb", ""] {
+            assert!(matches!(t.lookup(near.as_bytes(), now), Lookup::Unknown), "{near}");
+        }
+    }
+
+    #[test]
+    fn expired_credentials_are_reported_as_expired() {
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        let past = SystemTime::now() - Duration::from_secs(1);
+        t.insert(Credential::new("cccccccccccccccc").expires_at(past), "T", is_visible_ascii)
+            .unwrap();
+        assert!(matches!(t.lookup(b"cccccccccccccccc", SystemTime::now()), Lookup::Expired));
+    }
+
+    #[test]
+    fn short_duplicate_and_non_ascii_secrets_are_refused() {
+        let mut t = table(&["aaaaaaaaaaaaaaaa"]);
+        for bad in ["tiny-x", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaa é", "aaaaaaaa aaaaaaaa"] {
+            let err = t.insert(Credential::new(bad), "MCP_API_KEYS", is_visible_ascii).unwrap_err();
+            assert_eq!(err.setting(), "MCP_API_KEYS");
+            assert!(!err.message().contains(bad), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn env_syntax_trims_whitespace_and_newlines() {
+        let list = Credential::parse_list("V", " aaaaaaaaaaaaaaaa ;sub = bob ; scopes=a b\n").unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].secret.expose(), "aaaaaaaaaaaaaaaa");
+        assert_eq!(list[0].subject_name(), Some("bob"));
+        assert_eq!(list[0].scope_set().unwrap().to_space_separated(), "a b");
+    }
+
+    #[test]
+    fn env_syntax_reports_every_bad_entry_by_position() {
+        let err = Credential::parse_list("V", "aaaaaaaaaaaaaaaa;bogus=1, ,x;exp=soon").unwrap_err();
+        let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].starts_with("V: entry 1"));
+        assert!(msgs[1].starts_with("V: entry 2 is empty"));
+        assert!(msgs[2].starts_with("V: entry 3"));
+    }
+
+    #[test]
+    fn empty_variable_is_refused() {
+        assert!(Credential::parse_list("V", "  ").is_err());
+    }
+
+    #[test]
+    fn timestamps_parse_in_both_forms() {
+        let a = parse_timestamp("1767225600").unwrap();
+        let b = parse_timestamp("2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(parse_timestamp("1970-01-01T00:00:00Z").unwrap(), UNIX_EPOCH);
+        assert_eq!(
+            parse_timestamp("2000-03-01T00:00:00Z").unwrap(),
+            UNIX_EPOCH + Duration::from_secs(951_868_800)
+        );
+        for bad in ["", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00", "tomorrow", "-1"] {
+            assert!(parse_timestamp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bucket_index_handles_many_keys() {
+        let keys: Vec<String> = (0..5000).map(|i| format!("key-{i:012}-abcdef")).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let t = table(&refs);
+        assert_eq!(t.len(), 5000);
+        let now = SystemTime::now();
+        assert!(matches!(t.lookup(keys[4321].as_bytes(), now), Lookup::Valid(c) if c.subject() == "api-key-4322"));
+    }
+}

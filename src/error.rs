@@ -1,0 +1,376 @@
+//! Errors: why a request was refused ([`AuthError`]) and why configuration failed
+//! ([`ConfigError`]).
+//!
+//! An [`AuthError`] is either a *rejection* (the caller's fault: no credentials, bad
+//! credentials, not enough scope, a malformed request) or a *failure* (the server's fault: a
+//! key source is down, a bug). The two are built by different constructors, so a custom
+//! [`Authenticator`](crate::Authenticator) cannot turn a failure into a 401 or a rejection
+//! into a 500 by accident. [`crate::response`] maps each kind to exactly one status code.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::{AuthError, AuthErrorKind};
+//!
+//! let err = AuthError::invalid_token("the access token is invalid");
+//! assert_eq!(err.kind(), AuthErrorKind::InvalidToken);
+//! assert!(err.is_rejection());
+//!
+//! let io = std::io::Error::other("key server unreachable");
+//! let err = AuthError::unavailable(io);
+//! assert!(!err.is_rejection());
+//! assert_eq!(err.reason(), "unavailable");
+//! ```
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What kind of [`AuthError`] this is; decides the status code and challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The request carries no credentials this authenticator understands → 401 with a
+    /// challenge and no `error=` (RFC 6750 §3.1).
+    MissingCredentials,
+    /// The credentials are present but unknown, malformed or otherwise invalid → 401
+    /// `error="invalid_token"`.
+    InvalidToken,
+    /// The credentials were valid once but have expired → 401 `error="invalid_token"`.
+    Expired,
+    /// The credentials were revoked → 401 `error="invalid_token"`.
+    Revoked,
+    /// The caller is authenticated but lacks a scope or role → 403
+    /// `error="insufficient_scope"`.
+    InsufficientScope,
+    /// The request itself is malformed (two `Authorization` headers, a token in the query
+    /// string) → 400 `error="invalid_request"`.
+    InvalidRequest,
+    /// A key source or store needed to decide is unavailable → 503, with `Retry-After` when
+    /// known. Never a 401: that would send clients into re-authorization loops.
+    Unavailable,
+    /// A bug or an unexpected internal failure → 500.
+    Internal,
+}
+
+impl AuthErrorKind {
+    /// A stable, machine-readable reason code, used in logs and response extensions.
+    #[must_use]
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Self::MissingCredentials => "missing_credentials",
+            Self::InvalidToken => "invalid_token",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::InvalidRequest => "invalid_request",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// `true` for the caller's fault (4xx), `false` for the server's (5xx).
+    #[must_use]
+    pub const fn is_rejection(self) -> bool {
+        !matches!(self, Self::Unavailable | Self::Internal)
+    }
+}
+
+impl fmt::Display for AuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+/// Why a request was not authenticated or not authorized.
+///
+/// Cheap to clone (the source error is shared), so it can be placed in response extensions.
+/// The description is shown to the client (in `error_description` and the JSON body): it
+/// must never contain a credential. Build it from fixed text, not from request data.
+#[derive(Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    description: Option<Cow<'static, str>>,
+    scopes: Option<Arc<[String]>>,
+    retry_after: Option<Duration>,
+    source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+impl AuthError {
+    fn new(kind: AuthErrorKind) -> Self {
+        Self {
+            kind,
+            description: None,
+            scopes: None,
+            retry_after: None,
+            source: None,
+        }
+    }
+
+    /// No credentials this authenticator understands (401, no `error=`).
+    #[must_use]
+    pub fn missing_credentials() -> Self {
+        Self::new(AuthErrorKind::MissingCredentials)
+    }
+
+    /// Invalid credentials (401 `invalid_token`) with a client-visible description.
+    #[must_use]
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidToken).with_description(description)
+    }
+
+    /// Expired credentials (401 `invalid_token`).
+    #[must_use]
+    pub fn expired(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Expired).with_description(description)
+    }
+
+    /// Revoked credentials (401 `invalid_token`).
+    #[must_use]
+    pub fn revoked(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Revoked).with_description(description)
+    }
+
+    /// Authenticated, but the operation needs these scopes (403 `insufficient_scope`).
+    ///
+    /// Pass every scope the operation needs (MCP 2026-07-28: one challenge, all scopes).
+    #[must_use]
+    pub fn insufficient_scope<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
+        let mut err = Self::new(AuthErrorKind::InsufficientScope);
+        if !scopes.is_empty() {
+            err.scopes = Some(scopes.into());
+        }
+        err
+    }
+
+    /// A malformed request (400 `invalid_request`).
+    #[must_use]
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest).with_description(description)
+    }
+
+    /// A dependency needed to decide is unavailable (503). The source is logged, never sent.
+    #[must_use]
+    pub fn unavailable(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        let mut err = Self::new(AuthErrorKind::Unavailable);
+        err.source = Some(Arc::from(source.into()));
+        err
+    }
+
+    /// An internal failure (500). The source is logged, never sent.
+    #[must_use]
+    pub fn internal(source: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        let mut err = Self::new(AuthErrorKind::Internal);
+        err.source = Some(Arc::from(source.into()));
+        err
+    }
+
+    /// Replaces the client-visible description. Fixed text only: never a credential or
+    /// any part of the request.
+    #[must_use]
+    pub fn with_description(mut self, description: impl Into<Cow<'static, str>>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets how long a client should wait before retrying (sent as `Retry-After` on 503).
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// The kind, which decides the response.
+    #[must_use]
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The stable reason code of the kind (see [`AuthErrorKind::reason`]).
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        self.kind.reason()
+    }
+
+    /// `true` when the caller is at fault (4xx).
+    #[must_use]
+    pub fn is_rejection(&self) -> bool {
+        self.kind.is_rejection()
+    }
+
+    /// The client-visible description, if any.
+    #[must_use]
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The scopes the operation needs (for [`AuthErrorKind::InsufficientScope`]).
+    #[must_use]
+    pub fn required_scopes(&self) -> &[String] {
+        self.scopes.as_deref().unwrap_or(&[])
+    }
+
+    /// The suggested retry delay, if any.
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .field("scopes", &self.scopes)
+            .field("retry_after", &self.retry_after)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.description {
+            Some(d) => write!(f, "{}: {d}", self.kind),
+            None => fmt::Display::fmt(&self.kind, f),
+        }
+    }
+}
+
+impl StdError for AuthError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+/// One problem found in configuration: which setting, and what is wrong with it.
+///
+/// The message never contains the setting's value, which may be a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    setting: String,
+    message: String,
+}
+
+impl ConfigProblem {
+    /// A problem with `setting` (an environment variable or builder option name).
+    #[must_use]
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The setting's name, e.g. `MCP_API_KEYS`.
+    #[must_use]
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+
+    /// What is wrong with it.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+/// Configuration could not be used. Holds every problem found, not just the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    problems: Vec<ConfigProblem>,
+}
+
+impl ConfigError {
+    /// An error with one problem.
+    #[must_use]
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![ConfigProblem::new(setting, message)],
+        }
+    }
+
+    /// An error from several problems; `None` when the list is empty.
+    #[must_use]
+    pub fn from_problems(problems: Vec<ConfigProblem>) -> Option<Self> {
+        (!problems.is_empty()).then_some(Self { problems })
+    }
+
+    /// Every problem found.
+    #[must_use]
+    pub fn problems(&self) -> &[ConfigProblem] {
+        &self.problems
+    }
+
+    /// Appends the problems of `other`.
+    pub fn merge(&mut self, other: ConfigError) {
+        self.problems.extend(other.problems);
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.problems.as_slice() {
+            [one] => write!(f, "invalid configuration: {one}"),
+            many => {
+                write!(f, "invalid configuration ({} problems)", many.len())?;
+                for p in many {
+                    write!(f, "; {p}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl StdError for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_not_rejections() {
+        assert!(!AuthError::unavailable("down").is_rejection());
+        assert!(!AuthError::internal("bug").is_rejection());
+        assert!(AuthError::missing_credentials().is_rejection());
+        assert!(AuthError::insufficient_scope(["a"]).is_rejection());
+    }
+
+    #[test]
+    fn source_is_exposed_through_error_source() {
+        let err = AuthError::internal(std::io::Error::other("boom"));
+        assert_eq!(err.source().unwrap().to_string(), "boom");
+    }
+
+    #[test]
+    fn insufficient_scope_without_scopes_has_none() {
+        let scopes: [&str; 0] = [];
+        assert!(AuthError::insufficient_scope(scopes).required_scopes().is_empty());
+    }
+
+    #[test]
+    fn config_error_lists_every_problem() {
+        let mut e = ConfigError::new("A", "missing");
+        e.merge(ConfigError::new("B", "empty entry"));
+        let text = e.to_string();
+        assert!(text.contains("A: missing") && text.contains("B: empty entry"), "{text}");
+        assert_eq!(e.problems().len(), 2);
+    }
+}

@@ -1,0 +1,152 @@
+//! The response future of [`RequireAuth`](crate::RequireAuth).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use crate::authenticator::Authenticator;
+use crate::body::AuthBody;
+use crate::context::AuthContext;
+use crate::error::AuthError;
+use crate::response::RejectionResponse;
+use crate::service::Shared;
+
+type AuthFuture = Pin<Box<dyn Future<Output = (Result<AuthContext, AuthError>, Parts)> + Send>>;
+
+pin_project! {
+    /// Response future of [`RequireAuth`](crate::RequireAuth): waiting for an asynchronous
+    /// authenticator, then the inner service; or a rejection ready to send.
+    pub struct ResponseFuture<S, ReqBody, A, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody, A, R>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody, A, R>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Authenticating {
+            auth: AuthFuture,
+            inner: Option<S>,
+            body: Option<ReqBody>,
+            shared: Arc<Shared<A, R>>,
+        },
+        Called {
+            #[pin]
+            fut: S::Future,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+    }
+}
+
+impl<S, ReqBody, A, R> ResponseFuture<S, ReqBody, A, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn called(fut: S::Future) -> Self {
+        Self {
+            state: State::Called { fut },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    pub(crate) fn authenticating(
+        auth: AuthFuture,
+        inner: S,
+        body: ReqBody,
+        shared: Arc<Shared<A, R>>,
+    ) -> Self {
+        Self {
+            state: State::Authenticating {
+                auth,
+                inner: Some(inner),
+                body: Some(body),
+                shared,
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, A, R> fmt::Debug for ResponseFuture<S, ReqBody, A, R>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Authenticating { .. } => "authenticating",
+            State::Called { .. } => "called",
+            State::Rejected { .. } => "rejected",
+        };
+        f.debug_struct("ResponseFuture").field("state", &state).finish()
+    }
+}
+
+impl<S, ReqBody, ResBody, A, R> Future for ResponseFuture<S, ReqBody, A, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    A: Authenticator,
+    R: RejectionResponse,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Called { fut } => {
+                    let res = ready!(fut.poll(cx))?;
+                    return Poll::Ready(Ok(res.map(AuthBody::inner)));
+                }
+                StateProj::Rejected { response } => {
+                    let res = response.take().expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(res.map(AuthBody::rejection)));
+                }
+                StateProj::Authenticating {
+                    auth,
+                    inner,
+                    body,
+                    shared,
+                } => {
+                    let (result, mut parts) = ready!(auth.as_mut().poll(cx));
+                    let next = match shared.decide(result, &mut parts) {
+                        Ok(()) => {
+                            let (Some(mut inner), Some(body)) = (inner.take(), body.take()) else {
+                                unreachable!("ResponseFuture polled after completion");
+                            };
+                            State::Called {
+                                fut: inner.call(Request::from_parts(parts, body)),
+                            }
+                        }
+                        Err(response) => State::Rejected {
+                            response: Some(response),
+                        },
+                    };
+                    this.state.set(next);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(
+    missing_debug_implementations,
+    missing_docs,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::await_holding_lock
+)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod authenticator;
+pub mod bearer;
+mod body;
+pub mod context;
+pub mod credentials;
+pub mod env;
+pub mod error;
+pub mod future;
+pub mod header;
+pub mod response;
+pub mod secret;
+pub mod service;
+
+pub mod api_key;
+#[cfg(feature = "axum")]
+pub mod extract;
+#[cfg(feature = "rmcp")]
+pub mod rmcp;
+
+pub use api_key::{ApiKeyAuthenticator, ApiKeyLayer};
+pub use authenticator::{Authenticator, Chain};
+pub use bearer::{BearerAuthenticator, BearerLayer};
+pub use body::AuthBody;
+pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Scopes};
+pub use credentials::Credential;
+pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigProblem};
+pub use response::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
+pub use secret::Secret;
+pub use service::{AuthLayer, RequireAuth};

@@ -1,0 +1,104 @@
+//! [`Secret`]: a string that never prints and is wiped from memory when dropped.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::Secret;
+//!
+//! let key = Secret::new("sk_live_0123456789abcdef");
+//! assert_eq!(format!("{key:?}"), "Secret([REDACTED])");
+//! assert_eq!(key.to_string(), "[REDACTED]");
+//! assert_eq!(key.expose(), "sk_live_0123456789abcdef");
+//! assert!(key == Secret::new("sk_live_0123456789abcdef")); // constant-time
+//! ```
+
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+/// A secret string (API key, token, signing secret).
+///
+/// `Debug` and `Display` print `[REDACTED]`; equality is constant-time in the contents; the
+/// memory is zeroed on drop. Read the value with [`Secret::expose`] only where it is needed.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    #[must_use]
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(Zeroizing::new(value.into()))
+    }
+
+    /// The secret value. Never log or echo it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Length in bytes (not secret: it is visible on the wire anyway).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the secret is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([REDACTED])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        // Length differences are visible on the wire; the contents are compared in constant time.
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for Secret {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let s = Secret::new("hunter2-hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(!format!("{s}").contains("hunter2"));
+        assert!(!format!("{s:#?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn equality_compares_contents() {
+        assert_eq!(Secret::new("abc"), Secret::new("abc"));
+        assert_ne!(Secret::new("abc"), Secret::new("abd"));
+        assert_ne!(Secret::new("abc"), Secret::new("abcd"));
+    }
+}
