@@ -113,11 +113,42 @@ impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
     }
 }
 
+/// `None` accepts nothing and offers no scheme: every request counts as carrying no
+/// credentials for it. Handy in a chain whose members are configured at run time
+/// (`Chain::new(Some(api_keys), None::<BearerAuthenticator>)`; note that `Option::or` shadows
+/// [`Authenticator::or`] on options, so use [`Chain::new`] there).
+impl<A: Authenticator> Authenticator for Option<A> {
+    async fn authenticate(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
+        match self {
+            Some(a) => a.authenticate(parts).await,
+            None => Err(AuthError::missing_credentials()),
+        }
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Result<AuthContext, AuthError>> {
+        match self {
+            Some(a) => a.authenticate_now(parts),
+            None => Some(Err(AuthError::missing_credentials())),
+        }
+    }
+
+    fn schemes(&self) -> Vec<Scheme> {
+        self.as_ref().map(Authenticator::schemes).unwrap_or_default()
+    }
+}
+
 /// Two authenticators tried in order; see [`Authenticator::or`].
 #[derive(Debug, Clone)]
 pub struct Chain<A, B> {
     first: A,
     second: B,
+}
+
+impl<A, B> Chain<A, B> {
+    /// `first`, then `second` when `first` finds no credentials it understands.
+    pub const fn new(first: A, second: B) -> Self {
+        Self { first, second }
+    }
 }
 
 fn is_missing(r: &Result<AuthContext, AuthError>) -> bool {

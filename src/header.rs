@@ -57,6 +57,7 @@ pub fn is_token68(s: &str) -> bool {
 }
 
 /// Whether `b` may appear in a static bearer token (token68 characters and `=`).
+#[cfg(feature = "bearer")]
 pub(crate) fn is_token68_byte(b: u8) -> bool {
     is_token68_char(b) || b == b'='
 }

@@ -10,9 +10,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod authenticator;
+#[cfg(feature = "bearer")]
 pub mod bearer;
 mod body;
 pub mod context;
+#[cfg_attr(not(any(feature = "api-key", feature = "bearer")), allow(dead_code))]
 pub mod credentials;
 pub mod env;
 pub mod error;
@@ -22,14 +24,17 @@ pub mod response;
 pub mod secret;
 pub mod service;
 
+#[cfg(feature = "api-key")]
 pub mod api_key;
 #[cfg(feature = "axum")]
 pub mod extract;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 
+#[cfg(feature = "api-key")]
 pub use api_key::{ApiKeyAuthenticator, ApiKeyLayer};
 pub use authenticator::{Authenticator, Chain};
+#[cfg(feature = "bearer")]
 pub use bearer::{BearerAuthenticator, BearerLayer};
 pub use body::AuthBody;
 pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Scopes};
