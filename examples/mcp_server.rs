@@ -21,9 +21,14 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use std::convert::Infallible;
+
 use axum::Router;
-use http::{HeaderName, Method, header};
-use mcp_auth::bearer::generate_token;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{HeaderName, Method, Request, header};
+use tower::{Service, ServiceBuilder};
+use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
 use mcp_auth::rmcp::Auth;
 use mcp_auth::{
@@ -132,12 +137,15 @@ impl ServerHandler for DataServer {
 // ---------------------------------------------------------------------------------------------
 
 /// API keys or bearer tokens: the first that the request carries decides.
-pub type ServerAuth = Chain<Option<ApiKeyAuthenticator>, Option<BearerAuthenticator>>;
+pub type ServerAuth = Chain<Option<ApiKeyAuthenticator>, Option<BearerAuthenticator<MemoryTokenStore>>>;
 
 pub struct Config {
     pub bind: SocketAddr,
     pub allowed_hosts: Option<Vec<String>>,
     pub auth: ServerAuth,
+    /// Issues, rotates and revokes bearer tokens at run time (accepted whenever bearer tokens
+    /// are enabled). This example issues none itself; an admin tool or endpoint would.
+    pub tokens: TokenManager<MemoryTokenStore>,
     /// Set when no credential was configured and one was generated.
     pub generated_token: Option<Secret>,
 }
@@ -170,10 +178,12 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         tokens = Some(auth);
         generated_token = Some(token);
     }
+    let store = MemoryTokenStore::new();
     Ok(Config {
         bind,
         allowed_hosts,
-        auth: Chain::new(api_keys, tokens),
+        auth: Chain::new(api_keys, tokens.map(|t| t.with_store(store.clone()))),
+        tokens: TokenManager::new(store),
         generated_token,
     })
 }
@@ -184,18 +194,34 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
 // and so 401s carry the CORS headers that let scripts read `WWW-Authenticate`.
 // ---------------------------------------------------------------------------------------------
 
-pub fn app(config: Config) -> Router {
+/// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`].
+pub fn mcp_service(allowed_hosts: Option<Vec<String>>) -> StreamableHttpService<DataServer, LocalSessionManager> {
     let data = Arc::new(Mutex::new(HashMap::new()));
     let mut mcp_config = StreamableHttpServerConfig::default();
-    if let Some(hosts) = config.allowed_hosts {
+    if let Some(hosts) = allowed_hosts {
         mcp_config.allowed_hosts = hosts;
     }
-    let mcp = StreamableHttpService::new(
+    StreamableHttpService::new(
         move || Ok(DataServer::new(data.clone())),
         Arc::new(LocalSessionManager::default()),
         mcp_config,
-    );
+    )
+}
 
+/// The whole application.
+pub fn app(config: Config) -> Router {
+    let mcp = mcp_service(config.allowed_hosts);
+    router(config.auth, mcp)
+}
+
+/// Mounts `mcp` at `/mcp` behind the auth layer, and CORS around everything.
+pub fn router<S, B>(auth: ServerAuth, mcp: S) -> Router
+where
+    S: Service<Request<Body>, Response = http::Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -211,7 +237,7 @@ pub fn app(config: Config) -> Router {
         .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")]);
 
     Router::new()
-        .nest_service("/mcp", tower::ServiceBuilder::new().layer(AuthLayer::new(config.auth)).service(mcp))
+        .nest_service("/mcp", ServiceBuilder::new().layer(AuthLayer::new(auth)).service(mcp))
         .layer(cors)
 }
 

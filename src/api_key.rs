@@ -144,9 +144,7 @@ impl ApiKeyAuthenticator {
     /// When the key is shorter than 16 or longer than 4096 characters, has characters other
     /// than visible ASCII, or duplicates another key.
     pub fn with_key(mut self, key: Credential) -> Result<Self, ConfigError> {
-        self.keys
-            .insert(key, "api key", is_visible_ascii)
-            .map_err(|p| ConfigError::new(p.setting(), p.message()))?;
+        self.keys.insert_one(key, "api key", is_visible_ascii)?;
         Ok(self)
     }
 
@@ -157,16 +155,8 @@ impl ApiKeyAuthenticator {
     ///
     /// Every invalid entry, each naming `setting` and its position.
     pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        for cred in Credential::parse_list(setting, list)? {
-            if let Err(p) = self.keys.insert(cred, setting, is_visible_ascii) {
-                problems.push(p);
-            }
-        }
-        match ConfigError::from_problems(problems) {
-            Some(e) => Err(e),
-            None => Ok(self),
-        }
+        self.keys.insert_list(setting, list, is_visible_ascii)?;
+        Ok(self)
     }
 
     /// Number of keys.

@@ -324,39 +324,23 @@ impl CredentialTable {
         self.default_scopes = scopes;
     }
 
-    /// Adds a credential after checking it; `valid_char` is the allowed character set.
-    pub(crate) fn insert(
-        &mut self,
-        cred: Credential,
-        setting: &str,
-        valid_char: fn(u8) -> bool,
-    ) -> Result<(), ConfigProblem> {
+    /// Adds a credential after checking it; `valid_char` is the allowed character set. The
+    /// error message names no value.
+    pub(crate) fn insert(&mut self, cred: Credential, valid_char: fn(u8) -> bool) -> Result<(), String> {
         let secret = cred.secret.expose().as_bytes();
         if secret.len() < MIN_SECRET_LEN {
-            return Err(ConfigProblem::new(
-                setting,
-                format!("credential {} is shorter than {MIN_SECRET_LEN} characters", self.len + 1),
-            ));
+            return Err(format!("the secret is shorter than {MIN_SECRET_LEN} characters"));
         }
         if secret.len() > MAX_SECRET_LEN {
-            return Err(ConfigProblem::new(
-                setting,
-                format!("credential {} is longer than {MAX_SECRET_LEN} characters", self.len + 1),
-            ));
+            return Err(format!("the secret is longer than {MAX_SECRET_LEN} characters"));
         }
         if !secret.iter().all(|&b| valid_char(b)) {
-            return Err(ConfigProblem::new(
-                setting,
-                format!("credential {} contains characters not allowed in its header", self.len + 1),
-            ));
+            return Err("the secret has characters not allowed in its header".into());
         }
         let d = digest(secret);
         let bucket = self.buckets.entry(prefix(&d)).or_default();
         if bucket.iter().any(|e| bool::from(e.digest.ct_eq(&d))) {
-            return Err(ConfigProblem::new(
-                setting,
-                format!("credential {} duplicates an earlier one", self.len + 1),
-            ));
+            return Err("the secret duplicates an earlier one".into());
         }
         let subject = cred
             .subject
@@ -377,6 +361,41 @@ impl CredentialTable {
         });
         self.len += 1;
         Ok(())
+    }
+
+    /// Adds one credential configured in code; errors name `setting`.
+    pub(crate) fn insert_one(
+        &mut self,
+        cred: Credential,
+        setting: &str,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), ConfigError> {
+        let n = self.len + 1;
+        self.insert(cred, valid_char)
+            .map_err(|msg| ConfigError::new(setting, format!("credential {n}: {msg}")))
+    }
+
+    /// Adds every entry of a comma-separated list in the environment syntax, reporting every
+    /// bad entry by position (parse errors and check failures alike).
+    pub(crate) fn insert_list(
+        &mut self,
+        setting: &str,
+        list: &str,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), ConfigError> {
+        if list.trim().is_empty() {
+            return Err(ConfigError::new(setting, "is set but empty"));
+        }
+        let mut problems = Vec::new();
+        for (i, entry) in list.split(',').enumerate() {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                problems.push(ConfigProblem::new(setting, format!("entry {} is empty", i + 1)));
+            } else if let Err(msg) = Credential::parse(entry).and_then(|c| self.insert(c, valid_char)) {
+                problems.push(ConfigProblem::new(setting, format!("entry {}: {msg}", i + 1)));
+            }
+        }
+        ConfigError::from_problems(problems).map_or(Ok(()), Err)
     }
 
     /// Looks up a presented secret: hash, bucket, constant-time compare of every entry in the
@@ -424,7 +443,7 @@ mod tests {
     fn table(keys: &[&str]) -> CredentialTable {
         let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
         for k in keys {
-            t.insert(Credential::new(*k), "TEST", is_visible_ascii).unwrap();
+            t.insert(Credential::new(*k), is_visible_ascii).unwrap();
         }
         t
     }
@@ -443,7 +462,7 @@ mod tests {
     fn expired_credentials_are_reported_as_expired() {
         let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
         let past = SystemTime::now() - Duration::from_secs(1);
-        t.insert(Credential::new("cccccccccccccccc").expires_at(past), "T", is_visible_ascii)
+        t.insert(Credential::new("cccccccccccccccc").expires_at(past), is_visible_ascii)
             .unwrap();
         assert!(matches!(t.lookup(b"cccccccccccccccc", SystemTime::now()), Lookup::Expired));
     }
@@ -452,9 +471,9 @@ mod tests {
     fn short_duplicate_and_non_ascii_secrets_are_refused() {
         let mut t = table(&["aaaaaaaaaaaaaaaa"]);
         for bad in ["tiny-x", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaa é", "aaaaaaaa aaaaaaaa"] {
-            let err = t.insert(Credential::new(bad), "MCP_API_KEYS", is_visible_ascii).unwrap_err();
-            assert_eq!(err.setting(), "MCP_API_KEYS");
-            assert!(!err.message().contains(bad), "{}", err.message());
+            let err = t.insert_one(Credential::new(bad), "MCP_API_KEYS", is_visible_ascii).unwrap_err();
+            assert_eq!(err.problems()[0].setting(), "MCP_API_KEYS");
+            assert!(!err.to_string().contains(bad), "{err}");
         }
     }
 
@@ -475,6 +494,24 @@ mod tests {
         assert!(msgs[0].starts_with("V: entry 1"));
         assert!(msgs[1].starts_with("V: entry 2 is empty"));
         assert!(msgs[2].starts_with("V: entry 3"));
+    }
+
+    #[test]
+    fn list_reports_parse_and_check_failures_together() {
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        let err = t
+            .insert_list("V", "tiny, ,aaaaaaaaaaaaaaaa;exp=never,bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb", is_visible_ascii)
+            .unwrap_err();
+        let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "V: entry 1: the secret is shorter than 16 characters",
+                "V: entry 2 is empty",
+                "V: entry 3: `exp` is not Unix seconds or YYYY-MM-DDTHH:MM:SSZ",
+                "V: entry 5: the secret duplicates an earlier one",
+            ]
+        );
     }
 
     #[test]

@@ -12,12 +12,12 @@
 //!
 //! ```
 //! use mcp_auth::rmcp::Auth;
-//! use rmcp::{ErrorData, model::CallToolResult, model::Content};
+//! use rmcp::{ErrorData, model::CallToolResult, model::ContentBlock};
 //!
 //! // Inside a `#[tool_router] impl`:
 //! // #[tool(description = "Who am I?")]
 //! async fn whoami(Auth(ctx): Auth) -> Result<CallToolResult, ErrorData> {
-//!     Ok(CallToolResult::success(vec![Content::text(ctx.subject().to_owned())]))
+//!     Ok(CallToolResult::success(vec![ContentBlock::text(ctx.subject().to_owned())]))
 //! }
 //!
 //! // A context carrying the request head, as rmcp builds it behind an auth layer:

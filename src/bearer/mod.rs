@@ -166,9 +166,7 @@ impl<S> BearerAuthenticator<S> {
     /// When the token is shorter than 16 or longer than 4096 characters, is not token68
     /// syntax, or duplicates another token.
     pub fn with_token(mut self, token: Credential) -> Result<Self, ConfigError> {
-        self.statics
-            .insert(token, "bearer token", is_token68_byte)
-            .map_err(|p| ConfigError::new(p.setting(), p.message()))?;
+        self.statics.insert_one(token, "bearer token", is_token68_byte)?;
         Ok(self)
     }
 
@@ -178,16 +176,8 @@ impl<S> BearerAuthenticator<S> {
     ///
     /// Every invalid entry, each naming `setting` and its position.
     pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        for cred in Credential::parse_list(setting, list)? {
-            if let Err(p) = self.statics.insert(cred, setting, is_token68_byte) {
-                problems.push(p);
-            }
-        }
-        match ConfigError::from_problems(problems) {
-            Some(e) => Err(e),
-            None => Ok(self),
-        }
+        self.statics.insert_list(setting, list, is_token68_byte)?;
+        Ok(self)
     }
 
     /// Number of static tokens.
@@ -394,6 +384,6 @@ mod tests {
     #[test]
     fn static_tokens_must_be_token68() {
         let err = BearerAuthenticator::new().with_token(Credential::new("has space in it 0123")).unwrap_err();
-        assert!(err.to_string().contains("not allowed"));
+        assert!(err.to_string().contains("not allowed"), "{err}");
     }
 }

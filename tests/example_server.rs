@@ -1,0 +1,355 @@
+//! The example server on a loopback port, driven by rmcp's real MCP client and by raw HTTP.
+//!
+//! Every rejected request is checked to never reach the MCP service (a counter sits between
+//! the auth layer and rmcp's `StreamableHttpService`).
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/mcp_server.rs"]
+mod example;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use mcp_auth::bearer::TokenSpec;
+use mcp_auth::env::EnvReader;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+const KEY: &str = "key-alice-0123456789abcdef";
+const TOKEN: &str = "token-bob-0123456789abcdef";
+const EXPIRED_KEY: &str = "key-old-0123456789abcdef";
+
+struct Server {
+    addr: SocketAddr,
+    /// Requests that reached the MCP service.
+    reached: Arc<AtomicUsize>,
+    tokens: mcp_auth::bearer::TokenManager<mcp_auth::bearer::MemoryTokenStore>,
+    generated: Option<String>,
+    stop: CancellationToken,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Server {
+    fn url(&self) -> String {
+        format!("http://{}/mcp", self.addr)
+    }
+}
+
+async fn start(env: &[(&str, &str)]) -> Server {
+    let config = example::load_config(EnvReader::from_pairs(env.iter().copied())).expect("config");
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let mcp = tower::ServiceBuilder::new()
+        .map_request(move |req: http::Request<axum::body::Body>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            req
+        })
+        .service(example::mcp_service(None));
+    let tokens = config.tokens.clone();
+    let generated = config.generated_token.as_ref().map(|t| t.expose().to_owned());
+    let app = example::router(config.auth, mcp);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
+            .unwrap();
+    });
+    Server {
+        addr,
+        reached,
+        tokens,
+        generated,
+        stop,
+    }
+}
+
+fn default_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("MCP_API_KEYS", "key-alice-0123456789abcdef;sub=alice;scopes=data:read, key-old-0123456789abcdef;sub=old;exp=1700000000"),
+        ("MCP_AUTH_TOKENS", "token-bob-0123456789abcdef;sub=bob;roles=admin"),
+    ]
+}
+
+/// Connects rmcp's client with the given headers and calls `whoami`.
+async fn whoami(url: String, headers: &[(&'static str, &str)]) -> Result<Value, String> {
+    let map: HashMap<HeaderName, HeaderValue> = headers
+        .iter()
+        .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_str(v).unwrap()))
+        .collect();
+    let transport =
+        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map));
+    let client = ClientConfig::default().serve(transport).await.map_err(|e| e.to_string())?;
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = client.cancel().await;
+    let text = result.content[0].as_text().expect("text content").text.clone();
+    Ok(serde_json::from_str(&text).unwrap())
+}
+
+#[tokio::test]
+async fn whoami_with_api_key_reports_the_key_subject_and_scopes() {
+    let srv = start(&default_env()).await;
+    let who = whoami(srv.url(), &[("x-api-key", KEY)]).await.unwrap();
+    assert_eq!(who["subject"], "alice");
+    assert_eq!(who["method"], "api_key");
+    assert_eq!(who["scopes"], serde_json::json!(["data:read"]));
+    assert!(srv.reached.load(Ordering::SeqCst) >= 2, "initialize and tools/call reached rmcp");
+}
+
+#[tokio::test]
+async fn whoami_with_static_bearer_token_reports_bearer_and_default_scopes() {
+    let srv = start(&default_env()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let who = whoami(srv.url(), &[("authorization", &auth)]).await.unwrap();
+    assert_eq!(who["subject"], "bob");
+    assert_eq!(who["method"], "bearer");
+    assert_eq!(who["roles"], serde_json::json!(["admin"]));
+    assert_eq!(who["scopes"], serde_json::json!(["data:admin", "data:read", "data:write"]));
+}
+
+#[tokio::test]
+async fn without_configured_credentials_a_generated_token_is_required() {
+    let srv = start(&[]).await;
+    let token = srv.generated.clone().expect("a token was generated");
+    assert!(token.starts_with("mcp_") && token.len() == 47);
+    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {token}"))]).await.unwrap();
+    assert_eq!(who["subject"], "local-admin");
+    // And without it, nothing gets through.
+    let err = whoami(srv.url(), &[]).await.unwrap_err();
+    assert!(err.to_lowercase().contains("auth"), "{err}");
+}
+
+#[tokio::test]
+async fn rmcp_client_with_bad_credentials_cannot_connect_and_never_reaches_the_server() {
+    let srv = start(&default_env()).await;
+    for headers in [
+        vec![],
+        vec![("x-api-key", "key-alice-0123456789abcdeX")],
+        vec![("x-api-key", EXPIRED_KEY)],
+        vec![("authorization", "Bearer token-bob-0123456789abcdeX")],
+    ] {
+        let err = whoami(srv.url(), &headers).await.unwrap_err();
+        assert!(err.to_lowercase().contains("auth"), "{headers:?}: {err}");
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn revoked_issued_token_is_refused_at_once() {
+    let srv = start(&default_env()).await;
+    let issued = srv
+        .tokens
+        .issue(TokenSpec::new("carol", Duration::from_secs(300)).scopes(["data:read"]))
+        .await
+        .unwrap();
+    let auth = format!("Bearer {}", issued.token.expose());
+    let who = whoami(srv.url(), &[("authorization", &auth)]).await.unwrap();
+    assert_eq!(who["subject"], "carol");
+    assert!(srv.tokens.revoke(issued.token.expose()).await.unwrap());
+    let before = srv.reached.load(Ordering::SeqCst);
+    let res = post(&srv, &[("authorization", auth.as_bytes())]).await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.challenge[0], "Bearer error=\"invalid_token\", error_description=\"invalid access token\"");
+    assert_eq!(srv.reached.load(Ordering::SeqCst), before);
+}
+
+// --- raw HTTP: exact statuses and challenges ----------------------------------------------
+
+struct Reply {
+    status: u16,
+    challenge: Vec<String>,
+    body: String,
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+async fn post_to(srv: &Server, path_and_query: &str, headers: &[(&str, &[u8])]) -> Reply {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .post(format!("http://{}{path_and_query}", srv.addr))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INIT);
+    let mut map = reqwest::header::HeaderMap::new();
+    for (k, v) in headers {
+        map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_bytes(v).unwrap());
+    }
+    req = req.headers(map);
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenge = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = res.text().await.unwrap();
+    Reply { status, challenge, body }
+}
+
+async fn post(srv: &Server, headers: &[(&str, &[u8])]) -> Reply {
+    post_to(srv, "/mcp", headers).await
+}
+
+#[tokio::test]
+async fn missing_credentials_get_401_with_both_challenges_and_no_error_code() {
+    let srv = start(&default_env()).await;
+    let res = post(&srv, &[]).await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.challenge, ["Bearer", "ApiKey header=\"x-api-key\""]);
+    assert_eq!(res.body, r#"{"error":"unauthorized","error_description":"authentication required"}"#);
+    let basic = post(&srv, &[("authorization", b"Basic dXNlcjpwYXNz")]).await;
+    assert_eq!((basic.status, basic.challenge.len()), (401, 2));
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn invalid_and_expired_api_keys_get_identical_invalid_token_responses() {
+    let srv = start(&default_env()).await;
+    let unknown = post(&srv, &[("x-api-key", b"key-alice-0123456789abcdeX")]).await;
+    let expired = post(&srv, &[("x-api-key", EXPIRED_KEY.as_bytes())]).await;
+    for r in [&unknown, &expired] {
+        assert_eq!(r.status, 401);
+        assert_eq!(
+            r.challenge[0],
+            "Bearer error=\"invalid_token\", error_description=\"invalid API key\""
+        );
+    }
+    assert_eq!((unknown.challenge, unknown.body), (expired.challenge, expired.body));
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn bad_inputs_are_refused_with_the_right_status_before_reaching_the_server() {
+    let srv = start(&default_env()).await;
+    let long = {
+        let mut v = b"Bearer ".to_vec();
+        v.extend(std::iter::repeat_n(b'a', 64 * 1024));
+        v
+    };
+    let cases: Vec<(&str, Vec<(&str, &[u8])>, u16, &str)> = vec![
+        (
+            "two Authorization headers",
+            vec![("authorization", b"Bearer token-bob-0123456789abcdef"), ("authorization", b"Bearer x")],
+            400,
+            "invalid_request",
+        ),
+        ("empty bearer token", vec![("authorization", b"Bearer ")], 401, "invalid_token"),
+        ("bare Bearer", vec![("authorization", b"Bearer")], 401, "invalid_token"),
+        ("token with inner space", vec![("authorization", b"Bearer token-bob 0123456789abcdef")], 401, "invalid_token"),
+        ("non-ASCII bearer", vec![("authorization", b"Bearer token-bob-\xc3\xa9")], 401, "invalid_token"),
+        ("non-ASCII api key", vec![("x-api-key", b"key-alice-\xff\xfe")], 401, "invalid_token"),
+        ("empty api key", vec![("x-api-key", b"")], 401, "invalid_token"),
+        ("two api key headers", vec![("x-api-key", KEY.as_bytes()), ("x-api-key", KEY.as_bytes())], 400, "invalid_request"),
+        ("64 KiB header", vec![("authorization", &long)], 401, "invalid_token"),
+    ];
+    for (name, headers, status, code) in cases {
+        let res = post(&srv, &headers).await;
+        assert_eq!(res.status, status, "{name}");
+        assert!(res.challenge[0].contains(&format!("error=\"{code}\"")), "{name}: {:?}", res.challenge);
+        assert!(!res.body.contains("token-bob") && !res.body.contains("key-alice"), "{name}");
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn query_string_token_is_a_bad_request_even_with_a_valid_header() {
+    let srv = start(&default_env()).await;
+    let auth = format!("Bearer {TOKEN}");
+    let res = post_to(&srv, "/mcp?access_token=token-bob-0123456789abcdef", &[("authorization", auth.as_bytes())]).await;
+    assert_eq!(res.status, 400);
+    assert!(res.challenge[0].contains("invalid_request"));
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn scheme_case_does_not_matter() {
+    let srv = start(&default_env()).await;
+    for scheme in ["bearer", "BEARER", "Bearer", "bEaReR"] {
+        let v = format!("{scheme} {TOKEN}");
+        let res = post(&srv, &[("authorization", v.as_bytes())]).await;
+        assert_eq!(res.status, 200, "{scheme}: {}", res.body);
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn env_key_with_trailing_newline_is_trimmed() {
+    let srv = start(&[("MCP_API_KEYS", "key-alice-0123456789abcdef\n")]).await;
+    let res = post(&srv, &[("x-api-key", KEY.as_bytes())]).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}
+
+#[tokio::test]
+async fn invalid_environment_reports_every_problem_without_values() {
+    let env = EnvReader::from_pairs([
+        ("MCP_API_KEYS", "short, ,key-alice-0123456789abcdef;exp=never"),
+        ("MCP_AUTH_TOKENS", "has space 0123456789abcdef"),
+        ("MCP_BIND", "nowhere"),
+    ]);
+    let err = example::load_config(env).err().expect("config must fail");
+    let text = err.to_string();
+    assert_eq!(err.problems().len(), 5, "{text}");
+    for var in ["MCP_API_KEYS", "MCP_AUTH_TOKENS", "MCP_BIND"] {
+        assert!(text.contains(var), "{text}");
+    }
+    assert!(!text.contains("key-alice") && !text.contains("has space"), "{text}");
+}
+
+#[tokio::test]
+async fn cors_preflight_passes_without_credentials_and_401_exposes_the_challenge() {
+    let srv = start(&default_env()).await;
+    let client = reqwest::Client::new();
+    let pre = client
+        .request(reqwest::Method::OPTIONS, srv.url())
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "authorization,content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:6274");
+    let res = client
+        .post(srv.url())
+        .header("origin", "http://localhost:6274")
+        .body(INIT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:6274");
+    let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn get_and_delete_need_credentials_too() {
+    let srv = start(&default_env()).await;
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::HEAD] {
+        let res = client.request(method.clone(), srv.url()).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{method}");
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}
