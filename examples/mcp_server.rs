@@ -27,12 +27,12 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderName, Method, Request, header};
-use tower::{Service, ServiceBuilder};
 use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
 use mcp_auth::rmcp::Auth;
 use mcp_auth::{
-    ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError, Credential, Secret,
+    ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
+    Credential, Secret,
 };
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -40,6 +40,7 @@ use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use tower::{Service, ServiceBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Scopes a static credential carries when its configuration names none.
@@ -100,11 +101,16 @@ impl DataServer {
     }
 
     #[tool(description = "Read the value stored under a key")]
-    async fn read_data(&self, Parameters(KeyArgs { key }): Parameters<KeyArgs>) -> Result<CallToolResult, ErrorData> {
+    async fn read_data(
+        &self,
+        Parameters(KeyArgs { key }): Parameters<KeyArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
         let data = self.data.lock().map_err(|_| lock_failed())?;
         match data.get(&key) {
             Some(v) => Ok(text(v.clone())),
-            None => Ok(CallToolResult::error(vec![ContentBlock::text(format!("no value for key {key:?}"))])),
+            None => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "no value for key {key:?}"
+            ))])),
         }
     }
 
@@ -113,14 +119,29 @@ impl DataServer {
         &self,
         Parameters(WriteArgs { key, value }): Parameters<WriteArgs>,
     ) -> Result<CallToolResult, ErrorData> {
-        self.data.lock().map_err(|_| lock_failed())?.insert(key.clone(), value);
+        self.data
+            .lock()
+            .map_err(|_| lock_failed())?
+            .insert(key.clone(), value);
         Ok(text(format!("stored {key:?}")))
     }
 
     #[tool(description = "Delete the value stored under a key")]
-    async fn delete_data(&self, Parameters(KeyArgs { key }): Parameters<KeyArgs>) -> Result<CallToolResult, ErrorData> {
-        let removed = self.data.lock().map_err(|_| lock_failed())?.remove(&key).is_some();
-        Ok(text(if removed { format!("deleted {key:?}") } else { format!("no value for key {key:?}") }))
+    async fn delete_data(
+        &self,
+        Parameters(KeyArgs { key }): Parameters<KeyArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let removed = self
+            .data
+            .lock()
+            .map_err(|_| lock_failed())?
+            .remove(&key)
+            .is_some();
+        Ok(text(if removed {
+            format!("deleted {key:?}")
+        } else {
+            format!("no value for key {key:?}")
+        }))
     }
 }
 
@@ -137,7 +158,8 @@ impl ServerHandler for DataServer {
 // ---------------------------------------------------------------------------------------------
 
 /// API keys or bearer tokens: the first that the request carries decides.
-pub type ServerAuth = Chain<Option<ApiKeyAuthenticator>, Option<BearerAuthenticator<MemoryTokenStore>>>;
+pub type ServerAuth =
+    Chain<Option<ApiKeyAuthenticator>, Option<BearerAuthenticator<MemoryTokenStore>>>;
 
 pub struct Config {
     pub bind: SocketAddr,
@@ -159,13 +181,21 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         })
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let allowed_hosts = env.optional("MCP_ALLOWED_HOSTS", |_, v| {
-        Ok(v.split(',').map(str::trim).filter(|h| !h.is_empty()).map(String::from).collect())
+        Ok(v.split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect())
     });
     let api_keys = env.optional("MCP_API_KEYS", |name, v| {
-        ApiKeyAuthenticator::new().default_scopes(DEFAULT_SCOPES).with_list(name, v)
+        ApiKeyAuthenticator::new()
+            .default_scopes(DEFAULT_SCOPES)
+            .with_list(name, v)
     });
     let mut tokens = env.optional("MCP_AUTH_TOKENS", |name, v| {
-        BearerAuthenticator::new().default_scopes(DEFAULT_SCOPES).with_list(name, v)
+        BearerAuthenticator::new()
+            .default_scopes(DEFAULT_SCOPES)
+            .with_list(name, v)
     });
     env.finish()?;
 
@@ -195,7 +225,9 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
 // ---------------------------------------------------------------------------------------------
 
 /// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`].
-pub fn mcp_service(allowed_hosts: Option<Vec<String>>) -> StreamableHttpService<DataServer, LocalSessionManager> {
+pub fn mcp_service(
+    allowed_hosts: Option<Vec<String>>,
+) -> StreamableHttpService<DataServer, LocalSessionManager> {
     let data = Arc::new(Mutex::new(HashMap::new()));
     let mut mcp_config = StreamableHttpServerConfig::default();
     if let Some(hosts) = allowed_hosts {
@@ -217,7 +249,11 @@ pub fn app(config: Config) -> Router {
 /// Mounts `mcp` at `/mcp` behind the auth layer, and CORS around everything.
 pub fn router<S, B>(auth: ServerAuth, mcp: S) -> Router
 where
-    S: Service<Request<Body>, Response = http::Response<B>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S: Service<Request<Body>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
     S::Future: Send + 'static,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
@@ -234,10 +270,18 @@ where
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
         ])
-        .expose_headers([header::WWW_AUTHENTICATE, HeaderName::from_static("mcp-session-id")]);
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ]);
 
     Router::new()
-        .nest_service("/mcp", ServiceBuilder::new().layer(AuthLayer::new(auth)).service(mcp))
+        .nest_service(
+            "/mcp",
+            ServiceBuilder::new()
+                .layer(AuthLayer::new(auth))
+                .service(mcp),
+        )
         .layer(cors)
 }
 
@@ -259,7 +303,8 @@ fn print_generated(token: &Secret, bind: SocketAddr) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,mcp_auth=debug".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,mcp_auth=debug".into()),
         )
         .init();
 
@@ -271,7 +316,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let bind = config.bind;
-    let schemes: Vec<String> = config.auth.schemes().iter().map(|s| s.name().to_owned()).collect();
+    let schemes: Vec<String> = config
+        .auth
+        .schemes()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
     if let Some(token) = &config.generated_token {
         print_generated(token, bind);
     }

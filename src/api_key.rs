@@ -133,7 +133,8 @@ impl ApiKeyAuthenticator {
     /// Scopes for keys configured without `scopes=`. Applies to keys added afterwards.
     #[must_use]
     pub fn default_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.keys.set_default_scopes(scopes.into_iter().collect::<Scopes>());
+        self.keys
+            .set_default_scopes(scopes.into_iter().collect::<Scopes>());
         self
     }
 
@@ -177,7 +178,8 @@ impl ApiKeyAuthenticator {
         };
         let raw = value.as_bytes();
         // Present but empty, oversized or not visible ASCII: invalid, never "absent".
-        if raw.is_empty() || raw.len() > MAX_SECRET_LEN || !raw.iter().all(|&b| is_visible_ascii(b)) {
+        if raw.is_empty() || raw.len() > MAX_SECRET_LEN || !raw.iter().all(|&b| is_visible_ascii(b))
+        {
             return Err(AuthError::invalid_token(INVALID));
         }
         match self.keys.lookup(raw, SystemTime::now()) {
@@ -240,14 +242,20 @@ mod tests {
         let svc = layer().layer(service_fn(move |req: Request<String>| {
             c.fetch_add(1, Ordering::SeqCst);
             async move {
-                let who = req.extensions().get::<AuthContext>().map(|c| c.subject().to_owned());
+                let who = req
+                    .extensions()
+                    .get::<AuthContext>()
+                    .map(|c| c.subject().to_owned());
                 Ok::<_, Infallible>(Response::new(who.unwrap_or_default()))
             }
         }));
         let res = svc.oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
-        (Response::from_parts(parts, String::from_utf8(bytes.to_vec()).unwrap()), calls.load(Ordering::SeqCst))
+        (
+            Response::from_parts(parts, String::from_utf8(bytes.to_vec()).unwrap()),
+            calls.load(Ordering::SeqCst),
+        )
     }
 
     fn with_key(v: &[u8]) -> Request<String> {
@@ -269,14 +277,22 @@ mod tests {
     async fn missing_key_gets_401_challenge_without_error_code() {
         let (res, calls) = send(Request::new(String::new())).await;
         assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(res.headers()["www-authenticate"], "ApiKey header=\"x-api-key\"");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "ApiKey header=\"x-api-key\""
+        );
         assert_eq!(calls, 0);
     }
 
     #[tokio::test]
     async fn unknown_expired_empty_and_non_ascii_keys_get_identical_responses() {
         let mut seen = Vec::new();
-        for v in [&b"k_test_0123456789abcdeX"[..], b"k_old_0123456789abcdef", b"", b"k_test_\xff0123456789"] {
+        for v in [
+            &b"k_test_0123456789abcdeX"[..],
+            b"k_old_0123456789abcdef",
+            b"",
+            b"k_test_\xff0123456789",
+        ] {
             let (res, calls) = send(with_key(v)).await;
             assert_eq!(calls, 0);
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
@@ -289,7 +305,10 @@ mod tests {
     #[tokio::test]
     async fn expired_key_is_logged_as_expired() {
         let (res, _) = send(with_key(b"k_old_0123456789abcdef")).await;
-        assert_eq!(res.extensions().get::<AuthError>().unwrap().kind(), AuthErrorKind::Expired);
+        assert_eq!(
+            res.extensions().get::<AuthError>().unwrap().kind(),
+            AuthErrorKind::Expired
+        );
     }
 
     #[tokio::test]
@@ -302,7 +321,12 @@ mod tests {
         let (res, calls) = send(req).await;
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert_eq!(calls, 0);
-        assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_request"));
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_request")
+        );
     }
 
     #[tokio::test]
@@ -339,12 +363,22 @@ mod tests {
             .header(HeaderName::from_static("x-mcp-key"))
             .with_key(Credential::new(KEY))
             .unwrap();
-        let svc = AuthLayer::new(auth)
-            .layer(service_fn(|_: Request<String>| async { Ok::<_, Infallible>(Response::new(String::new())) }));
-        let req = Request::builder().header("x-mcp-key", KEY).body(String::new()).unwrap();
-        assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), StatusCode::OK);
+        let svc = AuthLayer::new(auth).layer(service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        let req = Request::builder()
+            .header("x-mcp-key", KEY)
+            .body(String::new())
+            .unwrap();
+        assert_eq!(
+            svc.clone().oneshot(req).await.unwrap().status(),
+            StatusCode::OK
+        );
         let res = svc.oneshot(with_key(KEY.as_bytes())).await.unwrap();
-        assert_eq!(res.headers()["www-authenticate"], "ApiKey header=\"x-mcp-key\"");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "ApiKey header=\"x-mcp-key\""
+        );
     }
 
     #[tokio::test]
@@ -354,8 +388,14 @@ mod tests {
             .with_list("V", "aaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbb;scopes=c")
             .unwrap();
         let parts = with_key(b"aaaaaaaaaaaaaaaa").into_parts().0;
-        assert_eq!(auth.check(&parts).unwrap().scopes().to_space_separated(), "a b");
+        assert_eq!(
+            auth.check(&parts).unwrap().scopes().to_space_separated(),
+            "a b"
+        );
         let parts = with_key(b"bbbbbbbbbbbbbbbb").into_parts().0;
-        assert_eq!(auth.check(&parts).unwrap().scopes().to_space_separated(), "c");
+        assert_eq!(
+            auth.check(&parts).unwrap().scopes().to_space_separated(),
+            "c"
+        );
     }
 }

@@ -133,7 +133,9 @@ impl<A: Authenticator> Authenticator for Option<A> {
     }
 
     fn schemes(&self) -> Vec<Scheme> {
-        self.as_ref().map(Authenticator::schemes).unwrap_or_default()
+        self.as_ref()
+            .map(Authenticator::schemes)
+            .unwrap_or_default()
     }
 }
 
@@ -280,7 +282,10 @@ mod tests {
     async fn chain_falls_through_only_on_missing_credentials() {
         let chain = Fixed(Err(AuthError::missing_credentials()), true).or(Fixed(ok("b"), true));
         assert_eq!(chain.authenticate(&parts()).await.unwrap().subject(), "b");
-        assert_eq!(chain.authenticate_now(&parts()).unwrap().unwrap().subject(), "b");
+        assert_eq!(
+            chain.authenticate_now(&parts()).unwrap().unwrap().subject(),
+            "b"
+        );
     }
 
     #[tokio::test]
@@ -296,7 +301,14 @@ mod tests {
         assert!(chain.authenticate_now(&parts()).is_none());
         assert_eq!(chain.authenticate(&parts()).await.unwrap().subject(), "b");
         let decided_first = Fixed(ok("a"), true).or(Fixed(ok("b"), false));
-        assert_eq!(decided_first.authenticate_now(&parts()).unwrap().unwrap().subject(), "a");
+        assert_eq!(
+            decided_first
+                .authenticate_now(&parts())
+                .unwrap()
+                .unwrap()
+                .subject(),
+            "a"
+        );
     }
 
     #[test]
@@ -305,7 +317,12 @@ mod tests {
         let a = from_fn(|_: &Parts| async { Err(AuthError::missing_credentials()) })
             .with_schemes(vec![Scheme::api_key(&key)]);
         let b = from_fn(|_: &Parts| async { Err(AuthError::missing_credentials()) });
-        let names: Vec<_> = a.or(b).schemes().iter().map(|s| s.name().to_owned()).collect();
+        let names: Vec<_> = a
+            .or(b)
+            .schemes()
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
         assert_eq!(names, ["ApiKey", "Bearer"]);
     }
 }

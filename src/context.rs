@@ -143,7 +143,8 @@ impl<S: Into<String>> Extend<S> for Scopes {
 
 impl<'a> IntoIterator for &'a Scopes {
     type Item = &'a str;
-    type IntoIter = std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&String) -> &str>;
+    type IntoIter =
+        std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&String) -> &str>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(String::as_str)
     }
@@ -174,7 +175,6 @@ pub struct AuthContext(Arc<Inner>);
 
 impl AuthContext {
     /// Starts building a context for `subject` authenticated by `method`.
-    #[must_use]
     pub fn builder(subject: impl Into<String>, method: AuthMethod) -> AuthContextBuilder {
         AuthContextBuilder {
             subject: subject.into(),
@@ -284,7 +284,7 @@ impl fmt::Debug for AuthContext {
             .field("audience", &i.audience)
             .field("expires_at", &i.expires_at)
             .field("credential_id", &i.credential_id)
-            .field("claims", &i.claims.as_ref().map(|c| ClaimNames(c)))
+            .field("claims", &i.claims.as_ref().map(ClaimNames))
             .finish()
     }
 }
@@ -411,8 +411,12 @@ mod tests {
 
     #[test]
     fn principal_key_cannot_be_forged_with_separators() {
-        let a = AuthContext::builder("b|c", AuthMethod::Jwt).issuer("a").build();
-        let b = AuthContext::builder("c", AuthMethod::Jwt).issuer("a|b").build();
+        let a = AuthContext::builder("b|c", AuthMethod::Jwt)
+            .issuer("a")
+            .build();
+        let b = AuthContext::builder("c", AuthMethod::Jwt)
+            .issuer("a|b")
+            .build();
         assert_ne!(a.principal(), b.principal());
         assert_eq!(a.principal(), "a|b%7Cc|");
     }
@@ -429,8 +433,13 @@ mod tests {
     #[test]
     fn debug_shows_claim_names_but_not_values() {
         let mut claims = serde_json::Map::new();
-        claims.insert("secretish".into(), serde_json::Value::String("v4lue-xyz".into()));
-        let c = AuthContext::builder("s", AuthMethod::Jwt).claims(claims).build();
+        claims.insert(
+            "secretish".into(),
+            serde_json::Value::String("v4lue-xyz".into()),
+        );
+        let c = AuthContext::builder("s", AuthMethod::Jwt)
+            .claims(claims)
+            .build();
         let dbg = format!("{c:?}");
         assert!(dbg.contains("secretish"));
         assert!(!dbg.contains("v4lue-xyz"));

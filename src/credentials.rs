@@ -186,12 +186,18 @@ impl Credential {
         for (i, entry) in value.split(',').enumerate() {
             let entry = entry.trim();
             if entry.is_empty() {
-                problems.push(ConfigProblem::new(setting, format!("entry {} is empty", i + 1)));
+                problems.push(ConfigProblem::new(
+                    setting,
+                    format!("entry {} is empty", i + 1),
+                ));
                 continue;
             }
             match Self::parse(entry) {
                 Ok(c) => out.push(c),
-                Err(msg) => problems.push(ConfigProblem::new(setting, format!("entry {}: {msg}", i + 1))),
+                Err(msg) => problems.push(ConfigProblem::new(
+                    setting,
+                    format!("entry {}: {msg}", i + 1),
+                )),
             }
         }
         match ConfigError::from_problems(problems) {
@@ -326,13 +332,21 @@ impl CredentialTable {
 
     /// Adds a credential after checking it; `valid_char` is the allowed character set. The
     /// error message names no value.
-    pub(crate) fn insert(&mut self, cred: Credential, valid_char: fn(u8) -> bool) -> Result<(), String> {
+    pub(crate) fn insert(
+        &mut self,
+        cred: Credential,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), String> {
         let secret = cred.secret.expose().as_bytes();
         if secret.len() < MIN_SECRET_LEN {
-            return Err(format!("the secret is shorter than {MIN_SECRET_LEN} characters"));
+            return Err(format!(
+                "the secret is shorter than {MIN_SECRET_LEN} characters"
+            ));
         }
         if secret.len() > MAX_SECRET_LEN {
-            return Err(format!("the secret is longer than {MAX_SECRET_LEN} characters"));
+            return Err(format!(
+                "the secret is longer than {MAX_SECRET_LEN} characters"
+            ));
         }
         if !secret.iter().all(|&b| valid_char(b)) {
             return Err("the secret has characters not allowed in its header".into());
@@ -390,9 +404,17 @@ impl CredentialTable {
         for (i, entry) in list.split(',').enumerate() {
             let entry = entry.trim();
             if entry.is_empty() {
-                problems.push(ConfigProblem::new(setting, format!("entry {} is empty", i + 1)));
-            } else if let Err(msg) = Credential::parse(entry).and_then(|c| self.insert(c, valid_char)) {
-                problems.push(ConfigProblem::new(setting, format!("entry {}: {msg}", i + 1)));
+                problems.push(ConfigProblem::new(
+                    setting,
+                    format!("entry {} is empty", i + 1),
+                ));
+            } else if let Err(msg) =
+                Credential::parse(entry).and_then(|c| self.insert(c, valid_char))
+            {
+                problems.push(ConfigProblem::new(
+                    setting,
+                    format!("entry {}: {msg}", i + 1),
+                ));
             }
         }
         ConfigError::from_problems(problems).map_or(Ok(()), Err)
@@ -452,9 +474,19 @@ mod tests {
     fn lookup_finds_exact_secret_only() {
         let t = table(&["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]);
         let now = SystemTime::now();
-        assert!(matches!(t.lookup(b"bbbbbbbbbbbbbbbb", now), Lookup::Valid(c) if c.subject() == "api-key-2"));
-        for near in ["bbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbbb", "Bbbbbbbbbbbbbbbb", ""] {
-            assert!(matches!(t.lookup(near.as_bytes(), now), Lookup::Unknown), "{near}");
+        assert!(
+            matches!(t.lookup(b"bbbbbbbbbbbbbbbb", now), Lookup::Valid(c) if c.subject() == "api-key-2")
+        );
+        for near in [
+            "bbbbbbbbbbbbbbb",
+            "bbbbbbbbbbbbbbbbb",
+            "Bbbbbbbbbbbbbbbb",
+            "",
+        ] {
+            assert!(
+                matches!(t.lookup(near.as_bytes(), now), Lookup::Unknown),
+                "{near}"
+            );
         }
     }
 
@@ -462,16 +494,29 @@ mod tests {
     fn expired_credentials_are_reported_as_expired() {
         let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
         let past = SystemTime::now() - Duration::from_secs(1);
-        t.insert(Credential::new("cccccccccccccccc").expires_at(past), is_visible_ascii)
-            .unwrap();
-        assert!(matches!(t.lookup(b"cccccccccccccccc", SystemTime::now()), Lookup::Expired));
+        t.insert(
+            Credential::new("cccccccccccccccc").expires_at(past),
+            is_visible_ascii,
+        )
+        .unwrap();
+        assert!(matches!(
+            t.lookup(b"cccccccccccccccc", SystemTime::now()),
+            Lookup::Expired
+        ));
     }
 
     #[test]
     fn short_duplicate_and_non_ascii_secrets_are_refused() {
         let mut t = table(&["aaaaaaaaaaaaaaaa"]);
-        for bad in ["tiny-x", "aaaaaaaaaaaaaaaa", "aaaaaaaaaaaaaaa é", "aaaaaaaa aaaaaaaa"] {
-            let err = t.insert_one(Credential::new(bad), "MCP_API_KEYS", is_visible_ascii).unwrap_err();
+        for bad in [
+            "tiny-x",
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaa é",
+            "aaaaaaaa aaaaaaaa",
+        ] {
+            let err = t
+                .insert_one(Credential::new(bad), "MCP_API_KEYS", is_visible_ascii)
+                .unwrap_err();
             assert_eq!(err.problems()[0].setting(), "MCP_API_KEYS");
             assert!(!err.to_string().contains(bad), "{err}");
         }
@@ -479,7 +524,8 @@ mod tests {
 
     #[test]
     fn env_syntax_trims_whitespace_and_newlines() {
-        let list = Credential::parse_list("V", " aaaaaaaaaaaaaaaa ;sub = bob ; scopes=a b\n").unwrap();
+        let list =
+            Credential::parse_list("V", " aaaaaaaaaaaaaaaa ;sub = bob ; scopes=a b\n").unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].secret.expose(), "aaaaaaaaaaaaaaaa");
         assert_eq!(list[0].subject_name(), Some("bob"));
@@ -500,7 +546,11 @@ mod tests {
     fn list_reports_parse_and_check_failures_together() {
         let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
         let err = t
-            .insert_list("V", "tiny, ,aaaaaaaaaaaaaaaa;exp=never,bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb", is_visible_ascii)
+            .insert_list(
+                "V",
+                "tiny, ,aaaaaaaaaaaaaaaa;exp=never,bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb",
+                is_visible_ascii,
+            )
             .unwrap_err();
         let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
         assert_eq!(
@@ -529,7 +579,13 @@ mod tests {
             parse_timestamp("2000-03-01T00:00:00Z").unwrap(),
             UNIX_EPOCH + Duration::from_secs(951_868_800)
         );
-        for bad in ["", "2026-13-01T00:00:00Z", "2026-01-01 00:00:00", "tomorrow", "-1"] {
+        for bad in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-01-01 00:00:00",
+            "tomorrow",
+            "-1",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
     }
@@ -541,6 +597,8 @@ mod tests {
         let t = table(&refs);
         assert_eq!(t.len(), 5000);
         let now = SystemTime::now();
-        assert!(matches!(t.lookup(keys[4321].as_bytes(), now), Lookup::Valid(c) if c.subject() == "api-key-4322"));
+        assert!(
+            matches!(t.lookup(keys[4321].as_bytes(), now), Lookup::Valid(c) if c.subject() == "api-key-4322")
+        );
     }
 }

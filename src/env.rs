@@ -68,7 +68,12 @@ impl EnvReader {
         V: Into<String>,
     {
         Self {
-            source: Source::Pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect()),
+            source: Source::Pairs(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
             problems: Vec::new(),
         }
     }
@@ -81,7 +86,8 @@ impl EnvReader {
                 Ok(v) => Some(v),
                 Err(std::env::VarError::NotPresent) => None,
                 Err(std::env::VarError::NotUnicode(_)) => {
-                    self.problems.push(ConfigProblem::new(name, "is not valid UTF-8"));
+                    self.problems
+                        .push(ConfigProblem::new(name, "is not valid UTF-8"));
                     None
                 }
             },
@@ -146,15 +152,21 @@ mod tests {
     #[test]
     fn missing_required_variable_is_named() {
         let mut env = EnvReader::from_pairs::<_, String, String>([]);
-        assert!(env.required("MCP_API_KEYS", |_, v| Ok(v.to_owned())).is_none());
+        assert!(
+            env.required("MCP_API_KEYS", |_, v| Ok(v.to_owned()))
+                .is_none()
+        );
         let err = env.finish().unwrap_err();
-        assert_eq!(err.to_string(), "invalid configuration: MCP_API_KEYS: is not set");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: MCP_API_KEYS: is not set"
+        );
     }
 
     #[test]
     fn problems_never_contain_values() {
         let mut env = EnvReader::from_pairs([("MCP_API_KEYS", "secret-value-1234, ")]);
-        let _ = env.required("MCP_API_KEYS", |n, v| crate::Credential::parse_list(n, v));
+        let _ = env.required("MCP_API_KEYS", crate::Credential::parse_list);
         let err = env.finish().unwrap_err();
         assert!(!err.to_string().contains("secret-value"), "{err}");
         assert!(err.to_string().contains("entry 2 is empty"), "{err}");

@@ -362,7 +362,11 @@ mod tests {
     #[test]
     fn insufficient_scope_without_scopes_has_none() {
         let scopes: [&str; 0] = [];
-        assert!(AuthError::insufficient_scope(scopes).required_scopes().is_empty());
+        assert!(
+            AuthError::insufficient_scope(scopes)
+                .required_scopes()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -370,7 +374,10 @@ mod tests {
         let mut e = ConfigError::new("A", "missing");
         e.merge(ConfigError::new("B", "empty entry"));
         let text = e.to_string();
-        assert!(text.contains("A: missing") && text.contains("B: empty entry"), "{text}");
+        assert!(
+            text.contains("A: missing") && text.contains("B: empty entry"),
+            "{text}"
+        );
         assert_eq!(e.problems().len(), 2);
     }
 }

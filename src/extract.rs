@@ -47,7 +47,8 @@ use crate::response::{Challenge, Rejection};
 #[non_exhaustive]
 pub struct MissingAuthContext;
 
-const MISSING: &str = "AuthContext missing from request extensions: is an mcp-auth layer installed on this route?";
+const MISSING: &str =
+    "AuthContext missing from request extensions: is an mcp-auth layer installed on this route?";
 
 impl fmt::Display for MissingAuthContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -68,14 +69,21 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthContext {
     type Rejection = MissingAuthContext;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<AuthContext>().cloned().ok_or(MissingAuthContext)
+        parts
+            .extensions
+            .get::<AuthContext>()
+            .cloned()
+            .ok_or(MissingAuthContext)
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthContext {
     type Rejection = MissingAuthContext;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<AuthContext>() {
             Some(ctx) => Ok(Some(ctx.clone())),
             None if parts.extensions.get::<Anonymous>().is_some() => Ok(None),

@@ -100,7 +100,9 @@ where
             State::Called { .. } => "called",
             State::Rejected { .. } => "rejected",
         };
-        f.debug_struct("ResponseFuture").field("state", &state).finish()
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
     }
 }
 
@@ -121,7 +123,9 @@ where
                     return Poll::Ready(Ok(res.map(AuthBody::inner)));
                 }
                 StateProj::Rejected { response } => {
-                    let res = response.take().expect("ResponseFuture polled after completion");
+                    let res = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(res.map(AuthBody::rejection)));
                 }
                 StateProj::Authenticating {
@@ -132,7 +136,7 @@ where
                 } => {
                     let (result, mut parts) = ready!(auth.as_mut().poll(cx));
                     let next = match shared.decide(result, &mut parts) {
-                        Ok(()) => {
+                        None => {
                             let (Some(mut inner), Some(body)) = (inner.take(), body.take()) else {
                                 unreachable!("ResponseFuture polled after completion");
                             };
@@ -140,8 +144,8 @@ where
                                 fut: inner.call(Request::from_parts(parts, body)),
                             }
                         }
-                        Err(response) => State::Rejected {
-                            response: Some(response),
+                        Some(rejection) => State::Rejected {
+                            response: Some(rejection),
                         },
                     };
                     this.state.set(next);

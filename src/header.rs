@@ -35,11 +35,16 @@ pub const MAX_BEARER_LEN: usize = 8 * 1024;
 /// # Errors
 ///
 /// [`AuthError::invalid_request`] for a repeated header.
-pub fn single_header<'a>(parts: &'a Parts, name: &HeaderName) -> Result<Option<&'a HeaderValue>, AuthError> {
+pub fn single_header<'a>(
+    parts: &'a Parts,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, AuthError> {
     let mut values = parts.headers.get_all(name).iter();
     let first = values.next();
     if values.next().is_some() {
-        return Err(AuthError::invalid_request("the credential header appears more than once"));
+        return Err(AuthError::invalid_request(
+            "the credential header appears more than once",
+        ));
     }
     Ok(first)
 }
@@ -77,7 +82,9 @@ pub fn reject_query_token(parts: &Parts) -> Result<(), AuthError> {
         name.eq_ignore_ascii_case("access_token") || name.eq_ignore_ascii_case("access%5Ftoken")
     });
     if found {
-        Err(AuthError::invalid_request("access tokens must not be sent in the query string"))
+        Err(AuthError::invalid_request(
+            "access tokens must not be sent in the query string",
+        ))
     } else {
         Ok(())
     }
@@ -101,7 +108,10 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
 
 /// Parses an `Authorization` value as `Bearer <token68>`.
 pub(crate) fn parse_bearer(raw: &[u8]) -> Result<&str, AuthError> {
-    let scheme_len = raw.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(raw.len());
+    let scheme_len = raw
+        .iter()
+        .position(|&b| b == b' ' || b == b'\t')
+        .unwrap_or(raw.len());
     let (scheme, rest) = raw.split_at(scheme_len);
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::missing_credentials());
@@ -149,14 +159,29 @@ mod tests {
     #[test]
     fn empty_or_bare_bearer_is_an_invalid_token() {
         for v in ["Bearer", "Bearer ", "Bearer    "] {
-            assert_eq!(kind(v.as_bytes()), Err(AuthErrorKind::InvalidToken), "{v:?}");
+            assert_eq!(
+                kind(v.as_bytes()),
+                Err(AuthErrorKind::InvalidToken),
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn tokens_outside_b64token_are_invalid() {
-        for v in ["Bearer a b", "Bearer abc,def", "Bearer \"abc\"", "Bearer a, Bearer b", "Bearer abc ", "Bearer =abc"] {
-            assert_eq!(kind(v.as_bytes()), Err(AuthErrorKind::InvalidToken), "{v:?}");
+        for v in [
+            "Bearer a b",
+            "Bearer abc,def",
+            "Bearer \"abc\"",
+            "Bearer a, Bearer b",
+            "Bearer abc ",
+            "Bearer =abc",
+        ] {
+            assert_eq!(
+                kind(v.as_bytes()),
+                Err(AuthErrorKind::InvalidToken),
+                "{v:?}"
+            );
         }
     }
 
@@ -167,14 +192,27 @@ mod tests {
 
     #[test]
     fn other_schemes_count_as_missing_credentials() {
-        for v in ["Basic dXNlcjpwYXNz", "Digest x", "Bearerx abc", "", "DPoP abc"] {
-            assert_eq!(kind(v.as_bytes()), Err(AuthErrorKind::MissingCredentials), "{v:?}");
+        for v in [
+            "Basic dXNlcjpwYXNz",
+            "Digest x",
+            "Bearerx abc",
+            "",
+            "DPoP abc",
+        ] {
+            assert_eq!(
+                kind(v.as_bytes()),
+                Err(AuthErrorKind::MissingCredentials),
+                "{v:?}"
+            );
         }
     }
 
     #[test]
     fn non_ascii_bytes_are_an_invalid_token() {
-        assert_eq!(kind("Bearer abcé".as_bytes()), Err(AuthErrorKind::InvalidToken));
+        assert_eq!(
+            kind("Bearer abcé".as_bytes()),
+            Err(AuthErrorKind::InvalidToken)
+        );
         assert_eq!(kind(b"Bearer abc\xff"), Err(AuthErrorKind::InvalidToken));
     }
 
@@ -198,12 +236,26 @@ mod tests {
 
     #[test]
     fn query_string_token_is_an_invalid_request() {
-        for uri in ["/mcp?access_token=abc", "/mcp?x=1&ACCESS_TOKEN=abc", "/mcp?access_token"] {
-            let req = http::Request::builder().uri(uri).header("authorization", "Bearer a").body(()).unwrap();
+        for uri in [
+            "/mcp?access_token=abc",
+            "/mcp?x=1&ACCESS_TOKEN=abc",
+            "/mcp?access_token",
+        ] {
+            let req = http::Request::builder()
+                .uri(uri)
+                .header("authorization", "Bearer a")
+                .body(())
+                .unwrap();
             let err = bearer_token(&req.into_parts().0).unwrap_err();
             assert_eq!(err.kind(), AuthErrorKind::InvalidRequest, "{uri}");
         }
-        let req = http::Request::builder().uri("/mcp?my_access_token=1").body(()).unwrap();
-        assert_eq!(bearer_token(&req.into_parts().0).unwrap_err().kind(), AuthErrorKind::MissingCredentials);
+        let req = http::Request::builder()
+            .uri("/mcp?my_access_token=1")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            bearer_token(&req.into_parts().0).unwrap_err().kind(),
+            AuthErrorKind::MissingCredentials
+        );
     }
 }

@@ -79,7 +79,10 @@ impl Scheme {
     pub fn custom(name: impl Into<String>) -> Result<Self, ConfigError> {
         let name = name.into();
         if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(ConfigError::new("scheme", "not a valid HTTP auth-scheme token"));
+            return Err(ConfigError::new(
+                "scheme",
+                "not a valid HTTP auth-scheme token",
+            ));
         }
         Ok(Self {
             name: Cow::Owned(name),
@@ -231,7 +234,8 @@ impl Challenge {
         // Every character pushed is visible ASCII or space, so this cannot fail; fall back to
         // the bare scheme name rather than panic.
         HeaderValue::try_from(out).unwrap_or_else(|_| {
-            HeaderValue::try_from(scheme.name.as_ref()).unwrap_or(HeaderValue::from_static("Bearer"))
+            HeaderValue::try_from(scheme.name.as_ref())
+                .unwrap_or(HeaderValue::from_static("Bearer"))
         })
     }
 }
@@ -454,22 +458,34 @@ mod tests {
 
     #[test]
     fn missing_credentials_challenge_has_no_error_code() {
-        let ch = Challenge::bearer().resource_metadata("https://h/.well-known/oauth-protected-resource");
+        let ch =
+            Challenge::bearer().resource_metadata("https://h/.well-known/oauth-protected-resource");
         let h = header(&AuthError::missing_credentials(), &ch);
-        assert_eq!(h, ["Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource\""]);
+        assert_eq!(
+            h,
+            ["Bearer resource_metadata=\"https://h/.well-known/oauth-protected-resource\""]
+        );
     }
 
     #[test]
     fn bare_bearer_challenge_is_just_the_scheme() {
-        assert_eq!(header(&AuthError::missing_credentials(), &Challenge::bearer()), ["Bearer"]);
+        assert_eq!(
+            header(&AuthError::missing_credentials(), &Challenge::bearer()),
+            ["Bearer"]
+        );
     }
 
     #[test]
     fn invalid_token_challenge_names_the_error_and_description() {
-        let h = header(&AuthError::expired("the access token expired"), &Challenge::bearer().realm("mcp"));
+        let h = header(
+            &AuthError::expired("the access token expired"),
+            &Challenge::bearer().realm("mcp"),
+        );
         assert_eq!(
             h,
-            ["Bearer realm=\"mcp\", error=\"invalid_token\", error_description=\"the access token expired\""]
+            [
+                "Bearer realm=\"mcp\", error=\"invalid_token\", error_description=\"the access token expired\""
+            ]
         );
     }
 
@@ -486,15 +502,23 @@ mod tests {
         let h = header(&AuthError::invalid_token("bad\ttoken\n\"x\""), &ch);
         assert_eq!(
             h,
-            ["Bearer realm=\"x??Set-Cookie: a=b\", error=\"invalid_token\", error_description=\"bad?token??x?\""]
+            [
+                "Bearer realm=\"x??Set-Cookie: a=b\", error=\"invalid_token\", error_description=\"bad?token??x?\""
+            ]
         );
     }
 
     #[test]
     fn insufficient_scope_lists_required_scopes_not_the_401_scope() {
         let ch = Challenge::bearer().scope(["mcp:basic"]);
-        let h = header(&AuthError::insufficient_scope(["data:write", "data:read"]), &ch);
-        assert_eq!(h, ["Bearer error=\"insufficient_scope\", scope=\"data:write data:read\""]);
+        let h = header(
+            &AuthError::insufficient_scope(["data:write", "data:read"]),
+            &ch,
+        );
+        assert_eq!(
+            h,
+            ["Bearer error=\"insufficient_scope\", scope=\"data:write data:read\""]
+        );
     }
 
     #[test]
@@ -543,7 +567,8 @@ mod tests {
         let ch = Challenge::bearer();
         let res = Rejection::new(&AuthError::unavailable("down"), &ch).default_response();
         assert_eq!(res.headers()[RETRY_AFTER], "5");
-        let err = AuthError::unavailable("down").with_retry_after(std::time::Duration::from_secs(30));
+        let err =
+            AuthError::unavailable("down").with_retry_after(std::time::Duration::from_secs(30));
         let res = Rejection::new(&err, &ch).default_response();
         assert_eq!(res.headers()[RETRY_AFTER], "30");
     }
@@ -553,7 +578,10 @@ mod tests {
         let err = AuthError::internal(std::io::Error::other("db password=hunter2"));
         let body = Rejection::new(&err, &Challenge::bearer()).json_body();
         let text = std::str::from_utf8(&body).unwrap();
-        assert_eq!(text, r#"{"error":"server_error","error_description":"internal error"}"#);
+        assert_eq!(
+            text,
+            r#"{"error":"server_error","error_description":"internal error"}"#
+        );
     }
 
     #[test]

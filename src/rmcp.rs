@@ -37,7 +37,8 @@ use rmcp::service::{RequestContext, RoleServer};
 
 use crate::context::{Anonymous, AuthContext};
 
-const MISSING: &str = "no AuthContext for this request: is an mcp-auth layer in front of the MCP service?";
+const MISSING: &str =
+    "no AuthContext for this request: is an mcp-auth layer in front of the MCP service?";
 
 /// The caller's context, read from the MCP request extensions.
 #[must_use]
@@ -77,7 +78,9 @@ impl<C: AsRequestContext> FromContextPart<C> for OptionalAuth {
         let parts = ctx.extensions.get::<Parts>();
         match parts.and_then(|p| p.extensions.get::<AuthContext>()) {
             Some(c) => Ok(OptionalAuth(Some(c.clone()))),
-            None if parts.is_some_and(|p| p.extensions.get::<Anonymous>().is_some()) => Ok(OptionalAuth(None)),
+            None if parts.is_some_and(|p| p.extensions.get::<Anonymous>().is_some()) => {
+                Ok(OptionalAuth(None))
+            }
             None => Err(ErrorData::internal_error(MISSING, None)),
         }
     }

@@ -64,28 +64,30 @@ pub(crate) struct Shared<A, R> {
 
 impl<A: Authenticator, R: RejectionResponse> Shared<A, R> {
     /// Applies an authentication result to the request head: inserts the context, lets an
-    /// anonymous request through in optional mode, or builds the rejection response.
+    /// anonymous request through in optional mode, or returns the rejection response.
     pub(crate) fn decide(
         &self,
         result: Result<AuthContext, AuthError>,
         parts: &mut Parts,
-    ) -> Result<(), Response<Bytes>> {
+    ) -> Option<Response<Bytes>> {
         match result {
             Ok(ctx) => {
                 parts.extensions.insert(ctx);
-                Ok(())
+                None
             }
             Err(err) if self.optional && err.kind() == AuthErrorKind::MissingCredentials => {
                 parts.extensions.insert(Anonymous);
-                Ok(())
+                None
             }
-            Err(err) => Err(self.reject(&err, parts)),
+            Err(err) => Some(self.reject(&err, parts)),
         }
     }
 
     fn reject(&self, err: &AuthError, parts: &Parts) -> Response<Bytes> {
         log_rejection(err, parts);
-        let mut res = self.responder.response(&Rejection::new(err, &self.challenge));
+        let mut res = self
+            .responder
+            .response(&Rejection::new(err, &self.challenge));
         res.extensions_mut().insert(err.clone());
         res
     }
@@ -296,8 +298,8 @@ where
         let (mut parts, body) = req.into_parts();
         match self.shared.authenticator.authenticate_now(&parts) {
             Some(result) => match self.shared.decide(result, &mut parts) {
-                Ok(()) => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
-                Err(response) => ResponseFuture::rejected(response),
+                None => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
+                Some(rejection) => ResponseFuture::rejected(rejection),
             },
             None => {
                 // The inner service made ready is the one we call later; leave a clone behind.

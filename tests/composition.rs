@@ -16,8 +16,8 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use mcp_auth::bearer::BearerAuthenticator;
 use mcp_auth::{
-    ApiKeyAuthenticator, AuthContext, AuthError, AuthErrorKind, AuthLayer, AuthMethod, Authenticator, Credential,
-    Rejection,
+    ApiKeyAuthenticator, AuthContext, AuthError, AuthErrorKind, AuthLayer, AuthMethod,
+    Authenticator, Credential, Rejection,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -50,7 +50,11 @@ async fn call(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode,
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
@@ -59,40 +63,91 @@ async fn call(app: &Router, uri: &str, headers: &[(&str, &str)]) -> (StatusCode,
 #[tokio::test]
 async fn chain_per_route_accepts_either_credential_where_configured() {
     let app = Router::new()
-        .route("/both", get(whoami).route_layer(AuthLayer::new(keys().or(tokens()))))
-        .route("/keys-only", get(whoami).route_layer(AuthLayer::new(keys())));
+        .route(
+            "/both",
+            get(whoami).route_layer(AuthLayer::new(keys().or(tokens()))),
+        )
+        .route(
+            "/keys-only",
+            get(whoami).route_layer(AuthLayer::new(keys())),
+        );
     let bearer = format!("Bearer {TOKEN}");
-    assert_eq!(call(&app, "/both", &[("x-api-key", KEY)]).await, (StatusCode::OK, "key-user:api_key".into()));
+    assert_eq!(
+        call(&app, "/both", &[("x-api-key", KEY)]).await,
+        (StatusCode::OK, "key-user:api_key".into())
+    );
     assert_eq!(
         call(&app, "/both", &[("authorization", &bearer)]).await,
         (StatusCode::OK, "token-user:bearer".into())
     );
-    assert_eq!(call(&app, "/keys-only", &[("authorization", &bearer)]).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        call(&app, "/keys-only", &[("authorization", &bearer)])
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn chain_decides_by_the_first_credential_present_never_a_union() {
-    let app = Router::new().route("/", get(whoami).route_layer(AuthLayer::new(keys().or(tokens()))));
+    let app = Router::new().route(
+        "/",
+        get(whoami).route_layer(AuthLayer::new(keys().or(tokens()))),
+    );
     let bearer = format!("Bearer {TOKEN}");
     // A bad API key is final even when a good bearer token is also present.
-    let (status, _) = call(&app, "/", &[("x-api-key", "wrong-key-0123456789"), ("authorization", &bearer)]).await;
+    let (status, _) = call(
+        &app,
+        "/",
+        &[
+            ("x-api-key", "wrong-key-0123456789"),
+            ("authorization", &bearer),
+        ],
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // A good API key decides; the bearer token is not consulted.
-    let (status, body) = call(&app, "/", &[("x-api-key", KEY), ("authorization", "Bearer junk-0123456789abc")]).await;
-    assert_eq!((status, body.as_str()), (StatusCode::OK, "key-user:api_key"));
+    let (status, body) = call(
+        &app,
+        "/",
+        &[
+            ("x-api-key", KEY),
+            ("authorization", "Bearer junk-0123456789abc"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "key-user:api_key")
+    );
 }
 
 #[tokio::test]
 async fn optional_mode_lets_anonymous_requests_through_but_rejects_bad_credentials() {
-    let app = Router::new().route("/", get(maybe)).layer(AuthLayer::new(keys()).optional());
-    assert_eq!(call(&app, "/", &[]).await, (StatusCode::OK, "anonymous".into()));
-    assert_eq!(call(&app, "/", &[("x-api-key", KEY)]).await, (StatusCode::OK, "key-user".into()));
-    assert_eq!(call(&app, "/", &[("x-api-key", "bad-key-0123456789")]).await.0, StatusCode::UNAUTHORIZED);
+    let app = Router::new()
+        .route("/", get(maybe))
+        .layer(AuthLayer::new(keys()).optional());
+    assert_eq!(
+        call(&app, "/", &[]).await,
+        (StatusCode::OK, "anonymous".into())
+    );
+    assert_eq!(
+        call(&app, "/", &[("x-api-key", KEY)]).await,
+        (StatusCode::OK, "key-user".into())
+    );
+    assert_eq!(
+        call(&app, "/", &[("x-api-key", "bad-key-0123456789")])
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn extractors_without_a_layer_report_a_wiring_bug_as_500() {
-    let app = Router::new().route("/required", get(whoami)).route("/optional", get(maybe));
+    let app = Router::new()
+        .route("/required", get(whoami))
+        .route("/optional", get(maybe));
     for uri in ["/required", "/optional"] {
         let (status, body) = call(&app, uri, &[("x-api-key", KEY)]).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
@@ -108,7 +163,10 @@ async fn auth_error_returned_by_a_handler_becomes_the_standard_response() {
     let app = Router::new().route("/", get(handler));
     let res = app.oneshot(Request::new(Body::empty())).await.unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"insufficient_scope\", scope=\"data:admin\"");
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer error=\"insufficient_scope\", scope=\"data:admin\""
+    );
 }
 
 /// An authenticator that must wait (a remote check), to exercise the boxed path.
@@ -124,7 +182,9 @@ impl Authenticator for Remote {
         match parts.headers.get("x-user").map(HeaderValue::to_str) {
             None => Err(AuthError::missing_credentials()),
             Some(Ok("down")) => Err(AuthError::unavailable("directory unreachable")),
-            Some(Ok(user)) => Ok(AuthContext::builder(user, AuthMethod::Custom("remote".into())).build()),
+            Some(Ok(user)) => {
+                Ok(AuthContext::builder(user, AuthMethod::Custom("remote".into())).build())
+            }
             Some(Err(_)) => Err(AuthError::invalid_token("bad user header")),
         }
     }
@@ -151,7 +211,12 @@ impl Service<Request<Body>> for Strict {
         assert!(self.ready, "called without poll_ready");
         self.ready = false;
         self.calls.fetch_add(1, Ordering::SeqCst);
-        let who = req.extensions().get::<AuthContext>().unwrap().subject().to_owned();
+        let who = req
+            .extensions()
+            .get::<AuthContext>()
+            .unwrap()
+            .subject()
+            .to_owned();
         std::future::ready(Ok(Response::new(Body::from(who))))
     }
 }
@@ -161,20 +226,34 @@ async fn async_authenticator_calls_the_service_that_was_made_ready() {
     let auth_calls = Arc::new(AtomicUsize::new(0));
     let inner_calls = Arc::new(AtomicUsize::new(0));
     let mut svc = ServiceBuilder::new()
-        .layer(AuthLayer::new(Remote { calls: auth_calls.clone() }))
+        .layer(AuthLayer::new(Remote {
+            calls: auth_calls.clone(),
+        }))
         .service(Strict {
             ready: false,
             calls: inner_calls.clone(),
         });
     for user in ["ann", "ben"] {
-        let req = Request::builder().header("x-user", user).body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .header("x-user", user)
+            .body(Body::empty())
+            .unwrap();
         let res = svc.ready().await.unwrap().call(req).await.unwrap();
         let body = res.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, Bytes::from(user));
     }
-    let res = svc.ready().await.unwrap().call(Request::new(Body::empty())).await.unwrap();
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(Request::new(Body::empty()))
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let req = Request::builder().header("x-user", "down").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .header("x-user", "down")
+        .body(Body::empty())
+        .unwrap();
     let res = svc.ready().await.unwrap().call(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.headers()["retry-after"], "5");
@@ -189,7 +268,8 @@ async fn custom_rejection_response_keeps_the_error_in_extensions() {
         .rejection_response(|r: &Rejection<'_>| {
             let mut res = r.default_response();
             *res.body_mut() = Bytes::from_static(b"{\"error\":\"custom\"}");
-            res.headers_mut().insert("x-custom", HeaderValue::from_static("1"));
+            res.headers_mut()
+                .insert("x-custom", HeaderValue::from_static("1"));
             res
         });
     let app = Router::new().route("/", get(whoami)).layer(layer);
@@ -200,7 +280,10 @@ async fn custom_rejection_response_keeps_the_error_in_extensions() {
         res.headers()["www-authenticate"],
         "ApiKey header=\"x-api-key\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
     );
-    assert_eq!(res.extensions().get::<AuthError>().unwrap().kind(), AuthErrorKind::MissingCredentials);
+    assert_eq!(
+        res.extensions().get::<AuthError>().unwrap().kind(),
+        AuthErrorKind::MissingCredentials
+    );
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(body, "{\"error\":\"custom\"}");
 }
@@ -225,18 +308,34 @@ async fn preflight(app: Router) -> Response<Body> {
 
 #[tokio::test]
 async fn cors_outside_auth_answers_preflights_and_exposes_the_challenge() {
-    let app = Router::new().route("/", get(whoami).post(whoami)).layer(AuthLayer::new(tokens())).layer(cors());
+    let app = Router::new()
+        .route("/", get(whoami).post(whoami))
+        .layer(AuthLayer::new(tokens()))
+        .layer(cors());
     assert_eq!(preflight(app.clone()).await.status(), StatusCode::OK);
-    let req = Request::builder().uri("/").header("origin", "http://localhost:6274").body(Body::empty()).unwrap();
+    let req = Request::builder()
+        .uri("/")
+        .header("origin", "http://localhost:6274")
+        .body(Body::empty())
+        .unwrap();
     let res = app.oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(res.headers()["access-control-expose-headers"], "www-authenticate");
-    assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:6274");
+    assert_eq!(
+        res.headers()["access-control-expose-headers"],
+        "www-authenticate"
+    );
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
 }
 
 #[tokio::test]
 async fn cors_inside_auth_blocks_preflights_which_is_why_the_order_matters() {
-    let app = Router::new().route("/", get(whoami).post(whoami)).layer(cors()).layer(AuthLayer::new(tokens()));
+    let app = Router::new()
+        .route("/", get(whoami).post(whoami))
+        .layer(cors())
+        .layer(AuthLayer::new(tokens()));
     let res = preflight(app).await;
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     assert!(!res.headers().contains_key("access-control-allow-origin"));
@@ -267,7 +366,9 @@ async fn logs_name_the_reason_but_never_a_credential() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let app = Router::new().route("/", get(whoami)).layer(AuthLayer::new(keys().or(tokens())));
+    let app = Router::new()
+        .route("/", get(whoami))
+        .layer(AuthLayer::new(keys().or(tokens())));
     let secrets = [
         "key-0123456789abcdeX",
         "tok-0123456789abcdeX",
@@ -281,7 +382,10 @@ async fn logs_name_the_reason_but_never_a_credential() {
         vec![("x-api-key", secrets[2].into())],
         vec![("authorization", format!("Bearer {}", secrets[3]))],
         vec![("authorization", format!("Bearer {}", secrets[4]))],
-        vec![("authorization", format!("Bearer {}", secrets[3])), ("authorization", "Bearer x".into())],
+        vec![
+            ("authorization", format!("Bearer {}", secrets[3])),
+            ("authorization", "Bearer x".into()),
+        ],
         vec![],
     ];
     for headers in &requests {

@@ -59,7 +59,10 @@ async fn start(env: &[(&str, &str)]) -> Server {
         })
         .service(example::mcp_service(None));
     let tokens = config.tokens.clone();
-    let generated = config.generated_token.as_ref().map(|t| t.expose().to_owned());
+    let generated = config
+        .generated_token
+        .as_ref()
+        .map(|t| t.expose().to_owned());
     let app = example::router(config.auth, mcp);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -82,8 +85,14 @@ async fn start(env: &[(&str, &str)]) -> Server {
 
 fn default_env() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("MCP_API_KEYS", "key-alice-0123456789abcdef;sub=alice;scopes=data:read, key-old-0123456789abcdef;sub=old;exp=1700000000"),
-        ("MCP_AUTH_TOKENS", "token-bob-0123456789abcdef;sub=bob;roles=admin"),
+        (
+            "MCP_API_KEYS",
+            "key-alice-0123456789abcdef;sub=alice;scopes=data:read, key-old-0123456789abcdef;sub=old;exp=1700000000",
+        ),
+        (
+            "MCP_AUTH_TOKENS",
+            "token-bob-0123456789abcdef;sub=bob;roles=admin",
+        ),
     ]
 }
 
@@ -91,17 +100,30 @@ fn default_env() -> Vec<(&'static str, &'static str)> {
 async fn whoami(url: String, headers: &[(&'static str, &str)]) -> Result<Value, String> {
     let map: HashMap<HeaderName, HeaderValue> = headers
         .iter()
-        .map(|(k, v)| (HeaderName::from_static(k), HeaderValue::from_str(v).unwrap()))
+        .map(|(k, v)| {
+            (
+                HeaderName::from_static(k),
+                HeaderValue::from_str(v).unwrap(),
+            )
+        })
         .collect();
-    let transport =
-        StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map));
-    let client = ClientConfig::default().serve(transport).await.map_err(|e| e.to_string())?;
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map),
+    );
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .map_err(|e| e.to_string())?;
     let result = client
         .call_tool(CallToolRequestParams::new("whoami"))
         .await
         .map_err(|e| e.to_string())?;
     let _ = client.cancel().await;
-    let text = result.content[0].as_text().expect("text content").text.clone();
+    let text = result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone();
     Ok(serde_json::from_str(&text).unwrap())
 }
 
@@ -112,18 +134,26 @@ async fn whoami_with_api_key_reports_the_key_subject_and_scopes() {
     assert_eq!(who["subject"], "alice");
     assert_eq!(who["method"], "api_key");
     assert_eq!(who["scopes"], serde_json::json!(["data:read"]));
-    assert!(srv.reached.load(Ordering::SeqCst) >= 2, "initialize and tools/call reached rmcp");
+    assert!(
+        srv.reached.load(Ordering::SeqCst) >= 2,
+        "initialize and tools/call reached rmcp"
+    );
 }
 
 #[tokio::test]
 async fn whoami_with_static_bearer_token_reports_bearer_and_default_scopes() {
     let srv = start(&default_env()).await;
     let auth = format!("Bearer {TOKEN}");
-    let who = whoami(srv.url(), &[("authorization", &auth)]).await.unwrap();
+    let who = whoami(srv.url(), &[("authorization", &auth)])
+        .await
+        .unwrap();
     assert_eq!(who["subject"], "bob");
     assert_eq!(who["method"], "bearer");
     assert_eq!(who["roles"], serde_json::json!(["admin"]));
-    assert_eq!(who["scopes"], serde_json::json!(["data:admin", "data:read", "data:write"]));
+    assert_eq!(
+        who["scopes"],
+        serde_json::json!(["data:admin", "data:read", "data:write"])
+    );
 }
 
 #[tokio::test]
@@ -131,7 +161,9 @@ async fn without_configured_credentials_a_generated_token_is_required() {
     let srv = start(&[]).await;
     let token = srv.generated.clone().expect("a token was generated");
     assert!(token.starts_with("mcp_") && token.len() == 47);
-    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {token}"))]).await.unwrap();
+    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
     assert_eq!(who["subject"], "local-admin");
     // And without it, nothing gets through.
     let err = whoami(srv.url(), &[]).await.unwrap_err();
@@ -162,13 +194,18 @@ async fn revoked_issued_token_is_refused_at_once() {
         .await
         .unwrap();
     let auth = format!("Bearer {}", issued.token.expose());
-    let who = whoami(srv.url(), &[("authorization", &auth)]).await.unwrap();
+    let who = whoami(srv.url(), &[("authorization", &auth)])
+        .await
+        .unwrap();
     assert_eq!(who["subject"], "carol");
     assert!(srv.tokens.revoke(issued.token.expose()).await.unwrap());
     let before = srv.reached.load(Ordering::SeqCst);
     let res = post(&srv, &[("authorization", auth.as_bytes())]).await;
     assert_eq!(res.status, 401);
-    assert_eq!(res.challenge[0], "Bearer error=\"invalid_token\", error_description=\"invalid access token\"");
+    assert_eq!(
+        res.challenge[0],
+        "Bearer error=\"invalid_token\", error_description=\"invalid access token\""
+    );
     assert_eq!(srv.reached.load(Ordering::SeqCst), before);
 }
 
@@ -191,7 +228,10 @@ async fn post_to(srv: &Server, path_and_query: &str, headers: &[(&str, &[u8])]) 
         .body(INIT);
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
-        map.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_bytes(v).unwrap());
+        map.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_bytes(v).unwrap(),
+        );
     }
     req = req.headers(map);
     let res = req.send().await.unwrap();
@@ -203,7 +243,11 @@ async fn post_to(srv: &Server, path_and_query: &str, headers: &[(&str, &[u8])]) 
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
     let body = res.text().await.unwrap();
-    Reply { status, challenge, body }
+    Reply {
+        status,
+        challenge,
+        body,
+    }
 }
 
 async fn post(srv: &Server, headers: &[(&str, &[u8])]) -> Reply {
@@ -216,7 +260,10 @@ async fn missing_credentials_get_401_with_both_challenges_and_no_error_code() {
     let res = post(&srv, &[]).await;
     assert_eq!(res.status, 401);
     assert_eq!(res.challenge, ["Bearer", "ApiKey header=\"x-api-key\""]);
-    assert_eq!(res.body, r#"{"error":"unauthorized","error_description":"authentication required"}"#);
+    assert_eq!(
+        res.body,
+        r#"{"error":"unauthorized","error_description":"authentication required"}"#
+    );
     let basic = post(&srv, &[("authorization", b"Basic dXNlcjpwYXNz")]).await;
     assert_eq!((basic.status, basic.challenge.len()), (401, 2));
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
@@ -234,7 +281,10 @@ async fn invalid_and_expired_api_keys_get_identical_invalid_token_responses() {
             "Bearer error=\"invalid_token\", error_description=\"invalid API key\""
         );
     }
-    assert_eq!((unknown.challenge, unknown.body), (expired.challenge, expired.body));
+    assert_eq!(
+        (unknown.challenge, unknown.body),
+        (expired.challenge, expired.body)
+    );
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
 
@@ -246,27 +296,79 @@ async fn bad_inputs_are_refused_with_the_right_status_before_reaching_the_server
         v.extend(std::iter::repeat_n(b'a', 64 * 1024));
         v
     };
-    let cases: Vec<(&str, Vec<(&str, &[u8])>, u16, &str)> = vec![
+    // (name, headers, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a [u8])>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "two Authorization headers",
-            vec![("authorization", b"Bearer token-bob-0123456789abcdef"), ("authorization", b"Bearer x")],
+            vec![
+                ("authorization", b"Bearer token-bob-0123456789abcdef"),
+                ("authorization", b"Bearer x"),
+            ],
             400,
             "invalid_request",
         ),
-        ("empty bearer token", vec![("authorization", b"Bearer ")], 401, "invalid_token"),
-        ("bare Bearer", vec![("authorization", b"Bearer")], 401, "invalid_token"),
-        ("token with inner space", vec![("authorization", b"Bearer token-bob 0123456789abcdef")], 401, "invalid_token"),
-        ("non-ASCII bearer", vec![("authorization", b"Bearer token-bob-\xc3\xa9")], 401, "invalid_token"),
-        ("non-ASCII api key", vec![("x-api-key", b"key-alice-\xff\xfe")], 401, "invalid_token"),
-        ("empty api key", vec![("x-api-key", b"")], 401, "invalid_token"),
-        ("two api key headers", vec![("x-api-key", KEY.as_bytes()), ("x-api-key", KEY.as_bytes())], 400, "invalid_request"),
-        ("64 KiB header", vec![("authorization", &long)], 401, "invalid_token"),
+        (
+            "empty bearer token",
+            vec![("authorization", b"Bearer ")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "bare Bearer",
+            vec![("authorization", b"Bearer")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "token with inner space",
+            vec![("authorization", b"Bearer token-bob 0123456789abcdef")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "non-ASCII bearer",
+            vec![("authorization", b"Bearer token-bob-\xc3\xa9")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "non-ASCII api key",
+            vec![("x-api-key", b"key-alice-\xff\xfe")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "empty api key",
+            vec![("x-api-key", b"")],
+            401,
+            "invalid_token",
+        ),
+        (
+            "two api key headers",
+            vec![("x-api-key", KEY.as_bytes()), ("x-api-key", KEY.as_bytes())],
+            400,
+            "invalid_request",
+        ),
+        (
+            "64 KiB header",
+            vec![("authorization", &long)],
+            401,
+            "invalid_token",
+        ),
     ];
     for (name, headers, status, code) in cases {
         let res = post(&srv, &headers).await;
         assert_eq!(res.status, status, "{name}");
-        assert!(res.challenge[0].contains(&format!("error=\"{code}\"")), "{name}: {:?}", res.challenge);
-        assert!(!res.body.contains("token-bob") && !res.body.contains("key-alice"), "{name}");
+        assert!(
+            res.challenge[0].contains(&format!("error=\"{code}\"")),
+            "{name}: {:?}",
+            res.challenge
+        );
+        assert!(
+            !res.body.contains("token-bob") && !res.body.contains("key-alice"),
+            "{name}"
+        );
     }
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
@@ -275,7 +377,12 @@ async fn bad_inputs_are_refused_with_the_right_status_before_reaching_the_server
 async fn query_string_token_is_a_bad_request_even_with_a_valid_header() {
     let srv = start(&default_env()).await;
     let auth = format!("Bearer {TOKEN}");
-    let res = post_to(&srv, "/mcp?access_token=token-bob-0123456789abcdef", &[("authorization", auth.as_bytes())]).await;
+    let res = post_to(
+        &srv,
+        "/mcp?access_token=token-bob-0123456789abcdef",
+        &[("authorization", auth.as_bytes())],
+    )
+    .await;
     assert_eq!(res.status, 400);
     assert!(res.challenge[0].contains("invalid_request"));
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
@@ -302,7 +409,10 @@ async fn env_key_with_trailing_newline_is_trimmed() {
 #[tokio::test]
 async fn invalid_environment_reports_every_problem_without_values() {
     let env = EnvReader::from_pairs([
-        ("MCP_API_KEYS", "short, ,key-alice-0123456789abcdef;exp=never"),
+        (
+            "MCP_API_KEYS",
+            "short, ,key-alice-0123456789abcdef;exp=never",
+        ),
         ("MCP_AUTH_TOKENS", "has space 0123456789abcdef"),
         ("MCP_BIND", "nowhere"),
     ]);
@@ -312,7 +422,10 @@ async fn invalid_environment_reports_every_problem_without_values() {
     for var in ["MCP_API_KEYS", "MCP_AUTH_TOKENS", "MCP_BIND"] {
         assert!(text.contains(var), "{text}");
     }
-    assert!(!text.contains("key-alice") && !text.contains("has space"), "{text}");
+    assert!(
+        !text.contains("key-alice") && !text.contains("has space"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -323,12 +436,18 @@ async fn cors_preflight_passes_without_credentials_and_401_exposes_the_challenge
         .request(reqwest::Method::OPTIONS, srv.url())
         .header("origin", "http://localhost:6274")
         .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "authorization,content-type")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
         .send()
         .await
         .unwrap();
     assert!(pre.status().is_success(), "{}", pre.status());
-    assert_eq!(pre.headers()["access-control-allow-origin"], "http://localhost:6274");
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
     let res = client
         .post(srv.url())
         .header("origin", "http://localhost:6274")
@@ -337,8 +456,14 @@ async fn cors_preflight_passes_without_credentials_and_401_exposes_the_challenge
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(res.headers()["access-control-allow-origin"], "http://localhost:6274");
-    let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
+    let exposed = res.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(exposed.contains("www-authenticate"), "{exposed}");
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
@@ -347,8 +472,16 @@ async fn cors_preflight_passes_without_credentials_and_401_exposes_the_challenge
 async fn get_and_delete_need_credentials_too() {
     let srv = start(&default_env()).await;
     let client = reqwest::Client::new();
-    for method in [reqwest::Method::GET, reqwest::Method::DELETE, reqwest::Method::HEAD] {
-        let res = client.request(method.clone(), srv.url()).send().await.unwrap();
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::DELETE,
+        reqwest::Method::HEAD,
+    ] {
+        let res = client
+            .request(method.clone(), srv.url())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{method}");
     }
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);

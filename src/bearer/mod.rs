@@ -58,8 +58,9 @@ use std::time::SystemTime;
 use http::request::Parts;
 
 pub use self::store::{
-    DEFAULT_MEMORY_CAPACITY, DEFAULT_TOKEN_PREFIX, IssuedToken, MemoryTokenStore, NoStore, RotateError,
-    StoreError, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore, generate_token,
+    DEFAULT_MEMORY_CAPACITY, DEFAULT_TOKEN_PREFIX, IssuedToken, MemoryTokenStore, NoStore,
+    RotateError, StoreError, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore,
+    generate_token,
 };
 use crate::authenticator::Authenticator;
 use crate::context::{AuthContext, AuthMethod, Scopes};
@@ -76,7 +77,8 @@ pub const DEFAULT_ENV_VAR: &str = "MCP_AUTH_TOKENS";
 const INVALID: &str = "invalid access token";
 
 /// [`AuthLayer`] with a [`BearerAuthenticator`].
-pub type BearerLayer<S = NoStore, R = crate::response::DefaultRejection> = AuthLayer<BearerAuthenticator<S>, R>;
+pub type BearerLayer<S = NoStore, R = crate::response::DefaultRejection> =
+    AuthLayer<BearerAuthenticator<S>, R>;
 
 impl AuthLayer<BearerAuthenticator> {
     /// A layer accepting the static tokens in `MCP_AUTH_TOKENS`.
@@ -155,7 +157,8 @@ impl<S> BearerAuthenticator<S> {
     /// afterwards.
     #[must_use]
     pub fn default_scopes<I: IntoIterator<Item = T>, T: Into<String>>(mut self, scopes: I) -> Self {
-        self.statics.set_default_scopes(scopes.into_iter().collect::<Scopes>());
+        self.statics
+            .set_default_scopes(scopes.into_iter().collect::<Scopes>());
         self
     }
 
@@ -166,7 +169,8 @@ impl<S> BearerAuthenticator<S> {
     /// When the token is shorter than 16 or longer than 4096 characters, is not token68
     /// syntax, or duplicates another token.
     pub fn with_token(mut self, token: Credential) -> Result<Self, ConfigError> {
-        self.statics.insert_one(token, "bearer token", is_token68_byte)?;
+        self.statics
+            .insert_one(token, "bearer token", is_token68_byte)?;
         Ok(self)
     }
 
@@ -269,7 +273,10 @@ mod tests {
 
     const TOKEN: &str = "static-token-0123456789";
 
-    async fn send<S: TokenStore>(auth: BearerAuthenticator<S>, req: Request<String>) -> (Response<()>, usize) {
+    async fn send<S: TokenStore>(
+        auth: BearerAuthenticator<S>,
+        req: Request<String>,
+    ) -> (Response<()>, usize) {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
         let svc = BearerLayer::new(auth).layer(service_fn(move |req: Request<String>| {
@@ -282,11 +289,16 @@ mod tests {
     }
 
     fn statics() -> BearerAuthenticator {
-        BearerAuthenticator::new().with_token(Credential::new(TOKEN).subject("ops")).unwrap()
+        BearerAuthenticator::new()
+            .with_token(Credential::new(TOKEN).subject("ops"))
+            .unwrap()
     }
 
     fn req(auth: &str) -> Request<String> {
-        Request::builder().header("authorization", auth).body(String::new()).unwrap()
+        Request::builder()
+            .header("authorization", auth)
+            .body(String::new())
+            .unwrap()
     }
 
     #[tokio::test]
@@ -307,10 +319,20 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_tokens_are_invalid_not_missing() {
-        for v in ["Bearer", "Bearer ", "Bearer a b", &format!("Bearer {TOKEN} x")] {
+        for v in [
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+            &format!("Bearer {TOKEN} x"),
+        ] {
             let (res, calls) = send(statics(), req(v)).await;
             assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{v}");
-            assert!(res.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+            assert!(
+                res.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .contains("invalid_token")
+            );
             assert_eq!(calls, 0);
         }
     }
@@ -330,24 +352,40 @@ mod tests {
     async fn issued_token_is_accepted_until_revoked() {
         let store = MemoryTokenStore::new();
         let m = TokenManager::new(store.clone());
-        let t = m.issue(TokenSpec::new("bot", Duration::from_secs(60))).await.unwrap();
+        let t = m
+            .issue(TokenSpec::new("bot", Duration::from_secs(60)))
+            .await
+            .unwrap();
         let auth = || statics().with_store(store.clone());
         let (res, calls) = send(auth(), req(&format!("Bearer {}", t.token.expose()))).await;
         assert_eq!((res.status(), calls), (StatusCode::OK, 1));
         m.revoke(t.token.expose()).await.unwrap();
         let (res, calls) = send(auth(), req(&format!("Bearer {}", t.token.expose()))).await;
         assert_eq!((res.status(), calls), (StatusCode::UNAUTHORIZED, 0));
-        assert_eq!(res.extensions().get::<AuthError>().unwrap().kind(), AuthErrorKind::Revoked);
+        assert_eq!(
+            res.extensions().get::<AuthError>().unwrap().kind(),
+            AuthErrorKind::Revoked
+        );
     }
 
     #[tokio::test]
     async fn expired_issued_token_is_rejected() {
         let store = MemoryTokenStore::new();
         let m = TokenManager::new(store.clone());
-        let t = m.issue(TokenSpec::new("bot", Duration::ZERO)).await.unwrap();
-        let (res, calls) = send(statics().with_store(store), req(&format!("Bearer {}", t.token.expose()))).await;
+        let t = m
+            .issue(TokenSpec::new("bot", Duration::ZERO))
+            .await
+            .unwrap();
+        let (res, calls) = send(
+            statics().with_store(store),
+            req(&format!("Bearer {}", t.token.expose())),
+        )
+        .await;
         assert_eq!((res.status(), calls), (StatusCode::UNAUTHORIZED, 0));
-        assert_eq!(res.extensions().get::<AuthError>().unwrap().kind(), AuthErrorKind::Expired);
+        assert_eq!(
+            res.extensions().get::<AuthError>().unwrap().kind(),
+            AuthErrorKind::Expired
+        );
     }
 
     /// A store that always fails, to check fail-closed behaviour.
@@ -372,18 +410,28 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_store_fails_closed_with_503() {
-        let (res, calls) = send(statics().with_store(DownStore), req("Bearer unknown-token-000000")).await;
+        let (res, calls) = send(
+            statics().with_store(DownStore),
+            req("Bearer unknown-token-000000"),
+        )
+        .await;
         assert_eq!((res.status(), calls), (StatusCode::SERVICE_UNAVAILABLE, 0));
         assert_eq!(res.headers()["retry-after"], "5");
         assert!(!res.headers().contains_key("www-authenticate"));
         // Static tokens still work without the store.
-        let (res, calls) = send(statics().with_store(DownStore), req(&format!("Bearer {TOKEN}"))).await;
+        let (res, calls) = send(
+            statics().with_store(DownStore),
+            req(&format!("Bearer {TOKEN}")),
+        )
+        .await;
         assert_eq!((res.status(), calls), (StatusCode::OK, 1));
     }
 
     #[test]
     fn static_tokens_must_be_token68() {
-        let err = BearerAuthenticator::new().with_token(Credential::new("has space in it 0123")).unwrap_err();
+        let err = BearerAuthenticator::new()
+            .with_token(Credential::new("has space in it 0123"))
+            .unwrap_err();
         assert!(err.to_string().contains("not allowed"), "{err}");
     }
 }

@@ -165,13 +165,17 @@ pub trait TokenStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Marks the token revoked; `false` when unknown.
-    fn revoke(&self, digest: &TokenDigest) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn revoke(&self, digest: &TokenDigest)
+    -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks every live token with this id revoked; `false` when none.
     fn revoke_id(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Marks every live token of `subject` revoked; returns how many.
-    fn revoke_subject(&self, subject: &str) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    fn revoke_subject(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
@@ -191,13 +195,19 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).insert(digest, record)
     }
-    fn revoke(&self, digest: &TokenDigest) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    fn revoke(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke(digest)
     }
     fn revoke_id(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke_id(id)
     }
-    fn revoke_subject(&self, subject: &str) -> impl Future<Output = Result<usize, StoreError>> + Send {
+    fn revoke_subject(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).revoke_subject(subject)
     }
 }
@@ -303,13 +313,19 @@ impl MemoryTokenStore {
         Ok(map.get(digest).cloned())
     }
 
-    fn update(&self, f: impl FnOnce(&mut HashMap<TokenDigest, TokenRecord>) -> usize) -> Result<usize, StoreError> {
+    fn update(
+        &self,
+        f: impl FnOnce(&mut HashMap<TokenDigest, TokenRecord>) -> usize,
+    ) -> Result<usize, StoreError> {
         let mut map = self.inner.write().map_err(|_| poisoned())?;
         Ok(f(&mut map))
     }
 }
 
-fn revoke_where(map: &mut HashMap<TokenDigest, TokenRecord>, pred: impl Fn(&TokenRecord) -> bool) -> usize {
+fn revoke_where(
+    map: &mut HashMap<TokenDigest, TokenRecord>,
+    pred: impl Fn(&TokenRecord) -> bool,
+) -> usize {
     let mut n = 0;
     for r in map.values_mut() {
         if !r.revoked && pred(r) {
@@ -343,15 +359,18 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
-        self.update(|m| m.get_mut(digest).map_or(0, |r| {
-            r.revoked = true;
-            1
-        }))
+        self.update(|m| {
+            m.get_mut(digest).map_or(0, |r| {
+                r.revoked = true;
+                1
+            })
+        })
         .map(|n| n > 0)
     }
 
     async fn revoke_id(&self, id: &str) -> Result<bool, StoreError> {
-        self.update(|m| revoke_where(m, |r| r.id() == id)).map(|n| n > 0)
+        self.update(|m| revoke_where(m, |r| r.id() == id))
+            .map(|n| n > 0)
     }
 
     async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError> {
@@ -367,12 +386,23 @@ impl TokenStore for MemoryTokenStore {
 /// When `prefix` has characters outside `[A-Za-z0-9_-]` or is longer than 32, or the
 /// random source fails.
 pub fn generate_token(prefix: &str) -> Result<Secret, ConfigError> {
-    if prefix.len() > 32 || !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-        return Err(ConfigError::new("token prefix", "must be at most 32 characters of [A-Za-z0-9_-]"));
+    if prefix.len() > 32
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(ConfigError::new(
+            "token prefix",
+            "must be at most 32 characters of [A-Za-z0-9_-]",
+        ));
     }
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(bytes.as_mut())
-        .map_err(|_| ConfigError::new("token generator", "the operating system's random source failed"))?;
+    getrandom::fill(bytes.as_mut()).map_err(|_| {
+        ConfigError::new(
+            "token generator",
+            "the operating system's random source failed",
+        )
+    })?;
     let mut out = String::with_capacity(prefix.len() + 43);
     out.push_str(prefix);
     URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut out);
@@ -523,7 +553,8 @@ impl<S: TokenStore> TokenManager<S> {
     ///
     /// When the store fails or is full.
     pub async fn issue(&self, spec: TokenSpec) -> Result<IssuedToken, StoreError> {
-        let token = generate_token(&self.prefix).map_err(|e| StoreError::unavailable(e.to_string()))?;
+        let token =
+            generate_token(&self.prefix).map_err(|e| StoreError::unavailable(e.to_string()))?;
         let id = generate_id()?;
         let expires_at = SystemTime::now() + spec.ttl;
         let context = AuthContext::builder(spec.subject, AuthMethod::Bearer)
@@ -533,9 +564,16 @@ impl<S: TokenStore> TokenManager<S> {
             .expires_at(expires_at)
             .build();
         self.store
-            .insert(TokenDigest::of(token.expose()), TokenRecord::new(context, expires_at))
+            .insert(
+                TokenDigest::of(token.expose()),
+                TokenRecord::new(context, expires_at),
+            )
             .await?;
-        Ok(IssuedToken { token, id, expires_at })
+        Ok(IssuedToken {
+            token,
+            id,
+            expires_at,
+        })
     }
 
     /// Replaces a live token with a new one for the same subject, scopes and roles, valid for
@@ -555,7 +593,10 @@ impl<S: TokenStore> TokenManager<S> {
             .scopes(ctx.scopes().iter())
             .roles(ctx.roles());
         let issued = self.issue(spec).await.map_err(RotateError::Store)?;
-        self.store.revoke(&digest).await.map_err(RotateError::Store)?;
+        self.store
+            .revoke(&digest)
+            .await
+            .map_err(RotateError::Store)?;
         Ok(issued)
     }
 
@@ -598,7 +639,11 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 4 + 43);
         assert!(crate::header::is_token68(a.expose()));
-        assert!(a.expose()[4..].bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
+        assert!(
+            a.expose()[4..]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
     }
 
     #[test]
@@ -612,7 +657,10 @@ mod tests {
     async fn store_keeps_digests_not_tokens() {
         let store = MemoryTokenStore::new();
         let m = TokenManager::new(store.clone());
-        let t = m.issue(TokenSpec::new("s", Duration::from_secs(60))).await.unwrap();
+        let t = m
+            .issue(TokenSpec::new("s", Duration::from_secs(60)))
+            .await
+            .unwrap();
         let map = store.inner.read().unwrap();
         let dbg = format!("{:?}", *map);
         assert!(!dbg.contains(t.token.expose()));
@@ -624,10 +672,17 @@ mod tests {
         let store = MemoryTokenStore::with_capacity(2);
         let m = TokenManager::new(store.clone());
         m.issue(TokenSpec::new("a", Duration::ZERO)).await.unwrap();
-        m.issue(TokenSpec::new("b", Duration::from_secs(60))).await.unwrap();
+        m.issue(TokenSpec::new("b", Duration::from_secs(60)))
+            .await
+            .unwrap();
         // The expired one is purged to make room.
-        m.issue(TokenSpec::new("c", Duration::from_secs(60))).await.unwrap();
-        let err = m.issue(TokenSpec::new("d", Duration::from_secs(60))).await.unwrap_err();
+        m.issue(TokenSpec::new("c", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        let err = m
+            .issue(TokenSpec::new("d", Duration::from_secs(60)))
+            .await
+            .unwrap_err();
         assert!(err.is_full());
         assert_eq!(store.len(), 2);
     }
@@ -637,22 +692,45 @@ mod tests {
         let store = MemoryTokenStore::new();
         let m = TokenManager::new(store.clone());
         let old = m
-            .issue(TokenSpec::new("s", Duration::from_secs(60)).scopes(["x"]).roles(["r"]))
+            .issue(
+                TokenSpec::new("s", Duration::from_secs(60))
+                    .scopes(["x"])
+                    .roles(["r"]),
+            )
             .await
             .unwrap();
-        let new = m.rotate(old.token.expose(), Duration::from_secs(60)).await.unwrap();
-        let old_rec = store.get(&TokenDigest::of(old.token.expose())).await.unwrap().unwrap();
+        let new = m
+            .rotate(old.token.expose(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let old_rec = store
+            .get(&TokenDigest::of(old.token.expose()))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(old_rec.is_revoked());
-        let new_rec = store.get(&TokenDigest::of(new.token.expose())).await.unwrap().unwrap();
+        let new_rec = store
+            .get(&TokenDigest::of(new.token.expose()))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(new_rec.context().has_scope("x") && new_rec.context().has_role("r"));
-        assert!(matches!(m.rotate(old.token.expose(), Duration::from_secs(60)).await, Err(RotateError::NotLive)));
+        assert!(matches!(
+            m.rotate(old.token.expose(), Duration::from_secs(60)).await,
+            Err(RotateError::NotLive)
+        ));
     }
 
     #[tokio::test]
     async fn revoke_by_id_and_subject() {
         let m = TokenManager::new(MemoryTokenStore::new());
-        let a = m.issue(TokenSpec::new("s", Duration::from_secs(60))).await.unwrap();
-        m.issue(TokenSpec::new("s", Duration::from_secs(60))).await.unwrap();
+        let a = m
+            .issue(TokenSpec::new("s", Duration::from_secs(60)))
+            .await
+            .unwrap();
+        m.issue(TokenSpec::new("s", Duration::from_secs(60)))
+            .await
+            .unwrap();
         assert!(m.revoke_id(&a.id).await.unwrap());
         assert_eq!(m.revoke_subject("s").await.unwrap(), 1);
         assert!(!m.revoke_id("tok_unknown").await.unwrap());
