@@ -422,6 +422,7 @@ impl CredentialTable {
 
     /// Looks up a presented secret: hash, bucket, constant-time compare of every entry in the
     /// bucket.
+    #[cfg(feature = "api-key")]
     pub(crate) fn lookup(&self, presented: &[u8], now: SystemTime) -> Lookup<'_> {
         self.lookup_digest(&digest(presented), now)
     }
@@ -454,11 +455,12 @@ impl fmt::Debug for CredentialTable {
 }
 
 /// Visible ASCII except space: what an API key header value may hold.
+#[cfg(feature = "api-key")]
 pub(crate) fn is_visible_ascii(b: u8) -> bool {
     (0x21..=0x7e).contains(&b)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "api-key"))]
 mod tests {
     use super::*;
 

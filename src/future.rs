@@ -1,4 +1,34 @@
 //! The response future of [`RequireAuth`](crate::RequireAuth).
+//!
+//! A synchronous authenticator decides inside `call`, so the future is either the inner
+//! service's future or a ready rejection; an asynchronous one is polled first, then the inner
+//! service that was made ready is called.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::{AuthLayer, AuthContext, AuthError, AuthMethod, authenticator::from_fn};
+//! use mcp_auth::future::ResponseFuture;
+//! use tower::{Layer, Service, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let auth = from_fn(|parts: &http::request::Parts| {
+//!     let ok = parts.headers.contains_key("x-trusted");
+//!     async move {
+//!         if ok { Ok(AuthContext::builder("svc", AuthMethod::Custom("mtls".into())).build()) }
+//!         else { Err(AuthError::missing_credentials()) }
+//!     }
+//! });
+//! let mut svc = AuthLayer::new(auth).layer(service_fn(|_req: http::Request<String>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! }));
+//! let req = http::Request::builder().header("x-trusted", "1").body(String::new()).unwrap();
+//! let fut = svc.ready().await.unwrap().call(req);
+//! assert!(format!("{fut:?}").contains("authenticating"));
+//! assert_eq!(fut.await.unwrap().status(), 200);
+//! # }
+//! ```
 
 use std::fmt;
 use std::future::Future;
