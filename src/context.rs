@@ -262,6 +262,21 @@ impl AuthContext {
         self.0.claims.as_ref()
     }
 
+    /// The raw claims as your own type (e.g. a `#[derive(Deserialize)]` struct); `None`
+    /// without claims.
+    ///
+    /// # Errors
+    ///
+    /// When the claims do not deserialize into `T`.
+    pub fn claims_as<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Option<Result<T, serde_json::Error>> {
+        self.0
+            .claims
+            .as_ref()
+            .map(|c| serde_json::from_value(serde_json::Value::Object(c.clone())))
+    }
+
     /// A stable key for the principal: `issuer|subject|client_id`, each part with `%` and `|`
     /// percent-encoded, absent parts empty. Bind MCP sessions and per-user state to this, not
     /// to the subject alone (two issuers may both have a user `alice`).

@@ -95,6 +95,7 @@ pub struct AuthError {
     description: Option<Cow<'static, str>>,
     scopes: Option<Arc<[String]>>,
     retry_after: Option<Duration>,
+    detail: Option<&'static str>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -105,6 +106,7 @@ impl AuthError {
             description: None,
             scopes: None,
             retry_after: None,
+            detail: None,
             source: None,
         }
     }
@@ -187,6 +189,20 @@ impl AuthError {
         self
     }
 
+    /// Adds a finer reason code for logs only (e.g. `audience_mismatch`); never sent to the
+    /// client, so responses stay uniform.
+    #[must_use]
+    pub fn with_detail(mut self, detail: &'static str) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// The log-only detail code, if any.
+    #[must_use]
+    pub fn detail(&self) -> Option<&'static str> {
+        self.detail
+    }
+
     /// The kind, which decides the response.
     #[must_use]
     pub fn kind(&self) -> AuthErrorKind {
@@ -231,6 +247,7 @@ impl fmt::Debug for AuthError {
             .field("description", &self.description)
             .field("scopes", &self.scopes)
             .field("retry_after", &self.retry_after)
+            .field("detail", &self.detail)
             .field("source", &self.source)
             .finish()
     }

@@ -14,7 +14,10 @@ pub mod authenticator;
 pub mod bearer;
 mod body;
 pub mod context;
-#[cfg_attr(not(any(feature = "api-key", feature = "bearer")), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "api-key", feature = "bearer", feature = "jwt")),
+    allow(dead_code)
+)]
 pub mod credentials;
 pub mod env;
 pub mod error;
@@ -28,6 +31,8 @@ pub mod service;
 pub mod api_key;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 #[cfg(feature = "rmcp")]
 pub mod rmcp;
 
@@ -40,6 +45,8 @@ pub use body::AuthBody;
 pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Scopes};
 pub use credentials::Credential;
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigProblem};
+#[cfg(feature = "jwt")]
+pub use jwt::{JwtAuthenticator, JwtLayer};
 pub use response::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
 pub use secret::Secret;
 pub use service::{AuthLayer, RequireAuth};

@@ -100,6 +100,7 @@ pub(crate) fn log_rejection(err: &AuthError, parts: &Parts) {
         tracing::debug!(
             target: REJECTION_TARGET,
             reason = err.reason(),
+            detail = err.detail().unwrap_or(""),
             http.method = %parts.method,
             path = ?parts.uri.path(),
             "request rejected"

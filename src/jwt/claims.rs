@@ -1,0 +1,541 @@
+//! Parsing and checking the JWT header and claims: strict JSON (duplicate members refused),
+//! registered-claim types, audience canonicalisation, and the mapping into [`AuthContext`].
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::context::{AuthContext, AuthMethod};
+
+/// A JSON object whose top-level member names are unique (RFC 7519 §4: a duplicate claim name
+/// makes the token invalid here, so no two parsers can disagree about a claim's value).
+pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
+
+impl<'de> Deserialize<'de> for StrictObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrictObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((k, v)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        return Err(de::Error::custom("duplicate member"));
+                    }
+                    map.insert(k, v);
+                }
+                Ok(StrictObject(map))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The JOSE header members this crate reads. Members it does not know (`jku`, `x5u`, `jwk`,
+/// `x5c`, …) are ignored: keys come from configuration only. serde's derive refuses duplicate
+/// members.
+#[derive(Deserialize)]
+pub(crate) struct Header {
+    pub(crate) alg: String,
+    #[serde(default)]
+    pub(crate) kid: Option<String>,
+    #[serde(default)]
+    pub(crate) typ: Option<String>,
+    #[serde(default)]
+    pub(crate) cty: Option<String>,
+    #[serde(default)]
+    pub(crate) crit: Option<Value>,
+}
+
+/// Why claims were refused; decides the description and the log detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClaimError {
+    Expired,
+    NotYetValid,
+    IssuedInFuture,
+    BadIssuer,
+    BadAudience,
+    Malformed(&'static str),
+    MissingClaim,
+    Rejected,
+}
+
+impl ClaimError {
+    pub(crate) fn detail(self) -> &'static str {
+        match self {
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::IssuedInFuture => "iat_in_future",
+            Self::BadIssuer => "issuer_mismatch",
+            Self::BadAudience => "audience_mismatch",
+            Self::Malformed(d) => d,
+            Self::MissingClaim => "required_claim_missing",
+            Self::Rejected => "claims_check_failed",
+        }
+    }
+}
+
+/// Reads a NumericDate: a non-negative JSON number of seconds (integer or finite float below
+/// 2^53). Strings, negatives and absurd values are refused.
+fn numeric_date(v: &Value) -> Option<u64> {
+    const MAX: f64 = 9_007_199_254_740_992.0; // 2^53
+    if let Some(u) = v.as_u64() {
+        return (u as f64 <= MAX).then_some(u);
+    }
+    let f = v.as_f64()?;
+    (f.is_finite() && (0.0..=MAX).contains(&f)).then(|| f.floor() as u64)
+}
+
+/// Lowercases scheme and host of an absolute URI and drops one trailing slash, so that
+/// `HTTPS://MCP.Example.com/mcp/` and `https://mcp.example.com/mcp` compare equal. Other
+/// strings only lose a trailing slash. Applied to both sides of every audience comparison.
+#[must_use]
+pub fn canonical_audience(aud: &str) -> String {
+    let trimmed = aud.strip_suffix('/').unwrap_or(aud);
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return trimmed.to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    // Keep userinfo as is (it is case-sensitive); lowercase the host and port.
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => format!("{user}@{}", host.to_ascii_lowercase()),
+        None => authority.to_ascii_lowercase(),
+    };
+    format!("{}://{authority}{path}", scheme.to_ascii_lowercase())
+}
+
+/// What the claims must satisfy.
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimRules {
+    pub(crate) issuers: Vec<String>,
+    pub(crate) audiences: Vec<String>,
+    pub(crate) leeway: Duration,
+    pub(crate) required: Vec<String>,
+}
+
+/// How claims become an [`AuthContext`].
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimMapping {
+    pub(crate) role_paths: Vec<String>,
+    pub(crate) permissions_as_scopes: bool,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        Self {
+            role_paths: vec!["roles".into()],
+            permissions_as_scopes: false,
+        }
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Checks registered claims and builds the context; returns it with its expiry.
+pub(crate) fn check_and_map(
+    claims: Map<String, Value>,
+    rules: &ClaimRules,
+    mapping: &ClaimMapping,
+    now: SystemTime,
+) -> Result<(AuthContext, u64), ClaimError> {
+    let now = secs(now);
+    let leeway = rules.leeway.as_secs();
+
+    let exp = match claims.get("exp") {
+        Some(v) => numeric_date(v).ok_or(ClaimError::Malformed("bad_exp"))?,
+        None => return Err(ClaimError::Malformed("missing_exp")),
+    };
+    // RFC 7519 §4.1.4: the current time must be before `exp` (plus leeway).
+    if now >= exp.saturating_add(leeway) {
+        return Err(ClaimError::Expired);
+    }
+    if let Some(v) = claims.get("nbf") {
+        let nbf = numeric_date(v).ok_or(ClaimError::Malformed("bad_nbf"))?;
+        if nbf > now.saturating_add(leeway) {
+            return Err(ClaimError::NotYetValid);
+        }
+    }
+    if let Some(v) = claims.get("iat") {
+        let iat = numeric_date(v).ok_or(ClaimError::Malformed("bad_iat"))?;
+        if iat > now.saturating_add(leeway) {
+            return Err(ClaimError::IssuedInFuture);
+        }
+    }
+
+    let iss = match claims.get("iss") {
+        Some(Value::String(s)) => Some(s.as_str()),
+        Some(_) => return Err(ClaimError::Malformed("bad_iss")),
+        None => None,
+    };
+    if !rules.issuers.is_empty() && !iss.is_some_and(|i| rules.issuers.iter().any(|want| want == i))
+    {
+        return Err(ClaimError::BadIssuer);
+    }
+
+    let aud: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().ok_or(ClaimError::Malformed("bad_aud")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(ClaimError::Malformed("bad_aud")),
+        None => Vec::new(),
+    };
+    let matches = aud.iter().any(|a| {
+        let a = canonical_audience(a);
+        rules.audiences.iter().any(|want| *want == a)
+    });
+    if !matches {
+        return Err(ClaimError::BadAudience);
+    }
+
+    let sub = match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(ClaimError::Malformed("bad_sub")),
+    };
+    if rules.required.iter().any(|c| !claims.contains_key(c)) {
+        return Err(ClaimError::MissingClaim);
+    }
+
+    let mut scopes: BTreeSet<String> = BTreeSet::new();
+    match claims.get("scope") {
+        Some(Value::String(s)) => {
+            scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
+        }
+        Some(_) => return Err(ClaimError::Malformed("bad_scope")),
+        None => {}
+    }
+    let mut list_claim = |name: &str| -> Result<(), ClaimError> {
+        match claims.get(name) {
+            Some(Value::String(s)) => {
+                scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
+            }
+            Some(Value::Array(items)) => {
+                for v in items {
+                    scopes.insert(
+                        v.as_str()
+                            .ok_or(ClaimError::Malformed("bad_scope"))?
+                            .to_owned(),
+                    );
+                }
+            }
+            Some(_) => return Err(ClaimError::Malformed("bad_scope")),
+            None => {}
+        }
+        Ok(())
+    };
+    list_claim("scp")?;
+    if mapping.permissions_as_scopes {
+        list_claim("permissions")?;
+    }
+
+    let mut roles: Vec<String> = Vec::new();
+    for path in &mapping.role_paths {
+        let mut segs = path.split('.');
+        let mut cur = segs.next().and_then(|s| claims.get(s));
+        for seg in segs {
+            cur = cur.and_then(|c| c.get(seg));
+        }
+        match cur {
+            Some(Value::Array(items)) => {
+                roles.extend(items.iter().filter_map(|r| r.as_str().map(String::from)))
+            }
+            Some(Value::String(s)) => {
+                roles.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
+            }
+            _ => {}
+        }
+    }
+
+    let mut b = AuthContext::builder(sub, AuthMethod::Jwt)
+        .scopes(scopes)
+        .roles(roles)
+        .audience(aud.iter().map(|s| (*s).to_owned()))
+        .expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+    if let Some(i) = iss {
+        b = b.issuer(i);
+    }
+    if let Some(c) = claims
+        .get("client_id")
+        .or_else(|| claims.get("azp"))
+        .and_then(Value::as_str)
+    {
+        b = b.client_id(c);
+    }
+    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+        b = b.credential_id(jti);
+    }
+    Ok((b.claims(claims).build(), exp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> ClaimRules {
+        ClaimRules {
+            issuers: vec!["https://as.example.com".into()],
+            audiences: vec![canonical_audience("https://mcp.example.com/mcp")],
+            leeway: Duration::from_secs(60),
+            required: vec![],
+        }
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn base() -> Map<String, Value> {
+        serde_json::from_value(serde_json::json!({
+            "sub": "alice", "iss": "https://as.example.com", "aud": "https://mcp.example.com/mcp",
+            "exp": 1_800_000_600u64, "iat": 1_800_000_000u64
+        }))
+        .unwrap()
+    }
+
+    fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {
+        let mut c = base();
+        edit(&mut c);
+        check_and_map(c, &rules(), &ClaimMapping::default(), now()).map(|(ctx, _)| ctx)
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        assert!(serde_json::from_str::<StrictObject>(r#"{"scope":"a","scope":"a b"}"#).is_err());
+        assert!(serde_json::from_str::<StrictObject>(r#"{"scope":"a"}"#).is_ok());
+        assert!(serde_json::from_str::<StrictObject>("[1]").is_err());
+        assert!(serde_json::from_str::<Header>(r#"{"alg":"HS256","alg":"none"}"#).is_err());
+    }
+
+    #[test]
+    fn audience_canonicalisation_lowercases_scheme_and_host_only() {
+        assert_eq!(
+            canonical_audience("HTTPS://MCP.Example.COM/Mcp/"),
+            "https://mcp.example.com/Mcp"
+        );
+        assert_eq!(
+            canonical_audience("https://mcp.example.com"),
+            "https://mcp.example.com"
+        );
+        assert_eq!(canonical_audience("api://Default"), "api://default");
+        assert_eq!(canonical_audience("My-API"), "My-API");
+    }
+
+    #[test]
+    fn audience_near_misses_are_refused() {
+        for aud in [
+            "https://mcp.example.com.evil.com/mcp",
+            "https://mcp.example.com/other",
+            "https://mcp.example.com@evil/mcp",
+            "https://mcp.example.com",
+        ] {
+            assert_eq!(
+                check(|c| {
+                    c.insert("aud".into(), aud.into());
+                })
+                .unwrap_err(),
+                ClaimError::BadAudience,
+                "{aud}"
+            );
+        }
+        for aud in [
+            "https://MCP.example.com/mcp/",
+            "HTTPS://mcp.example.com/mcp",
+        ] {
+            assert!(
+                check(|c| {
+                    c.insert("aud".into(), aud.into());
+                })
+                .is_ok(),
+                "{aud}"
+            );
+        }
+        let arr = serde_json::json!(["https://other", "https://mcp.example.com/mcp"]);
+        assert!(
+            check(|c| {
+                c.insert("aud".into(), arr);
+            })
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn audience_of_wrong_type_or_missing_is_refused() {
+        for aud in [
+            serde_json::json!(123),
+            serde_json::json!({"a": 1}),
+            serde_json::json!(null),
+            serde_json::json!([1, 2]),
+        ] {
+            assert!(
+                check(|c| {
+                    c.insert("aud".into(), aud);
+                })
+                .is_err()
+            );
+        }
+        assert_eq!(
+            check(|c| {
+                c.remove("aud");
+            })
+            .unwrap_err(),
+            ClaimError::BadAudience
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("aud".into(), serde_json::json!([]));
+            })
+            .unwrap_err(),
+            ClaimError::BadAudience
+        );
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_leeway() {
+        let t = 1_800_000_000u64;
+        assert!(
+            check(|c| {
+                c.insert("exp".into(), (t - 30).into());
+            })
+            .is_ok()
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("exp".into(), (t - 90).into());
+            })
+            .unwrap_err(),
+            ClaimError::Expired
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("nbf".into(), (t + 3600).into());
+            })
+            .unwrap_err(),
+            ClaimError::NotYetValid
+        );
+        assert_eq!(
+            check(|c| {
+                c.insert("iat".into(), (t + 86_400).into());
+            })
+            .unwrap_err(),
+            ClaimError::IssuedInFuture
+        );
+        for bad in [
+            serde_json::json!("1999999999"),
+            serde_json::json!(-1),
+            serde_json::json!(1e300),
+            serde_json::json!(null),
+        ] {
+            assert!(
+                check(|c| {
+                    c.insert("exp".into(), bad);
+                })
+                .is_err()
+            );
+        }
+        assert!(
+            check(|c| {
+                c.remove("exp");
+            })
+            .is_err()
+        );
+        assert!(
+            check(|c| {
+                c.insert("nbf".into(), "99999999999".into());
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn issuer_must_be_an_exact_string() {
+        assert_eq!(
+            check(|c| {
+                c.insert("iss".into(), "https://as.example.com/".into());
+            })
+            .unwrap_err(),
+            ClaimError::BadIssuer
+        );
+        assert_eq!(
+            check(|c| {
+                c.remove("iss");
+            })
+            .unwrap_err(),
+            ClaimError::BadIssuer
+        );
+        assert!(
+            check(|c| {
+                c.insert("iss".into(), 123.into());
+            })
+            .is_err()
+        );
+        let arr = serde_json::json!(["https://evil", "https://as.example.com"]);
+        assert!(
+            check(|c| {
+                c.insert("iss".into(), arr);
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn subject_is_required() {
+        assert!(
+            check(|c| {
+                c.remove("sub");
+            })
+            .is_err()
+        );
+        assert!(
+            check(|c| {
+                c.insert("sub".into(), 5.into());
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn scopes_come_from_scope_and_scp_and_roles_from_paths() {
+        let mut c = base();
+        c.insert("scope".into(), "read  write".into());
+        c.insert("scp".into(), serde_json::json!(["admin"]));
+        c.insert("permissions".into(), serde_json::json!(["perm:x"]));
+        c.insert(
+            "realm_access".into(),
+            serde_json::json!({"roles": ["editor"]}),
+        );
+        c.insert("azp".into(), "client-1".into());
+        let mapping = ClaimMapping {
+            role_paths: vec!["realm_access.roles".into()],
+            permissions_as_scopes: true,
+        };
+        let (ctx, _) = check_and_map(c, &rules(), &mapping, now()).unwrap();
+        assert_eq!(ctx.scopes().to_space_separated(), "admin perm:x read write");
+        assert!(ctx.has_role("editor"));
+        assert_eq!(ctx.client_id(), Some("client-1"));
+        assert_eq!(ctx.principal(), "https://as.example.com|alice|client-1");
+        assert!(ctx.claims().unwrap().contains_key("realm_access"));
+    }
+
+    #[test]
+    fn non_string_scope_is_refused() {
+        assert!(
+            check(|c| {
+                c.insert("scope".into(), serde_json::json!(["read"]));
+            })
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! The JWKS cache: keys fetched from a JWKS URL (or found by discovery from an issuer),
+//! refreshed without ever blocking requests whose keys are known.
+//!
+//! - Reads load an `Arc` snapshot ([`arc_swap`]): no lock on the hot path.
+//! - Refreshes are single-flight: concurrent requests that need new keys wait for one fetch.
+//! - An unknown `kid` triggers a refresh at most once per [`JwksPolicy::min_refresh_gap`], so a
+//!   flood of random `kid`s cannot become a flood of fetches. The `kid` is never sent anywhere.
+//! - Keys expire after `Cache-Control: max-age` (clamped to [`JwksPolicy::min_ttl`] ..
+//!   [`JwksPolicy::max_ttl`], default [`JwksPolicy::default_ttl`]); an expired set is refreshed
+//!   in the background while it keeps serving. After a failed refresh the last good keys are
+//!   served for at most [`JwksPolicy::max_stale`].
+//! - Nothing is fetched at startup unless asked ([`crate::jwt::JwtAuthenticator::prefetch`]); until keys
+//!   exist, requests get 503 with `Retry-After`, never 401.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use super::keys::{KeySet, Origin, keys_from_json};
+use crate::error::ConfigError;
+
+/// Timing and size limits of a JWKS cache.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JwksPolicy {
+    /// Least time between two fetches caused by unknown `kid`s or missing keys (default 10 s:
+    /// a rotated key is accepted within 10 s of first use; at most 6 such fetches a minute).
+    pub min_refresh_gap: Duration,
+    /// Lifetime of a fetched set without `Cache-Control: max-age` (default 5 min).
+    pub default_ttl: Duration,
+    /// Lower bound for `max-age` (default 60 s).
+    pub min_ttl: Duration,
+    /// Upper bound for `max-age` (default 24 h).
+    pub max_ttl: Duration,
+    /// How long past its lifetime a set keeps serving while refreshes fail (default 6 h).
+    pub max_stale: Duration,
+    /// Timeout of one fetch, discovery included (default 5 s).
+    pub fetch_timeout: Duration,
+    /// Largest response body accepted (default 256 KiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for JwksPolicy {
+    fn default() -> Self {
+        Self {
+            min_refresh_gap: Duration::from_secs(10),
+            default_ttl: Duration::from_secs(300),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            max_stale: Duration::from_secs(6 * 3600),
+            fetch_timeout: Duration::from_secs(5),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// A fetched HTTP document.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The response body (already limited to the policy's size).
+    pub body: Bytes,
+    /// `Cache-Control: max-age`, if the response had one.
+    pub max_age: Option<Duration>,
+}
+
+/// A fetch failed (connection, status, size, timeout).
+#[derive(Debug, Clone)]
+pub struct FetchError(pub String);
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// Fetches JWKS and discovery documents. Implement it to use your own HTTP stack; the
+/// default, [`ReqwestFetcher`] (feature `reqwest`), uses reqwest with rustls.
+pub trait HttpFetcher: Send + Sync + 'static {
+    /// GETs `url`, refusing bodies over `max_bytes`. Must not follow redirects to another
+    /// origin.
+    fn get(
+        &self,
+        url: &str,
+        max_bytes: usize,
+    ) -> impl Future<Output = Result<Fetched, FetchError>> + Send;
+}
+
+type BoxFetch<'a> = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
+
+/// Object-safe form of [`HttpFetcher`] (fetches are rare; boxing them costs nothing that
+/// matters).
+pub(crate) trait DynFetcher: Send + Sync + 'static {
+    fn get_boxed<'a>(&'a self, url: &'a str, max_bytes: usize) -> BoxFetch<'a>;
+}
+
+impl<F: HttpFetcher> DynFetcher for F {
+    fn get_boxed<'a>(&'a self, url: &'a str, max_bytes: usize) -> BoxFetch<'a> {
+        Box::pin(self.get(url, max_bytes))
+    }
+}
+
+/// Parses `Cache-Control` for `max-age`; `no-store`/`no-cache` count as zero.
+#[must_use]
+pub fn cache_control_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',') {
+        let d = directive.trim().to_ascii_lowercase();
+        if d == "no-store" || d == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(v) = d.strip_prefix("max-age=") {
+            max_age = v
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+/// The default fetcher: reqwest (rustls), redirects off, per-request timeout, streamed body
+/// with a size cap.
+#[cfg(feature = "reqwest")]
+#[derive(Debug, Clone)]
+pub struct ReqwestFetcher {
+    client: reqwest::Client,
+}
+
+#[cfg(feature = "reqwest")]
+impl ReqwestFetcher {
+    /// A fetcher with its own client: no redirects, 5 s connect timeout.
+    ///
+    /// # Errors
+    ///
+    /// When the TLS backend cannot be initialised.
+    pub fn new() -> Result<Self, ConfigError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| ConfigError::new("jwks http client", e.to_string()))?;
+        Ok(Self { client })
+    }
+
+    /// Uses your client (proxies, custom roots, mTLS). Configure it not to follow redirects.
+    #[must_use]
+    pub fn with_client(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl HttpFetcher for ReqwestFetcher {
+    async fn get(&self, url: &str, max_bytes: usize) -> Result<Fetched, FetchError> {
+        let mut res = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError(format!("request failed: {}", e.without_url())))?;
+        if !res.status().is_success() {
+            return Err(FetchError(format!("status {}", res.status().as_u16())));
+        }
+        if res.content_length().is_some_and(|n| n > max_bytes as u64) {
+            return Err(FetchError("response too large".into()));
+        }
+        let max_age = res
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(cache_control_max_age);
+        let mut body = Vec::new();
+        while let Some(chunk) = res
+            .chunk()
+            .await
+            .map_err(|e| FetchError(format!("body failed: {}", e.without_url())))?
+        {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError("response too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched {
+            body: body.into(),
+            max_age,
+        })
+    }
+}
+
+/// Refuses URLs that are not `https://`, except plain `http://` to a loopback host (for local
+/// identity providers and tests).
+pub(crate) fn check_url(setting: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let hostname = if host.starts_with('[') {
+            host.split(']').next().map(|h| &h[1..]).unwrap_or("")
+        } else {
+            host.split(':').next().unwrap_or("")
+        };
+        let loopback = hostname == "localhost"
+            || hostname
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            return Ok(());
+        }
+    }
+    Err(ConfigError::new(
+        setting,
+        "must be an https:// URL (http:// only for loopback hosts)",
+    ))
+}
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    Url(String),
+    /// Discovery from an issuer: OpenID configuration, then OAuth server metadata.
+    Issuer(String),
+}
+
+/// The well-known metadata URLs for `issuer`, OpenID configuration first (OIDC Discovery §4,
+/// then RFC 8414 §3 with the path inserted).
+pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
+    let trimmed = issuer.strip_suffix('/').unwrap_or(issuer);
+    let mut urls = vec![format!("{trimmed}/.well-known/openid-configuration")];
+    if let Some((scheme, rest)) = trimmed.split_once("://") {
+        let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+        urls.push(format!(
+            "{scheme}://{host}/.well-known/oauth-authorization-server{path}"
+        ));
+        if !path.is_empty() {
+            urls.push(format!(
+                "{scheme}://{host}/.well-known/openid-configuration{path}"
+            ));
+        }
+    }
+    urls
+}
+
+pub(crate) struct Snapshot {
+    pub(crate) keys: KeySet,
+    /// When keys were last loaded successfully.
+    loaded_at: Option<Instant>,
+    /// Serve without refreshing until then.
+    fresh_until: Option<Instant>,
+    /// Never serve these keys after then.
+    usable_until: Option<Instant>,
+    pub(crate) generation: u64,
+}
+
+impl Snapshot {
+    fn empty() -> Self {
+        Self {
+            keys: KeySet::default(),
+            loaded_at: None,
+            fresh_until: None,
+            usable_until: None,
+            generation: 0,
+        }
+    }
+
+    /// Whether keys may be used now.
+    pub(crate) fn usable(&self, now: Instant) -> bool {
+        self.usable_until.is_some_and(|t| now < t) && !self.keys.is_empty()
+    }
+}
+
+struct RefreshState {
+    last_attempt: Option<Instant>,
+    jwks_uri: Option<String>,
+    last_error: Option<String>,
+}
+
+/// The cache. Shared by every clone of the authenticator.
+pub(crate) struct JwksCache {
+    source: KeySource,
+    fetcher: Box<dyn DynFetcher>,
+    policy: JwksPolicy,
+    allow_symmetric: bool,
+    snapshot: ArcSwap<Snapshot>,
+    refresh: tokio::sync::Mutex<RefreshState>,
+    background: AtomicBool,
+}
+
+impl fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let snap = self.snapshot.load();
+        f.debug_struct("JwksCache")
+            .field("source", &self.source)
+            .field("keys", &snap.keys.len())
+            .field("generation", &snap.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a refresh attempt achieved.
+pub(crate) enum Refreshed {
+    /// A newer snapshot exists (this call or a concurrent one fetched it).
+    New(Arc<Snapshot>),
+    /// No fetch was allowed or it failed; here is what there is, and when to retry.
+    Unchanged(Arc<Snapshot>, Duration),
+}
+
+impl JwksCache {
+    pub(crate) fn new(
+        source: KeySource,
+        fetcher: Box<dyn DynFetcher>,
+        policy: JwksPolicy,
+        allow_symmetric: bool,
+    ) -> Self {
+        Self {
+            source,
+            fetcher,
+            policy,
+            allow_symmetric,
+            snapshot: ArcSwap::from_pointee(Snapshot::empty()),
+            refresh: tokio::sync::Mutex::new(RefreshState {
+                last_attempt: None,
+                jwks_uri: None,
+                last_error: None,
+            }),
+            background: AtomicBool::new(false),
+        }
+    }
+
+    /// The current snapshot (lock-free). Starts a background refresh when it is past its
+    /// lifetime.
+    pub(crate) fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+        let snap = self.snapshot.load_full();
+        let now = Instant::now();
+        if snap.fresh_until.is_some_and(|t| now >= t) {
+            self.spawn_background_refresh();
+        }
+        snap
+    }
+
+    fn spawn_background_refresh(self: &Arc<Self>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        handle.spawn(async move {
+            let seen = this.snapshot.load().generation;
+            let _ = this.refresh(seen).await;
+            this.background.store(false, Ordering::Release);
+        });
+    }
+
+    /// Fetches new keys unless another caller already did since `seen_generation`, or the last
+    /// attempt was less than `min_refresh_gap` ago. Single-flight: callers queue on one lock
+    /// that only refreshers take.
+    pub(crate) async fn refresh(&self, seen_generation: u64) -> Refreshed {
+        let mut state = self.refresh.lock().await;
+        let snap = self.snapshot.load_full();
+        if snap.generation != seen_generation {
+            return Refreshed::New(snap);
+        }
+        let now = Instant::now();
+        if let Some(last) = state.last_attempt {
+            let since = now.duration_since(last);
+            if since < self.policy.min_refresh_gap {
+                return Refreshed::Unchanged(snap, self.policy.min_refresh_gap - since);
+            }
+        }
+        state.last_attempt = Some(now);
+        let result =
+            tokio::time::timeout(self.policy.fetch_timeout, self.fetch_keys(&mut state)).await;
+        let result = result.unwrap_or_else(|_| Err("timed out".into()));
+        match result {
+            Ok((keys, max_age)) => {
+                let ttl = max_age
+                    .unwrap_or(self.policy.default_ttl)
+                    .clamp(self.policy.min_ttl, self.policy.max_ttl);
+                let now = Instant::now();
+                let next = Arc::new(Snapshot {
+                    keys,
+                    loaded_at: Some(now),
+                    fresh_until: Some(now + ttl),
+                    usable_until: Some(now + ttl + self.policy.max_stale),
+                    generation: snap.generation + 1,
+                });
+                self.snapshot.store(next.clone());
+                state.last_error = None;
+                tracing::debug!(target: "mcp_auth::jwt", keys = next.keys.len(), ?ttl, "JWKS refreshed");
+                Refreshed::New(next)
+            }
+            Err(error) => {
+                tracing::warn!(
+                    target: "mcp_auth::jwt",
+                    %error,
+                    serving_stale = snap.usable(Instant::now()),
+                    "JWKS refresh failed"
+                );
+                state.last_error = Some(error);
+                // Push the lifetime forward so every request does not spawn a refresh; the
+                // stale limit still applies.
+                if snap.loaded_at.is_some() {
+                    let retry = Instant::now() + self.policy.min_refresh_gap;
+                    let next = Arc::new(Snapshot {
+                        keys: snap.keys.clone(),
+                        loaded_at: snap.loaded_at,
+                        fresh_until: Some(retry),
+                        usable_until: snap.usable_until,
+                        generation: snap.generation,
+                    });
+                    self.snapshot.store(next.clone());
+                    return Refreshed::Unchanged(next, self.policy.min_refresh_gap);
+                }
+                Refreshed::Unchanged(snap, self.policy.min_refresh_gap)
+            }
+        }
+    }
+
+    async fn fetch_keys(
+        &self,
+        state: &mut RefreshState,
+    ) -> Result<(KeySet, Option<Duration>), String> {
+        let uri = match (&self.source, &state.jwks_uri) {
+            (KeySource::Url(u), _) => u.clone(),
+            (KeySource::Issuer(_), Some(u)) => u.clone(),
+            (KeySource::Issuer(issuer), None) => {
+                let u = self.discover(issuer).await?;
+                state.jwks_uri = Some(u.clone());
+                u
+            }
+        };
+        let fetched = self
+            .fetcher
+            .get_boxed(&uri, self.policy.max_body_bytes)
+            .await
+            .map_err(|e| format!("JWKS fetch: {e}"))?;
+        let (keys, skipped) = keys_from_json(
+            &fetched.body,
+            Origin::Fetched {
+                allow_symmetric: self.allow_symmetric,
+            },
+        )
+        .map_err(|e| format!("JWKS: {e}"))?;
+        if keys.is_empty() {
+            return Err(format!(
+                "JWKS has no usable key ({} skipped)",
+                skipped.len()
+            ));
+        }
+        Ok((KeySet::new(keys), fetched.max_age))
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<String, String> {
+        let mut last = String::from("no metadata found");
+        for url in discovery_urls(issuer) {
+            let fetched = match self
+                .fetcher
+                .get_boxed(&url, self.policy.max_body_bytes)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    last = format!("{url}: {e}");
+                    continue;
+                }
+            };
+            let meta: serde_json::Value =
+                serde_json::from_slice(&fetched.body).map_err(|_| format!("{url}: not JSON"))?;
+            if meta.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+                return Err(format!(
+                    "{url}: metadata `issuer` does not match the configured issuer"
+                ));
+            }
+            let jwks_uri = meta
+                .get("jwks_uri")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| format!("{url}: no `jwks_uri`"))?;
+            check_url("jwks_uri", jwks_uri).map_err(|e| format!("{url}: {e}"))?;
+            return Ok(jwks_uri.to_owned());
+        }
+        Err(format!("discovery failed: {last}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_parsed_from_cache_control() {
+        assert_eq!(
+            cache_control_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(cache_control_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(cache_control_max_age("public"), None);
+        assert_eq!(cache_control_max_age("max-age=abc"), None);
+    }
+
+    #[test]
+    fn only_https_or_loopback_http_urls_are_accepted() {
+        for ok in [
+            "https://idp.example.com/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_url("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.com/",
+            "ftp://x",
+            "http://evil@example.com/",
+        ] {
+            assert!(check_url("u", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn discovery_tries_openid_then_oauth_metadata() {
+        assert_eq!(
+            discovery_urls("https://as.example.com"),
+            [
+                "https://as.example.com/.well-known/openid-configuration",
+                "https://as.example.com/.well-known/oauth-authorization-server",
+            ]
+        );
+        assert_eq!(
+            discovery_urls("https://as.example.com/realms/mcp/"),
+            [
+                "https://as.example.com/realms/mcp/.well-known/openid-configuration",
+                "https://as.example.com/.well-known/oauth-authorization-server/realms/mcp",
+                "https://as.example.com/.well-known/openid-configuration/realms/mcp",
+            ]
+        );
+    }
+}

@@ -1,0 +1,688 @@
+//! [`JwtLayer`]: JWT access tokens, validated to RFC 7519 / RFC 8725 and the MCP
+//! authorization spec (feature `jwt`, on by default through `aws-lc-rs`).
+//!
+//! Keys come from configuration ([`JwtKey`]: an HMAC secret or a PEM public key; a static
+//! [`JwkSet`]) or from the network (a JWKS URL, or discovery from an issuer), through the
+//! [cache](jwks) that never blocks requests whose keys are known. Every key is pinned to its
+//! algorithms; the token's `alg` only selects among keys, `none` never verifies.
+//!
+//! Checks, in order: size (at most [`MAX_TOKEN_LEN`]), compact form and canonical base64url,
+//! header (no `crit`, no nested `cty: JWT`, optional `typ: at+jwt`), signature, then claims:
+//! `exp` required, `nbf`, `iat` not in the future (all with leeway, default 60 s, at most
+//! 300 s), `iss` an exact string match when configured, `aud` (string or array) naming one of
+//! the configured audiences after canonicalisation, `sub` a string, required claims, and your
+//! own check. Duplicate member names in the header or claims invalidate the token.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter};
+//! use mcp_auth::AuthContext;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let secret = "0123456789abcdef0123456789abcdef";
+//! let auth = JwtAuthenticator::builder()
+//!     .key(JwtKey::hmac(secret, Algorithm::HS256).unwrap())
+//!     .audience("https://mcp.example.com/mcp")
+//!     .build()
+//!     .unwrap();
+//! let svc = ServiceBuilder::new()
+//!     .layer(JwtLayer::new(auth))
+//!     .service(service_fn(|req: http::Request<String>| async move {
+//!         let ctx = req.extensions().get::<AuthContext>().unwrap();
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(ctx.subject().to_owned()))
+//!     }));
+//!
+//! let minter = JwtMinter::hmac(secret, Algorithm::HS256).unwrap();
+//! let good = minter.clone().audience("https://mcp.example.com/mcp").mint("alice", ["data:read"]).unwrap();
+//! let other = minter.audience("https://other.example.com/mcp").mint("alice", ["data:read"]).unwrap();
+//! let call = |t: &str| {
+//!     let req = http::Request::builder().header("authorization", format!("Bearer {t}")).body(String::new());
+//!     svc.clone().oneshot(req.unwrap())
+//! };
+//! assert_eq!(call(&good).await.unwrap().status(), 200);
+//! let res = call(&other).await.unwrap();
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\", error_description=\"invalid access token\"");
+//! # }
+//! ```
+
+mod claims;
+pub mod jwks;
+mod keys;
+mod mint;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::request::Parts;
+pub use jsonwebtoken::Algorithm;
+pub use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Map, Value};
+
+pub use self::claims::canonical_audience;
+use self::claims::{ClaimError, ClaimMapping, ClaimRules, Header, StrictObject, check_and_map};
+use self::jwks::{
+    DynFetcher, HttpFetcher, JwksCache, JwksPolicy, KeySource, Refreshed, Snapshot, check_url,
+};
+pub use self::keys::{JwtKey, MAX_KEYS_PER_SET, MAX_KID_LEN, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS};
+use self::keys::{KeySet, Origin, VerifyKey, keys_from_jwk_set};
+pub use self::mint::{DEFAULT_TTL, JwtMinter};
+use crate::authenticator::Authenticator;
+use crate::context::AuthContext;
+use crate::credentials::digest;
+use crate::error::{AuthError, ConfigError};
+use crate::header::bearer_token;
+use crate::service::AuthLayer;
+
+#[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+compile_error!(
+    "mcp-auth: the `jwt` feature needs a crypto backend: enable `aws-lc-rs` (the default) or `rust-crypto`"
+);
+
+/// Longest token accepted; longer ones are refused before any decoding.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Largest leeway accepted (RFC 7519: "no more than a few minutes").
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Default leeway for `exp`, `nbf` and `iat`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+
+const INVALID: &str = "invalid access token";
+
+/// [`AuthLayer`] with a [`JwtAuthenticator`].
+pub type JwtLayer<R = crate::response::DefaultRejection> = AuthLayer<JwtAuthenticator, R>;
+
+type ClaimsHook = dyn Fn(&Map<String, Value>) -> Result<(), String> + Send + Sync;
+
+/// Checks once per process that jsonwebtoken has exactly one usable crypto backend, so a
+/// misconfiguration is a startup error rather than a panic on the first request.
+fn crypto_self_test() -> Result<(), ConfigError> {
+    static RESULT: OnceLock<Result<(), String>> = OnceLock::new();
+    RESULT
+        .get_or_init(|| {
+            let key = jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]);
+            let dkey = jsonwebtoken::DecodingKey::from_secret(&[7u8; 32]);
+            std::panic::catch_unwind(|| {
+                let sig = jsonwebtoken::crypto::sign(b"self-test", &key, Algorithm::HS256).map_err(|e| e.to_string())?;
+                match jsonwebtoken::crypto::verify(&sig, b"self-test", &dkey, Algorithm::HS256) {
+                    Ok(true) => Ok(()),
+                    _ => Err("self-test signature did not verify".to_owned()),
+                }
+            })
+            .unwrap_or_else(|_| {
+                Err("jsonwebtoken has no single crypto backend (both or neither of its `aws_lc_rs` and \
+                     `rust_crypto` features are enabled in this build); enable exactly one of mcp-auth's \
+                     `aws-lc-rs` / `rust-crypto` features, or call \
+                     `jsonwebtoken::crypto::CryptoProvider::install_default` before building the authenticator"
+                    .to_owned())
+            })
+        })
+        .clone()
+        .map_err(|m| ConfigError::new("jwt crypto backend", m))
+}
+
+/// A bounded cache of verified tokens, keyed by the token's SHA-256. Entries never outlive
+/// the token's own `exp` (plus leeway).
+struct VerifiedCache {
+    map: RwLock<HashMap<[u8; 32], (AuthContext, u64)>>,
+    capacity: usize,
+}
+
+impl VerifiedCache {
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<AuthContext> {
+        let map = self.map.read().ok()?;
+        match map.get(key) {
+            Some((ctx, until)) if now < *until => Some(ctx.clone()),
+            _ => None,
+        }
+    }
+
+    fn insert(&self, key: [u8; 32], ctx: AuthContext, until: u64, now: u64) {
+        let Ok(mut map) = self.map.write() else {
+            return;
+        };
+        if map.len() >= self.capacity {
+            map.retain(|_, (_, u)| now < *u);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
+        map.insert(key, (ctx, until));
+    }
+}
+
+struct Inner {
+    static_keys: KeySet,
+    remote: Option<Arc<JwksCache>>,
+    rules: ClaimRules,
+    mapping: ClaimMapping,
+    require_at_jwt: bool,
+    hook: Option<Box<ClaimsHook>>,
+    cache: Option<VerifiedCache>,
+}
+
+/// Verifies JWT bearer tokens. Cheap to clone. Build it with [`JwtAuthenticator::builder`].
+#[derive(Clone)]
+pub struct JwtAuthenticator {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for JwtAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthenticator")
+            .field("static_keys", &self.inner.static_keys.len())
+            .field("remote", &self.inner.remote)
+            .field("issuers", &self.inner.rules.issuers)
+            .field("audiences", &self.inner.rules.audiences)
+            .field("leeway", &self.inner.rules.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One verification attempt with the keys at hand.
+enum Step {
+    Done(Result<AuthContext, AuthError>),
+    /// No usable key for this token yet: fetch keys (the `kid` is unknown or none are loaded).
+    NeedKeys,
+}
+
+fn invalid(detail: &'static str) -> AuthError {
+    AuthError::invalid_token(INVALID).with_detail(detail)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl JwtAuthenticator {
+    /// Starts configuring an authenticator.
+    #[must_use]
+    pub fn builder() -> JwtBuilder {
+        JwtBuilder::default()
+    }
+
+    /// Verifies a token with the keys available now (static keys and the current JWKS
+    /// snapshot; no fetch). Returns 503-kind errors when remote keys are needed but absent.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused.
+    pub fn verify(&self, token: &str) -> Result<AuthContext, AuthError> {
+        let snap = self.inner.remote.as_ref().map(|r| r.current());
+        match self.step(token, snap.as_deref()) {
+            Step::Done(r) => r,
+            Step::NeedKeys => Err(self.no_keys_error(snap.as_deref(), None)),
+        }
+    }
+
+    /// Verifies a token, fetching keys when its `kid` is unknown (rate-limited) or none are
+    /// loaded yet.
+    ///
+    /// # Errors
+    ///
+    /// Why the token is refused; [`AuthErrorKind::Unavailable`](crate::AuthErrorKind) when
+    /// no keys could be loaded.
+    pub async fn verify_async(&self, token: &str) -> Result<AuthContext, AuthError> {
+        let Some(remote) = &self.inner.remote else {
+            return self.verify(token);
+        };
+        let snap = remote.current();
+        if let Step::Done(r) = self.step(token, Some(&snap)) {
+            return r;
+        }
+        let (snap, retry) = match remote.refresh(snap.generation).await {
+            Refreshed::New(s) => (s, None),
+            Refreshed::Unchanged(s, retry) => (s, Some(retry)),
+        };
+        match self.step(token, Some(&snap)) {
+            Step::Done(r) => r,
+            Step::NeedKeys => Err(self.no_keys_error(Some(&snap), retry)),
+        }
+    }
+
+    fn no_keys_error(&self, snap: Option<&Snapshot>, retry: Option<Duration>) -> AuthError {
+        match snap {
+            Some(s) if !s.usable(std::time::Instant::now()) => {
+                let retry = retry
+                    .unwrap_or(Duration::from_secs(5))
+                    .max(Duration::from_secs(1));
+                AuthError::unavailable("no JWKS keys loaded").with_retry_after(retry)
+            }
+            _ => invalid("unknown_kid"),
+        }
+    }
+
+    /// Starts fetching remote keys in the background (needs a Tokio runtime), so the first
+    /// request does not wait. Startup never fails because the identity provider is down.
+    pub fn prefetch(&self) {
+        if let (Some(remote), Ok(handle)) =
+            (&self.inner.remote, tokio::runtime::Handle::try_current())
+        {
+            let remote = remote.clone();
+            handle.spawn(async move {
+                let seen = remote.current().generation;
+                let _ = remote.refresh(seen).await;
+            });
+        }
+    }
+
+    fn step(&self, token: &str, remote: Option<&Snapshot>) -> Step {
+        let inner = &*self.inner;
+        if token.len() > MAX_TOKEN_LEN {
+            return Step::Done(Err(invalid("token_too_long")));
+        }
+        let now = now_secs();
+        let cache_key = inner.cache.as_ref().map(|_| digest(token.as_bytes()));
+        if let (Some(cache), Some(key)) = (&inner.cache, &cache_key) {
+            if let Some(ctx) = cache.get(key, now) {
+                return Step::Done(Ok(ctx));
+            }
+        }
+
+        // Compact serialization: exactly three segments.
+        let mut segments = token.split('.');
+        let (Some(h64), Some(p64), Some(sig), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Step::Done(Err(invalid("not_compact_jws")));
+        };
+        let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
+            return Step::Done(Err(invalid("bad_header_encoding")));
+        };
+        let Ok(header) = serde_json::from_slice::<Header>(&header_json) else {
+            return Step::Done(Err(invalid("bad_header")));
+        };
+        let Ok(alg) = header.alg.parse::<Algorithm>() else {
+            return Step::Done(Err(invalid("unsupported_alg")));
+        };
+        if header.crit.is_some() {
+            return Step::Done(Err(invalid("crit_not_understood")));
+        }
+        if header
+            .cty
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case("jwt"))
+        {
+            return Step::Done(Err(invalid("nested_jwt")));
+        }
+        if inner.require_at_jwt {
+            let ok = header.typ.as_deref().is_some_and(|t| {
+                t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
+            });
+            if !ok {
+                return Step::Done(Err(invalid("typ_not_at_jwt")));
+            }
+        }
+        let kid = header.kid.as_deref();
+        if kid.is_some_and(|k| k.is_empty() || k.len() > MAX_KID_LEN) {
+            return Step::Done(Err(invalid("bad_kid")));
+        }
+
+        let mut candidates: Vec<Arc<VerifyKey>> = inner.static_keys.candidates(kid, alg);
+        let live = remote.filter(|s| s.usable(std::time::Instant::now()));
+        if let Some(s) = live {
+            candidates.extend(s.keys.candidates(kid, alg));
+        }
+        if candidates.is_empty() {
+            let static_has_kid = kid.is_some_and(|k| inner.static_keys.has_kid(k));
+            return match (remote, live) {
+                (Some(_), None) if !static_has_kid => Step::NeedKeys,
+                (Some(_), Some(s))
+                    if kid.is_some_and(|k| !s.keys.has_kid(k)) && !static_has_kid =>
+                {
+                    Step::NeedKeys
+                }
+                _ => Step::Done(Err(invalid("no_matching_key"))),
+            };
+        }
+        let message_len = h64.len() + 1 + p64.len();
+        let message = &token.as_bytes()[..message_len];
+        let verified = candidates.iter().any(|k| {
+            matches!(
+                jsonwebtoken::crypto::verify(sig, message, &k.key, alg),
+                Ok(true)
+            )
+        });
+        if !verified {
+            return Step::Done(Err(invalid("bad_signature")));
+        }
+
+        let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
+            return Step::Done(Err(invalid("bad_payload_encoding")));
+        };
+        let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
+            return Step::Done(Err(invalid("bad_claims")));
+        };
+        if let Some(hook) = &inner.hook {
+            if hook(&claims).is_err() {
+                return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
+            }
+        }
+        let (ctx, exp) =
+            match check_and_map(claims, &inner.rules, &inner.mapping, SystemTime::now()) {
+                Ok(v) => v,
+                Err(e) => {
+                    let err = match e {
+                        ClaimError::Expired => AuthError::expired("the access token expired"),
+                        ClaimError::NotYetValid => {
+                            AuthError::invalid_token("the access token is not yet valid")
+                        }
+                        _ => AuthError::invalid_token(INVALID),
+                    };
+                    return Step::Done(Err(err.with_detail(e.detail())));
+                }
+            };
+        if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
+            cache.insert(
+                key,
+                ctx.clone(),
+                exp.saturating_add(inner.rules.leeway.as_secs()),
+                now,
+            );
+        }
+        Step::Done(Ok(ctx))
+    }
+}
+
+impl Authenticator for JwtAuthenticator {
+    async fn authenticate(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
+        let token = bearer_token(parts)?;
+        self.verify_async(token).await
+    }
+
+    fn authenticate_now(&self, parts: &Parts) -> Option<Result<AuthContext, AuthError>> {
+        let token = match bearer_token(parts) {
+            Ok(t) => t,
+            Err(e) => return Some(Err(e)),
+        };
+        let snap = self.inner.remote.as_ref().map(|r| r.current());
+        match self.step(token, snap.as_deref()) {
+            Step::Done(r) => Some(r),
+            Step::NeedKeys => None,
+        }
+    }
+}
+
+/// Configures a [`JwtAuthenticator`]. Nothing here touches the network.
+#[must_use]
+pub struct JwtBuilder {
+    keys: Vec<JwtKey>,
+    jwk_sets: Vec<JwkSet>,
+    remote: Option<(String, KeySource)>,
+    fetcher: Option<Box<dyn DynFetcher>>,
+    policy: JwksPolicy,
+    allow_symmetric_jwks: bool,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: Duration,
+    require_at_jwt: bool,
+    required: Vec<String>,
+    hook: Option<Box<ClaimsHook>>,
+    mapping: ClaimMapping,
+    cache_capacity: Option<usize>,
+}
+
+impl Default for JwtBuilder {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            jwk_sets: Vec::new(),
+            remote: None,
+            fetcher: None,
+            policy: JwksPolicy::default(),
+            allow_symmetric_jwks: false,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            require_at_jwt: false,
+            required: Vec::new(),
+            hook: None,
+            mapping: ClaimMapping::default(),
+            cache_capacity: None,
+        }
+    }
+}
+
+impl fmt::Debug for JwtBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtBuilder")
+            .field("keys", &self.keys)
+            .field("jwk_sets", &self.jwk_sets.len())
+            .field("remote", &self.remote.as_ref().map(|r| &r.1))
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("leeway", &self.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtBuilder {
+    /// Adds a configured key (HMAC secret or PEM public key).
+    pub fn key(mut self, key: JwtKey) -> Self {
+        self.keys.push(key);
+        self
+    }
+
+    /// Adds a static JWK set (trusted configuration: `oct` keys are allowed here).
+    pub fn jwk_set(mut self, set: JwkSet) -> Self {
+        self.jwk_sets.push(set);
+        self
+    }
+
+    /// Fetches keys from this JWKS URL (https, or http to a loopback host).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.remote = Some(("jwks url".into(), KeySource::Url(url)));
+        self
+    }
+
+    /// Finds the JWKS by discovery from `issuer` (OpenID configuration, then OAuth
+    /// authorization-server metadata, whose `issuer` must match exactly), and expects `iss` to
+    /// be this issuer unless issuers are set explicitly.
+    pub fn oidc_issuer(mut self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.remote = Some(("oidc issuer".into(), KeySource::Issuer(issuer)));
+        self
+    }
+
+    /// Uses your fetcher for JWKS and discovery documents.
+    pub fn fetcher(mut self, fetcher: impl HttpFetcher) -> Self {
+        self.fetcher = Some(Box::new(fetcher));
+        self
+    }
+
+    /// Changes the JWKS cache's timing and size limits.
+    pub fn jwks_policy(mut self, policy: JwksPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Accepts symmetric (`oct`) keys from a fetched JWKS. Off by default: a published JWKS
+    /// must never yield an HMAC secret.
+    pub fn allow_symmetric_jwks(mut self) -> Self {
+        self.allow_symmetric_jwks = true;
+        self
+    }
+
+    /// Requires `iss` to equal this issuer (may be called several times: any one matches).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens whose `aud` names this audience (canonicalised: lowercase scheme and
+    /// host, no trailing slash). At least one is required: MCP servers must refuse tokens
+    /// issued for someone else.
+    pub fn audience(mut self, audience: impl AsRef<str>) -> Self {
+        self.audiences.push(canonical_audience(audience.as_ref()));
+        self
+    }
+
+    /// Clock leeway for `exp`, `nbf` and `iat` (default 60 s, at most 300 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Requires the header `typ` to be `at+jwt` (RFC 9068).
+    pub fn require_at_jwt(mut self) -> Self {
+        self.require_at_jwt = true;
+        self
+    }
+
+    /// Requires these claims to be present.
+    pub fn require_claims<I: IntoIterator<Item = S>, S: Into<String>>(mut self, claims: I) -> Self {
+        self.required.extend(claims.into_iter().map(Into::into));
+        self
+    }
+
+    /// Your own check on the claims (after the signature is verified); an `Err` refuses the
+    /// token with 401 `invalid_token` (its message is logged nowhere and sent nowhere).
+    pub fn validate_claims(
+        mut self,
+        check: impl Fn(&Map<String, Value>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.hook = Some(Box::new(check));
+        self
+    }
+
+    /// Claim paths holding roles (dot-separated, e.g. `realm_access.roles`); replaces the
+    /// default `roles`.
+    pub fn roles_claims<I: IntoIterator<Item = S>, S: Into<String>>(mut self, paths: I) -> Self {
+        self.mapping.role_paths = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also reads scopes from a `permissions` array (Auth0 RBAC).
+    pub fn permissions_as_scopes(mut self) -> Self {
+        self.mapping.permissions_as_scopes = true;
+        self
+    }
+
+    /// Caches up to `capacity` verified tokens so a repeated token skips signature
+    /// verification while unexpired (never past its own `exp`).
+    pub fn verified_token_cache(mut self, capacity: usize) -> Self {
+        self.cache_capacity = Some(capacity.max(1));
+        self
+    }
+
+    /// Builds the authenticator. No network I/O.
+    ///
+    /// # Errors
+    ///
+    /// Every problem at once: no key source, no audience, a leeway over 300 s, an invalid key,
+    /// a non-https key URL, no crypto backend.
+    pub fn build(self) -> Result<JwtAuthenticator, ConfigError> {
+        let mut problems = Vec::new();
+        let mut push = |e: ConfigError| problems.extend(e.problems().iter().cloned());
+        if let Err(e) = crypto_self_test() {
+            return Err(e);
+        }
+        let mut keys = Vec::new();
+        for k in &self.keys {
+            match k.build() {
+                Ok(v) => keys.push(v),
+                Err(e) => push(e),
+            }
+        }
+        for set in &self.jwk_sets {
+            let (good, skipped) = keys_from_jwk_set(set, Origin::Configured);
+            for s in skipped {
+                push(ConfigError::new("jwk set", s));
+            }
+            keys.extend(good);
+        }
+        let mut issuers = self.issuers;
+        if let Some((setting, source)) = &self.remote {
+            let url = match source {
+                KeySource::Url(u) | KeySource::Issuer(u) => u,
+            };
+            if let Err(e) = check_url(setting, url) {
+                push(e);
+            }
+            if let KeySource::Issuer(i) = source {
+                if issuers.is_empty() {
+                    issuers.push(i.clone());
+                }
+            }
+        }
+        if keys.is_empty() && self.remote.is_none() {
+            push(ConfigError::new(
+                "jwt keys",
+                "no key source (secret, PEM key, JWK set, JWKS URL or issuer)",
+            ));
+        }
+        if self.audiences.is_empty() {
+            push(ConfigError::new(
+                "jwt audience",
+                "no audience configured: MCP servers must refuse tokens not issued for them",
+            ));
+        }
+        if self.leeway > MAX_LEEWAY {
+            push(ConfigError::new("jwt leeway", "must be at most 300 s"));
+        }
+        let remote = match self.remote {
+            None => None,
+            Some((_, source)) => {
+                let fetcher = match self.fetcher {
+                    Some(f) => Some(f),
+                    None => default_fetcher().map_err(&mut push).ok(),
+                };
+                fetcher.map(|f| {
+                    Arc::new(JwksCache::new(
+                        source,
+                        f,
+                        self.policy,
+                        self.allow_symmetric_jwks,
+                    ))
+                })
+            }
+        };
+        if let Some(e) = ConfigError::from_problems(problems) {
+            return Err(e);
+        }
+        Ok(JwtAuthenticator {
+            inner: Arc::new(Inner {
+                static_keys: KeySet::new(keys),
+                remote,
+                rules: ClaimRules {
+                    issuers,
+                    audiences: self.audiences,
+                    leeway: self.leeway,
+                    required: self.required,
+                },
+                mapping: self.mapping,
+                require_at_jwt: self.require_at_jwt,
+                hook: self.hook,
+                cache: self.cache_capacity.map(|capacity| VerifiedCache {
+                    map: RwLock::new(HashMap::new()),
+                    capacity,
+                }),
+            }),
+        })
+    }
+}
+
+#[cfg(feature = "reqwest")]
+fn default_fetcher() -> Result<Box<dyn DynFetcher>, ConfigError> {
+    Ok(Box::new(jwks::ReqwestFetcher::new()?))
+}
+
+#[cfg(not(feature = "reqwest"))]
+fn default_fetcher() -> Result<Box<dyn DynFetcher>, ConfigError> {
+    Err(ConfigError::new(
+        "jwks fetcher",
+        "no HTTP fetcher: enable the `reqwest` feature or pass one with `JwtBuilder::fetcher`",
+    ))
+}
