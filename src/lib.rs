@@ -14,10 +14,7 @@ pub mod authenticator;
 pub mod bearer;
 mod body;
 pub mod context;
-#[cfg_attr(
-    not(any(feature = "api-key", feature = "bearer", feature = "jwt")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(any(feature = "api-key", feature = "bearer")), allow(dead_code))]
 pub mod credentials;
 pub mod env;
 pub mod error;

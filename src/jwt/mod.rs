@@ -686,3 +686,27 @@ fn default_fetcher() -> Result<Box<dyn DynFetcher>, ConfigError> {
         "no HTTP fetcher: enable the `reqwest` feature or pass one with `JwtBuilder::fetcher`",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With both backends compiled in, jsonwebtoken cannot choose: building must fail with a
+    /// clear error instead of panicking on the first request.
+    #[cfg(all(feature = "aws-lc-rs", feature = "rust-crypto"))]
+    #[test]
+    fn both_backends_is_a_startup_error_not_a_panic() {
+        let err = JwtAuthenticator::builder()
+            .key(JwtKey::hmac("0123456789abcdef0123456789abcdef", Algorithm::HS256).unwrap())
+            .audience("https://mcp.example.com/mcp")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("crypto backend"), "{err}");
+    }
+
+    #[cfg(not(all(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    #[test]
+    fn exactly_one_backend_passes_the_self_test() {
+        assert!(crypto_self_test().is_ok());
+    }
+}
