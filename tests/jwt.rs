@@ -292,7 +292,8 @@ fn claim_failures_are_invalid_token_and_expiry_says_so() {
         (err.kind(), err.description()),
         (AuthErrorKind::Expired, Some("the access token expired"))
     );
-    let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Map<String, Value>)>)> = vec![
+    type Edit = Box<dyn Fn(&mut serde_json::Map<String, Value>)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "audience_mismatch",
             Box::new(|c| {

@@ -195,7 +195,7 @@ pub(crate) fn check_and_map(
     };
     let matches = aud.iter().any(|a| {
         let a = canonical_audience(a);
-        rules.audiences.iter().any(|want| *want == a)
+        rules.audiences.contains(&a)
     });
     if !matches {
         return Err(ClaimError::BadAudience);

@@ -228,21 +228,20 @@ fn key_algorithm(ka: KeyAlgorithm) -> Option<Algorithm> {
 
 /// Validates one JWK and builds its verification key.
 pub(crate) fn key_from_jwk(jwk: &Jwk, origin: Origin) -> Result<VerifyKey, String> {
-    if let Some(kid) = &jwk.common.key_id {
-        if kid.is_empty() || kid.len() > MAX_KID_LEN {
-            return Err("`kid` is empty or too long".into());
-        }
+    if let Some(kid) = &jwk.common.key_id
+        && (kid.is_empty() || kid.len() > MAX_KID_LEN)
+    {
+        return Err("`kid` is empty or too long".into());
     }
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Err("`use` is `enc`".into());
     }
-    if let Some(ops) = &jwk.common.key_operations {
-        if !ops
+    if let Some(ops) = &jwk.common.key_operations
+        && !ops
             .iter()
             .any(|op| matches!(op, jsonwebtoken::jwk::KeyOperations::Verify))
-        {
-            return Err("`key_ops` does not allow `verify`".into());
-        }
+    {
+        return Err("`key_ops` does not allow `verify`".into());
     }
     let algs = pinned_algs(jwk)?;
     match &jwk.algorithm {

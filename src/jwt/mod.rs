@@ -204,7 +204,6 @@ fn now_secs() -> u64 {
 
 impl JwtAuthenticator {
     /// Starts configuring an authenticator.
-    #[must_use]
     pub fn builder() -> JwtBuilder {
         JwtBuilder::default()
     }
@@ -281,10 +280,10 @@ impl JwtAuthenticator {
         }
         let now = now_secs();
         let cache_key = inner.cache.as_ref().map(|_| digest(token.as_bytes()));
-        if let (Some(cache), Some(key)) = (&inner.cache, &cache_key) {
-            if let Some(ctx) = cache.get(key, now) {
-                return Step::Done(Ok(ctx));
-            }
+        if let (Some(cache), Some(key)) = (&inner.cache, &cache_key)
+            && let Some(ctx) = cache.get(key, now)
+        {
+            return Step::Done(Ok(ctx));
         }
 
         // Compact serialization: exactly three segments.
@@ -364,10 +363,10 @@ impl JwtAuthenticator {
         let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
             return Step::Done(Err(invalid("bad_claims")));
         };
-        if let Some(hook) = &inner.hook {
-            if hook(&claims).is_err() {
-                return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
-            }
+        if let Some(hook) = &inner.hook
+            && hook(&claims).is_err()
+        {
+            return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
         }
         let (ctx, exp) =
             match check_and_map(claims, &inner.rules, &inner.mapping, SystemTime::now()) {
@@ -586,9 +585,7 @@ impl JwtBuilder {
     pub fn build(self) -> Result<JwtAuthenticator, ConfigError> {
         let mut problems = Vec::new();
         let mut push = |e: ConfigError| problems.extend(e.problems().iter().cloned());
-        if let Err(e) = crypto_self_test() {
-            return Err(e);
-        }
+        crypto_self_test()?;
         let mut keys = Vec::new();
         for k in &self.keys {
             match k.build() {
@@ -611,10 +608,10 @@ impl JwtBuilder {
             if let Err(e) = check_url(setting, url) {
                 push(e);
             }
-            if let KeySource::Issuer(i) = source {
-                if issuers.is_empty() {
-                    issuers.push(i.clone());
-                }
+            if let KeySource::Issuer(i) = source
+                && issuers.is_empty()
+            {
+                issuers.push(i.clone());
             }
         }
         if keys.is_empty() && self.remote.is_none() {
