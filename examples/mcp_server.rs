@@ -12,8 +12,15 @@
 //! | `MCP_API_KEYS` | API keys accepted in `X-API-Key` (comma-separated; syntax in the README) |
 //! | `MCP_AUTH_TOKENS` | static bearer tokens accepted in `Authorization: Bearer` |
 //! | `MCP_ALLOWED_HOSTS` | `Host` values rmcp accepts (default: loopback only) |
+//! | `MCP_JWT_SECRET` | HS256 secret (at least 32 bytes) for JWT access tokens |
+//! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback) |
+//! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss` |
+//! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several) |
+//! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
+//! | `MCP_PUBLIC_URL` | this server's public URL (default `http://<MCP_BIND>/mcp`) |
 //!
-//! With several set, any valid credential works. With none set, the server generates a bearer
+//! With several set, any valid credential works: API keys in `X-API-Key`; in
+//! `Authorization: Bearer`, static and issued tokens first (by digest), then JWTs. With none set, the server generates a bearer
 //! token, prints it on a line starting with `token: `, and requires it: it never serves
 //! unauthenticated.
 
@@ -29,6 +36,7 @@ use bytes::Bytes;
 use http::{HeaderName, Method, Request, header};
 use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
+use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
 use mcp_auth::rmcp::Auth;
 use mcp_auth::{
     ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
@@ -157,9 +165,19 @@ impl ServerHandler for DataServer {
 // Configuration: every problem in the environment is reported at once.
 // ---------------------------------------------------------------------------------------------
 
-/// API keys or bearer tokens: the first that the request carries decides.
-pub type ServerAuth =
-    Chain<Option<ApiKeyAuthenticator>, Option<BearerAuthenticator<MemoryTokenStore>>>;
+/// API keys, then bearer tokens (static or issued), then JWTs: the first credential the
+/// request carries decides.
+pub type ServerAuth = Chain<
+    Option<ApiKeyAuthenticator>,
+    Chain<Option<BearerAuthenticator<MemoryTokenStore>>, Option<JwtAuthenticator>>,
+>;
+
+impl Config {
+    /// The JWT authenticator, when JWTs are accepted.
+    pub fn jwt(&self) -> Option<&JwtAuthenticator> {
+        self.jwt.as_ref()
+    }
+}
 
 pub struct Config {
     pub bind: SocketAddr,
@@ -170,6 +188,7 @@ pub struct Config {
     pub tokens: TokenManager<MemoryTokenStore>,
     /// Set when no credential was configured and one was generated.
     pub generated_token: Option<Secret>,
+    jwt: Option<JwtAuthenticator>,
 }
 
 pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
@@ -197,10 +216,12 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             .default_scopes(DEFAULT_SCOPES)
             .with_list(name, v)
     });
+    let jwt = load_jwt(&mut env, bind);
     env.finish()?;
+    let jwt = jwt.map(|b| b.build()).transpose()?;
 
     let mut generated_token = None;
-    if api_keys.is_none() && tokens.is_none() {
+    if api_keys.is_none() && tokens.is_none() && jwt.is_none() {
         let token = generate_token("mcp_")?;
         let auth = BearerAuthenticator::new()
             .default_scopes(DEFAULT_SCOPES)
@@ -208,14 +229,78 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         tokens = Some(auth);
         generated_token = Some(token);
     }
+    let jwt_handle = jwt.clone();
     let store = MemoryTokenStore::new();
+    // With JWTs also accepted, a bearer token that is not a static or issued token is left
+    // to the JWT authenticator.
+    let tokens = tokens.map(|t| {
+        let t = t.with_store(store.clone());
+        if jwt.is_some() { t.defer_unknown() } else { t }
+    });
     Ok(Config {
         bind,
         allowed_hosts,
-        auth: Chain::new(api_keys, tokens.map(|t| t.with_store(store.clone()))),
+        auth: Chain::new(api_keys, Chain::new(tokens, jwt)),
         tokens: TokenManager::new(store),
         generated_token,
+        jwt: jwt_handle,
     })
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// JWT settings; `None` when no JWT variable is set.
+fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtBuilder> {
+    let secret = env.optional("MCP_JWT_SECRET", |name, v| {
+        JwtKey::hmac(v.trim(), Algorithm::HS256)
+            .map_err(|e| ConfigError::new(name, e.problems()[0].message().to_owned()))
+    });
+    let jwks_url = env.raw("MCP_JWKS_URL").map(|v| v.trim().to_owned());
+    let oidc_issuer = env.raw("MCP_OIDC_ISSUER").map(|v| v.trim().to_owned());
+    let issuers = env
+        .raw("MCP_JWT_ISSUER")
+        .map(|v| list(&v))
+        .unwrap_or_default();
+    let public_url = env
+        .raw("MCP_PUBLIC_URL")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| format!("http://{bind}/mcp"));
+    let audiences = env
+        .raw("MCP_JWT_AUDIENCE")
+        .map(|v| list(&v))
+        .unwrap_or_else(|| vec![public_url]);
+    if secret.is_none() && jwks_url.is_none() && oidc_issuer.is_none() {
+        return None;
+    }
+    if jwks_url.is_some() && oidc_issuer.is_some() {
+        env.problem(
+            "MCP_JWKS_URL",
+            "set either MCP_JWKS_URL or MCP_OIDC_ISSUER, not both",
+        );
+    }
+    let mut b = JwtAuthenticator::builder().verified_token_cache(10_000);
+    if let Some(key) = secret {
+        b = b.key(key);
+    }
+    if let Some(url) = jwks_url {
+        b = b.jwks_url(url);
+    }
+    if let Some(issuer) = oidc_issuer {
+        b = b.oidc_issuer(issuer);
+    }
+    for i in issuers {
+        b = b.issuer(i);
+    }
+    for a in audiences {
+        b = b.audience(a);
+    }
+    Some(b)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -324,6 +409,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     if let Some(token) = &config.generated_token {
         print_generated(token, bind);
+    }
+    // Fetch JWKS keys in the background now rather than on the first request. If the
+    // identity provider is down, startup still succeeds and JWT requests get 503 until it is up.
+    if let Some(jwt) = config.jwt() {
+        jwt.prefetch();
     }
 
     let listener = tokio::net::TcpListener::bind(bind).await?;

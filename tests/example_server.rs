@@ -486,3 +486,61 @@ async fn get_and_delete_need_credentials_too() {
     }
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn jwts_signed_with_the_configured_secret_work_beside_static_tokens() {
+    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    const SECRET: &str = "example-hmac-secret-0123456789abcdef";
+    const AUD: &str = "https://mcp.example.com/mcp";
+    let srv = start(&[
+        ("MCP_AUTH_TOKENS", "token-bob-0123456789abcdef;sub=bob"),
+        ("MCP_JWT_SECRET", SECRET),
+        ("MCP_JWT_AUDIENCE", AUD),
+    ])
+    .await;
+    let minter = JwtMinter::hmac(SECRET, Algorithm::HS256).unwrap();
+    let token = minter
+        .clone()
+        .audience(AUD)
+        .mint("carol", ["data:read"])
+        .unwrap();
+    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    assert_eq!(who["subject"], "carol");
+    assert_eq!(who["method"], "jwt");
+    assert_eq!(who["scopes"], serde_json::json!(["data:read"]));
+    // Static tokens are looked up first and still work.
+    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {TOKEN}"))])
+        .await
+        .unwrap();
+    assert_eq!(who["subject"], "bob");
+
+    let reached = srv.reached.load(Ordering::SeqCst);
+    let other = minter
+        .audience("https://other.example.com/mcp")
+        .mint("carol", ["data:read"])
+        .unwrap();
+    for bad in [other.as_str(), "opaque-unknown-token-0000", "a.b.c"] {
+        let v = format!("Bearer {bad}");
+        let res = post(&srv, &[("authorization", v.as_bytes())]).await;
+        assert_eq!(res.status, 401, "{bad}");
+        assert_eq!(
+            res.challenge[0],
+            "Bearer error=\"invalid_token\", error_description=\"invalid access token\""
+        );
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), reached);
+}
+
+#[tokio::test]
+async fn a_short_jwt_secret_is_a_config_error_naming_the_variable() {
+    let err = example::load_config(EnvReader::from_pairs([("MCP_JWT_SECRET", "short")]))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("MCP_JWT_SECRET"), "{err}");
+    assert!(
+        !err.to_string().contains("short,") && !err.to_string().contains(": short"),
+        "{err}"
+    );
+}

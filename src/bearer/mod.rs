@@ -95,6 +95,7 @@ impl AuthLayer<BearerAuthenticator> {
 pub struct BearerAuthenticator<S = NoStore> {
     statics: CredentialTable,
     store: S,
+    defer_unknown: bool,
 }
 
 impl<S: fmt::Debug> fmt::Debug for BearerAuthenticator<S> {
@@ -102,6 +103,7 @@ impl<S: fmt::Debug> fmt::Debug for BearerAuthenticator<S> {
         f.debug_struct("BearerAuthenticator")
             .field("static_tokens", &self.statics.len())
             .field("store", &self.store)
+            .field("defer_unknown", &self.defer_unknown)
             .finish()
     }
 }
@@ -119,6 +121,7 @@ impl BearerAuthenticator {
         Self {
             statics: CredentialTable::new(AuthMethod::Bearer, "token"),
             store: NoStore,
+            defer_unknown: false,
         }
     }
 
@@ -150,7 +153,18 @@ impl<S> BearerAuthenticator<S> {
         BearerAuthenticator {
             statics: self.statics,
             store,
+            defer_unknown: self.defer_unknown,
         }
+    }
+
+    /// Reports a token that is neither a static token nor in the store as *no credentials*
+    /// instead of an invalid one, so the next authenticator of a [chain](crate::Authenticator::or)
+    /// decides (e.g. `tokens.defer_unknown().or(jwt)`: static and issued tokens first, by
+    /// digest, then JWT). Known but expired or revoked tokens are still refused here.
+    #[must_use]
+    pub fn defer_unknown(mut self) -> Self {
+        self.defer_unknown = true;
+        self
     }
 
     /// Scopes for static tokens configured without `scopes=`. Applies to tokens added
@@ -197,8 +211,15 @@ impl<S> BearerAuthenticator<S> {
 }
 
 /// Turns a stored record into a decision.
-fn judge(record: Option<TokenRecord>, now: SystemTime) -> Result<AuthContext, AuthError> {
+fn judge(
+    record: Option<TokenRecord>,
+    now: SystemTime,
+    defer_unknown: bool,
+) -> Result<AuthContext, AuthError> {
     match record {
+        None if defer_unknown => {
+            Err(AuthError::missing_credentials().with_detail("unknown_bearer_deferred"))
+        }
         None => Err(AuthError::invalid_token(INVALID)),
         Some(r) if r.is_revoked() => Err(AuthError::revoked(INVALID)),
         Some(r) if r.expires_at() <= now => Err(AuthError::expired(INVALID)),
@@ -237,7 +258,7 @@ impl<S: TokenStore> Authenticator for BearerAuthenticator<S> {
             Static::Decided(r) => r,
             Static::AskStore(digest) => {
                 let record = self.store.get(&digest).await.map_err(store_failed)?;
-                judge(record, now)
+                judge(record, now, self.defer_unknown)
             }
         }
     }
@@ -248,7 +269,11 @@ impl<S: TokenStore> Authenticator for BearerAuthenticator<S> {
             Static::Decided(r) => Some(r),
             Static::AskStore(digest) => {
                 let record = self.store.get_now(&digest)?;
-                Some(record.map_err(store_failed).and_then(|r| judge(r, now)))
+                Some(
+                    record
+                        .map_err(store_failed)
+                        .and_then(|r| judge(r, now, self.defer_unknown)),
+                )
             }
         }
     }
@@ -425,6 +450,26 @@ mod tests {
         )
         .await;
         assert_eq!((res.status(), calls), (StatusCode::OK, 1));
+    }
+
+    #[tokio::test]
+    async fn deferred_unknown_tokens_fall_through_a_chain() {
+        use crate::authenticator::from_fn;
+        let next = from_fn(|_: &Parts| async {
+            Ok(AuthContext::builder("next", AuthMethod::Jwt).build())
+        });
+        let chain = statics().defer_unknown().or(next);
+        let parts = req("Bearer not-a-static-token-000").into_parts().0;
+        assert_eq!(chain.authenticate(&parts).await.unwrap().subject(), "next");
+        let parts = req(&format!("Bearer {TOKEN}")).into_parts().0;
+        assert_eq!(chain.authenticate(&parts).await.unwrap().subject(), "ops");
+        // Alone, a deferred unknown token is simply "no credentials".
+        let (res, _) = send(
+            statics().defer_unknown(),
+            req("Bearer not-a-static-token-000"),
+        )
+        .await;
+        assert_eq!(res.headers()["www-authenticate"], "Bearer");
     }
 
     #[test]
