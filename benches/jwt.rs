@@ -1,0 +1,246 @@
+//! Per-request cost of `JwtLayer` against a bare `jsonwebtoken::decode` with the same key and
+//! token, in the same run; the verified-token cache; and the JWKS read path on two threads.
+//!
+//! Run: `cargo bench --bench jwt`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
+use mcp_auth::jwt::jwks::{FetchError, Fetched, HttpFetcher};
+use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter};
+use serde_json::{Map, Value};
+use tower::{Layer, Service, service_fn};
+
+const AUD: &str = "https://mcp.example.com/mcp";
+const ISS: &str = "https://as.example.com";
+const SECRET: &str = "0123456789abcdef0123456789abcdef-hmac";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/jwt/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn ready<F: Future>(fut: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(fut).poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("future was not ready at once"),
+    }
+}
+
+struct Case {
+    name: &'static str,
+    alg: Algorithm,
+    token: String,
+    key: JwtKey,
+    decoding: DecodingKey,
+}
+
+fn cases() -> Vec<Case> {
+    let pem = |alg, name: &str| {
+        let token = JwtMinter::pem(fixture(&format!("{name}_private.pem")), alg)
+            .unwrap()
+            .issuer(ISS)
+            .audience(AUD)
+            .mint("alice", ["data:read", "data:write"])
+            .unwrap();
+        let public = fixture(&format!("{name}_public.pem"));
+        let decoding = match alg {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(&public),
+            Algorithm::ES256 => DecodingKey::from_ec_pem(&public),
+            _ => DecodingKey::from_ed_pem(&public),
+        }
+        .unwrap();
+        (token, JwtKey::pem(&public, alg).unwrap(), decoding)
+    };
+    let hs = JwtMinter::hmac(SECRET, Algorithm::HS256)
+        .unwrap()
+        .issuer(ISS)
+        .audience(AUD)
+        .mint("alice", ["data:read", "data:write"])
+        .unwrap();
+    let mut out = vec![Case {
+        name: "HS256",
+        alg: Algorithm::HS256,
+        token: hs,
+        key: JwtKey::hmac(SECRET, Algorithm::HS256).unwrap(),
+        decoding: DecodingKey::from_secret(SECRET.as_bytes()),
+    }];
+    for (name, alg, file) in [
+        ("RS256", Algorithm::RS256, "rsa"),
+        ("ES256", Algorithm::ES256, "ec256"),
+        ("EdDSA", Algorithm::EdDSA, "ed25519"),
+    ] {
+        let (token, key, decoding) = pem(alg, file);
+        out.push(Case {
+            name,
+            alg,
+            token,
+            key,
+            decoding,
+        });
+    }
+    out
+}
+
+fn echo() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
+    service_fn(|req: Request<()>| {
+        black_box(req);
+        std::future::ready(Ok::<_, Infallible>(Response::new(())))
+    })
+}
+
+fn bench_jwt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jwt");
+    for case in cases() {
+        let mut validation = Validation::new(case.alg);
+        validation.set_audience(&[AUD]);
+        validation.set_issuer(&[ISS]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.validate_nbf = true;
+        group.bench_function(format!("{}/jsonwebtoken_decode", case.name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Map<String, Value>>(
+                    black_box(&case.token),
+                    &case.decoding,
+                    &validation,
+                )
+                .unwrap()
+            })
+        });
+
+        let auth = JwtAuthenticator::builder()
+            .key(case.key.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .build()
+            .unwrap();
+        group.bench_function(format!("{}/jwt_verify", case.name), |b| {
+            b.iter(|| auth.verify(black_box(&case.token)).unwrap())
+        });
+        let mut svc = JwtLayer::new(auth).layer(echo());
+        let header = format!("Bearer {}", case.token);
+        group.bench_function(format!("{}/jwt_layer", case.name), |b| {
+            b.iter_batched(
+                || {
+                    Request::builder()
+                        .header("authorization", header.as_str())
+                        .body(())
+                        .unwrap()
+                },
+                |req| {
+                    let res = ready(svc.call(req)).unwrap();
+                    assert_eq!(res.status(), 200);
+                    res
+                },
+                BatchSize::SmallInput,
+            )
+        });
+
+        if case.alg == Algorithm::RS256 {
+            let cached = JwtAuthenticator::builder()
+                .key(case.key.clone())
+                .issuer(ISS)
+                .audience(AUD)
+                .verified_token_cache(1024)
+                .build()
+                .unwrap();
+            cached.verify(&case.token).unwrap();
+            group.bench_function("RS256/jwt_verify_cache_hit", |b| {
+                b.iter(|| cached.verify(black_box(&case.token)).unwrap())
+            });
+            let uncached = JwtAuthenticator::builder()
+                .key(case.key.clone())
+                .issuer(ISS)
+                .audience(AUD)
+                .build()
+                .unwrap();
+            group.bench_function("RS256/jwt_verify_uncached", |b| {
+                b.iter(|| uncached.verify(black_box(&case.token)).unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Serves a fixed JWKS without a network: the pluggable fetcher.
+struct StaticJwks(bytes::Bytes);
+
+impl HttpFetcher for StaticJwks {
+    async fn get(&self, _url: &str, _max: usize) -> Result<Fetched, FetchError> {
+        Ok(Fetched {
+            body: self.0.clone(),
+            max_age: Some(Duration::from_secs(3600)),
+        })
+    }
+}
+
+fn bench_jwks_threads(c: &mut Criterion) {
+    let key = EncodingKey::from_ed_pem(&fixture("ed25519_private.pem")).unwrap();
+    let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, Algorithm::EdDSA).unwrap();
+    jwk.common.key_id = Some("k1".into());
+    let body = serde_json::json!({ "keys": [jwk] }).to_string();
+    let auth = JwtAuthenticator::builder()
+        .jwks_url("https://idp.example.com/jwks")
+        .fetcher(StaticJwks(body.into()))
+        .issuer(ISS)
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let token = JwtMinter::pem(fixture("ed25519_private.pem"), Algorithm::EdDSA)
+        .unwrap()
+        .kid("k1")
+        .issuer(ISS)
+        .audience(AUD)
+        .mint("alice", ["x"])
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(auth.verify_async(&token)).unwrap();
+    let (auth, token) = (Arc::new(auth), Arc::new(token));
+
+    let mut group = c.benchmark_group("jwks_read");
+    for threads in [1usize, 2] {
+        group.bench_function(format!("EdDSA/{threads}_threads"), |b| {
+            // Time per verification with `threads` threads verifying at once.
+            b.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(threads as u64);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..threads {
+                        let (auth, token) = (auth.clone(), token.clone());
+                        s.spawn(move || {
+                            for _ in 0..per_thread {
+                                black_box(auth.verify(&token).unwrap());
+                            }
+                        });
+                    }
+                });
+                // Per-verification time on each thread: equal to the one-thread figure when
+                // nothing serializes the threads.
+                start.elapsed() * threads as u32
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = bench_jwt, bench_jwks_threads
+}
+criterion_main!(benches);
