@@ -12,11 +12,26 @@ if ! need cargo; then
     exit 1
 fi
 
+# The end-to-end tests run a real authorization server (oidc-provider, from npm) on loopback.
+if ! need node || ! need npm; then
+    if need apt-get; then
+        echo "installing Node.js and npm (Debian packages) for the end-to-end tests"
+        apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+    else
+        echo "node and npm are needed for the end-to-end tests" >&2
+        exit 1
+    fi
+fi
+npm ci --prefix tests/e2e/idp --no-audit --no-fund --loglevel=error
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Default features (aws-lc-rs JWT backend, reqwest fetcher) plus the axum and rmcp integrations.
 FEATURES="axum,rmcp"
 cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
+# End to end with the oidc-provider authorization server (these are #[ignore]d in plain
+# `cargo test` because they need the npm package installed above).
+cargo test --features "$FEATURES" --test e2e_oidc "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.

@@ -1,0 +1,78 @@
+// A headless authorization server for mcp-auth's end-to-end tests (loopback only).
+//
+// - client_credentials for `cc-client` / `cc-secret` (client_secret_basic and _post);
+// - RFC 8707 resource indicators: a token requested with `resource=R` is an RS256 JWT with
+//   `aud` = R; a token requested without `resource` is opaque;
+// - discovery, JWKS, dynamic client registration, PKCE, introspection.
+//
+// Usage: IDP_PORT=4000 node server.mjs   (prints "listening <issuer>" when ready)
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.IDP_PORT || 4000);
+const ISSUER = `http://127.0.0.1:${port}`;
+const SCOPES = ['data:read', 'data:write', 'data:admin'];
+
+const provider = new Provider(ISSUER, {
+  clients: [
+    {
+      client_id: 'cc-client',
+      client_secret: 'cc-secret',
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: 'cc-post-client',
+      client_secret: 'cc-post-secret',
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_post',
+    },
+  ],
+  scopes: ['openid', 'offline_access', ...SCOPES],
+  findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
+  features: {
+    devInteractions: { enabled: false },
+    registration: { enabled: true },
+    introspection: { enabled: true },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async () => undefined,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resource) => ({
+        scope: SCOPES.join(' '),
+        audience: resource,
+        accessTokenTTL: 300,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
+  },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+});
+
+// Headless login ("alice") and consent, for authorization-code flows.
+provider.use(async (ctx, next) => {
+  if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  if (details.prompt.name === 'login') {
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'alice' } }, { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+  const missing = details.prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  for (const [resource, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(resource, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+});
+
+provider.listen(port, '127.0.0.1', () => {
+  console.log(`listening ${ISSUER}`);
+});

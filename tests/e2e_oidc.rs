@@ -1,0 +1,221 @@
+//! End to end with a real authorization server: oidc-provider (npm) on loopback issues RS256
+//! JWT access tokens through client_credentials with an RFC 8707 `resource`; the example
+//! server finds its keys by OIDC discovery and serves rmcp's client.
+//!
+//! Needs `npm ci --prefix tests/e2e/idp` (scripts/test.sh does it and runs these tests with
+//! `--ignored`).
+
+#[allow(dead_code, unreachable_pub)]
+#[path = "../examples/mcp_server.rs"]
+mod example;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use mcp_auth::env::EnvReader;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::Value;
+
+/// The authorization server, killed on drop.
+struct Idp {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_idp() -> Idp {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/oidc-provider")
+            .exists(),
+        "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
+    );
+    let port = free_port();
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(dir)
+        .env("IDP_PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node is installed");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(issuer) = line.strip_prefix("listening ") {
+                let _ = tx.send(issuer.to_owned());
+            }
+        }
+    });
+    let issuer = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the IdP did not start within 30 s");
+    Idp { child, issuer }
+}
+
+/// Starts the example server with `env`, on a loopback port known before configuration (the
+/// audience is its own public URL).
+async fn start_server(extra_env: impl FnOnce(&str) -> Vec<(String, String)>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public_url = format!("http://{addr}/mcp");
+    let mut env = vec![("MCP_PUBLIC_URL".to_owned(), public_url.clone())];
+    env.extend(extra_env(&public_url));
+    let config = example::load_config(EnvReader::from_pairs(env)).expect("config");
+    let app = example::app(config);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn client_credentials_token(issuer: &str, resource: Option<&str>) -> String {
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("scope", "data:read data:write"),
+    ];
+    if let Some(r) = resource {
+        form.push(("resource", r));
+    }
+    let res: Value = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth("cc-client", Some("cc-secret"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {res}"))
+        .to_owned()
+}
+
+async fn whoami(url: String, token: &str) -> Result<Value, String> {
+    let mut headers = HashMap::new();
+    headers.insert(
+        HeaderName::from_static("authorization"),
+        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+    );
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
+    );
+    let client = ClientConfig::default()
+        .serve(transport)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = client.cancel().await;
+    Ok(serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap())
+}
+
+async fn post_status(url: &str, token: &str) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    let challenge = res
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (res.status().as_u16(), challenge)
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider test IdP: run scripts/test.sh (it installs it)"]
+async fn client_credentials_jwt_from_oidc_provider_is_accepted_by_discovery() {
+    let idp = start_idp();
+    let issuer = idp.issuer.clone();
+    let addr = start_server(|_| vec![("MCP_OIDC_ISSUER".into(), issuer.clone())]).await;
+    let url = format!("http://{addr}/mcp");
+
+    let token = client_credentials_token(&idp.issuer, Some(&url)).await;
+    let who = whoami(url.clone(), &token).await.unwrap();
+    assert_eq!(who["subject"], "cc-client");
+    assert_eq!(who["method"], "jwt");
+    assert_eq!(
+        who["scopes"],
+        serde_json::json!(["data:read", "data:write"])
+    );
+    assert_eq!(
+        who["principal"],
+        format!("{}|cc-client|cc-client", idp.issuer)
+    );
+
+    // A token issued for another resource is refused.
+    let other = client_credentials_token(&idp.issuer, Some("http://127.0.0.1:9/other")).await;
+    let (status, challenge) = post_status(&url, &other).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // An opaque token (no `resource`) is refused.
+    let opaque = client_credentials_token(&idp.issuer, None).await;
+    assert_eq!(
+        opaque.split('.').count(),
+        1,
+        "oidc-provider issues opaque tokens without a resource"
+    );
+    assert_eq!(post_status(&url, &opaque).await.0, 401);
+}
+
+#[tokio::test]
+#[ignore = "needs the oidc-provider test IdP: run scripts/test.sh (it installs it)"]
+async fn jwks_url_from_oidc_provider_works_without_discovery() {
+    let idp = start_idp();
+    let (issuer, jwks) = (idp.issuer.clone(), format!("{}/jwks", idp.issuer));
+    let addr = start_server(|_| {
+        vec![
+            ("MCP_JWKS_URL".into(), jwks.clone()),
+            ("MCP_JWT_ISSUER".into(), issuer.clone()),
+        ]
+    })
+    .await;
+    let url = format!("http://{addr}/mcp");
+    let token = client_credentials_token(&idp.issuer, Some(&url)).await;
+    assert_eq!(
+        whoami(url.clone(), &token).await.unwrap()["subject"],
+        "cc-client"
+    );
+    // Without credentials: a bare Bearer challenge.
+    let res = reqwest::Client::new()
+        .post(&url)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+}
