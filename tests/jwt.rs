@@ -554,6 +554,7 @@ struct Idp {
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
     issuer: Mutex<String>,
+    cache_control: Mutex<Option<String>>,
 }
 
 async fn start_idp() -> (Arc<Idp>, String) {
@@ -568,10 +569,14 @@ async fn start_idp() -> (Arc<Idp>, String) {
                     s.fetches.fetch_add(1, Ordering::SeqCst);
                     let delay = *s.delay.lock().unwrap();
                     tokio::time::sleep(delay).await;
-                    if *s.fail.lock().unwrap() {
-                        return (StatusCode::INTERNAL_SERVER_ERROR, String::new());
+                    let mut headers = http::HeaderMap::new();
+                    if let Some(cc) = s.cache_control.lock().unwrap().clone() {
+                        headers.insert("cache-control", cc.parse().unwrap());
                     }
-                    (StatusCode::OK, s.jwks.lock().unwrap().to_string())
+                    if *s.fail.lock().unwrap() {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, headers, String::new());
+                    }
+                    (StatusCode::OK, headers, s.jwks.lock().unwrap().to_string())
                 }
             }),
         )
@@ -821,4 +826,64 @@ fn static_jwk_sets_are_accepted_from_configuration() {
         .mint("alice", ["x"])
         .unwrap();
     assert!(auth.verify(&token).is_ok());
+}
+
+#[tokio::test]
+async fn cache_control_max_age_schedules_a_background_refresh() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    *idp.cache_control.lock().unwrap() = Some("public, max-age=1".into());
+    let mut policy = fast_policy();
+    policy.min_ttl = Duration::from_millis(500);
+    let auth = remote_auth(format!("{base}/jwks"), policy);
+    let token = rsa_minter("rsa_private.pem", "a")
+        .mint("alice", ["x"])
+        .unwrap();
+    assert!(auth.verify_async(&token).await.is_ok());
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    // Within max-age: no fetch.
+    assert!(auth.verify_async(&token).await.is_ok());
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+    // Past max-age: the request is served from the current keys and a refresh runs behind it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(auth.verify_async(&token).await.is_ok());
+    for _ in 0..50 {
+        if idp.fetches.load(Ordering::SeqCst) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn last_good_keys_serve_through_failures_for_a_bounded_time() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    *idp.cache_control.lock().unwrap() = Some("max-age=0".into());
+    let mut policy = fast_policy();
+    policy.min_ttl = Duration::from_millis(200);
+    policy.max_stale = Duration::from_millis(1000);
+    let auth = remote_auth(format!("{base}/jwks"), policy);
+    let token = rsa_minter("rsa_private.pem", "a")
+        .mint("alice", ["x"])
+        .unwrap();
+    assert!(auth.verify_async(&token).await.is_ok());
+    *idp.fail.lock().unwrap() = true;
+    // Past the lifetime, refreshes fail, the last good keys keep serving.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(auth.verify_async(&token).await.is_ok());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(auth.verify_async(&token).await.is_ok());
+    assert!(
+        idp.fetches.load(Ordering::SeqCst) >= 2,
+        "refreshes were attempted"
+    );
+    // Past lifetime + max_stale: the keys are no longer used; 503, not 401.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let err = auth.verify_async(&token).await.unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::Unavailable);
+    assert!(err.retry_after().is_some());
 }
