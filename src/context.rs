@@ -160,8 +160,21 @@ struct Inner {
     audience: Vec<String>,
     expires_at: Option<SystemTime>,
     credential_id: Option<String>,
-    claims: Option<serde_json::Map<String, serde_json::Value>>,
+    claims: Claims,
     principal: String,
+}
+
+/// Raw claims: parsed already, or kept as validated JSON text and parsed on first use (the
+/// JWT hot path never builds a map nobody reads).
+#[derive(Default)]
+enum Claims {
+    #[default]
+    None,
+    Map(serde_json::Map<String, serde_json::Value>),
+    Json {
+        text: String,
+        parsed: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>>,
+    },
 }
 
 /// The authenticated caller, as seen by tool handlers.
@@ -186,7 +199,7 @@ impl AuthContext {
             audience: Vec::new(),
             expires_at: None,
             credential_id: None,
-            claims: None,
+            claims: Claims::None,
         }
     }
 
@@ -259,7 +272,14 @@ impl AuthContext {
     /// The raw claims, when the credential carried any (JWT, introspection).
     #[must_use]
     pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        self.0.claims.as_ref()
+        match &self.0.claims {
+            Claims::None => None,
+            Claims::Map(m) => Some(m),
+            // The text was checked to be a JSON object when the context was built.
+            Claims::Json { text, parsed } => {
+                Some(parsed.get_or_init(|| serde_json::from_str(text).unwrap_or_default()))
+            }
+        }
     }
 
     /// The raw claims as your own type (e.g. a `#[derive(Deserialize)]` struct); `None`
@@ -271,10 +291,11 @@ impl AuthContext {
     pub fn claims_as<T: serde::de::DeserializeOwned>(
         &self,
     ) -> Option<Result<T, serde_json::Error>> {
-        self.0
-            .claims
-            .as_ref()
-            .map(|c| serde_json::from_value(serde_json::Value::Object(c.clone())))
+        match &self.0.claims {
+            Claims::None => None,
+            Claims::Map(m) => Some(serde_json::from_value(serde_json::Value::Object(m.clone()))),
+            Claims::Json { text, .. } => Some(serde_json::from_str(text)),
+        }
     }
 
     /// A stable key for the principal: `issuer|subject|client_id`, each part with `%` and `|`
@@ -299,8 +320,18 @@ impl fmt::Debug for AuthContext {
             .field("audience", &i.audience)
             .field("expires_at", &i.expires_at)
             .field("credential_id", &i.credential_id)
-            .field("claims", &i.claims.as_ref().map(ClaimNames))
+            .field("claims", &self.claims().map(ClaimNames))
             .finish()
+    }
+}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Map(m) => fmt::Debug::fmt(&ClaimNames(m), f),
+            Self::Json { .. } => f.write_str("<claims>"),
+        }
     }
 }
 
@@ -326,7 +357,7 @@ pub struct AuthContextBuilder {
     audience: Vec<String>,
     expires_at: Option<SystemTime>,
     credential_id: Option<String>,
-    claims: Option<serde_json::Map<String, serde_json::Value>>,
+    claims: Claims,
 }
 
 impl AuthContextBuilder {
@@ -374,7 +405,17 @@ impl AuthContextBuilder {
 
     /// Attaches raw claims.
     pub fn claims(mut self, claims: serde_json::Map<String, serde_json::Value>) -> Self {
-        self.claims = Some(claims);
+        self.claims = Claims::Map(claims);
+        self
+    }
+
+    /// Attaches raw claims as JSON text already checked to be an object; parsed on first use.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn claims_json(mut self, text: String) -> Self {
+        self.claims = Claims::Json {
+            text,
+            parsed: std::sync::OnceLock::new(),
+        };
         self
     }
 

@@ -1,57 +1,160 @@
 //! Parsing and checking the JWT header and claims: strict JSON (duplicate members refused),
 //! registered-claim types, audience canonicalisation, and the mapping into [`AuthContext`].
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::Value;
 
 use crate::context::{AuthContext, AuthMethod};
 
-/// A JSON object whose top-level member names are unique (RFC 7519 §4: a duplicate claim name
-/// makes the token invalid here, so no two parsers can disagree about a claim's value).
-pub(crate) struct StrictObject(pub(crate) Map<String, Value>);
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
 
-impl<'de> Deserialize<'de> for StrictObject {
+impl<'de> Deserialize<'de> for Key<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = StrictObject;
+            type Value = Key<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
+                f.write_str("a string")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<StrictObject, A::Error> {
-                let mut map = Map::new();
-                while let Some((k, v)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&k) {
-                        return Err(de::Error::custom("duplicate member"));
-                    }
-                    map.insert(k, v);
-                }
-                Ok(StrictObject(map))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_str(V)
     }
+}
+
+/// The claims this crate reads, captured in one pass over the payload that also refuses any
+/// duplicate member name (RFC 7519 §4: no two parsers may disagree about a claim's value).
+/// Other claims are skipped without being materialised.
+#[derive(Default)]
+pub(crate) struct Registered {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    iss: Option<Value>,
+    aud: Option<Value>,
+    sub: Option<Value>,
+    scope: Option<Value>,
+    scp: Option<Value>,
+    permissions: Option<Value>,
+    client_id: Option<Value>,
+    azp: Option<Value>,
+    jti: Option<Value>,
+    /// Values of the first segments of role paths (`realm_access` for `realm_access.roles`).
+    role_roots: Vec<(String, Value)>,
+    /// How many of the required claims are present.
+    required_seen: usize,
+}
+
+/// Parses the claims payload against a mapping.
+pub(crate) struct ClaimsSeed<'m> {
+    pub(crate) mapping: &'m ClaimMapping,
+    pub(crate) required: &'m [String],
+}
+
+impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
+    type Value = Registered;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Registered, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ClaimsSeed<'_> {
+    type Value = Registered;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Registered, A::Error> {
+        let mut r = Registered::default();
+        // Linear duplicate check: the payload is only parsed after its signature verified, and
+        // tokens are at most 16 KiB.
+        let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(16);
+        while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
+            if seen.iter().any(|s| *s == k) {
+                return Err(de::Error::custom("duplicate claim"));
+            }
+            let slot = match k.as_ref() {
+                "exp" => Some(&mut r.exp),
+                "nbf" => Some(&mut r.nbf),
+                "iat" => Some(&mut r.iat),
+                "iss" => Some(&mut r.iss),
+                "aud" => Some(&mut r.aud),
+                "sub" => Some(&mut r.sub),
+                "scope" => Some(&mut r.scope),
+                "scp" => Some(&mut r.scp),
+                "permissions" if self.mapping.permissions_as_scopes => Some(&mut r.permissions),
+                "client_id" => Some(&mut r.client_id),
+                "azp" => Some(&mut r.azp),
+                "jti" => Some(&mut r.jti),
+                _ => None,
+            };
+            let is_role_root = self
+                .mapping
+                .role_paths
+                .iter()
+                .any(|p| p.split('.').next() == Some(k.as_ref()));
+            match slot {
+                Some(slot) => *slot = Some(access.next_value::<Value>()?),
+                None if is_role_root => r
+                    .role_roots
+                    .push((k.to_string(), access.next_value::<Value>()?)),
+                None => {
+                    access.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            if self.required.iter().any(|c| c.as_str() == k.as_ref()) {
+                r.required_seen += 1;
+            }
+            seen.push(k);
+        }
+        Ok(r)
+    }
+}
+
+/// Parses a claims payload: a JSON object with unique member names, nothing after it.
+pub(crate) fn parse_claims(
+    payload: &[u8],
+    mapping: &ClaimMapping,
+    required: &[String],
+) -> Option<Registered> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let r = ClaimsSeed { mapping, required }.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(r)
 }
 
 /// The JOSE header members this crate reads. Members it does not know (`jku`, `x5u`, `jwk`,
 /// `x5c`, …) are ignored: keys come from configuration only. serde's derive refuses duplicate
 /// members.
 #[derive(Deserialize)]
-pub(crate) struct Header {
-    pub(crate) alg: String,
+pub(crate) struct Header<'a> {
+    #[serde(borrow)]
+    pub(crate) alg: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub(crate) kid: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) typ: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub(crate) cty: Option<Cow<'a, str>>,
     #[serde(default)]
-    pub(crate) kid: Option<String>,
-    #[serde(default)]
-    pub(crate) typ: Option<String>,
-    #[serde(default)]
-    pub(crate) cty: Option<String>,
-    #[serde(default)]
-    pub(crate) crit: Option<Value>,
+    pub(crate) crit: Option<de::IgnoredAny>,
 }
 
 /// Why claims were refused; decides the description and the log detail.
@@ -143,9 +246,11 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// Checks registered claims and builds the context; returns it with its expiry.
+/// Checks registered claims and builds the context (with the raw claims text); returns it
+/// with its expiry.
 pub(crate) fn check_and_map(
-    claims: Map<String, Value>,
+    claims: Registered,
+    raw: String,
     rules: &ClaimRules,
     mapping: &ClaimMapping,
     now: SystemTime,
@@ -153,7 +258,7 @@ pub(crate) fn check_and_map(
     let now = secs(now);
     let leeway = rules.leeway.as_secs();
 
-    let exp = match claims.get("exp") {
+    let exp = match &claims.exp {
         Some(v) => numeric_date(v).ok_or(ClaimError::Malformed("bad_exp"))?,
         None => return Err(ClaimError::Malformed("missing_exp")),
     };
@@ -161,20 +266,20 @@ pub(crate) fn check_and_map(
     if now >= exp.saturating_add(leeway) {
         return Err(ClaimError::Expired);
     }
-    if let Some(v) = claims.get("nbf") {
+    if let Some(v) = &claims.nbf {
         let nbf = numeric_date(v).ok_or(ClaimError::Malformed("bad_nbf"))?;
         if nbf > now.saturating_add(leeway) {
             return Err(ClaimError::NotYetValid);
         }
     }
-    if let Some(v) = claims.get("iat") {
+    if let Some(v) = &claims.iat {
         let iat = numeric_date(v).ok_or(ClaimError::Malformed("bad_iat"))?;
         if iat > now.saturating_add(leeway) {
             return Err(ClaimError::IssuedInFuture);
         }
     }
 
-    let iss = match claims.get("iss") {
+    let iss = match &claims.iss {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(ClaimError::Malformed("bad_iss")),
         None => None,
@@ -184,7 +289,7 @@ pub(crate) fn check_and_map(
         return Err(ClaimError::BadIssuer);
     }
 
-    let aud: Vec<&str> = match claims.get("aud") {
+    let aud: Vec<&str> = match &claims.aud {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(items)) => items
             .iter()
@@ -201,24 +306,24 @@ pub(crate) fn check_and_map(
         return Err(ClaimError::BadAudience);
     }
 
-    let sub = match claims.get("sub") {
+    let sub = match &claims.sub {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(ClaimError::Malformed("bad_sub")),
     };
-    if rules.required.iter().any(|c| !claims.contains_key(c)) {
+    if claims.required_seen < rules.required.len() {
         return Err(ClaimError::MissingClaim);
     }
 
     let mut scopes: BTreeSet<String> = BTreeSet::new();
-    match claims.get("scope") {
+    match &claims.scope {
         Some(Value::String(s)) => {
             scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
         }
         Some(_) => return Err(ClaimError::Malformed("bad_scope")),
         None => {}
     }
-    let mut list_claim = |name: &str| -> Result<(), ClaimError> {
-        match claims.get(name) {
+    let mut list_claim = |value: &Option<Value>| -> Result<(), ClaimError> {
+        match value {
             Some(Value::String(s)) => {
                 scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
             }
@@ -236,15 +341,18 @@ pub(crate) fn check_and_map(
         }
         Ok(())
     };
-    list_claim("scp")?;
-    if mapping.permissions_as_scopes {
-        list_claim("permissions")?;
-    }
+    list_claim(&claims.scp)?;
+    list_claim(&claims.permissions)?;
 
     let mut roles: Vec<String> = Vec::new();
     for path in &mapping.role_paths {
         let mut segs = path.split('.');
-        let mut cur = segs.next().and_then(|s| claims.get(s));
+        let root = segs.next().unwrap_or("");
+        let mut cur = claims
+            .role_roots
+            .iter()
+            .find(|(k, _)| k == root)
+            .map(|(_, v)| v);
         for seg in segs {
             cur = cur.and_then(|c| c.get(seg));
         }
@@ -268,20 +376,23 @@ pub(crate) fn check_and_map(
         b = b.issuer(i);
     }
     if let Some(c) = claims
-        .get("client_id")
-        .or_else(|| claims.get("azp"))
+        .client_id
+        .as_ref()
+        .or(claims.azp.as_ref())
         .and_then(Value::as_str)
     {
         b = b.client_id(c);
     }
-    if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+    if let Some(jti) = claims.jti.as_ref().and_then(Value::as_str) {
         b = b.credential_id(jti);
     }
-    Ok((b.claims(claims).build(), exp))
+    Ok((b.claims_json(raw).build(), exp))
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Map;
+
     use super::*;
 
     fn rules() -> ClaimRules {
@@ -305,17 +416,30 @@ mod tests {
         .unwrap()
     }
 
+    fn run(
+        c: Map<String, Value>,
+        mapping: &ClaimMapping,
+    ) -> Result<(AuthContext, u64), ClaimError> {
+        let text = serde_json::to_string(&c).unwrap();
+        let reg = parse_claims(text.as_bytes(), mapping, &[]).expect("parses");
+        check_and_map(reg, text, &rules(), mapping, now())
+    }
+
     fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {
         let mut c = base();
         edit(&mut c);
-        check_and_map(c, &rules(), &ClaimMapping::default(), now()).map(|(ctx, _)| ctx)
+        run(c, &ClaimMapping::default()).map(|(ctx, _)| ctx)
     }
 
     #[test]
     fn duplicate_members_are_refused() {
-        assert!(serde_json::from_str::<StrictObject>(r#"{"scope":"a","scope":"a b"}"#).is_err());
-        assert!(serde_json::from_str::<StrictObject>(r#"{"scope":"a"}"#).is_ok());
-        assert!(serde_json::from_str::<StrictObject>("[1]").is_err());
+        let m = ClaimMapping::default();
+        assert!(parse_claims(br#"{"scope":"a","scope":"a b"}"#, &m, &[]).is_none());
+        assert!(parse_claims(br#"{"tenant":1,"tenant":2}"#, &m, &[]).is_none());
+        assert!(parse_claims(br#"{"t\u0065nant":1,"tenant":2}"#, &m, &[]).is_none());
+        assert!(parse_claims(br#"{"scope":"a"}"#, &m, &[]).is_some());
+        assert!(parse_claims(b"[1]", &m, &[]).is_none());
+        assert!(parse_claims(br#"{"a":1} {"b":2}"#, &m, &[]).is_none());
         assert!(serde_json::from_str::<Header>(r#"{"alg":"HS256","alg":"none"}"#).is_err());
     }
 
@@ -521,7 +645,7 @@ mod tests {
             role_paths: vec!["realm_access.roles".into()],
             permissions_as_scopes: true,
         };
-        let (ctx, _) = check_and_map(c, &rules(), &mapping, now()).unwrap();
+        let (ctx, _) = run(c, &mapping).unwrap();
         assert_eq!(ctx.scopes().to_space_separated(), "admin perm:x read write");
         assert!(ctx.has_role("editor"));
         assert_eq!(ctx.client_id(), Some("client-1"));

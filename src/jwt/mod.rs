@@ -67,7 +67,7 @@ pub use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 
 pub use self::claims::canonical_audience;
-use self::claims::{ClaimError, ClaimMapping, ClaimRules, Header, StrictObject, check_and_map};
+use self::claims::{ClaimError, ClaimMapping, ClaimRules, Header, check_and_map, parse_claims};
 use self::jwks::{
     DynFetcher, HttpFetcher, JwksCache, JwksPolicy, KeySource, Refreshed, Snapshot, check_url,
 };
@@ -299,7 +299,7 @@ impl JwtAuthenticator {
         let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
             return Step::Done(Err(invalid("bad_header_encoding")));
         };
-        let Ok(header) = serde_json::from_slice::<Header>(&header_json) else {
+        let Ok(header) = serde_json::from_slice::<Header<'_>>(&header_json) else {
             return Step::Done(Err(invalid("bad_header")));
         };
         let Ok(alg) = header.alg.parse::<Algorithm>() else {
@@ -360,16 +360,21 @@ impl JwtAuthenticator {
         let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
             return Step::Done(Err(invalid("bad_payload_encoding")));
         };
-        let Ok(StrictObject(claims)) = serde_json::from_slice::<StrictObject>(&payload) else {
+        let Some(claims) = parse_claims(&payload, &inner.mapping, &inner.rules.required) else {
             return Step::Done(Err(invalid("bad_claims")));
         };
-        if let Some(hook) = &inner.hook
-            && hook(&claims).is_err()
-        {
-            return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
+        // Valid JSON is valid UTF-8; the text is kept for `AuthContext::claims`.
+        let Ok(raw) = String::from_utf8(payload) else {
+            return Step::Done(Err(invalid("bad_claims")));
+        };
+        if let Some(hook) = &inner.hook {
+            let map: Map<String, Value> = serde_json::from_str(&raw).unwrap_or_default();
+            if hook(&map).is_err() {
+                return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
+            }
         }
         let (ctx, exp) =
-            match check_and_map(claims, &inner.rules, &inner.mapping, SystemTime::now()) {
+            match check_and_map(claims, raw, &inner.rules, &inner.mapping, SystemTime::now()) {
                 Ok(v) => v,
                 Err(e) => {
                     let err = match e {
