@@ -94,6 +94,23 @@ fn cases() -> Vec<Case> {
     out
 }
 
+async fn jwt_authorizer_for(
+    case: &Case,
+) -> Result<jwt_authorizer::Authorizer<Value>, jwt_authorizer::error::InitError> {
+    use jwt_authorizer::{JwtAuthorizer, Validation as JaValidation};
+    let pem = |name: &str| String::from_utf8(fixture(name)).unwrap();
+    let builder = match case.name {
+        "HS256" => JwtAuthorizer::from_secret(SECRET),
+        "RS256" => JwtAuthorizer::from_rsa_pem_text(&pem("rsa_public.pem")),
+        "ES256" => JwtAuthorizer::from_ec_pem_text(&pem("ec256_public.pem")),
+        _ => JwtAuthorizer::from_ed_pem_text(&pem("ed25519_public.pem")),
+    };
+    builder
+        .validation(JaValidation::new().aud(&[AUD]).iss(&[ISS]).nbf(true))
+        .build()
+        .await
+}
+
 fn echo() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
     service_fn(|req: Request<()>| {
         black_box(req);
@@ -146,6 +163,32 @@ fn bench_jwt(c: &mut Criterion) {
                 },
                 BatchSize::SmallInput,
             )
+        });
+
+        // jwt-authorizer 0.15 (jsonwebtoken 9) on the same token and key, and our verifier
+        // through the same async call shape.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let other = rt.block_on(jwt_authorizer_for(&case)).unwrap();
+        group.bench_function(format!("{}/jwt_authorizer_check_auth", case.name), |b| {
+            b.iter(|| {
+                rt.block_on(other.check_auth(black_box(&case.token)))
+                    .unwrap()
+            })
+        });
+        let ours = JwtAuthenticator::builder()
+            .key(case.key.clone())
+            .issuer(ISS)
+            .audience(AUD)
+            .build()
+            .unwrap();
+        group.bench_function(format!("{}/jwt_verify_async", case.name), |b| {
+            b.iter(|| {
+                rt.block_on(ours.verify_async(black_box(&case.token)))
+                    .unwrap()
+            })
         });
 
         if case.alg == Algorithm::RS256 {

@@ -90,21 +90,23 @@ impl KeySet {
     ///
     /// With a `kid`: the one key of that id, if it is pinned to `alg` (an id shared by two keys
     /// selects none). Without: every key pinned to `alg`, at most `MAX_CANDIDATES`.
-    pub(crate) fn candidates(&self, kid: Option<&str>, alg: Algorithm) -> Vec<Arc<VerifyKey>> {
+    pub(crate) fn candidates<'s>(
+        &'s self,
+        kid: Option<&'s str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'s VerifyKey> + 's {
         const MAX_CANDIDATES: usize = 8;
-        match kid {
-            Some(kid) => match self.by_kid.get(kid).map(Vec::as_slice) {
-                Some([i]) if self.keys[*i].algs.contains(&alg) => vec![self.keys[*i].clone()],
-                _ => Vec::new(),
-            },
-            None => self
-                .keys
-                .iter()
-                .filter(|k| k.algs.contains(&alg))
-                .take(MAX_CANDIDATES)
-                .cloned()
-                .collect(),
-        }
+        let by_id = kid.and_then(|kid| match self.by_kid.get(kid).map(Vec::as_slice) {
+            Some([i]) if self.keys[*i].algs.contains(&alg) => Some(&*self.keys[*i]),
+            _ => None,
+        });
+        let without_id = self
+            .keys
+            .iter()
+            .filter(move |k| kid.is_none() && k.algs.contains(&alg))
+            .take(MAX_CANDIDATES)
+            .map(|k| &**k);
+        by_id.into_iter().chain(without_id)
     }
 }
 
@@ -599,10 +601,10 @@ mod tests {
             key: DecodingKey::from_secret(&[1; 32]),
         };
         let set = KeySet::new(vec![mk("a"), mk("a"), mk("b")]);
-        assert!(set.candidates(Some("a"), Algorithm::HS256).is_empty());
-        assert_eq!(set.candidates(Some("b"), Algorithm::HS256).len(), 1);
-        assert!(set.candidates(Some("b"), Algorithm::HS384).is_empty());
-        assert_eq!(set.candidates(None, Algorithm::HS256).len(), 3);
+        assert_eq!(set.candidates(Some("a"), Algorithm::HS256).count(), 0);
+        assert_eq!(set.candidates(Some("b"), Algorithm::HS256).count(), 1);
+        assert_eq!(set.candidates(Some("b"), Algorithm::HS384).count(), 0);
+        assert_eq!(set.candidates(None, Algorithm::HS256).count(), 3);
     }
 
     #[test]

@@ -72,7 +72,7 @@ use self::jwks::{
     DynFetcher, HttpFetcher, JwksCache, JwksPolicy, KeySource, Refreshed, Snapshot, check_url,
 };
 pub use self::keys::{JwtKey, MAX_KEYS_PER_SET, MAX_KID_LEN, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS};
-use self::keys::{KeySet, Origin, VerifyKey, keys_from_jwk_set};
+use self::keys::{KeySet, Origin, keys_from_jwk_set};
 pub use self::mint::{DEFAULT_TTL, JwtMinter};
 use crate::authenticator::Authenticator;
 use crate::context::AuthContext;
@@ -196,12 +196,6 @@ fn invalid(detail: &'static str) -> AuthError {
     AuthError::invalid_token(INVALID).with_detail(detail)
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl JwtAuthenticator {
     /// Starts configuring an authenticator.
     pub fn builder() -> JwtBuilder {
@@ -278,7 +272,10 @@ impl JwtAuthenticator {
         if token.len() > MAX_TOKEN_LEN {
             return Step::Done(Err(invalid("token_too_long")));
         }
-        let now = now_secs();
+        let now_time = SystemTime::now();
+        let now = now_time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let cache_key = inner.cache.as_ref().map(|_| digest(token.as_bytes()));
         if let (Some(cache), Some(key)) = (&inner.cache, &cache_key)
             && let Some(ctx) = cache.get(key, now)
@@ -296,10 +293,22 @@ impl JwtAuthenticator {
         ) else {
             return Step::Done(Err(invalid("not_compact_jws")));
         };
-        let Ok(header_json) = URL_SAFE_NO_PAD.decode(h64) else {
-            return Step::Done(Err(invalid("bad_header_encoding")));
+        // Headers are small: decode on the stack, on the heap only when large.
+        let mut stack = [0u8; 512];
+        let heap;
+        let header_json: &[u8] = match URL_SAFE_NO_PAD.decode_slice(h64, &mut stack) {
+            Ok(n) => &stack[..n],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => match URL_SAFE_NO_PAD.decode(h64)
+            {
+                Ok(v) => {
+                    heap = v;
+                    &heap
+                }
+                Err(_) => return Step::Done(Err(invalid("bad_header_encoding"))),
+            },
+            Err(_) => return Step::Done(Err(invalid("bad_header_encoding"))),
         };
-        let Ok(header) = serde_json::from_slice::<Header<'_>>(&header_json) else {
+        let Ok(header) = serde_json::from_slice::<Header<'_>>(header_json) else {
             return Step::Done(Err(invalid("bad_header")));
         };
         let Ok(alg) = header.alg.parse::<Algorithm>() else {
@@ -328,12 +337,14 @@ impl JwtAuthenticator {
             return Step::Done(Err(invalid("bad_kid")));
         }
 
-        let mut candidates: Vec<Arc<VerifyKey>> = inner.static_keys.candidates(kid, alg);
         let live = remote.filter(|s| s.usable(std::time::Instant::now()));
-        if let Some(s) = live {
-            candidates.extend(s.keys.candidates(kid, alg));
-        }
-        if candidates.is_empty() {
+        let message = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+        let mut candidates = inner
+            .static_keys
+            .candidates(kid, alg)
+            .chain(live.into_iter().flat_map(|s| s.keys.candidates(kid, alg)))
+            .peekable();
+        if candidates.peek().is_none() {
             let static_has_kid = kid.is_some_and(|k| inner.static_keys.has_kid(k));
             return match (remote, live) {
                 (Some(_), None) if !static_has_kid => Step::NeedKeys,
@@ -345,9 +356,7 @@ impl JwtAuthenticator {
                 _ => Step::Done(Err(invalid("no_matching_key"))),
             };
         }
-        let message_len = h64.len() + 1 + p64.len();
-        let message = &token.as_bytes()[..message_len];
-        let verified = candidates.iter().any(|k| {
+        let verified = candidates.any(|k| {
             matches!(
                 jsonwebtoken::crypto::verify(sig, message, &k.key, alg),
                 Ok(true)
@@ -373,20 +382,19 @@ impl JwtAuthenticator {
                 return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
             }
         }
-        let (ctx, exp) =
-            match check_and_map(claims, raw, &inner.rules, &inner.mapping, SystemTime::now()) {
-                Ok(v) => v,
-                Err(e) => {
-                    let err = match e {
-                        ClaimError::Expired => AuthError::expired("the access token expired"),
-                        ClaimError::NotYetValid => {
-                            AuthError::invalid_token("the access token is not yet valid")
-                        }
-                        _ => AuthError::invalid_token(INVALID),
-                    };
-                    return Step::Done(Err(err.with_detail(e.detail())));
-                }
-            };
+        let (ctx, exp) = match check_and_map(claims, raw, &inner.rules, &inner.mapping, now_time) {
+            Ok(v) => v,
+            Err(e) => {
+                let err = match e {
+                    ClaimError::Expired => AuthError::expired("the access token expired"),
+                    ClaimError::NotYetValid => {
+                        AuthError::invalid_token("the access token is not yet valid")
+                    }
+                    _ => AuthError::invalid_token(INVALID),
+                };
+                return Step::Done(Err(err.with_detail(e.detail())));
+            }
+        };
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             cache.insert(
                 key,
