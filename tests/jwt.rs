@@ -887,3 +887,24 @@ async fn last_good_keys_serve_through_failures_for_a_bounded_time() {
     assert_eq!(err.kind(), AuthErrorKind::Unavailable);
     assert!(err.retry_after().is_some());
 }
+
+#[tokio::test]
+async fn oversized_jwks_responses_are_refused() {
+    let (idp, base) = start_idp().await;
+    let big = "x".repeat(300 * 1024);
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")], "pad": big});
+    let auth = remote_auth(format!("{base}/jwks"), fast_policy());
+    let token = rsa_minter("rsa_private.pem", "a")
+        .mint("alice", ["x"])
+        .unwrap();
+    assert_eq!(
+        auth.verify_async(&token).await.unwrap_err().kind(),
+        AuthErrorKind::Unavailable
+    );
+    // Under the default 256 KiB cap the same keys load.
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(auth.verify_async(&token).await.is_ok());
+}
