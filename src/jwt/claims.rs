@@ -87,7 +87,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
         // tokens are at most 16 KiB.
         let mut seen: Vec<Cow<'de, str>> = Vec::with_capacity(16);
         while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
-            if seen.iter().any(|s| *s == k) {
+            if seen.contains(&k) {
                 return Err(de::Error::custom("duplicate claim"));
             }
             let slot = match k.as_ref() {
