@@ -440,7 +440,7 @@ mod tests {
         assert!(parse_claims(br#"{"scope":"a"}"#, &m, &[]).is_some());
         assert!(parse_claims(b"[1]", &m, &[]).is_none());
         assert!(parse_claims(br#"{"a":1} {"b":2}"#, &m, &[]).is_none());
-        assert!(serde_json::from_str::<Header>(r#"{"alg":"HS256","alg":"none"}"#).is_err());
+        assert!(serde_json::from_str::<Header<'_>>(r#"{"alg":"HS256","alg":"none"}"#).is_err());
     }
 
     #[test]
