@@ -171,6 +171,7 @@ enum Claims {
     #[default]
     None,
     Map(serde_json::Map<String, serde_json::Value>),
+    #[cfg(feature = "jwt")]
     Json {
         text: String,
         parsed: std::sync::OnceLock<serde_json::Map<String, serde_json::Value>>,
@@ -276,6 +277,7 @@ impl AuthContext {
             Claims::None => None,
             Claims::Map(m) => Some(m),
             // The text was checked to be a JSON object when the context was built.
+            #[cfg(feature = "jwt")]
             Claims::Json { text, parsed } => {
                 Some(parsed.get_or_init(|| serde_json::from_str(text).unwrap_or_default()))
             }
@@ -294,6 +296,7 @@ impl AuthContext {
         match &self.0.claims {
             Claims::None => None,
             Claims::Map(m) => Some(serde_json::from_value(serde_json::Value::Object(m.clone()))),
+            #[cfg(feature = "jwt")]
             Claims::Json { text, .. } => Some(serde_json::from_str(text)),
         }
     }
@@ -330,6 +333,7 @@ impl fmt::Debug for Claims {
         match self {
             Self::None => f.write_str("None"),
             Self::Map(m) => fmt::Debug::fmt(&ClaimNames(m), f),
+            #[cfg(feature = "jwt")]
             Self::Json { .. } => f.write_str("<claims>"),
         }
     }
