@@ -21,6 +21,7 @@ pub mod error;
 pub mod future;
 pub mod header;
 pub mod response;
+pub mod scope;
 pub mod secret;
 pub mod service;
 

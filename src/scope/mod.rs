@@ -1,0 +1,37 @@
+//! Per-operation authorization for MCP: scopes and roles per JSON-RPC method, tool, resource
+//! and prompt.
+//!
+//! This module holds the policy ([`ScopePolicy`]) and the strict reading of MCP operations from
+//! requests ([`parse_operations`], [`operation_from_headers`]). Decisions are 403
+//! `insufficient_scope` errors naming every scope the whole request needs, ready for
+//! [`crate::response`].
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::scope::{ImpliedScopes, Requirement, ScopePolicy, Unlisted, WildcardAndPairs, parse_operations};
+//! use mcp_auth::{AuthContext, AuthMethod};
+//!
+//! let policy = ScopePolicy::new(Unlisted::Deny)
+//!     .method("tools/list", Requirement::default())
+//!     .tool("read_data", Requirement::all(["data:read"]))
+//!     .tool("delete_data", Requirement::all(["data:admin"]))
+//!     .implication(WildcardAndPairs(ImpliedScopes::new().pair("data:write", "data:read")));
+//!
+//! let caller = AuthContext::builder("alice", AuthMethod::Jwt).scopes(["data:write"]).build();
+//! let read = parse_operations(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_data"}}"#).unwrap();
+//! assert!(policy.check(&caller, &read).is_ok());
+//!
+//! let delete = parse_operations(br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_data"}}"#).unwrap();
+//! let err = policy.check(&caller, &delete).unwrap_err();
+//! assert_eq!(err.required_scopes(), ["data:admin"]);
+//! ```
+
+mod operation;
+mod policy;
+
+pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
+pub use self::policy::{
+    ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RoleHierarchy, ScopeImplication,
+    ScopePolicy, Unlisted, WildcardAndPairs,
+};
