@@ -27,9 +27,11 @@
 //! assert_eq!(err.required_scopes(), ["data:admin"]);
 //! ```
 
+mod layer;
 mod operation;
 mod policy;
 
+pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
 pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
 pub use self::policy::{
     ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RoleHierarchy, ScopeImplication,
