@@ -20,6 +20,7 @@ pub mod env;
 pub mod error;
 pub mod future;
 pub mod header;
+mod json;
 pub mod response;
 pub mod scope;
 pub mod secret;

@@ -8,6 +8,8 @@ use std::fmt;
 use http::HeaderMap;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
+use crate::json::Key;
+
 /// One JSON-RPC request or notification, as far as authorization cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
@@ -65,28 +67,6 @@ impl fmt::Display for OperationError {
 }
 
 impl std::error::Error for OperationError {}
-
-/// A key that borrows from the input when it can.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
 
 /// Fields of `params` that matter, with duplicate names refused.
 #[derive(Default)]
