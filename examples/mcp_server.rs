@@ -18,6 +18,20 @@
 //! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several) |
 //! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
 //! | `MCP_PUBLIC_URL` | this server's public URL (default `http://<MCP_BIND>/mcp`) |
+//! | `MCP_TOOL_SCOPES` | per-tool requirements replacing the built-in table (syntax below) |
+//!
+//! Per-tool scopes: `whoami` needs authentication only, `read_data` needs `data:read`,
+//! `write_data` needs `data:write` and `delete_data` needs `data:admin`; `data:write` implies
+//! `data:read` and `data:*` implies every `data:` scope. A refused call gets HTTP 403 with an
+//! `insufficient_scope` challenge naming the scopes, and `tools/list` shows each caller only
+//! the tools it may call. Static API keys and tokens carry all three `data:` scopes unless
+//! their configuration names others (`;scopes=data:read`).
+//!
+//! `MCP_TOOL_SCOPES` replaces the table: `tool=requirement` entries separated by `;`, where a
+//! requirement is space-separated scopes all required, one `a|b` set of alternatives, and an
+//! optional `role:NAME`; an empty requirement means authentication only. Tools it does not
+//! name are refused. Example:
+//! `MCP_TOOL_SCOPES="whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin role:admin"`.
 //!
 //! With several set, any valid credential works: API keys in `X-API-Key`; in
 //! `Authorization: Bearer`, static and issued tokens first (by digest), then JWTs. With none set, the server generates a bearer
@@ -37,7 +51,10 @@ use http::{HeaderName, Method, Request, header};
 use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
-use mcp_auth::rmcp::Auth;
+use mcp_auth::rmcp::{Auth, ScopedServer};
+use mcp_auth::scope::{
+    ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
+};
 use mcp_auth::{
     ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
     Credential, Secret,
@@ -53,6 +70,35 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// Scopes a static credential carries when its configuration names none.
 pub const DEFAULT_SCOPES: [&str; 3] = ["data:read", "data:write", "data:admin"];
+
+/// The built-in per-tool table (see the module docs).
+pub const DEFAULT_TOOL_SCOPES: &str =
+    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin";
+
+/// The scope policy for a `tool=requirement;…` table: protocol methods (`initialize`,
+/// `tools/list`, `ping`, …) are open to any authenticated caller, tools the table does not
+/// name are refused, `data:write` implies `data:read` and `data:*` every `data:` scope.
+pub fn scope_policy(table: &str) -> Result<ScopePolicy, String> {
+    let mut policy = ScopePolicy::new(Unlisted::Deny)
+        .unlisted_methods(Unlisted::Allow)
+        .implication(WildcardAndPairs(
+            ImpliedScopes::new().pair("data:write", "data:read"),
+        ));
+    for entry in table.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (tool, requirement) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("entry {entry:?} is not tool=requirement"))?;
+        let tool = tool.trim();
+        if tool.is_empty() {
+            return Err("an entry has no tool name".to_owned());
+        }
+        let requirement: Requirement = requirement
+            .parse()
+            .map_err(|e| format!("the requirement for {tool:?}: {e}"))?;
+        policy = policy.tool(tool, requirement);
+    }
+    Ok(policy)
+}
 
 // ---------------------------------------------------------------------------------------------
 // The MCP server: four tools over an in-memory map.
@@ -188,6 +234,8 @@ pub struct Config {
     pub tokens: TokenManager<MemoryTokenStore>,
     /// Set when no credential was configured and one was generated.
     pub generated_token: Option<Secret>,
+    /// Which tools need which scopes.
+    pub policy: Arc<ScopePolicy>,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -217,6 +265,11 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             .with_list(name, v)
     });
     let jwt = load_jwt(&mut env, bind);
+    let policy = env
+        .optional("MCP_TOOL_SCOPES", |name, v| {
+            scope_policy(v).map_err(|e| ConfigError::new(name, e))
+        })
+        .unwrap_or_else(|| scope_policy(DEFAULT_TOOL_SCOPES).expect("the built-in table parses"));
     env.finish()?;
     let jwt = jwt.map(|b| b.build()).transpose()?;
 
@@ -243,6 +296,7 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         auth: Chain::new(api_keys, Chain::new(tokens, jwt)),
         tokens: TokenManager::new(store),
         generated_token,
+        policy: Arc::new(policy),
         jwt: jwt_handle,
     })
 }
@@ -304,22 +358,29 @@ fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtB
 }
 
 // ---------------------------------------------------------------------------------------------
-// The router. Layer order, outermost first: CORS, then auth, then the MCP service.
+// The router. Layer order, outermost first: CORS, then auth, then scopes, then the MCP service.
 // CORS sits outside auth so browser preflights (which carry no credentials) are answered,
 // and so 401s carry the CORS headers that let scripts read `WWW-Authenticate`.
 // ---------------------------------------------------------------------------------------------
 
-/// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`].
+/// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`], whose
+/// `tools/list` shows each caller only the tools `policy` lets it call.
 pub fn mcp_service(
     allowed_hosts: Option<Vec<String>>,
-) -> StreamableHttpService<DataServer, LocalSessionManager> {
+    policy: Arc<ScopePolicy>,
+) -> StreamableHttpService<ScopedServer<DataServer>, LocalSessionManager> {
     let data = Arc::new(Mutex::new(HashMap::new()));
     let mut mcp_config = StreamableHttpServerConfig::default();
     if let Some(hosts) = allowed_hosts {
         mcp_config.allowed_hosts = hosts;
     }
     StreamableHttpService::new(
-        move || Ok(DataServer::new(data.clone())),
+        move || {
+            Ok(ScopedServer::new(
+                DataServer::new(data.clone()),
+                policy.clone(),
+            ))
+        },
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     )
@@ -327,12 +388,13 @@ pub fn mcp_service(
 
 /// The whole application.
 pub fn app(config: Config) -> Router {
-    let mcp = mcp_service(config.allowed_hosts);
-    router(config.auth, mcp)
+    let mcp = mcp_service(config.allowed_hosts, config.policy.clone());
+    router(config.auth, &config.policy, mcp)
 }
 
-/// Mounts `mcp` at `/mcp` behind the auth layer, and CORS around everything.
-pub fn router<S, B>(auth: ServerAuth, mcp: S) -> Router
+/// Mounts `mcp` at `/mcp` behind the auth layer and the scope layer, and CORS around
+/// everything.
+pub fn router<S, B>(auth: ServerAuth, policy: &ScopePolicy, mcp: S) -> Router
 where
     S: Service<Request<Body>, Response = http::Response<B>, Error = Infallible>
         + Clone
@@ -354,6 +416,8 @@ where
             HeaderName::from_static("mcp-protocol-version"),
             HeaderName::from_static("mcp-session-id"),
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
@@ -365,6 +429,7 @@ where
             "/mcp",
             ServiceBuilder::new()
                 .layer(AuthLayer::new(auth))
+                .layer(ScopeLayer::new(policy.clone()))
                 .service(mcp),
         )
         .layer(cors)

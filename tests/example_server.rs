@@ -57,13 +57,13 @@ async fn start(env: &[(&str, &str)]) -> Server {
             counter.fetch_add(1, Ordering::SeqCst);
             req
         })
-        .service(example::mcp_service(None));
+        .service(example::mcp_service(None, config.policy.clone()));
     let tokens = config.tokens.clone();
     let generated = config
         .generated_token
         .as_ref()
         .map(|t| t.expose().to_owned());
-    let app = example::router(config.auth, mcp);
+    let app = example::router(config.auth, &config.policy, mcp);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();

@@ -34,6 +34,6 @@ mod policy;
 pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
 pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
 pub use self::policy::{
-    ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RoleHierarchy, ScopeImplication,
-    ScopePolicy, Unlisted, WildcardAndPairs,
+    ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RequirementParseError, RoleHierarchy,
+    ScopeImplication, ScopePolicy, Unlisted, WildcardAndPairs,
 };

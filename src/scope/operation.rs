@@ -100,6 +100,10 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         }
         Ok(p)
     }
+    // `"params": null` carries nothing.
+    fn visit_unit<E: de::Error>(self) -> Result<Params, E> {
+        Ok(Params::default())
+    }
     // Positional params carry no name or uri.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
@@ -186,10 +190,13 @@ impl<'de> Visitor<'de> for BodyVisitor {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Operation>, A::Error> {
         let mut ops = Vec::new();
+        let mut messages = 0usize;
         while let Some(op) = seq.next_element_seed(MessageSeed)? {
             ops.extend(op);
+            messages += 1;
         }
-        if ops.is_empty() {
+        // A batch of responses carries no operation; an empty array is not JSON-RPC.
+        if messages == 0 {
             return Err(de::Error::custom("empty_batch"));
         }
         Ok(ops)

@@ -193,6 +193,13 @@ impl Requirement {
         }
     }
 
+    /// Adds a set of alternatives (at least one of `scopes`) to this requirement.
+    #[must_use]
+    pub fn and_any<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.any = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Adds a role requirement to this one.
     #[must_use]
     pub fn and_role(mut self, role: impl Into<String>) -> Self {
@@ -207,6 +214,72 @@ impl Requirement {
             .iter()
             .map(String::as_str)
             .chain(self.any.first().map(String::as_str))
+    }
+}
+
+/// Why a requirement's text could not be read (see [`Requirement`]'s `FromStr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequirementParseError(&'static str);
+
+impl fmt::Display for RequirementParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for RequirementParseError {}
+
+/// Reads the text form used in configuration: whitespace-separated tokens, where a plain
+/// token is a scope required in full, `a|b|c` is a set of alternatives (at least one of them;
+/// one such set per requirement), and `role:NAME` requires a role. The empty string requires
+/// authentication only. Scope tokens follow RFC 6749 §3.3 (printable ASCII without `"` or
+/// `\`), with `|` reserved as the separator.
+///
+/// ```
+/// use mcp_auth::scope::Requirement;
+///
+/// let r: Requirement = "data:write audit|admin role:editor".parse().unwrap();
+/// assert_eq!(r, Requirement::all(["data:write"]).and_any(["audit", "admin"]).and_role("editor"));
+/// assert_eq!("".parse::<Requirement>().unwrap(), Requirement::default());
+/// assert!("a|b c|d".parse::<Requirement>().is_err());
+/// ```
+impl std::str::FromStr for Requirement {
+    type Err = RequirementParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let valid = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        };
+        let mut req = Requirement::default();
+        for token in text.split_ascii_whitespace() {
+            if let Some(role) = token.strip_prefix("role:") {
+                if req.role.is_some() {
+                    return Err(RequirementParseError("more than one role:"));
+                }
+                if !valid(role) || role.contains('|') {
+                    return Err(RequirementParseError("bad role name"));
+                }
+                req.role = Some(role.to_owned());
+            } else if token.contains('|') {
+                if !req.any.is_empty() {
+                    return Err(RequirementParseError("more than one a|b set"));
+                }
+                let alternatives: Vec<&str> = token.split('|').collect();
+                if !alternatives.iter().all(|s| valid(s)) {
+                    return Err(RequirementParseError("bad scope in an a|b set"));
+                }
+                req.any = alternatives.into_iter().map(String::from).collect();
+            } else if valid(token) {
+                if !req.all.iter().any(|s| s == token) {
+                    req.all.push(token.to_owned());
+                }
+            } else {
+                return Err(RequirementParseError("bad scope"));
+            }
+        }
+        Ok(req)
     }
 }
 
@@ -229,7 +302,8 @@ pub struct ScopePolicy {
     tools: HashMap<String, Requirement>,
     prompts: HashMap<String, Requirement>,
     resources: Vec<(String, bool, Requirement)>,
-    unlisted: Unlisted,
+    unlisted_methods: Unlisted,
+    unlisted_targets: Unlisted,
     implication: Arc<dyn ScopeImplication>,
     roles: RoleHierarchy,
 }
@@ -242,15 +316,16 @@ impl fmt::Debug for ScopePolicy {
             .field("tools", &self.tools)
             .field("prompts", &self.prompts)
             .field("resources", &self.resources)
-            .field("unlisted", &self.unlisted)
+            .field("unlisted_methods", &self.unlisted_methods)
+            .field("unlisted_targets", &self.unlisted_targets)
             .field("roles", &self.roles)
             .finish_non_exhaustive()
     }
 }
 
 impl ScopePolicy {
-    /// An empty policy whose unlisted operations get `unlisted` (state it: there is no
-    /// default, so a forgotten tool is a decision, not an accident).
+    /// An empty policy whose unlisted methods and targets get `unlisted` (state it: there is
+    /// no default, so a forgotten tool is a decision, not an accident).
     #[must_use]
     pub fn new(unlisted: Unlisted) -> Self {
         Self {
@@ -259,10 +334,32 @@ impl ScopePolicy {
             tools: HashMap::new(),
             prompts: HashMap::new(),
             resources: Vec::new(),
-            unlisted,
+            unlisted_methods: unlisted,
+            unlisted_targets: unlisted,
             implication: Arc::new(ExactScopes),
             roles: RoleHierarchy::new(),
         }
+    }
+
+    /// What happens to a JSON-RPC method without a target (`initialize`, `ping`,
+    /// `tools/list`, notifications, …) that no [`method`](Self::method) rule names.
+    ///
+    /// `ScopePolicy::new(Unlisted::Deny).unlisted_methods(Unlisted::Allow)` is the usual
+    /// choice for an MCP server: protocol methods work for any authenticated caller, while a
+    /// tool, prompt or resource no rule names is refused.
+    #[must_use]
+    pub fn unlisted_methods(mut self, unlisted: Unlisted) -> Self {
+        self.unlisted_methods = unlisted;
+        self
+    }
+
+    /// What happens to a tool (`tools/call`), prompt (`prompts/get`) or resource
+    /// (`resources/read`, `resources/subscribe`) that no target rule names. A rule on the
+    /// method alone (say `tools/call`) does not list its targets.
+    #[must_use]
+    pub fn unlisted_targets(mut self, unlisted: Unlisted) -> Self {
+        self.unlisted_targets = unlisted;
+        self
     }
 
     /// Required for every request, GET and DELETE included.
@@ -337,37 +434,81 @@ impl ScopePolicy {
             .collect()
     }
 
-    /// The rules that apply to `op`; `None` when no rule names its method or target and
-    /// unlisted operations are denied.
+    /// The rules that apply to `op`; `None` when it is unlisted and unlisted operations of
+    /// its kind are denied.
     fn rules_for<'a>(&'a self, op: &Operation) -> Option<Vec<&'a Requirement>> {
-        let mut rules = Vec::new();
-        let mut listed = false;
-        if let Some(r) = self.methods.get(op.method()) {
-            rules.push(r);
-            listed = true;
-        }
-        let target = match (op.method(), op.name(), op.uri()) {
-            ("tools/call", Some(n), _) => self.tools.get(n),
-            ("prompts/get", Some(n), _) => self.prompts.get(n),
-            ("resources/read", _, Some(uri)) => self
-                .resources
-                .iter()
-                .filter(|(p, exact, _)| {
-                    if *exact {
-                        uri == p
-                    } else {
-                        uri.starts_with(p.as_str())
-                    }
-                })
-                .max_by_key(|(p, exact, _)| (*exact, p.len()))
-                .map(|(_, _, r)| r),
-            _ => None,
+        let method_rule = self.methods.get(op.method());
+        let (targeted, target_rule) = match (op.method(), op.name(), op.uri()) {
+            ("tools/call", n, _) => (true, n.and_then(|n| self.tools.get(n))),
+            ("prompts/get", n, _) => (true, n.and_then(|n| self.prompts.get(n))),
+            ("resources/read" | "resources/subscribe", _, uri) => {
+                (true, uri.and_then(|u| self.resource_rule(u)))
+            }
+            _ => (false, None),
         };
-        if let Some(r) = target {
-            rules.push(r);
-            listed = true;
+        let listed = if targeted {
+            target_rule.is_some() || self.unlisted_targets == Unlisted::Allow
+        } else {
+            method_rule.is_some() || self.unlisted_methods == Unlisted::Allow
+        };
+        listed.then(|| method_rule.into_iter().chain(target_rule).collect())
+    }
+
+    /// The exact-URI rule, else the longest matching prefix rule.
+    fn resource_rule(&self, uri: &str) -> Option<&Requirement> {
+        self.resources
+            .iter()
+            .filter(|(p, exact, _)| {
+                if *exact {
+                    uri == p
+                } else {
+                    uri.starts_with(p.as_str())
+                }
+            })
+            .max_by_key(|(p, exact, _)| (*exact, p.len()))
+            .map(|(_, _, r)| r)
+    }
+
+    /// Whether the caller may perform `op` (every-request rule included): what listing
+    /// filters use to hide tools, prompts and resources a caller could not use.
+    #[must_use]
+    pub fn permits(&self, ctx: &AuthContext, op: &Operation) -> bool {
+        let every = self.every_request.iter().all(|r| self.satisfied(ctx, r));
+        every
+            && self
+                .rules_for(op)
+                .is_some_and(|rules| rules.iter().all(|r| self.satisfied(ctx, r)))
+    }
+
+    /// Checks one requirement with this policy's scope implication and role hierarchy: for
+    /// decisions that depend on a tool's arguments, made inside the handler.
+    ///
+    /// ```
+    /// use mcp_auth::scope::{ImpliedScopes, Requirement, ScopePolicy, Unlisted};
+    /// use mcp_auth::{AuthContext, AuthMethod};
+    ///
+    /// let policy = ScopePolicy::new(Unlisted::Deny)
+    ///     .implication(ImpliedScopes::new().pair("files:write", "files:read"));
+    /// let caller = AuthContext::builder("bob", AuthMethod::Jwt).scopes(["files:write"]).build();
+    /// assert!(policy.require(&caller, &Requirement::all(["files:read"])).is_ok());
+    /// let err = policy.require(&caller, &Requirement::all(["files:admin"])).unwrap_err();
+    /// assert_eq!(err.required_scopes(), ["files:admin"]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::insufficient_scope`] naming the requirement's scopes.
+    pub fn require(&self, ctx: &AuthContext, req: &Requirement) -> Result<(), AuthError> {
+        if self.satisfied(ctx, req) {
+            return Ok(());
         }
-        (listed || self.unlisted == Unlisted::Allow).then_some(rules)
+        let err = AuthError::insufficient_scope(req.challenge_scopes().collect::<Vec<_>>());
+        Err(match req.role.as_deref() {
+            Some(role) if !self.has_role(ctx, role) => err
+                .with_description("this operation needs a role the caller does not have")
+                .with_detail("missing_role"),
+            _ => err.with_description("this operation needs more scope"),
+        })
     }
 
     fn has_scope(&self, ctx: &AuthContext, required: &str) -> bool {
@@ -560,5 +701,99 @@ mod tests {
         let rel = ImpliedScopes::new().pair("a", "b").pair("b", "a");
         assert!(rel.implies("a", "b"));
         assert!(!rel.implies("a", "c"));
+    }
+
+    #[test]
+    fn unlisted_methods_and_targets_have_separate_defaults() {
+        let p = ScopePolicy::new(Unlisted::Deny)
+            .unlisted_methods(Unlisted::Allow)
+            .method("tools/call", Requirement::all(["mcp"]))
+            .tool("t", Requirement::default());
+        let c = ctx(&["mcp"], &[]);
+        let op = |m: &str| Operation::new(m, None, None);
+        assert!(p.check(&c, &[op("initialize"), op("tools/list")]).is_ok());
+        assert!(p.check(&c, &[call("t")]).is_ok());
+        // A rule on `tools/call` does not list every tool.
+        let err = p.check(&c, &[call("other")]).unwrap_err();
+        assert_eq!(err.detail(), Some("unlisted_operation"));
+        // The method rule still applies to listed tools.
+        assert!(p.check(&ctx(&[], &[]), &[call("t")]).is_err());
+        let read = Operation::new("resources/read", None, Some("file:///x".into()));
+        assert!(
+            p.check(&c, &[read]).is_err(),
+            "an unnamed resource is a target"
+        );
+        let closed = ScopePolicy::new(Unlisted::Allow).unlisted_methods(Unlisted::Deny);
+        assert!(closed.check(&c, &[op("ping")]).is_err());
+        assert!(closed.check(&c, &[call("anything")]).is_ok());
+    }
+
+    #[test]
+    fn permits_matches_check_for_single_operations() {
+        let p = policy().every_request(Requirement::any(["data:read", "data:admin"]));
+        for scopes in [&["data:read"][..], &["data:write"], &["data:admin"], &[]] {
+            let c = ctx(scopes, &[]);
+            for tool in ["read_data", "write_data", "delete_data", "whoami", "nope"] {
+                let op = call(tool);
+                assert_eq!(
+                    p.permits(&c, &op),
+                    p.check(&c, std::slice::from_ref(&op)).is_ok(),
+                    "{scopes:?} {tool}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn require_uses_implication_and_roles() {
+        let p = policy().roles(RoleHierarchy::new().include("admin", "editor"));
+        let c = ctx(&["data:write"], &["admin"]);
+        assert!(
+            p.require(&c, &Requirement::all(["data:read"]).and_role("editor"))
+                .is_ok()
+        );
+        let err = p
+            .require(&c, &Requirement::all(["data:read"]).and_role("owner"))
+            .unwrap_err();
+        assert_eq!(err.detail(), Some("missing_role"));
+        let err = p
+            .require(&c, &Requirement::any(["x:a", "x:b"]))
+            .unwrap_err();
+        assert_eq!(err.required_scopes(), ["x:a"]);
+    }
+
+    #[test]
+    fn requirement_text_form() {
+        let parse = |s: &str| s.parse::<Requirement>();
+        assert_eq!(parse("  ").unwrap(), Requirement::default());
+        assert_eq!(
+            parse("a b a").unwrap(),
+            Requirement::all(["a", "b"]),
+            "duplicates collapse"
+        );
+        assert_eq!(parse("role:viewer").unwrap(), Requirement::role("viewer"));
+        assert_eq!(parse("x|y").unwrap(), Requirement::any(["x", "y"]));
+        for bad in [
+            "a||b",
+            "|a",
+            "role:",
+            "role:a role:b",
+            "a|b c|d",
+            "q\"x",
+            "caf\u{e9}",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn batches_of_responses_and_null_params_are_read() {
+        use crate::scope::parse_operations;
+        let ops = parse_operations(br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#).unwrap();
+        assert!(ops.is_empty());
+        assert!(parse_operations(b"[]").is_err());
+        let ops =
+            parse_operations(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#).unwrap();
+        assert_eq!(ops[0].method(), "ping");
     }
 }
