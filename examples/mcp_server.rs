@@ -51,7 +51,7 @@ use http::{HeaderName, Method, Request, header};
 use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
-use mcp_auth::rmcp::{Auth, ScopedServer};
+use mcp_auth::rmcp::{Auth, ScopedServer, require};
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
 };
@@ -121,6 +121,7 @@ pub struct WriteArgs {
 #[derive(Clone)]
 pub struct DataServer {
     data: Arc<Mutex<HashMap<String, String>>>,
+    policy: Arc<ScopePolicy>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -134,9 +135,10 @@ fn lock_failed() -> ErrorData {
 
 #[tool_router]
 impl DataServer {
-    pub fn new(data: Arc<Mutex<HashMap<String, String>>>) -> Self {
+    pub fn new(data: Arc<Mutex<HashMap<String, String>>>, policy: Arc<ScopePolicy>) -> Self {
         Self {
             data,
+            policy,
             tool_router: Self::tool_router(),
         }
     }
@@ -168,11 +170,17 @@ impl DataServer {
         }
     }
 
-    #[tool(description = "Store a value under a key")]
+    /// Keys under `admin/` also need `data:admin`: a check that depends on the arguments, so
+    /// it is made here rather than by the scope layer.
+    #[tool(description = "Store a value under a key (keys under admin/ need data:admin)")]
     async fn write_data(
         &self,
+        Auth(ctx): Auth,
         Parameters(WriteArgs { key, value }): Parameters<WriteArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        if key.starts_with("admin/") {
+            require(&self.policy, &ctx, &Requirement::all(["data:admin"]))?;
+        }
         self.data
             .lock()
             .map_err(|_| lock_failed())?
@@ -377,7 +385,7 @@ pub fn mcp_service(
     StreamableHttpService::new(
         move || {
             Ok(ScopedServer::new(
-                DataServer::new(data.clone()),
+                DataServer::new(data.clone(), policy.clone()),
                 policy.clone(),
             ))
         },

@@ -3,85 +3,22 @@
 //! Every rejected request is checked to never reach the MCP service (a counter sits between
 //! the auth layer and rmcp's `StreamableHttpService`).
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod example;
+mod support;
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use support::{Server, example, start};
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
 use mcp_auth::bearer::TokenSpec;
 use mcp_auth::env::EnvReader;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::model::CallToolRequestParams;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 const KEY: &str = "key-alice-0123456789abcdef";
 const TOKEN: &str = "token-bob-0123456789abcdef";
 const EXPIRED_KEY: &str = "key-old-0123456789abcdef";
-
-struct Server {
-    addr: SocketAddr,
-    /// Requests that reached the MCP service.
-    reached: Arc<AtomicUsize>,
-    tokens: mcp_auth::bearer::TokenManager<mcp_auth::bearer::MemoryTokenStore>,
-    generated: Option<String>,
-    stop: CancellationToken,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Server {
-    fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
-    }
-}
-
-async fn start(env: &[(&str, &str)]) -> Server {
-    let config = example::load_config(EnvReader::from_pairs(env.iter().copied())).expect("config");
-    let reached = Arc::new(AtomicUsize::new(0));
-    let counter = reached.clone();
-    let mcp = tower::ServiceBuilder::new()
-        .map_request(move |req: http::Request<axum::body::Body>| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            req
-        })
-        .service(example::mcp_service(None, config.policy.clone()));
-    let tokens = config.tokens.clone();
-    let generated = config
-        .generated_token
-        .as_ref()
-        .map(|t| t.expose().to_owned());
-    let app = example::router(config.auth, &config.policy, mcp);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let s = stop.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await
-            .unwrap();
-    });
-    Server {
-        addr,
-        reached,
-        tokens,
-        generated,
-        stop,
-    }
-}
 
 fn default_env() -> Vec<(&'static str, &'static str)> {
     vec![
@@ -98,22 +35,7 @@ fn default_env() -> Vec<(&'static str, &'static str)> {
 
 /// Connects rmcp's client with the given headers and calls `whoami`.
 async fn whoami(url: String, headers: &[(&'static str, &str)]) -> Result<Value, String> {
-    let map: HashMap<HeaderName, HeaderValue> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                HeaderName::from_static(k),
-                HeaderValue::from_str(v).unwrap(),
-            )
-        })
-        .collect();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(map),
-    );
-    let client = ClientConfig::default()
-        .serve(transport)
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = support::connect(url, headers).await?;
     let result = client
         .call_tool(CallToolRequestParams::new("whoami"))
         .await
