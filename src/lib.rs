@@ -20,7 +20,10 @@ pub mod env;
 pub mod error;
 pub mod future;
 pub mod header;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+pub mod http;
 mod json;
+pub mod resource;
 pub mod response;
 pub mod scope;
 pub mod secret;
@@ -30,6 +33,8 @@ pub mod service;
 pub mod api_key;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "rmcp")]

@@ -128,6 +128,7 @@ pub struct Challenge {
     realm: Option<String>,
     scope: Option<String>,
     resource_metadata: Option<String>,
+    protected_resource: Option<crate::resource::ProtectedResource>,
 }
 
 impl Challenge {
@@ -181,6 +182,16 @@ impl Challenge {
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.resource_metadata = Some(url.into());
         self
+    }
+
+    /// Remembers the protected resource, for trusted-proxy mode.
+    pub(crate) fn protected_resource(mut self, pr: crate::resource::ProtectedResource) -> Self {
+        self.protected_resource = Some(pr);
+        self
+    }
+
+    pub(crate) fn protected_resource_ref(&self) -> Option<&crate::resource::ProtectedResource> {
+        self.protected_resource.as_ref()
     }
 
     /// The schemes offered, Bearer first.

@@ -85,9 +85,10 @@ impl<A: Authenticator, R: RejectionResponse> Shared<A, R> {
 
     fn reject(&self, err: &AuthError, parts: &Parts) -> Response<Bytes> {
         log_rejection(err, parts);
-        let mut res = self
-            .responder
-            .response(&Rejection::new(err, &self.challenge));
+        let mut res = self.responder.response(&Rejection::new(
+            err,
+            &crate::resource::challenge_for(&self.challenge, parts),
+        ));
         res.extensions_mut().insert(err.clone());
         res
     }
@@ -188,6 +189,13 @@ impl<A: Authenticator, R: RejectionResponse> AuthLayer<A, R> {
     /// Sets `resource_metadata` (RFC 9728) for every challenge of this layer.
     pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
         self.challenge = self.challenge.resource_metadata(url);
+        self
+    }
+
+    /// Points every challenge of this layer at `pr`'s metadata (`resource_metadata`) and names
+    /// its basic scopes in 401s; keeps the layer's schemes and realm.
+    pub fn protected_resource(mut self, pr: &crate::resource::ProtectedResource) -> Self {
+        self.challenge = pr.apply(self.challenge);
         self
     }
 

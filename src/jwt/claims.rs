@@ -172,26 +172,7 @@ fn numeric_date(v: &Value) -> Option<u64> {
     (f.is_finite() && (0.0..=MAX).contains(&f)).then(|| f.floor() as u64)
 }
 
-/// Lowercases scheme and host of an absolute URI and drops one trailing slash, so that
-/// `HTTPS://MCP.Example.com/mcp/` and `https://mcp.example.com/mcp` compare equal. Other
-/// strings only lose a trailing slash. Applied to both sides of every audience comparison.
-#[must_use]
-pub fn canonical_audience(aud: &str) -> String {
-    let trimmed = aud.strip_suffix('/').unwrap_or(aud);
-    let Some((scheme, rest)) = trimmed.split_once("://") else {
-        return trimmed.to_owned();
-    };
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    // Keep userinfo as is (it is case-sensitive); lowercase the host and port.
-    let authority = match authority.rsplit_once('@') {
-        Some((user, host)) => format!("{user}@{}", host.to_ascii_lowercase()),
-        None => authority.to_ascii_lowercase(),
-    };
-    format!("{}://{authority}{path}", scheme.to_ascii_lowercase())
-}
+pub use crate::resource::canonical_resource as canonical_audience;
 
 /// What the claims must satisfy.
 #[derive(Debug, Clone)]

@@ -13,17 +13,13 @@
 //!   exist, requests get 503 with `Retry-After`, never 401.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
 
 use super::keys::{KeySet, Origin, keys_from_json};
-use crate::error::ConfigError;
 
 /// Timing and size limits of a JWKS cache.
 #[derive(Debug, Clone)]
@@ -60,170 +56,12 @@ impl Default for JwksPolicy {
     }
 }
 
-/// A fetched HTTP document.
-#[derive(Debug, Clone)]
-pub struct Fetched {
-    /// The response body (already limited to the policy's size).
-    pub body: Bytes,
-    /// `Cache-Control: max-age`, if the response had one.
-    pub max_age: Option<Duration>,
-}
-
-/// A fetch failed (connection, status, size, timeout).
-#[derive(Debug, Clone)]
-pub struct FetchError(pub String);
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for FetchError {}
-
-/// Fetches JWKS and discovery documents. Implement it to use your own HTTP stack; the
-/// default, [`ReqwestFetcher`] (feature `reqwest`), uses reqwest with rustls.
-pub trait HttpFetcher: Send + Sync + 'static {
-    /// GETs `url`, refusing bodies over `max_bytes`. Must not follow redirects to another
-    /// origin.
-    fn get(
-        &self,
-        url: &str,
-        max_bytes: usize,
-    ) -> impl Future<Output = Result<Fetched, FetchError>> + Send;
-}
-
-type BoxFetch<'a> = Pin<Box<dyn Future<Output = Result<Fetched, FetchError>> + Send + 'a>>;
-
-/// Object-safe form of [`HttpFetcher`] (fetches are rare; boxing them costs nothing that
-/// matters).
-pub(crate) trait DynFetcher: Send + Sync + 'static {
-    fn get_boxed<'a>(&'a self, url: &'a str, max_bytes: usize) -> BoxFetch<'a>;
-}
-
-impl<F: HttpFetcher> DynFetcher for F {
-    fn get_boxed<'a>(&'a self, url: &'a str, max_bytes: usize) -> BoxFetch<'a> {
-        Box::pin(self.get(url, max_bytes))
-    }
-}
-
-/// Parses `Cache-Control` for `max-age`; `no-store`/`no-cache` count as zero.
-#[must_use]
-pub fn cache_control_max_age(value: &str) -> Option<Duration> {
-    let mut max_age = None;
-    for directive in value.split(',') {
-        let d = directive.trim().to_ascii_lowercase();
-        if d == "no-store" || d == "no-cache" {
-            return Some(Duration::ZERO);
-        }
-        if let Some(v) = d.strip_prefix("max-age=") {
-            max_age = v
-                .trim_matches('"')
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs);
-        }
-    }
-    max_age
-}
-
-/// The default fetcher: reqwest (rustls), redirects off, per-request timeout, streamed body
-/// with a size cap.
 #[cfg(feature = "reqwest")]
-#[derive(Debug, Clone)]
-pub struct ReqwestFetcher {
-    client: reqwest::Client,
-}
-
-#[cfg(feature = "reqwest")]
-impl ReqwestFetcher {
-    /// A fetcher with its own client: no redirects, 5 s connect timeout.
-    ///
-    /// # Errors
-    ///
-    /// When the TLS backend cannot be initialised.
-    pub fn new() -> Result<Self, ConfigError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| ConfigError::new("jwks http client", e.to_string()))?;
-        Ok(Self { client })
-    }
-
-    /// Uses your client (proxies, custom roots, mTLS). Configure it not to follow redirects.
-    #[must_use]
-    pub fn with_client(client: reqwest::Client) -> Self {
-        Self { client }
-    }
-}
-
-#[cfg(feature = "reqwest")]
-impl HttpFetcher for ReqwestFetcher {
-    async fn get(&self, url: &str, max_bytes: usize) -> Result<Fetched, FetchError> {
-        let mut res = self
-            .client
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| FetchError(format!("request failed: {}", e.without_url())))?;
-        if !res.status().is_success() {
-            return Err(FetchError(format!("status {}", res.status().as_u16())));
-        }
-        if res.content_length().is_some_and(|n| n > max_bytes as u64) {
-            return Err(FetchError("response too large".into()));
-        }
-        let max_age = res
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok())
-            .and_then(cache_control_max_age);
-        let mut body = Vec::new();
-        while let Some(chunk) = res
-            .chunk()
-            .await
-            .map_err(|e| FetchError(format!("body failed: {}", e.without_url())))?
-        {
-            if body.len() + chunk.len() > max_bytes {
-                return Err(FetchError("response too large".into()));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Fetched {
-            body: body.into(),
-            max_age,
-        })
-    }
-}
-
-/// Refuses URLs that are not `https://`, except plain `http://` to a loopback host (for local
-/// identity providers and tests).
-pub(crate) fn check_url(setting: &str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        let hostname = if host.starts_with('[') {
-            host.split(']').next().map(|h| &h[1..]).unwrap_or("")
-        } else {
-            host.split(':').next().unwrap_or("")
-        };
-        let loopback = hostname == "localhost"
-            || hostname
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(());
-        }
-    }
-    Err(ConfigError::new(
-        setting,
-        "must be an https:// URL (http:// only for loopback hosts)",
-    ))
-}
+pub use crate::http::ReqwestFetcher;
+#[cfg(test)]
+use crate::http::discovery_urls;
+pub(crate) use crate::http::{DynFetcher, check_url, discover_metadata};
+pub use crate::http::{FetchError, Fetched, HttpFetcher, cache_control_max_age};
 
 /// Where the keys come from.
 #[derive(Debug, Clone)]
@@ -231,25 +69,6 @@ pub(crate) enum KeySource {
     Url(String),
     /// Discovery from an issuer: OpenID configuration, then OAuth server metadata.
     Issuer(String),
-}
-
-/// The well-known metadata URLs for `issuer`, OpenID configuration first (OIDC Discovery §4,
-/// then RFC 8414 §3 with the path inserted).
-pub(crate) fn discovery_urls(issuer: &str) -> Vec<String> {
-    let trimmed = issuer.strip_suffix('/').unwrap_or(issuer);
-    let mut urls = vec![format!("{trimmed}/.well-known/openid-configuration")];
-    if let Some((scheme, rest)) = trimmed.split_once("://") {
-        let (host, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
-        urls.push(format!(
-            "{scheme}://{host}/.well-known/oauth-authorization-server{path}"
-        ));
-        if !path.is_empty() {
-            urls.push(format!(
-                "{scheme}://{host}/.well-known/openid-configuration{path}"
-            ));
-        }
-    }
-    urls
 }
 
 pub(crate) struct Snapshot {
@@ -464,34 +283,14 @@ impl JwksCache {
     }
 
     async fn discover(&self, issuer: &str) -> Result<String, String> {
-        let mut last = String::from("no metadata found");
-        for url in discovery_urls(issuer) {
-            let fetched = match self
-                .fetcher
-                .get_boxed(&url, self.policy.max_body_bytes)
-                .await
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    last = format!("{url}: {e}");
-                    continue;
-                }
-            };
-            let meta: serde_json::Value =
-                serde_json::from_slice(&fetched.body).map_err(|_| format!("{url}: not JSON"))?;
-            if meta.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
-                return Err(format!(
-                    "{url}: metadata `issuer` does not match the configured issuer"
-                ));
-            }
-            let jwks_uri = meta
-                .get("jwks_uri")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| format!("{url}: no `jwks_uri`"))?;
-            check_url("jwks_uri", jwks_uri).map_err(|e| format!("{url}: {e}"))?;
-            return Ok(jwks_uri.to_owned());
-        }
-        Err(format!("discovery failed: {last}"))
+        let (url, meta) =
+            discover_metadata(self.fetcher.as_ref(), issuer, self.policy.max_body_bytes).await?;
+        let jwks_uri = meta
+            .get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| format!("{url}: no `jwks_uri`"))?;
+        check_url("jwks_uri", jwks_uri).map_err(|e| format!("{url}: {e}"))?;
+        Ok(jwks_uri.to_owned())
     }
 }
 

@@ -112,6 +112,12 @@ impl ScopeLayer {
     pub fn challenge(self, challenge: Challenge) -> Self {
         self.rebuild(|_, c| *c = challenge)
     }
+
+    /// Points 403 challenges at `pr`'s metadata (`resource_metadata`, MCP: "for consistency
+    /// with 401 responses").
+    pub fn protected_resource(self, pr: &crate::resource::ProtectedResource) -> Self {
+        self.rebuild(|_, c| *c = pr.apply(c.clone()))
+    }
 }
 
 impl<S> Layer<S> for ScopeLayer {
@@ -180,7 +186,8 @@ impl Shared {
         match refusal {
             Refusal::Auth(err) => {
                 log_rejection(&err, parts);
-                let mut res = Rejection::new(&err, &self.challenge).default_response();
+                let challenge = crate::resource::challenge_for(&self.challenge, parts);
+                let mut res = Rejection::new(&err, &challenge).default_response();
                 res.extensions_mut().insert(err);
                 res
             }

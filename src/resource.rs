@@ -1,0 +1,758 @@
+//! The server as an OAuth 2.1 protected resource (MCP authorization, RFC 9728, RFC 8707):
+//! its protected resource metadata, the `resource_metadata` every challenge points to, and
+//! canonical resource URIs for audience checks.
+//!
+//! Configure a [`ProtectedResource`] once, from the public URL of the MCP endpoint (explicit
+//! configuration such as `MCP_PUBLIC_URL`, never guessed from requests), then:
+//!
+//! - mount [`ProtectedResource::service`] at both [`ProtectedResource::well_known_paths`],
+//!   **outside** the auth layer (clients fetch it before they have a token);
+//! - give every layer [`ProtectedResource::challenge`] (or call `.protected_resource(&pr)` on
+//!   [`AuthLayer`](crate::AuthLayer) and [`ScopeLayer`](crate::scope::ScopeLayer)), so every 401
+//!   and 403 challenge carries `resource_metadata` and each 401 names the scopes for basic use.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::resource::ProtectedResource;
+//!
+//! let pr = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!     .authorization_server("https://auth.example.com")
+//!     .scopes_supported(["data:read", "data:write", "offline_access"])
+//!     .basic_scopes(["data:read"])
+//!     .resource_name("Example data server")
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(
+//!     pr.metadata_url(),
+//!     "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+//! );
+//! assert_eq!(
+//!     pr.well_known_paths(),
+//!     ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"]
+//! );
+//! let doc: serde_json::Value = serde_json::from_slice(pr.document()).unwrap();
+//! assert_eq!(doc["resource"], "https://mcp.example.com/mcp");
+//! assert_eq!(doc["scopes_supported"], serde_json::json!(["data:read", "data:write"])); // never offline_access
+//! assert_eq!(doc["bearer_methods_supported"], serde_json::json!(["header"]));
+//! ```
+//!
+//! In axum:
+//!
+//! ```ignore
+//! let [path_form, root_form] = pr.well_known_paths();
+//! let app = Router::new()
+//!     .route_service(path_form, pr.service())
+//!     .route_service(root_form, pr.service())
+//!     .nest_service("/mcp", ServiceBuilder::new()
+//!         .layer(AuthLayer::new(auth).protected_resource(&pr))
+//!         .layer(ScopeLayer::new(policy).protected_resource(&pr))
+//!         .service(mcp));
+//! ```
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE,
+};
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::error::ConfigError;
+use crate::response::Challenge;
+
+/// The well-known path of RFC 9728 metadata (§3.1).
+pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The canonical form of a resource URI for comparisons (RFC 8707, MCP "Canonical Server
+/// URI"): scheme and host lowercased, one trailing slash removed; path, query and userinfo
+/// kept as they are. Values that are not URLs (`api://x` is one, `My-API` is not) are
+/// returned unchanged but for the trailing slash.
+///
+/// ```
+/// use mcp_auth::resource::canonical_resource;
+///
+/// assert_eq!(canonical_resource("HTTPS://MCP.Example.COM/Mcp/"), "https://mcp.example.com/Mcp");
+/// assert_eq!(canonical_resource("My-API"), "My-API");
+/// ```
+#[must_use]
+pub fn canonical_resource(uri: &str) -> String {
+    let trimmed = uri.strip_suffix('/').unwrap_or(uri);
+    let Some((scheme, rest)) = trimmed.split_once("://") else {
+        return trimmed.to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    // Keep userinfo as is (it is case-sensitive); lowercase the host and port.
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => format!("{user}@{}", host.to_ascii_lowercase()),
+        None => authority.to_ascii_lowercase(),
+    };
+    format!("{}://{authority}{path}", scheme.to_ascii_lowercase())
+}
+
+/// Refuses URLs that are not `https://`, except plain `http://` to a loopback host (local
+/// identity providers, development servers and tests).
+pub(crate) fn check_url(setting: &str, url: &str) -> Result<(), ConfigError> {
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        return Ok(());
+    }
+    if let Some(rest) = url.strip_prefix("http://") {
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let hostname = if host.starts_with('[') {
+            host.split(']').next().map(|h| &h[1..]).unwrap_or("")
+        } else {
+            host.split(':').next().unwrap_or("")
+        };
+        let loopback = hostname == "localhost"
+            || hostname
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            return Ok(());
+        }
+    }
+    Err(ConfigError::new(
+        setting,
+        "must be an https:// URL (http:// only for loopback hosts)",
+    ))
+}
+
+/// Splits `scheme://authority` from the path and query of an absolute URL.
+fn split_origin(url: &str) -> Option<(&str, &str)> {
+    let after = url.find("://")? + 3;
+    let end = url[after..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| after + i);
+    Some(url.split_at(end))
+}
+
+/// The RFC 9728 §3.1 path for a resource whose path and query are `path_and_query`:
+/// the well-known path inserted before the resource's path, the query kept.
+fn well_known_path_for(path_and_query: &str) -> String {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    let path = path.strip_suffix('/').unwrap_or(path);
+    let mut out = format!("{WELL_KNOWN_PATH}{path}");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// Builds a [`ProtectedResource`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProtectedResourceBuilder {
+    resource: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    basic_scopes: Option<Vec<String>>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    jwks_uri: Option<String>,
+    trust_forwarded: bool,
+}
+
+impl ProtectedResourceBuilder {
+    /// Adds an authorization server (its issuer URL). At least one is required.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers
+            .push(issuer.into().trim().to_owned());
+        self
+    }
+
+    /// The scopes listed in `scopes_supported`. `offline_access` is never listed (MCP
+    /// 2026-07-28); duplicates are dropped.
+    pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        scopes: I,
+    ) -> Self {
+        for s in scopes {
+            let s = s.into();
+            if s != "offline_access" && !s.is_empty() && !self.scopes_supported.contains(&s) {
+                self.scopes_supported.push(s);
+            }
+        }
+        self
+    }
+
+    /// Lists every scope a [`ScopePolicy`](crate::scope::ScopePolicy) names.
+    pub fn scopes_from_policy(self, policy: &crate::scope::ScopePolicy) -> Self {
+        let scopes: Vec<String> = policy.scopes().into_iter().map(String::from).collect();
+        self.scopes_supported(scopes)
+    }
+
+    /// The scopes named in 401 challenges: what a client should ask for first (default:
+    /// `scopes_supported`). Further scopes come through 403 step-up challenges. Empty means
+    /// no `scope` parameter (never `scope=""`).
+    pub fn basic_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.basic_scopes = Some(
+            scopes
+                .into_iter()
+                .map(Into::into)
+                .filter(|s: &String| s != "offline_access" && !s.is_empty())
+                .collect(),
+        );
+        self
+    }
+
+    /// `resource_name`: a human-readable name shown by clients.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// `resource_documentation`: a URL of human-readable documentation.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// `jwks_uri`: the resource's own signing keys, if it signs responses.
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// Trusted-proxy mode: the origin (scheme and host) of `resource` and of the metadata
+    /// URL is taken from `X-Forwarded-Proto` / `X-Forwarded-Host` when a request carries
+    /// valid ones (the last value of each, as set by the nearest proxy). Turn it on only
+    /// when every request comes through a proxy that sets both headers and strips them from
+    /// clients: otherwise a client chooses the URL your challenges advertise.
+    pub fn trust_forwarded_headers(mut self) -> Self {
+        self.trust_forwarded = true;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// Every problem at once: a resource URL that is not `https://` (or `http://` to a
+    /// loopback host), has a fragment or no host; no authorization server; an authorization
+    /// server, documentation or JWKS URL that is not `https://` (or loopback `http://`).
+    pub fn build(self) -> Result<ProtectedResource, ConfigError> {
+        let mut problems: Option<ConfigError> = None;
+        let mut fail = |e: ConfigError| match &mut problems {
+            Some(p) => p.merge(e),
+            None => problems = Some(e),
+        };
+        let resource = self.resource.trim().to_owned();
+        if let Err(e) = check_url("resource", &resource) {
+            fail(e);
+        }
+        if resource.contains('#') {
+            fail(ConfigError::new("resource", "must not have a fragment"));
+        }
+        if self.authorization_servers.is_empty() {
+            fail(ConfigError::new(
+                "authorization_servers",
+                "at least one authorization server is required (RFC 9728, MCP)",
+            ));
+        }
+        for url in &self.authorization_servers {
+            if let Err(e) = check_url("authorization_servers", url) {
+                fail(e);
+            }
+        }
+        for (name, url) in [
+            ("resource_documentation", &self.resource_documentation),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if let Some(url) = url
+                && let Err(e) = check_url(name, url)
+            {
+                fail(e);
+            }
+        }
+        if let Some(p) = problems {
+            return Err(p);
+        }
+        let (origin, path_and_query) = split_origin(&resource).unwrap_or((&resource, ""));
+        let well_known_path = well_known_path_for(path_and_query);
+        let basic = self
+            .basic_scopes
+            .unwrap_or_else(|| self.scopes_supported.clone());
+        let inner = Inner {
+            metadata_url: format!("{origin}{well_known_path}"),
+            path_form: well_known_path
+                .split('?')
+                .next()
+                .unwrap_or(WELL_KNOWN_PATH)
+                .to_owned(),
+            path_and_query: path_and_query.to_owned(),
+            well_known_path,
+            document: Bytes::new(),
+            resource: resource.clone(),
+            authorization_servers: self.authorization_servers,
+            scopes_supported: self.scopes_supported,
+            basic_scopes: basic,
+            resource_name: self.resource_name,
+            resource_documentation: self.resource_documentation,
+            jwks_uri: self.jwks_uri,
+            trust_forwarded: self.trust_forwarded,
+        };
+        let document = inner.render(&resource);
+        Ok(ProtectedResource {
+            inner: Arc::new(Inner { document, ..inner }),
+        })
+    }
+}
+
+struct Inner {
+    resource: String,
+    metadata_url: String,
+    /// `/.well-known/oauth-protected-resource/<path>` without the query.
+    path_form: String,
+    /// The same with the query, for URLs.
+    well_known_path: String,
+    /// The resource's path and query.
+    path_and_query: String,
+    document: Bytes,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    basic_scopes: Vec<String>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    jwks_uri: Option<String>,
+    trust_forwarded: bool,
+}
+
+impl Inner {
+    fn render(&self, resource: &str) -> Bytes {
+        let mut doc = serde_json::Map::new();
+        doc.insert("resource".into(), resource.into());
+        doc.insert(
+            "authorization_servers".into(),
+            self.authorization_servers.clone().into(),
+        );
+        if !self.scopes_supported.is_empty() {
+            doc.insert(
+                "scopes_supported".into(),
+                self.scopes_supported.clone().into(),
+            );
+        }
+        doc.insert("bearer_methods_supported".into(), vec!["header"].into());
+        for (name, value) in [
+            ("resource_name", &self.resource_name),
+            ("resource_documentation", &self.resource_documentation),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if let Some(v) = value {
+                doc.insert(name.into(), v.clone().into());
+            }
+        }
+        Bytes::from(serde_json::Value::Object(doc).to_string())
+    }
+
+    /// `scheme://host` from trusted forwarding headers, if this mode is on and they are valid.
+    fn forwarded_origin(&self, headers: &HeaderMap) -> Option<String> {
+        if !self.trust_forwarded {
+            return None;
+        }
+        forwarded_origin(headers)
+    }
+}
+
+/// `scheme://host` from the last `X-Forwarded-Proto` and `X-Forwarded-Host` values, when both
+/// are present and well formed (`http`/`https`; a host name or IP literal with an optional
+/// port).
+fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
+    let last = |name: &str| -> Option<String> {
+        let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
+        Some(v.rsplit(',').next()?.trim().to_owned())
+    };
+    let proto = last("x-forwarded-proto")?.to_ascii_lowercase();
+    if proto != "https" && proto != "http" {
+        return None;
+    }
+    let host = last("x-forwarded-host")?;
+    let valid = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    valid.then(|| format!("{proto}://{}", host.to_ascii_lowercase()))
+}
+
+/// This server as a protected resource: its metadata document and the challenge settings
+/// that point to it. Cheap to clone.
+#[derive(Clone)]
+pub struct ProtectedResource {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ProtectedResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectedResource")
+            .field("resource", &self.inner.resource)
+            .field("metadata_url", &self.inner.metadata_url)
+            .field("authorization_servers", &self.inner.authorization_servers)
+            .field("scopes_supported", &self.inner.scopes_supported)
+            .field("trust_forwarded", &self.inner.trust_forwarded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtectedResource {
+    /// Starts from the public URL of the MCP endpoint, byte for byte as clients call it (it
+    /// is the metadata's `resource`, and clients compare it exactly).
+    pub fn builder(resource: impl Into<String>) -> ProtectedResourceBuilder {
+        ProtectedResourceBuilder {
+            resource: resource.into(),
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            basic_scopes: None,
+            resource_name: None,
+            resource_documentation: None,
+            jwks_uri: None,
+            trust_forwarded: false,
+        }
+    }
+
+    /// The resource identifier (the configured public URL).
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// The canonical form of the resource, for audience checks.
+    #[must_use]
+    pub fn canonical(&self) -> String {
+        canonical_resource(&self.inner.resource)
+    }
+
+    /// The metadata URL (path-inserted form, RFC 9728 §3.1), as `resource_metadata` says.
+    #[must_use]
+    pub fn metadata_url(&self) -> &str {
+        &self.inner.metadata_url
+    }
+
+    /// The paths to mount [`service`](Self::service) at: the path-inserted form for the MCP
+    /// endpoint, then the root form (clients try them in this order). For a resource at the
+    /// root both are the same.
+    #[must_use]
+    pub fn well_known_paths(&self) -> [&str; 2] {
+        [&self.inner.path_form, WELL_KNOWN_PATH]
+    }
+
+    /// `scopes_supported`.
+    #[must_use]
+    pub fn scopes_supported(&self) -> &[String] {
+        &self.inner.scopes_supported
+    }
+
+    /// The metadata document (JSON) as served without forwarding headers.
+    #[must_use]
+    pub fn document(&self) -> &[u8] {
+        &self.inner.document
+    }
+
+    /// `challenge` with `resource_metadata` pointing here and, for 401s, `scope` set to the
+    /// basic scopes (left out when there are none).
+    #[must_use]
+    pub fn apply(&self, challenge: Challenge) -> Challenge {
+        challenge
+            .scope(&self.inner.basic_scopes)
+            .resource_metadata(self.inner.metadata_url.clone())
+            .protected_resource(self.clone())
+    }
+
+    /// A `Bearer` challenge pointing here ([`apply`](Self::apply) to `Challenge::bearer()`).
+    #[must_use]
+    pub fn challenge(&self) -> Challenge {
+        self.apply(Challenge::bearer())
+    }
+
+    /// The `resource_metadata` URL for a request: the configured one, or in trusted-proxy
+    /// mode the one built from the forwarding headers.
+    pub(crate) fn metadata_url_for(&self, parts: &Parts) -> Option<String> {
+        self.inner
+            .forwarded_origin(&parts.headers)
+            .map(|origin| format!("{origin}{}", self.inner.well_known_path))
+    }
+
+    /// The tower service answering metadata requests (see [`MetadataService`]).
+    #[must_use]
+    pub fn service(&self) -> MetadataService {
+        MetadataService { pr: self.clone() }
+    }
+}
+
+/// Serves the protected resource metadata: `GET`/`HEAD` on either of
+/// [`ProtectedResource::well_known_paths`] → 200 `application/json` with
+/// `Access-Control-Allow-Origin: *`; `OPTIONS` → 204 CORS preflight answer; other methods →
+/// 405; other paths → 404. Mount it outside any auth layer.
+#[derive(Clone, Debug)]
+pub struct MetadataService {
+    pr: ProtectedResource,
+}
+
+fn plain(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    res
+}
+
+impl MetadataService {
+    /// The response to `req` (the service's `call`, usable without tower).
+    pub fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        let inner = &self.pr.inner;
+        let path = req.uri().path();
+        let path = if path.len() > 1 {
+            path.strip_suffix('/').unwrap_or(path)
+        } else {
+            path
+        };
+        if path != inner.path_form && path != WELL_KNOWN_PATH {
+            return plain(StatusCode::NOT_FOUND);
+        }
+        let cors = HeaderValue::from_static("*");
+        let mut res = match *req.method() {
+            Method::GET | Method::HEAD => {
+                let body = match inner.forwarded_origin(req.headers()) {
+                    Some(origin) => inner.render(&format!("{origin}{}", inner.path_and_query)),
+                    None => inner.document.clone(),
+                };
+                let len = body.len();
+                let body = if req.method() == Method::HEAD {
+                    Bytes::new()
+                } else {
+                    body
+                };
+                let mut res = Response::new(Full::new(body));
+                let h = res.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+                h.insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                );
+                res
+            }
+            Method::OPTIONS => {
+                let mut res = plain(StatusCode::NO_CONTENT);
+                let h = res.headers_mut();
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+                h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+                res
+            }
+            _ => {
+                let mut res = plain(StatusCode::METHOD_NOT_ALLOWED);
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                res
+            }
+        };
+        res.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, cors);
+        res
+    }
+}
+
+impl<B> Service<Request<B>> for MetadataService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ready(Ok(self.respond(&req)))
+    }
+}
+
+/// The challenge for one request: in trusted-proxy mode, `resource_metadata` follows the
+/// forwarding headers.
+pub(crate) fn challenge_for<'a>(challenge: &'a Challenge, parts: &Parts) -> Cow<'a, Challenge> {
+    match challenge
+        .protected_resource_ref()
+        .and_then(|pr| pr.metadata_url_for(parts))
+    {
+        Some(url) => Cow::Owned(challenge.clone().resource_metadata(url)),
+        None => Cow::Borrowed(challenge),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr(resource: &str) -> ProtectedResource {
+        ProtectedResource::builder(resource)
+            .authorization_server("https://as.example.com")
+            .build()
+            .unwrap()
+    }
+
+    fn get(svc: &MetadataService, path: &str, headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+        let mut req = Request::get(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        svc.respond(&req.body(()).unwrap())
+    }
+
+    async fn body(res: Response<Full<Bytes>>) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn metadata_urls_insert_the_well_known_path_and_keep_the_query() {
+        let cases = [
+            (
+                "https://h.example/mcp",
+                "https://h.example/.well-known/oauth-protected-resource/mcp",
+            ),
+            (
+                "https://h.example/public/mcp/",
+                "https://h.example/.well-known/oauth-protected-resource/public/mcp",
+            ),
+            (
+                "https://h.example",
+                "https://h.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://h.example/",
+                "https://h.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://h.example/mcp?tenant=a",
+                "https://h.example/.well-known/oauth-protected-resource/mcp?tenant=a",
+            ),
+            (
+                "http://127.0.0.1:8080/mcp",
+                "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp",
+            ),
+        ];
+        for (resource, url) in cases {
+            assert_eq!(pr(resource).metadata_url(), url, "{resource}");
+        }
+        assert_eq!(
+            pr("https://h.example").well_known_paths(),
+            [WELL_KNOWN_PATH, WELL_KNOWN_PATH]
+        );
+    }
+
+    #[test]
+    fn configuration_problems_are_reported_together() {
+        let err = ProtectedResource::builder("http://mcp.example.com/mcp#x")
+            .authorization_server("http://as.example.com")
+            .build()
+            .unwrap_err();
+        let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+        assert_eq!(settings, ["resource", "resource", "authorization_servers"]);
+        let err = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at least one authorization server")
+        );
+    }
+
+    #[tokio::test]
+    async fn both_paths_serve_the_exact_resource_and_cors() {
+        let pr = ProtectedResource::builder("https://MCP.example.com/mcp")
+            .authorization_server("https://as.example.com")
+            .scopes_supported(["a", "offline_access", "a", "b"])
+            .build()
+            .unwrap();
+        let svc = pr.service();
+        for path in pr.well_known_paths() {
+            let res = get(&svc, path, &[]);
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-type"], "application/json");
+            assert_eq!(res.headers()["access-control-allow-origin"], "*");
+            let doc = body(res).await;
+            assert_eq!(doc["resource"], "https://MCP.example.com/mcp", "byte-exact");
+            assert_eq!(doc["scopes_supported"], serde_json::json!(["a", "b"]));
+            assert_eq!(
+                doc["authorization_servers"],
+                serde_json::json!(["https://as.example.com"])
+            );
+        }
+        assert_eq!(
+            get(&svc, "/.well-known/oauth-protected-resource/other", &[]).status(),
+            404
+        );
+        let pre = svc.respond(
+            &Request::builder()
+                .method(Method::OPTIONS)
+                .uri(pr.well_known_paths()[0])
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(pre.status(), 204);
+        assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+        let post = svc.respond(&Request::post(WELL_KNOWN_PATH).body(()).unwrap());
+        assert_eq!(post.status(), 405);
+    }
+
+    #[tokio::test]
+    async fn forwarding_headers_count_only_in_trusted_proxy_mode() {
+        let fwd = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example, public.example.com"),
+        ];
+        let plain = pr("http://127.0.0.1:8080/mcp");
+        let doc = body(get(&plain.service(), WELL_KNOWN_PATH, &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+
+        let trusted = ProtectedResource::builder("http://127.0.0.1:8080/mcp")
+            .authorization_server("https://as.example.com")
+            .trust_forwarded_headers()
+            .build()
+            .unwrap();
+        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &fwd)).await;
+        assert_eq!(doc["resource"], "https://public.example.com/mcp");
+        // Malformed values fall back to the configured URL.
+        let bad = [
+            ("x-forwarded-proto", "javascript"),
+            ("x-forwarded-host", "x"),
+        ];
+        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &bad)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+        let bad_host = [("x-forwarded-proto", "https"), ("x-forwarded-host", "a\"b")];
+        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &bad_host)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+
+        let mut req = Request::get("/mcp");
+        for (k, v) in fwd {
+            req = req.header(k, v);
+        }
+        let parts = req.body(()).unwrap().into_parts().0;
+        let challenge = trusted.challenge();
+        assert_eq!(
+            challenge_for(&challenge, &parts).resource_metadata_url(),
+            Some("https://public.example.com/.well-known/oauth-protected-resource/mcp")
+        );
+        let plain_challenge = plain.challenge();
+        assert_eq!(
+            challenge_for(&plain_challenge, &parts).resource_metadata_url(),
+            Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp")
+        );
+    }
+}
