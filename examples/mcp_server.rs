@@ -19,6 +19,16 @@
 //! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
 //! | `MCP_PUBLIC_URL` | this server's public URL (default `http://<MCP_BIND>/mcp`) |
 //! | `MCP_TOOL_SCOPES` | per-tool requirements replacing the built-in table (syntax below) |
+//! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`) |
+//! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
+//! | `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` | this server's credentials at the introspection endpoint (setting them turns introspection on) |
+//! | `MCP_TRUST_PROXY` | `true`: take the public origin from `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy that sets them) |
+//!
+//! With authorization servers configured, the server is an OAuth protected resource: it
+//! serves RFC 9728 metadata at `/.well-known/oauth-protected-resource/mcp` and
+//! `/.well-known/oauth-protected-resource` (resource = `MCP_PUBLIC_URL`, scopes from the
+//! tool table), and every 401/403 challenge carries `resource_metadata`; 401s ask for
+//! `data:read` (basic use), 403s for what the refused call needs.
 //!
 //! Per-tool scopes: `whoami` needs authentication only, `read_data` needs `data:read`,
 //! `write_data` needs `data:write` and `delete_data` needs `data:admin`; `data:write` implies
@@ -50,7 +60,10 @@ use bytes::Bytes;
 use http::{HeaderName, Method, Request, header};
 use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
 use mcp_auth::env::EnvReader;
+use mcp_auth::http::ReqwestFetcher;
+use mcp_auth::introspection::IntrospectionAuthenticator;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
+use mcp_auth::resource::ProtectedResource;
 use mcp_auth::rmcp::{Auth, ScopedServer, require};
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
@@ -219,12 +232,18 @@ impl ServerHandler for DataServer {
 // Configuration: every problem in the environment is reported at once.
 // ---------------------------------------------------------------------------------------------
 
-/// API keys, then bearer tokens (static or issued), then JWTs: the first credential the
-/// request carries decides.
+/// API keys, then bearer tokens (static or issued), then JWTs, then introspection: the
+/// first credential the request carries decides.
 pub type ServerAuth = Chain<
     Option<ApiKeyAuthenticator>,
-    Chain<Option<BearerAuthenticator<MemoryTokenStore>>, Option<JwtAuthenticator>>,
+    Chain<
+        Option<BearerAuthenticator<MemoryTokenStore>>,
+        Chain<Option<JwtAuthenticator>, Option<IntrospectionAuthenticator>>,
+    >,
 >;
+
+/// The scopes a 401 asks for: enough for basic use (`whoami`, `read_data`).
+pub const BASIC_SCOPES: [&str; 1] = ["data:read"];
 
 impl Config {
     /// The JWT authenticator, when JWTs are accepted.
@@ -244,6 +263,8 @@ pub struct Config {
     pub generated_token: Option<Secret>,
     /// Which tools need which scopes.
     pub policy: Arc<ScopePolicy>,
+    /// The protected resource metadata, when authorization servers are configured.
+    pub resource: Option<ProtectedResource>,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -272,17 +293,67 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             .default_scopes(DEFAULT_SCOPES)
             .with_list(name, v)
     });
-    let jwt = load_jwt(&mut env, bind);
+    let public_url = env
+        .raw("MCP_PUBLIC_URL")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| format!("http://{bind}/mcp"));
+    let audiences = env
+        .raw("MCP_JWT_AUDIENCE")
+        .map(|v| list(&v))
+        .unwrap_or_else(|| vec![public_url.clone()]);
+    // One HTTP client for JWKS, discovery and introspection.
+    let fetcher = ReqwestFetcher::new()?;
+    let jwt = load_jwt(&mut env, &audiences, &fetcher);
+    let authorization_servers = env
+        .raw("MCP_AUTHORIZATION_SERVERS")
+        .map(|v| list(&v))
+        .or_else(|| {
+            env.raw("MCP_OIDC_ISSUER")
+                .map(|v| vec![v.trim().to_owned()])
+        })
+        .unwrap_or_default();
+    let introspection = load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
+    let trust_proxy = env.optional("MCP_TRUST_PROXY", |name, v| match v.trim() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err(ConfigError::new(name, "must be true or false")),
+    });
     let policy = env
         .optional("MCP_TOOL_SCOPES", |name, v| {
             scope_policy(v).map_err(|e| ConfigError::new(name, e))
         })
         .unwrap_or_else(|| scope_policy(DEFAULT_TOOL_SCOPES).expect("the built-in table parses"));
     env.finish()?;
-    let jwt = jwt.map(|b| b.build()).transpose()?;
+    let opaque_too = introspection.is_some();
+    let jwt = jwt
+        .map(|b| {
+            if opaque_too {
+                b.defer_opaque_tokens()
+            } else {
+                b
+            }
+        })
+        .map(|b| b.build())
+        .transpose()?;
+    let introspection = introspection.map(|b| b.build()).transpose()?;
+    let resource = if authorization_servers.is_empty() {
+        None
+    } else {
+        let mut b = ProtectedResource::builder(public_url)
+            .scopes_from_policy(&policy)
+            .basic_scopes(BASIC_SCOPES)
+            .resource_name("mcp-auth example data server");
+        for issuer in &authorization_servers {
+            b = b.authorization_server(issuer);
+        }
+        if trust_proxy == Some(true) {
+            b = b.trust_forwarded_headers();
+        }
+        Some(b.build()?)
+    };
 
     let mut generated_token = None;
-    if api_keys.is_none() && tokens.is_none() && jwt.is_none() {
+    if api_keys.is_none() && tokens.is_none() && jwt.is_none() && introspection.is_none() {
         let token = generate_token("mcp_")?;
         let auth = BearerAuthenticator::new()
             .default_scopes(DEFAULT_SCOPES)
@@ -296,15 +367,20 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
     // to the JWT authenticator.
     let tokens = tokens.map(|t| {
         let t = t.with_store(store.clone());
-        if jwt.is_some() { t.defer_unknown() } else { t }
+        if jwt.is_some() || introspection.is_some() {
+            t.defer_unknown()
+        } else {
+            t
+        }
     });
     Ok(Config {
         bind,
         allowed_hosts,
-        auth: Chain::new(api_keys, Chain::new(tokens, jwt)),
+        auth: Chain::new(api_keys, Chain::new(tokens, Chain::new(jwt, introspection))),
         tokens: TokenManager::new(store),
         generated_token,
         policy: Arc::new(policy),
+        resource,
         jwt: jwt_handle,
     })
 }
@@ -318,7 +394,11 @@ fn list(v: &str) -> Vec<String> {
 }
 
 /// JWT settings; `None` when no JWT variable is set.
-fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtBuilder> {
+fn load_jwt(
+    env: &mut EnvReader,
+    audiences: &[String],
+    fetcher: &ReqwestFetcher,
+) -> Option<mcp_auth::jwt::JwtBuilder> {
     let secret = env.optional("MCP_JWT_SECRET", |name, v| {
         JwtKey::hmac(v.trim(), Algorithm::HS256)
             .map_err(|e| ConfigError::new(name, e.problems()[0].message().to_owned()))
@@ -329,14 +409,6 @@ fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtB
         .raw("MCP_JWT_ISSUER")
         .map(|v| list(&v))
         .unwrap_or_default();
-    let public_url = env
-        .raw("MCP_PUBLIC_URL")
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| format!("http://{bind}/mcp"));
-    let audiences = env
-        .raw("MCP_JWT_AUDIENCE")
-        .map(|v| list(&v))
-        .unwrap_or_else(|| vec![public_url]);
     if secret.is_none() && jwks_url.is_none() && oidc_issuer.is_none() {
         return None;
     }
@@ -346,7 +418,9 @@ fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtB
             "set either MCP_JWKS_URL or MCP_OIDC_ISSUER, not both",
         );
     }
-    let mut b = JwtAuthenticator::builder().verified_token_cache(10_000);
+    let mut b = JwtAuthenticator::builder()
+        .verified_token_cache(10_000)
+        .fetcher(fetcher.clone());
     if let Some(key) = secret {
         b = b.key(key);
     }
@@ -358,6 +432,56 @@ fn load_jwt(env: &mut EnvReader, bind: SocketAddr) -> Option<mcp_auth::jwt::JwtB
     }
     for i in issuers {
         b = b.issuer(i);
+    }
+    for a in audiences {
+        b = b.audience(a);
+    }
+    Some(b)
+}
+
+/// Introspection settings; `None` unless a client id is set.
+fn load_introspection(
+    env: &mut EnvReader,
+    audiences: &[String],
+    authorization_servers: &[String],
+    fetcher: &ReqwestFetcher,
+) -> Option<mcp_auth::introspection::IntrospectionBuilder> {
+    let url = env
+        .raw("MCP_INTROSPECTION_URL")
+        .map(|v| v.trim().to_owned());
+    let id = env
+        .raw("MCP_INTROSPECTION_CLIENT_ID")
+        .map(|v| v.trim().to_owned());
+    let secret = env
+        .raw("MCP_INTROSPECTION_CLIENT_SECRET")
+        .map(|v| v.trim().to_owned());
+    let (id, secret) = match (id, secret, &url) {
+        (None, None, None) => return None,
+        (Some(id), Some(secret), _) => (id, secret),
+        _ => {
+            env.problem(
+                "MCP_INTROSPECTION_CLIENT_ID",
+                "introspection needs MCP_INTROSPECTION_CLIENT_ID and MCP_INTROSPECTION_CLIENT_SECRET",
+            );
+            return None;
+        }
+    };
+    let mut b = IntrospectionAuthenticator::builder()
+        .client_credentials(id, secret)
+        .fetcher(fetcher.clone());
+    match (url, authorization_servers.first()) {
+        (Some(url), _) => b = b.endpoint(url),
+        (None, Some(issuer)) => b = b.issuer(issuer),
+        (None, None) => {
+            env.problem(
+                "MCP_INTROSPECTION_URL",
+                "set it, or MCP_AUTHORIZATION_SERVERS to find it from metadata",
+            );
+            return None;
+        }
+    }
+    for issuer in authorization_servers {
+        b = b.accept_issuer(issuer);
     }
     for a in audiences {
         b = b.audience(a);
@@ -397,12 +521,17 @@ pub fn mcp_service(
 /// The whole application.
 pub fn app(config: Config) -> Router {
     let mcp = mcp_service(config.allowed_hosts, config.policy.clone());
-    router(config.auth, &config.policy, mcp)
+    router(config.auth, &config.policy, config.resource.as_ref(), mcp)
 }
 
 /// Mounts `mcp` at `/mcp` behind the auth layer and the scope layer, and CORS around
 /// everything.
-pub fn router<S, B>(auth: ServerAuth, policy: &ScopePolicy, mcp: S) -> Router
+pub fn router<S, B>(
+    auth: ServerAuth,
+    policy: &ScopePolicy,
+    resource: Option<&ProtectedResource>,
+    mcp: S,
+) -> Router
 where
     S: Service<Request<Body>, Response = http::Response<B>, Error = Infallible>
         + Clone
@@ -432,15 +561,31 @@ where
             HeaderName::from_static("mcp-session-id"),
         ]);
 
-    Router::new()
+    let mut auth_layer = AuthLayer::new(auth);
+    let mut scope_layer = ScopeLayer::new(policy.clone());
+    if let Some(pr) = resource {
+        auth_layer = auth_layer.protected_resource(pr);
+        scope_layer = scope_layer.protected_resource(pr);
+    }
+    let mut app = Router::new()
         .nest_service(
             "/mcp",
             ServiceBuilder::new()
-                .layer(AuthLayer::new(auth))
-                .layer(ScopeLayer::new(policy.clone()))
+                .layer(auth_layer)
+                .layer(scope_layer)
                 .service(mcp),
         )
-        .layer(cors)
+        .layer(cors);
+    // The metadata is public, answers its own CORS preflights, and is added after the CORS
+    // layer so its `Access-Control-Allow-Origin: *` is not doubled.
+    if let Some(pr) = resource {
+        let [path_form, root_form] = pr.well_known_paths();
+        app = app.route_service(path_form, pr.service());
+        if root_form != path_form {
+            app = app.route_service(root_form, pr.service());
+        }
+    }
+    app
 }
 
 fn print_generated(token: &Secret, bind: SocketAddr) {

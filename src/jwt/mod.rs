@@ -165,6 +165,7 @@ struct Inner {
     require_at_jwt: bool,
     hook: Option<Box<ClaimsHook>>,
     cache: Option<VerifiedCache>,
+    defer_opaque: bool,
 }
 
 /// Verifies JWT bearer tokens. Cheap to clone. Build it with [`JwtAuthenticator::builder`].
@@ -407,14 +408,26 @@ impl JwtAuthenticator {
     }
 }
 
+impl JwtAuthenticator {
+    /// The request's bearer token, or "no credentials" for an opaque token when those are
+    /// deferred to the next authenticator.
+    fn token<'a>(&self, parts: &'a Parts) -> Result<&'a str, AuthError> {
+        let token = bearer_token(parts)?;
+        if self.inner.defer_opaque && token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(AuthError::missing_credentials());
+        }
+        Ok(token)
+    }
+}
+
 impl Authenticator for JwtAuthenticator {
     async fn authenticate(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
-        let token = bearer_token(parts)?;
+        let token = self.token(parts)?;
         self.verify_async(token).await
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Result<AuthContext, AuthError>> {
-        let token = match bearer_token(parts) {
+        let token = match self.token(parts) {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
         };
@@ -443,6 +456,7 @@ pub struct JwtBuilder {
     hook: Option<Box<ClaimsHook>>,
     mapping: ClaimMapping,
     cache_capacity: Option<usize>,
+    defer_opaque: bool,
 }
 
 impl Default for JwtBuilder {
@@ -462,6 +476,7 @@ impl Default for JwtBuilder {
             hook: None,
             mapping: ClaimMapping::default(),
             cache_capacity: None,
+            defer_opaque: false,
         }
     }
 }
@@ -582,6 +597,14 @@ impl JwtBuilder {
         self
     }
 
+    /// Leaves bearer tokens that are not shaped like a JWT (three dot-separated parts) to the
+    /// next authenticator of a chain (they count as "no credentials" here), so JWTs and
+    /// opaque tokens (introspection, issued tokens) can share the `Authorization` header.
+    pub fn defer_opaque_tokens(mut self) -> Self {
+        self.defer_opaque = true;
+        self
+    }
+
     /// Caches up to `capacity` verified tokens so a repeated token skips signature
     /// verification while unexpired (never past its own `exp`).
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
@@ -675,6 +698,7 @@ impl JwtBuilder {
                 mapping: self.mapping,
                 require_at_jwt: self.require_at_jwt,
                 hook: self.hook,
+                defer_opaque: self.defer_opaque,
                 cache: self.cache_capacity.map(|capacity| VerifiedCache {
                     map: RwLock::new(HashMap::new()),
                     capacity,

@@ -67,7 +67,7 @@ pub async fn start(env: &[(&str, &str)]) -> Server {
         .generated_token
         .as_ref()
         .map(|t| t.expose().to_owned());
-    let app = example::router(config.auth, &config.policy, mcp);
+    let app = example::router(config.auth, &config.policy, config.resource.as_ref(), mcp);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
