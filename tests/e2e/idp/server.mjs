@@ -2,8 +2,10 @@
 //
 // - client_credentials for `cc-client` / `cc-secret` (client_secret_basic and _post);
 // - RFC 8707 resource indicators: a token requested with `resource=R` is an RS256 JWT with
-//   `aud` = R; a token requested without `resource` is opaque;
-// - discovery, JWKS, dynamic client registration, PKCE, introspection.
+//   `aud` = R (an opaque token with `aud` = R for `cc-opaque-client`); a token requested
+//   without `resource` is opaque;
+// - `rs-client` / `rs-secret`: the resource server's own credentials, for introspection;
+// - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation.
 //
 // Usage: IDP_PORT=4000 node server.mjs   (prints "listening <issuer>" when ready)
 import Provider from 'oidc-provider';
@@ -23,6 +25,22 @@ const provider = new Provider(ISSUER, {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     {
+      client_id: 'cc-opaque-client',
+      client_secret: 'cc-opaque-secret',
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
+      client_id: 'rs-client',
+      client_secret: 'rs-secret',
+      grant_types: [],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
       client_id: 'cc-post-client',
       client_secret: 'cc-post-secret',
       grant_types: ['client_credentials'],
@@ -37,17 +55,18 @@ const provider = new Provider(ISSUER, {
     devInteractions: { enabled: false },
     registration: { enabled: true },
     introspection: { enabled: true },
+    revocation: { enabled: true },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: async () => undefined,
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (_ctx, resource) => ({
+      getResourceServerInfo: async (_ctx, resource, client) => ({
         scope: SCOPES.join(' '),
         audience: resource,
         accessTokenTTL: 300,
-        accessTokenFormat: 'jwt',
-        jwt: { sign: { alg: 'RS256' } },
+        accessTokenFormat: client.clientId === 'cc-opaque-client' ? 'opaque' : 'jwt',
+        ...(client.clientId === 'cc-opaque-client' ? {} : { jwt: { sign: { alg: 'RS256' } } }),
       }),
     },
   },
