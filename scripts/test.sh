@@ -31,7 +31,7 @@ cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
-cargo test --features "$FEATURES" --test e2e_oidc "$@" -- --ignored
+cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.

@@ -48,7 +48,24 @@ impl Server {
 /// Starts the example with `env`; counters between the scope layer and rmcp count the
 /// requests, and the POST requests, that reached the MCP service.
 pub async fn start(env: &[(&str, &str)]) -> Server {
-    let config = example::load_config(EnvReader::from_pairs(env.iter().copied())).expect("config");
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    start_with(|_| env).await
+}
+
+/// Starts the example on a loopback port known before configuration: `env` receives the
+/// server's public MCP URL (also set as `MCP_PUBLIC_URL` unless `env` sets it).
+pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let public_url = format!("http://{addr}/mcp");
+    let mut env = env(&public_url);
+    if !env.iter().any(|(k, _)| k == "MCP_PUBLIC_URL") {
+        env.push(("MCP_PUBLIC_URL".to_owned(), public_url));
+    }
+    let config = example::load_config(EnvReader::from_pairs(env)).expect("config");
     let reached = Arc::new(AtomicUsize::new(0));
     let counter = reached.clone();
     let posts = Arc::new(AtomicUsize::new(0));
@@ -68,8 +85,6 @@ pub async fn start(env: &[(&str, &str)]) -> Server {
         .as_ref()
         .map(|t| t.expose().to_owned());
     let app = example::router(config.auth, &config.policy, config.resource.as_ref(), mcp);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
@@ -116,4 +131,65 @@ pub async fn connect(
         .serve(transport)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The oidc-provider test authorization server (tests/e2e/idp), killed on drop.
+pub struct Idp {
+    child: std::process::Child,
+    /// Its issuer URL (`http://127.0.0.1:<port>`).
+    pub issuer: String,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Idp {
+    /// Stops the authorization server now.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the test authorization server on a free loopback port.
+pub fn start_idp() -> Idp {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
+    assert!(
+        std::path::Path::new(dir)
+            .join("node_modules/oidc-provider")
+            .exists(),
+        "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .current_dir(dir)
+        .env("IDP_PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node is installed");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(issuer) = line.strip_prefix("listening ") {
+                let _ = tx.send(issuer.to_owned());
+            }
+        }
+    });
+    let issuer = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the IdP did not start within 30 s");
+    Idp { child, issuer }
 }

@@ -73,6 +73,20 @@ const provider = new Provider(ISSUER, {
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
 });
 
+// A registration's `scope` would pin a dynamically registered client to the scopes of its
+// first request; MCP clients step up to more scopes later (403 insufficient_scope), so the
+// test server lets registered clients ask for any of the resource scopes.
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/reg' && ctx.is('application/json')) {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const body = JSON.parse(Buffer.concat(chunks).toString() || '{}');
+    delete body.scope;
+    ctx.request.body = body;
+  }
+  return next();
+});
+
 // Headless login ("alice") and consent, for authorization-code flows.
 provider.use(async (ctx, next) => {
   if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
