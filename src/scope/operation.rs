@@ -139,10 +139,9 @@ impl<'de> Visitor<'de> for MessageVisitor {
         let Some(method) = method else {
             return Ok(None);
         };
-        let method = method
-            .as_str()
-            .ok_or_else(|| de::Error::custom("bad_method"))?
-            .to_owned();
+        let serde_json::Value::String(method) = method else {
+            return Err(de::Error::custom("bad_method"));
+        };
         let text = |v: Option<serde_json::Value>, what: &'static str| match v {
             None => Ok(None),
             Some(serde_json::Value::String(s)) => Ok(Some(s)),
