@@ -9,6 +9,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod authenticator;
 #[cfg(feature = "bearer")]
 pub mod bearer;
@@ -23,11 +24,15 @@ pub mod header;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 pub mod http;
 mod json;
+pub mod limit;
 pub mod resource;
 pub mod response;
+pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod service;
+pub mod store;
+pub mod transport;
 
 #[cfg(feature = "api-key")]
 pub mod api_key;

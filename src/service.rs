@@ -72,6 +72,7 @@ impl<A: Authenticator, R: RejectionResponse> Shared<A, R> {
     ) -> Option<Response<Bytes>> {
         match result {
             Ok(ctx) => {
+                crate::audit::success(parts, &ctx);
                 parts.extensions.insert(ctx);
                 None
             }
@@ -85,6 +86,7 @@ impl<A: Authenticator, R: RejectionResponse> Shared<A, R> {
 
     fn reject(&self, err: &AuthError, parts: &Parts) -> Response<Bytes> {
         log_rejection(err, parts);
+        crate::audit::failure(parts, err);
         let mut res = self.responder.response(&Rejection::new(
             err,
             &crate::resource::challenge_for(&self.challenge, parts),

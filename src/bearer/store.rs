@@ -98,46 +98,7 @@ impl TokenRecord {
     }
 }
 
-/// A store could not answer. Authentication then fails closed with 503.
-#[derive(Debug, Clone)]
-pub struct StoreError {
-    message: String,
-    full: bool,
-}
-
-impl StoreError {
-    /// The store is unreachable or failed.
-    #[must_use]
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            full: false,
-        }
-    }
-
-    /// The store refused a new record because it is at capacity.
-    #[must_use]
-    pub fn full() -> Self {
-        Self {
-            message: "token store is full".into(),
-            full: true,
-        }
-    }
-
-    /// Whether this is a capacity refusal.
-    #[must_use]
-    pub fn is_full(&self) -> bool {
-        self.full
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for StoreError {}
+pub use crate::store::StoreError;
 
 /// Storage for issued tokens, keyed by digest. Implement it for a shared store (Redis, a
 /// database) to make tokens and revocations hold across server instances.

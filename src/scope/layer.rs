@@ -177,15 +177,23 @@ type BoxResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>
 
 /// What stands in the way of calling the inner service.
 enum Refusal {
-    Auth(AuthError),
+    /// Refused by the policy; the request's first operation, for the audit event.
+    Auth(Box<(AuthError, Option<Operation>)>),
     Status(StatusCode, &'static str, &'static str),
 }
 
 impl Shared {
     fn refuse(&self, refusal: Refusal, parts: &http::request::Parts) -> Response<Bytes> {
         match refusal {
-            Refusal::Auth(err) => {
+            Refusal::Auth(refused) => {
+                let (err, op) = *refused;
                 log_rejection(&err, parts);
+                crate::audit::denied(
+                    parts,
+                    parts.extensions.get::<AuthContext>(),
+                    &err,
+                    op.as_ref(),
+                );
                 let challenge = crate::resource::challenge_for(&self.challenge, parts);
                 let mut res = Rejection::new(&err, &challenge).default_response();
                 res.extensions_mut().insert(err);
@@ -233,7 +241,9 @@ impl Shared {
             (None, Some(body)) => body,
             (None, None) => Vec::new(),
         };
-        self.policy.check(ctx, &ops).map_err(Refusal::Auth)
+        self.policy
+            .check(ctx, &ops)
+            .map_err(|e| Refusal::Auth(Box::new((e, ops.first().cloned()))))
     }
 }
 
