@@ -22,7 +22,10 @@
 //! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`) |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
 //! | `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` | this server's credentials at the introspection endpoint (setting them turns introspection on) |
-//! | `MCP_TRUST_PROXY` | `true`: take the public origin from `X-Forwarded-Proto`/`X-Forwarded-Host` (only behind a proxy that sets them) |
+//! | `MCP_TRUST_PROXY` | `true`: believe `X-Forwarded-Proto`/`X-Forwarded-Host`/`X-Forwarded-For` (only behind a proxy that sets them) |
+//! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (default `10/300`; `off` to disable) |
+//! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`); other `Origin`s get 403 |
+//! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_PROXY`, as reported by `X-Forwarded-Proto`) |
 //!
 //! With authorization servers configured, the server is an OAuth protected resource: it
 //! serves RFC 9728 metadata at `/.well-known/oauth-protected-resource/mcp` and
@@ -63,11 +66,13 @@ use mcp_auth::env::EnvReader;
 use mcp_auth::http::ReqwestFetcher;
 use mcp_auth::introspection::IntrospectionAuthenticator;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
+use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
 use mcp_auth::resource::ProtectedResource;
 use mcp_auth::rmcp::{Auth, ScopedServer, require};
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
 };
+use mcp_auth::transport::{HttpsOnlyLayer, OriginLayer};
 use mcp_auth::{
     ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
     Credential, Secret,
@@ -242,6 +247,38 @@ pub type ServerAuth = Chain<
     >,
 >;
 
+/// Transport guards and failed-attempt limits (see the module docs for the variables).
+#[derive(Debug, Clone)]
+pub struct Guards {
+    /// `(failures, window)`, or `None` when limiting is off.
+    pub failure_limit: Option<(u32, std::time::Duration)>,
+    /// Allowed browser origins.
+    pub allowed_origins: Vec<String>,
+    /// Refuse plain HTTP.
+    pub require_https: bool,
+    /// Believe `X-Forwarded-*` headers.
+    pub trust_proxy: bool,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self {
+            failure_limit: Some((10, std::time::Duration::from_secs(300))),
+            allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()],
+            require_https: false,
+            trust_proxy: false,
+        }
+    }
+}
+
+fn flag(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err(ConfigError::new(name, "must be true or false")),
+    }
+}
+
 /// The scopes a 401 asks for: enough for basic use (`whoami`, `read_data`).
 pub const BASIC_SCOPES: [&str; 1] = ["data:read"];
 
@@ -265,6 +302,8 @@ pub struct Config {
     pub policy: Arc<ScopePolicy>,
     /// The protected resource metadata, when authorization servers are configured.
     pub resource: Option<ProtectedResource>,
+    /// Transport guards and failure limits.
+    pub guards: Guards,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -313,11 +352,34 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         })
         .unwrap_or_default();
     let introspection = load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
-    let trust_proxy = env.optional("MCP_TRUST_PROXY", |name, v| match v.trim() {
-        "1" | "true" | "yes" => Ok(true),
-        "0" | "false" | "no" | "" => Ok(false),
-        _ => Err(ConfigError::new(name, "must be true or false")),
-    });
+    let trust_proxy = env.optional("MCP_TRUST_PROXY", flag);
+    let mut guards = Guards {
+        trust_proxy: trust_proxy == Some(true),
+        ..Guards::default()
+    };
+    if let Some(limit) = env.optional("MCP_FAILURE_LIMIT", |name, v| {
+        let v = v.trim();
+        if v == "off" {
+            return Ok(None);
+        }
+        let parsed = v.split_once('/').and_then(|(n, secs)| {
+            Some((
+                n.trim().parse::<u32>().ok().filter(|n| *n > 0)?,
+                std::time::Duration::from_secs(secs.trim().parse::<u64>().ok().filter(|s| *s > 0)?),
+            ))
+        });
+        parsed.map(Some).ok_or_else(|| {
+            ConfigError::new(name, "must be failures/seconds (such as 10/300) or off")
+        })
+    }) {
+        guards.failure_limit = limit;
+    }
+    if let Some(origins) = env.raw("MCP_ALLOWED_ORIGINS") {
+        guards.allowed_origins = list(&origins);
+    }
+    if let Some(https) = env.optional("MCP_REQUIRE_HTTPS", flag) {
+        guards.require_https = https;
+    }
     let policy = env
         .optional("MCP_TOOL_SCOPES", |name, v| {
             scope_policy(v).map_err(|e| ConfigError::new(name, e))
@@ -381,6 +443,7 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         generated_token,
         policy: Arc::new(policy),
         resource,
+        guards,
         jwt: jwt_handle,
     })
 }
@@ -490,7 +553,8 @@ fn load_introspection(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The router. Layer order, outermost first: CORS, then auth, then scopes, then the MCP service.
+// The router. Layer order, outermost first: CORS, Origin check, HTTPS check (optional), failure
+// limit, auth, scopes, then the MCP service.
 // CORS sits outside auth so browser preflights (which carry no credentials) are answered,
 // and so 401s carry the CORS headers that let scripts read `WWW-Authenticate`.
 // ---------------------------------------------------------------------------------------------
@@ -521,7 +585,13 @@ pub fn mcp_service(
 /// The whole application.
 pub fn app(config: Config) -> Router {
     let mcp = mcp_service(config.allowed_hosts, config.policy.clone());
-    router(config.auth, &config.policy, config.resource.as_ref(), mcp)
+    router(
+        config.auth,
+        &config.policy,
+        config.resource.as_ref(),
+        &config.guards,
+        mcp,
+    )
 }
 
 /// Mounts `mcp` at `/mcp` behind the auth layer and the scope layer, and CORS around
@@ -530,6 +600,7 @@ pub fn router<S, B>(
     auth: ServerAuth,
     policy: &ScopePolicy,
     resource: Option<&ProtectedResource>,
+    guards: &Guards,
     mcp: S,
 ) -> Router
 where
@@ -567,15 +638,32 @@ where
         auth_layer = auth_layer.protected_resource(pr);
         scope_layer = scope_layer.protected_resource(pr);
     }
-    let mut app = Router::new()
-        .nest_service(
-            "/mcp",
-            ServiceBuilder::new()
-                .layer(auth_layer)
-                .layer(scope_layer)
-                .service(mcp),
-        )
-        .layer(cors);
+    // Limits off: a key function that never names a client.
+    let (failures, window) = guards
+        .failure_limit
+        .unwrap_or((u32::MAX, std::time::Duration::from_secs(1)));
+    let mut limit = FailureLimitLayer::new(MemoryAttemptStore::new())
+        .max_failures(failures)
+        .window(window);
+    if guards.failure_limit.is_none() {
+        limit = limit.key_fn(|_| None);
+    } else if guards.trust_proxy {
+        limit = limit.trust_forwarded_for();
+    }
+    let mut https = HttpsOnlyLayer::new();
+    if !guards.require_https {
+        https = https.allow_plain_http();
+    } else if guards.trust_proxy {
+        https = https.trust_forwarded_proto();
+    }
+    let mcp = ServiceBuilder::new()
+        .layer(OriginLayer::new(&guards.allowed_origins))
+        .layer(https)
+        .layer(limit)
+        .layer(auth_layer)
+        .layer(scope_layer)
+        .service(mcp);
+    let mut app = Router::new().nest_service("/mcp", mcp).layer(cors);
     // The metadata is public, answers its own CORS preflights, and is added after the CORS
     // layer so its `Access-Control-Allow-Origin: *` is not doubled.
     if let Some(pr) = resource {
@@ -636,10 +724,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
     tracing::info!(address = %listener.local_addr()?, ?schemes, "MCP server listening on /mcp");
-    axum::serve(listener, app(config))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // Connection info gives the failure limit and audit events the client address.
+    axum::serve(
+        listener,
+        app(config).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

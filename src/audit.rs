@@ -8,7 +8,7 @@
 //! | `event` | always | `authn_success`, `authn_failure`, `authz_denied`, `rate_limited`, `transport_refused` |
 //! | `reason` | not on success | stable code: `missing_credentials`, `invalid_token`, `expired`, `revoked`, `invalid_request`, `unavailable`, `internal`, `insufficient_scope`, `too_many_failures`, `https_required`, `forbidden_origin` |
 //! | `detail` | when known | finer cause, e.g. `audience_mismatch`, `bad_signature`, `unlisted_operation`, `missing_role` |
-//! | `http_method`, `path` | always | the request line (path without query) |
+//! | `http_method`, `path` | always | the request line (path without query; with feature `axum`, the path before nesting) |
 //! | `principal` | success, denial | the caller's stable key (`AuthContext::principal`) |
 //! | `auth_method` | success, denial | `api_key`, `bearer`, `jwt`, `introspection`, or a custom name |
 //! | `client_addr` | when known | the peer address ([`crate::transport::client_addr`]) |
@@ -59,6 +59,10 @@ fn fields<'a>(
     headers: &'a HeaderMap,
     extensions: &'a http::Extensions,
 ) -> Fields<'a> {
+    #[cfg(feature = "axum")]
+    let uri = extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(uri, |o| &o.0);
     Fields {
         http_method: method,
         path: uri.path(),

@@ -251,6 +251,8 @@ struct Shared<St> {
     window: Duration,
     fail_open: bool,
     key: Arc<KeyFn>,
+    /// Trusted-proxy mode: record the forwarded address as the request's [`ClientAddr`].
+    forwarded: bool,
 }
 
 /// Layer limiting failed authentications per client (see the [module docs](self)).
@@ -289,6 +291,7 @@ impl<St: AttemptStore> FailureLimitLayer<St> {
                 key: Arc::new(|parts: &http::request::Parts| {
                     crate::transport::client_addr(&parts.extensions).map(address_key)
                 }),
+                forwarded: false,
             }),
         }
     }
@@ -320,9 +323,10 @@ impl<St: AttemptStore> FailureLimitLayer<St> {
     }
 
     /// Trusted-proxy mode: key by the last `X-Forwarded-For` address (set by your proxy),
-    /// falling back to the peer address.
+    /// falling back to the peer address. That address also becomes the request's
+    /// [`ClientAddr`](crate::transport::ClientAddr) for the layers inside (audit events).
     pub fn trust_forwarded_for(self) -> Self {
-        self.key_fn(|parts| {
+        self.map(|s| s.forwarded = true).key_fn(|parts| {
             crate::transport::forwarded_for(&parts.headers)
                 .or_else(|| crate::transport::client_addr(&parts.extensions))
                 .map(address_key)
@@ -439,7 +443,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = self.shared.clone();
         Box::pin(async move {
-            let (parts, body) = req.into_parts();
+            let (mut parts, body) = req.into_parts();
+            if shared.forwarded
+                && let Some(ip) = crate::transport::forwarded_for(&parts.headers)
+            {
+                parts.extensions.insert(crate::transport::ClientAddr(ip));
+            }
             let key = (shared.key)(&parts);
             let req = Request::from_parts(parts, body);
             let Some(key) = key else {

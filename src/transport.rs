@@ -101,10 +101,18 @@ trait Check: Send + Sync + 'static {
 }
 
 /// The service of both guard layers.
-#[derive(Clone)]
 pub struct Guard<S, C> {
     inner: S,
     check: Arc<C>,
+}
+
+impl<S: Clone, C> Clone for Guard<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            check: self.check.clone(),
+        }
+    }
 }
 
 impl<S: fmt::Debug, C> fmt::Debug for Guard<S, C> {
@@ -248,7 +256,8 @@ impl<S> Layer<S> for HttpsOnlyLayer {
 /// Refuses requests whose `Origin` header is present and not allowed, with 403 (MCP
 /// streamable-HTTP transport: servers must validate `Origin` against DNS rebinding). A request
 /// without `Origin` (not from a browser) passes. Origins compare case-insensitively as
-/// `scheme://host[:port]`; `null` is refused unless listed.
+/// `scheme://host[:port]`; an entry ending in `:*` allows any port of that host
+/// (`http://localhost:*`); `null` is refused unless listed.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct OriginLayer {
@@ -280,7 +289,15 @@ impl Check for AllowedOrigins {
         let allowed = values.next().is_none()
             && first.to_str().is_ok_and(|o| {
                 let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
-                self.0.contains(&o)
+                self.0.iter().any(|a| match a.strip_suffix(":*") {
+                    Some(host) => o.strip_prefix(host).is_some_and(|rest| {
+                        rest.is_empty()
+                            || rest.strip_prefix(':').is_some_and(|p| {
+                                !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())
+                            })
+                    }),
+                    None => *a == o,
+                })
             });
         if allowed {
             return None;
@@ -347,7 +364,11 @@ mod tests {
 
     #[test]
     fn origins_are_checked_when_present() {
-        let o = OriginLayer::new(["https://App.example.com/", "http://localhost:6274"]);
+        let o = OriginLayer::new([
+            "https://App.example.com/",
+            "http://localhost:6274",
+            "http://127.0.0.1:*",
+        ]);
         let check = |h: &[(&str, &str)]| o.allowed.check(&req("/mcp", h)).map(|r| r.status());
         assert_eq!(check(&[]), None);
         assert_eq!(check(&[("origin", "https://app.example.com")]), None);
@@ -357,6 +378,16 @@ mod tests {
             Some(StatusCode::FORBIDDEN)
         );
         assert_eq!(check(&[("origin", "null")]), Some(StatusCode::FORBIDDEN));
+        assert_eq!(check(&[("origin", "http://127.0.0.1:3000")]), None);
+        assert_eq!(check(&[("origin", "http://127.0.0.1")]), None);
+        assert_eq!(
+            check(&[("origin", "http://127.0.0.1.evil.test:80")]),
+            Some(StatusCode::FORBIDDEN)
+        );
+        assert_eq!(
+            check(&[("origin", "http://127.0.0.1:80@evil.test")]),
+            Some(StatusCode::FORBIDDEN)
+        );
         assert_eq!(
             check(&[("origin", "https://app.example.com.evil.test")]),
             Some(StatusCode::FORBIDDEN)

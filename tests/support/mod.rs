@@ -84,14 +84,23 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
         .generated_token
         .as_ref()
         .map(|t| t.expose().to_owned());
-    let app = example::router(config.auth, &config.policy, config.resource.as_ref(), mcp);
+    let app = example::router(
+        config.auth,
+        &config.policy,
+        config.resource.as_ref(),
+        &config.guards,
+        mcp,
+    );
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { s.cancelled().await })
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { s.cancelled().await })
+        .await
+        .unwrap();
     });
     Server {
         addr,
