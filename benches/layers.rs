@@ -13,6 +13,8 @@ use std::task::{Context, Poll, Waker};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use mcp_auth::bearer::BearerAuthenticator;
+use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
+use mcp_auth::transport::ClientAddr;
 use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, BearerLayer, Credential};
 use tower::{Layer, Service, service_fn};
 
@@ -26,7 +28,14 @@ fn ready<F: Future>(fut: F) -> F::Output {
     }
 }
 
-fn echo() -> impl Service<Request<()>, Response = Response<()>, Error = Infallible> + Clone {
+fn echo() -> impl Service<
+    Request<()>,
+    Response = Response<()>,
+    Error = Infallible,
+    Future = std::future::Ready<Result<Response<()>, Infallible>>,
+> + Clone
++ Send
++ 'static {
     service_fn(|req: Request<()>| {
         black_box(req);
         std::future::ready(Ok::<_, Infallible>(Response::new(())))
@@ -105,6 +114,35 @@ fn bench_layers(c: &mut Criterion) {
             )
         });
     }
+
+    // The same API-key check behind `FailureLimitLayer` (memory store, a client address on
+    // every request): what a successful request pays for failure limiting.
+    let mut auth = ApiKeyAuthenticator::new();
+    for cred in credentials(1_000) {
+        auth = auth.with_key(cred).unwrap();
+    }
+    let mut svc = FailureLimitLayer::new(MemoryAttemptStore::new())
+        .layer(ApiKeyLayer::new(auth).layer(echo()));
+    let key = secret(500);
+    group.bench_function("api_key_failure_limited/1000", |b| {
+        b.iter_batched(
+            || {
+                let mut req = Request::builder()
+                    .header("x-api-key", key.as_str())
+                    .body(())
+                    .unwrap();
+                req.extensions_mut()
+                    .insert(ClientAddr([198, 51, 100, 7].into()));
+                req
+            },
+            |req| {
+                let res = ready(svc.call(req)).unwrap();
+                assert_eq!(res.status(), 200);
+                res
+            },
+            BatchSize::SmallInput,
+        )
+    });
 
     // The rejection path (an unknown key): builds the 401 with its challenge and JSON body.
     let mut auth = ApiKeyAuthenticator::new();
