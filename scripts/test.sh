@@ -12,7 +12,8 @@ if ! need cargo; then
     exit 1
 fi
 
-# The end-to-end tests run a real authorization server (oidc-provider, from npm) on loopback.
+# The end-to-end tests run a real authorization server (oidc-provider, from npm) on loopback
+# and the official TypeScript SDK client (npm).
 if ! need node || ! need npm; then
     if need apt-get; then
         echo "installing Node.js and npm (Debian packages) for the end-to-end tests"
@@ -23,6 +24,7 @@ if ! need node || ! need npm; then
     fi
 fi
 npm ci --prefix tests/e2e/idp --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/e2e/ts-sdk --no-audit --no-fund --loglevel=error
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Default features (aws-lc-rs JWT backend, reqwest fetcher) plus the axum and rmcp integrations.
@@ -31,7 +33,7 @@ cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
-cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth "$@" -- --ignored
+cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.
