@@ -13,7 +13,7 @@ if ! need cargo; then
 fi
 
 # The end-to-end tests run a real authorization server (oidc-provider, from npm) on loopback
-# and the official TypeScript SDK client (npm).
+# and the official TypeScript (npm) and Python (PyPI) SDK clients.
 if ! need node || ! need npm; then
     if need apt-get; then
         echo "installing Node.js and npm (Debian packages) for the end-to-end tests"
@@ -26,6 +26,18 @@ fi
 npm ci --prefix tests/e2e/idp --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/e2e/ts-sdk --no-audit --no-fund --loglevel=error
 
+# The official Python SDK client (PyPI), in a virtualenv.
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    if need apt-get; then
+        echo "installing python3-venv (Debian package) for the end-to-end tests"
+        apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    fi
+fi
+if [ ! -x tests/e2e/py-sdk/.venv/bin/python ]; then
+    python3 -m venv tests/e2e/py-sdk/.venv
+fi
+tests/e2e/py-sdk/.venv/bin/pip install -q --disable-pip-version-check -r tests/e2e/py-sdk/requirements.txt
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # Default features (aws-lc-rs JWT backend, reqwest fetcher) plus the axum and rmcp integrations.
 FEATURES="axum,rmcp"
@@ -33,7 +45,7 @@ cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
-cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts "$@" -- --ignored
+cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.
