@@ -25,6 +25,7 @@
 //! | `MCP_TRUST_PROXY` | `true`: believe `X-Forwarded-Proto`/`X-Forwarded-Host`/`X-Forwarded-For` (only behind a proxy that sets them) |
 //! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (default `10/300`; `off` to disable) |
 //! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`); other `Origin`s get 403 |
+//! | `MCP_REDIS_URL` | keep issued tokens, revocations and failure counters in Redis, shared by every instance (`redis://host:6379/0`) |
 //! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_PROXY`, as reported by `X-Forwarded-Proto`) |
 //!
 //! With authorization servers configured, the server is an OAuth protected resource: it
@@ -61,17 +62,21 @@ use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderName, Method, Request, header};
-use mcp_auth::bearer::{MemoryTokenStore, TokenManager, generate_token};
+use mcp_auth::bearer::{
+    MemoryTokenStore, TokenDigest, TokenManager, TokenRecord, TokenStore, generate_token,
+};
 use mcp_auth::env::EnvReader;
 use mcp_auth::http::ReqwestFetcher;
 use mcp_auth::introspection::IntrospectionAuthenticator;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
-use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
+use mcp_auth::limit::{AttemptStore, Attempts, FailureLimitLayer, MemoryAttemptStore};
+use mcp_auth::redis::{Redis, RedisAttemptStore, RedisConfig, RedisTokenStore};
 use mcp_auth::resource::ProtectedResource;
 use mcp_auth::rmcp::{Auth, ScopedServer, require};
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
 };
+use mcp_auth::store::StoreError;
 use mcp_auth::transport::{HttpsOnlyLayer, OriginLayer};
 use mcp_auth::{
     ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
@@ -242,10 +247,86 @@ impl ServerHandler for DataServer {
 pub type ServerAuth = Chain<
     Option<ApiKeyAuthenticator>,
     Chain<
-        Option<BearerAuthenticator<MemoryTokenStore>>,
+        Option<BearerAuthenticator<Tokens>>,
         Chain<Option<JwtAuthenticator>, Option<IntrospectionAuthenticator>>,
     >,
 >;
+
+/// Issued tokens: in memory, or in Redis when `MCP_REDIS_URL` is set.
+#[derive(Clone, Debug)]
+pub enum Tokens {
+    /// This process only.
+    Memory(MemoryTokenStore),
+    /// Shared by every instance.
+    Redis(RedisTokenStore),
+}
+
+impl TokenStore for Tokens {
+    async fn get(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        match self {
+            Self::Memory(s) => s.get(digest).await,
+            Self::Redis(s) => s.get(digest).await,
+        }
+    }
+    fn get_now(&self, digest: &TokenDigest) -> Option<Result<Option<TokenRecord>, StoreError>> {
+        match self {
+            Self::Memory(s) => s.get_now(digest),
+            Self::Redis(s) => s.get_now(digest),
+        }
+    }
+    async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.insert(digest, record).await,
+            Self::Redis(s) => s.insert(digest, record).await,
+        }
+    }
+    async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.revoke(digest).await,
+            Self::Redis(s) => s.revoke(digest).await,
+        }
+    }
+    async fn revoke_id(&self, id: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.revoke_id(id).await,
+            Self::Redis(s) => s.revoke_id(id).await,
+        }
+    }
+    async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError> {
+        match self {
+            Self::Memory(s) => s.revoke_subject(subject).await,
+            Self::Redis(s) => s.revoke_subject(subject).await,
+        }
+    }
+}
+
+/// Failure counters: in memory, or in Redis when `MCP_REDIS_URL` is set.
+#[derive(Clone, Debug)]
+pub enum Counters {
+    /// This process only.
+    Memory(MemoryAttemptStore),
+    /// Shared by every instance.
+    Redis(RedisAttemptStore),
+}
+
+impl AttemptStore for Counters {
+    async fn failures(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
+        match self {
+            Self::Memory(s) => s.failures(key).await,
+            Self::Redis(s) => s.failures(key).await,
+        }
+    }
+    async fn record_failure(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+    ) -> Result<Attempts, StoreError> {
+        match self {
+            Self::Memory(s) => s.record_failure(key, window).await,
+            Self::Redis(s) => s.record_failure(key, window).await,
+        }
+    }
+}
 
 /// Transport guards and failed-attempt limits (see the module docs for the variables).
 #[derive(Debug, Clone)]
@@ -256,6 +337,8 @@ pub struct Guards {
     pub allowed_origins: Vec<String>,
     /// Refuse plain HTTP.
     pub require_https: bool,
+    /// Where failure counters live.
+    pub counters: Counters,
     /// Believe `X-Forwarded-*` headers.
     pub trust_proxy: bool,
 }
@@ -267,6 +350,7 @@ impl Default for Guards {
             allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()],
             require_https: false,
             trust_proxy: false,
+            counters: Counters::Memory(MemoryAttemptStore::new()),
         }
     }
 }
@@ -295,7 +379,7 @@ pub struct Config {
     pub auth: ServerAuth,
     /// Issues, rotates and revokes bearer tokens at run time (accepted whenever bearer tokens
     /// are enabled). This example issues none itself; an admin tool or endpoint would.
-    pub tokens: TokenManager<MemoryTokenStore>,
+    pub tokens: TokenManager<Tokens>,
     /// Set when no credential was configured and one was generated.
     pub generated_token: Option<Secret>,
     /// Which tools need which scopes.
@@ -352,6 +436,9 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         })
         .unwrap_or_default();
     let introspection = load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
+    let redis = env.optional("MCP_REDIS_URL", |_, v| {
+        Redis::new(RedisConfig::new(v.trim()))
+    });
     let trust_proxy = env.optional("MCP_TRUST_PROXY", flag);
     let mut guards = Guards {
         trust_proxy: trust_proxy == Some(true),
@@ -379,6 +466,9 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
     }
     if let Some(https) = env.optional("MCP_REQUIRE_HTTPS", flag) {
         guards.require_https = https;
+    }
+    if let Some(r) = &redis {
+        guards.counters = Counters::Redis(r.attempt_store());
     }
     let policy = env
         .optional("MCP_TOOL_SCOPES", |name, v| {
@@ -424,7 +514,10 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         generated_token = Some(token);
     }
     let jwt_handle = jwt.clone();
-    let store = MemoryTokenStore::new();
+    let store = match &redis {
+        Some(r) => Tokens::Redis(r.token_store()),
+        None => Tokens::Memory(MemoryTokenStore::new()),
+    };
     // With JWTs also accepted, a bearer token that is not a static or issued token is left
     // to the JWT authenticator.
     let tokens = tokens.map(|t| {
@@ -642,7 +735,7 @@ where
     let (failures, window) = guards
         .failure_limit
         .unwrap_or((u32::MAX, std::time::Duration::from_secs(1)));
-    let mut limit = FailureLimitLayer::new(MemoryAttemptStore::new())
+    let mut limit = FailureLimitLayer::new(guards.counters.clone())
         .max_failures(failures)
         .window(window);
     if guards.failure_limit.is_none() {

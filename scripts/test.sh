@@ -23,6 +23,16 @@ if ! need node || ! need npm; then
         exit 1
     fi
 fi
+# Shared state (issued tokens, revocations, failure counters) is tested against a real Redis.
+if ! need redis-server; then
+    if need apt-get; then
+        echo "installing redis-server (Debian package) for the Redis tests"
+        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    else
+        echo "redis-server is needed for the Redis tests" >&2
+        exit 1
+    fi
+fi
 npm ci --prefix tests/e2e/idp --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/e2e/ts-sdk --no-audit --no-fund --loglevel=error
 
@@ -46,6 +56,8 @@ cargo test --features "$FEATURES" --doc "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
 cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py "$@" -- --ignored
+# Redis-backed stores, and two example servers sharing one Redis.
+cargo test --features "$FEATURES,redis" --test redis "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.

@@ -25,6 +25,8 @@ pub mod header;
 pub mod http;
 mod json;
 pub mod limit;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod resource;
 pub mod response;
 pub mod revocation;
