@@ -18,10 +18,13 @@
 //! use mcp_auth::redis::{Redis, RedisConfig};
 //! use std::time::Duration;
 //!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
 //! let redis = Redis::new(RedisConfig::new("redis://:secret@127.0.0.1:6379/0").timeout(Duration::from_millis(300)))
 //!     .expect("a valid URL; nothing is connected yet");
 //! assert!(!format!("{redis:?}").contains("secret"), "the password is redacted");
 //! let (_tokens, _revocations, _attempts) = (redis.token_store(), redis.revocation_list(), redis.attempt_store());
+//! # }
 //! ```
 
 use std::fmt;
@@ -131,13 +134,20 @@ fn unavailable(e: impl fmt::Display) -> StoreError {
 
 impl Redis {
     /// Checks the URL and prepares the connection; does not connect (the first operation
-    /// does, and later ones reconnect after failures). Must be called where a Tokio runtime
-    /// will drive the connection (any Tokio context at first use).
+    /// does, and later ones reconnect after failures). Call it inside a Tokio runtime, which
+    /// then drives the connection.
     ///
     /// # Errors
     ///
-    /// A URL `redis` cannot parse (the message never contains the URL's password).
+    /// A URL `redis` cannot parse (the message never contains the URL's password), or no
+    /// Tokio runtime.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::new(
+                "redis",
+                "Redis::new must be called inside a Tokio runtime",
+            ));
+        }
         let client = redis::Client::open(config.url.as_str())
             .map_err(|_| ConfigError::new("redis url", "is not a valid redis:// URL"))?;
         let manager_config = ConnectionManagerConfig::new()
@@ -596,6 +606,15 @@ mod tests {
             "redis://<redacted>@host:6379/0"
         );
         assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        let err = Redis::new(RedisConfig::new("redis://127.0.0.1:1")).unwrap_err();
+        assert!(
+            err.to_string().contains("Tokio runtime"),
+            "no panic outside a runtime"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
         let err = Redis::new(RedisConfig::new("http://:pw@host")).unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
     }
