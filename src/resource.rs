@@ -86,7 +86,12 @@ pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
 /// ```
 #[must_use]
 pub fn canonical_resource(uri: &str) -> String {
-    let trimmed = uri.strip_suffix('/').unwrap_or(uri);
+    // One trailing slash goes (`https://h/mcp/` = `https://h/mcp`); `//` is a different
+    // path and stays, which keeps this idempotent.
+    let trimmed = match uri.strip_suffix('/') {
+        Some(t) if !t.ends_with('/') => t,
+        _ => uri,
+    };
     let Some((scheme, rest)) = trimmed.split_once("://") else {
         return trimmed.to_owned();
     };

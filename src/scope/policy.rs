@@ -799,4 +799,19 @@ mod tests {
             parse_operations(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#).unwrap();
         assert_eq!(ops[0].method(), "ping");
     }
+
+    #[test]
+    fn bodies_rmcp_would_refuse_are_refused_here_too() {
+        use crate::scope::parse_operations;
+        // Found by the fuzz run: a lone surrogate in a value this parser does not use.
+        let lone = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"k":"\ud800"}}}"#;
+        assert!(serde_json::from_slice::<serde_json::Value>(lone).is_err());
+        assert_eq!(parse_operations(lone).unwrap_err().reason(), "invalid_json");
+        // Duplicate keys anywhere, arguments included (rmcp would keep the last one).
+        let nested = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"path":"/tmp","path":"/etc"}}}"#;
+        assert_eq!(
+            parse_operations(nested).unwrap_err().reason(),
+            "duplicate_key"
+        );
+    }
 }

@@ -1,0 +1,130 @@
+//! The fuzz targets' logic, shared by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, run
+//! with a nightly toolchain) and the bounded stable run in `tests/fuzz_smoke.rs` (run by CI).
+//! Each function takes arbitrary bytes, must never panic, and asserts the target's invariants.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use mcp_auth::Authenticator;
+use mcp_auth::header::{bearer_token, is_token68};
+use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtMinter};
+use mcp_auth::scope::{operation_from_headers, parse_operations};
+use mcp_auth::{ApiKeyAuthenticator, BearerAuthenticator, Credential};
+
+/// Credential headers: `Authorization` / `X-API-Key` values and query strings built from the
+/// input. Invariants: no panic; an accepted bearer token is token68 and equals the configured
+/// one; only the configured key authenticates.
+pub fn header(data: &[u8]) {
+    let split = data.first().map_or(0, |b| usize::from(*b)) % (data.len().max(1));
+    let (value, query) = data.split_at(split.min(data.len()));
+    let query = String::from_utf8_lossy(query).replace(['#', ' '], "");
+    let uri = format!("/mcp?{query}");
+    let Ok(uri) = uri.parse::<http::Uri>() else {
+        return;
+    };
+    let Ok(header) = http::HeaderValue::from_bytes(value) else {
+        return;
+    };
+    for name in ["authorization", "x-api-key"] {
+        let mut req = http::Request::get(uri.clone());
+        req = req.header(name, header.clone());
+        let Ok(req) = req.body(()) else { return };
+        let parts = req.into_parts().0;
+        if let Ok(token) = bearer_token(&parts) {
+            assert!(is_token68(token), "accepted a non-token68 token: {token:?}");
+        }
+        static AUTH: OnceLock<(ApiKeyAuthenticator, BearerAuthenticator)> = OnceLock::new();
+        let (keys, tokens) = AUTH.get_or_init(|| {
+            (
+                ApiKeyAuthenticator::new()
+                    .with_key(Credential::new("fuzz-key-0123456789abcdef"))
+                    .unwrap(),
+                BearerAuthenticator::new()
+                    .with_token(Credential::new("fuzz-token-0123456789abcdef"))
+                    .unwrap(),
+            )
+        });
+        if let Some(Ok(_)) = keys.authenticate_now(&parts) {
+            assert_eq!(header.as_bytes(), b"fuzz-key-0123456789abcdef");
+        }
+        if let Some(Ok(_)) = tokens.authenticate_now(&parts) {
+            let v = header.to_str().unwrap();
+            assert!(
+                v.len() > 7 && v[7..].trim_start() == "fuzz-token-0123456789abcdef",
+                "{v:?}"
+            );
+        }
+    }
+}
+
+const SECRET: &str = "fuzz-hmac-secret-0123456789abcdef-xyz";
+
+fn jwt() -> &'static (JwtAuthenticator, String) {
+    static JWT: OnceLock<(JwtAuthenticator, String)> = OnceLock::new();
+    JWT.get_or_init(|| {
+        let auth = JwtAuthenticator::builder()
+            .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+            .issuer("https://as.example.com")
+            .audience("https://mcp.example.com/mcp")
+            .build()
+            .unwrap();
+        let token = JwtMinter::hmac(SECRET, Algorithm::HS256)
+            .unwrap()
+            .issuer("https://as.example.com")
+            .audience("https://mcp.example.com/mcp")
+            .ttl(std::time::Duration::from_secs(24 * 3600))
+            .mint("fuzz", ["data:read"])
+            .unwrap();
+        (auth, token)
+    })
+}
+
+/// A validly signed token, for seeds.
+pub fn valid_jwt() -> String {
+    jwt().1.clone()
+}
+
+/// The JWT front end: arbitrary text as a token. Invariants: no panic; nothing verifies but
+/// the one validly signed token (byte for byte).
+pub fn jwt_front(data: &[u8]) {
+    let Ok(token) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (auth, valid) = jwt();
+    if auth.verify(token).is_ok() {
+        assert_eq!(token, valid, "a different token verified");
+    }
+}
+
+/// The JSON-RPC operation extractor. Invariants: no panic; what it accepts reads the same as
+/// `serde_json` (method, name, uri of each message), and the headers parser never panics.
+pub fn operations(data: &[u8]) {
+    if let Ok(ops) = parse_operations(data) {
+        let v: serde_json::Value = serde_json::from_slice(data).expect("accepted but not JSON");
+        let messages: Vec<&serde_json::Value> = match &v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        let with_method: Vec<&serde_json::Value> = messages
+            .into_iter()
+            .filter(|m| m.get("method").is_some())
+            .collect();
+        assert_eq!(ops.len(), with_method.len());
+        for (op, m) in ops.iter().zip(with_method) {
+            assert_eq!(Some(op.method()), m["method"].as_str());
+            let params = m.get("params");
+            let field = |k: &str| params.and_then(|p| p.get(k)).and_then(|v| v.as_str());
+            assert_eq!(op.name(), field("name"));
+            assert_eq!(op.uri(), field("uri"));
+        }
+    }
+    let mut headers = http::HeaderMap::new();
+    let half = data.len() / 2;
+    for (name, bytes) in [("mcp-method", &data[..half]), ("mcp-name", &data[half..])] {
+        if let Ok(v) = http::HeaderValue::from_bytes(bytes) {
+            headers.insert(name, v);
+        }
+    }
+    let _ = operation_from_headers(&headers);
+}
