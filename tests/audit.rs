@@ -90,7 +90,7 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
         t.push(if good_jwt.ends_with('A') { 'B' } else { 'A' });
         t
     };
-    let secrets: Vec<String> = vec![
+    let mut secrets: Vec<String> = vec![
         KEY.into(),
         ADMIN.into(),
         "tok-bob-0123456789abcdef".into(),
@@ -101,6 +101,11 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
         forged_jwt.clone(),
     ];
     let bearer = |t: &str| format!("Bearer {t}");
+    let unsigned_jwt = {
+        let parts: Vec<&str> = good_jwt.split('.').collect();
+        format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1])
+    };
+    let huge = "h".repeat(32 * 1024);
     let attacks: Vec<Vec<(&str, String)>> = vec![
         vec![("x-api-key", secrets[3].clone())],
         vec![("x-api-key", secrets[4].clone())],
@@ -125,6 +130,13 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
             ("authorization", bearer(&good_jwt)),
             ("mcp-method", "initialize".into()),
         ],
+        // More of the attack catalogue: unsigned JWT, empty and oversized tokens, a
+        // credential in a second header with a valid one, a near-miss of a real key.
+        vec![("authorization", bearer(&unsigned_jwt))],
+        vec![("authorization", "Bearer ".into())],
+        vec![("authorization", bearer(&huge))],
+        vec![("x-api-key", KEY.into()), ("x-api-key", secrets[4].clone())],
+        vec![("x-api-key", format!("{} ", &KEY[..KEY.len() - 1]))],
     ];
     for (i, headers) in attacks.iter().enumerate() {
         let mut h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -157,6 +169,15 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
         .await
         .unwrap();
     assert_eq!(denied.status(), 403);
+    // A token in the query string (refused, 400).
+    let res = reqwest::Client::new()
+        .post(format!("{}?access_token={}", srv.url(), secrets[2]))
+        .header("x-forwarded-for", "192.0.2.150")
+        .header("authorization", bearer(&secrets[2]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
     // Brute force from one address until it is limited.
     for i in 0..10 {
         let guess = format!("key-brute-{i:016}");
@@ -224,6 +245,7 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
         "{logs}"
     );
     // No credential, whole or in part, in any event or log line.
+    secrets.push(unsigned_jwt.clone());
     for s in &secrets {
         for part in [s.as_str(), &s[..12], &s[s.len() - 12..]] {
             assert!(!logs.contains(part), "{part:?} leaked into logs");
