@@ -170,9 +170,22 @@ async fn drive(url: String, headers: Vec<(String, String)>, secs: u64) -> Run {
     }
 }
 
+/// Small SSE responses must not wait for delayed ACKs (Nagle): set `TCP_NODELAY`.
+fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    let _ = tcp.set_nodelay(true);
+}
+
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(set_nodelay as fn(&mut tokio::net::TcpStream))
+}
+
 async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = nodelay(listener);
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -242,6 +255,7 @@ async fn throughput(secs: u64) {
     for (name, env, headers) in modes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let listener = nodelay(listener);
         let url = format!("http://{addr}/mcp");
         let mut env = env;
         env.push(("MCP_PUBLIC_URL".into(), url.clone()));

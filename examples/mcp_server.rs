@@ -816,7 +816,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let listener = tokio::net::TcpListener::bind(bind).await?;
-    tracing::info!(address = %listener.local_addr()?, ?schemes, "MCP server listening on /mcp");
+    let address = listener.local_addr()?;
+    // Small streamed (SSE) responses must not wait for delayed ACKs.
+    let listener = {
+        use axum::serve::ListenerExt;
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        })
+    };
+    tracing::info!(%address, ?schemes, "MCP server listening on /mcp");
     // Connection info gives the failure limit and audit events the client address.
     axum::serve(
         listener,
