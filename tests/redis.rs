@@ -145,12 +145,9 @@ async fn issued_tokens_are_shared_revocable_and_expire() {
 
     // Records expire with their tokens.
     let d5 = TokenDigest::of("short");
-    a.insert(
-        d5,
-        record("dave", "id-5", Duration::from_millis(300)),
-    )
-    .await
-    .unwrap();
+    a.insert(d5, record("dave", "id-5", Duration::from_millis(300)))
+        .await
+        .unwrap();
     assert!(b.get(&d5).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(b.get(&d5).await.unwrap().is_none());
