@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use http::HeaderMap;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::json::Key;
 
@@ -68,59 +68,6 @@ impl fmt::Display for OperationError {
 
 impl std::error::Error for OperationError {}
 
-/// A value this parser does not use, read in full: strings are decoded (so an invalid escape
-/// such as a lone surrogate, which rmcp's parser refuses, is refused here too) and nested
-/// objects keep the duplicate-key rule. `IgnoredAny` would skip such bytes unchecked.
-struct Checked;
-
-impl<'de> de::Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CheckedVisitor)
-    }
-}
-
-struct CheckedVisitor;
-
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Checked, A::Error> {
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
-            if seen.contains(&k) {
-                return Err(de::Error::custom("duplicate_key"));
-            }
-            access.next_value::<Checked>()?;
-            seen.push(k);
-        }
-        Ok(Checked)
-    }
-}
-
 /// Fields of `params` that matter, with duplicate names refused.
 #[derive(Default)]
 struct Params {
@@ -146,7 +93,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
                 "name" => p.name = Some(access.next_value()?),
                 "uri" => p.uri = Some(access.next_value()?),
                 _ => {
-                    access.next_value::<Checked>()?;
+                    access.next_value::<IgnoredAny>()?;
                 }
             }
             seen.push(k);
@@ -159,7 +106,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
     }
     // Positional params carry no name or uri.
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(Params::default())
     }
 }
@@ -183,7 +130,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
                 "method" => method = Some(access.next_value()?),
                 "params" => params = access.next_value_seed(ParamsSeed)?,
                 _ => {
-                    access.next_value::<Checked>()?;
+                    access.next_value::<IgnoredAny>()?;
                 }
             }
             seen.push(k);
