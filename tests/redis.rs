@@ -1,7 +1,8 @@
 //! Shared state in a real Redis (`redis-server` on a loopback port, started here): issued
-//! tokens, revocations and failure counters seen by two handles ("instances"), expiry, Redis
-//! going down (bounded failures, 503 — never a silent accept) and coming back (automatic
-//! reconnection), and two example servers sharing one Redis.
+//! tokens, revocations and failure counters seen by two handles ("instances"), expiry, the key
+//! layout, Redis down at startup and going down later (bounded failures, 503 — never a silent
+//! accept, never a 401) and coming back (automatic reconnection), and two example servers
+//! sharing one Redis.
 //!
 //! Needs `redis-server` (scripts/test.sh installs it and runs these tests with `--ignored`).
 
@@ -11,20 +12,27 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use mcp_auth::bearer::{
-    BearerAuthenticator, BearerLayer, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore,
+    BearerAuthenticator, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore,
 };
 use mcp_auth::limit::AttemptStore;
 use mcp_auth::redis::{Redis, RedisConfig};
 use mcp_auth::revocation::{Principal, RevocationList, TokenFacts};
-use mcp_auth::{AuthContext, AuthMethod};
+use mcp_auth::store::StoreError;
+use mcp_auth::{AuthContext, AuthLayer, AuthMethod};
 use tower::{Layer, ServiceExt, service_fn};
-
-const IGNORE: &str = "needs redis-server: run scripts/test.sh";
 
 /// A redis-server on a loopback port, killed on drop.
 struct Server {
     child: Option<Child>,
     port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -35,25 +43,32 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is not installed: run scripts/test.sh (it installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
+            .unwrap_or_else(|e| {
+                panic!(
+                    "redis-server is not installed ({e}): install it (apt-get install redis-server) \
+                     or run scripts/test.sh, which does"
+                )
+            });
+        let mut srv = Self {
             child: Some(child),
             port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = srv.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("redis-server exited ({status}) instead of listening on {port}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
+        srv
     }
 
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
+        Self::start_on(free_port())
     }
 
     fn url(&self) -> String {
@@ -65,6 +80,14 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// A plain connection, to look at the keys.
+    fn raw(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection()
+            .unwrap()
     }
 }
 
@@ -94,13 +117,13 @@ fn record(sub: &str, id: &str, ttl: Duration) -> TokenRecord {
 #[tokio::test]
 #[ignore = "needs redis-server: run scripts/test.sh"]
 async fn issued_tokens_are_shared_revocable_and_expire() {
-    let _ = IGNORE;
     let srv = Server::start();
     let (a, b) = (
         handle(&srv.url()).token_store(),
         handle(&srv.url()).token_store(),
     );
     let d1 = TokenDigest::of("token-one");
+    assert!(a.get(&d1).await.unwrap().is_none());
     a.insert(d1, record("alice", "id-1", Duration::from_secs(60)))
         .await
         .unwrap();
@@ -110,18 +133,23 @@ async fn issued_tokens_are_shared_revocable_and_expire() {
         .unwrap()
         .expect("seen by the other instance");
     assert_eq!(got.context().subject(), "alice");
+    assert_eq!(got.context().method(), &AuthMethod::Bearer);
     assert!(got.context().has_scope("data:read"));
     assert_eq!(got.context().roles().collect::<Vec<_>>(), ["editor"]);
     assert_eq!(got.id(), "id-1");
     assert!(!got.is_revoked());
     assert!(b.revoke(&d1).await.unwrap());
-    assert!(
-        a.get(&d1).await.unwrap().unwrap().is_revoked(),
-        "revoked everywhere"
-    );
+    let revoked = a.get(&d1).await.unwrap().expect("revoked records are kept");
+    assert!(revoked.is_revoked(), "revoked everywhere");
+    assert_eq!(revoked.context().subject(), "alice");
+    assert!(a.revoke(&d1).await.unwrap(), "known, already revoked");
     assert!(!a.revoke(&TokenDigest::of("unknown")).await.unwrap());
+    assert!(
+        a.get(&TokenDigest::of("unknown")).await.unwrap().is_none(),
+        "revoking an unknown token creates nothing"
+    );
 
-    // By id and by subject.
+    // By id and by subject: every live token, counting only those newly revoked.
     let (d2, d3, d4) = (
         TokenDigest::of("t2"),
         TokenDigest::of("t3"),
@@ -140,10 +168,18 @@ async fn issued_tokens_are_shared_revocable_and_expire() {
     assert!(a.get(&d2).await.unwrap().unwrap().is_revoked());
     assert!(a.get(&d4).await.unwrap().unwrap().is_revoked());
     assert!(!a.get(&d3).await.unwrap().unwrap().is_revoked());
-    assert_eq!(b.revoke_subject("bob").await.unwrap(), 2);
+    assert!(!b.revoke_id("id-2").await.unwrap(), "none left to revoke");
+    assert!(!b.revoke_id("no-such-id").await.unwrap());
+    assert_eq!(
+        b.revoke_subject("bob").await.unwrap(),
+        1,
+        "bob's id-2 token was already revoked"
+    );
     assert!(a.get(&d3).await.unwrap().unwrap().is_revoked());
+    assert_eq!(b.revoke_subject("bob").await.unwrap(), 0);
+    assert_eq!(b.revoke_subject("nobody").await.unwrap(), 0);
 
-    // Records expire with their tokens.
+    // Records expire with their tokens; expired ones are not revoked by index.
     let d5 = TokenDigest::of("short");
     a.insert(d5, record("dave", "id-5", Duration::from_millis(300)))
         .await
@@ -151,6 +187,21 @@ async fn issued_tokens_are_shared_revocable_and_expire() {
     assert!(b.get(&d5).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(b.get(&d5).await.unwrap().is_none());
+    assert_eq!(b.revoke_subject("dave").await.unwrap(), 0);
+    assert!(!b.revoke(&d5).await.unwrap());
+    // An already expired record is not stored.
+    let d6 = TokenDigest::of("stale");
+    let stale = SystemTime::now() - Duration::from_secs(1);
+    a.insert(
+        d6,
+        TokenRecord::new(
+            AuthContext::builder("dave", AuthMethod::Bearer).build(),
+            stale,
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(b.get(&d6).await.unwrap().is_none());
 
     // Through the token manager: issue on one instance, revoke on the other.
     let issuer = TokenManager::new(a.clone());
@@ -167,6 +218,145 @@ async fn issued_tokens_are_shared_revocable_and_expire() {
             .unwrap()
             .is_revoked()
     );
+    // And by id: a second token, rotated on one instance, revoked by id on the other.
+    let second = issuer
+        .issue(TokenSpec::new("erin", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(b.revoke_id(&second.id).await.unwrap());
+    assert!(
+        a.get(&TokenDigest::of(second.token.expose()))
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn keys_are_digests_under_the_prefix_and_all_expire() {
+    let srv = Server::start();
+    let redis = Redis::new(RedisConfig::new(srv.url()).key_prefix("app1:")).unwrap();
+    let tokens = redis.token_store();
+    let (d1, d2) = (
+        TokenDigest::of("secret-token-one"),
+        TokenDigest::of("secret-token-two"),
+    );
+    tokens
+        .insert(
+            d1,
+            record("alice@example.com", "id-1", Duration::from_millis(300)),
+        )
+        .await
+        .unwrap();
+    tokens
+        .insert(
+            d2,
+            record("alice@example.com", "id-2", Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    let list = redis.revocation_list();
+    list.revoke_token_id("jti-9", SystemTime::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    list.revoke_before(
+        Principal::Client {
+            issuer: None,
+            client_id: "app",
+        },
+        SystemTime::now(),
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    redis
+        .attempt_store()
+        .record_failure("198.51.100.7", Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let mut raw = srv.raw();
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut raw).unwrap();
+    keys.sort();
+    let kinds: Vec<&str> = keys
+        .iter()
+        .map(|k| {
+            let rest = k.strip_prefix("app1:").expect("every key under the prefix");
+            let (kind, h) = rest.split_once(':').unwrap();
+            assert_eq!(h.len(), 64, "{k}: a hex SHA-256");
+            assert!(h.bytes().all(|b| b.is_ascii_hexdigit()), "{k}");
+            kind
+        })
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [
+            "fail", "rev-jti", "rev-p", "tok", "tok", "tok-id", "tok-id", "tok-sub"
+        ],
+        "{keys:?}"
+    );
+    for k in &keys {
+        assert!(
+            !k.contains("secret") && !k.contains("alice") && !k.contains("jti-9"),
+            "{k}"
+        );
+        let ttl: i64 = redis::cmd("PTTL").arg(k).query(&mut raw).unwrap();
+        assert!(ttl > 0, "{k} must expire (PTTL {ttl})");
+        let value: String = match redis::cmd("TYPE")
+            .arg(k)
+            .query::<String>(&mut raw)
+            .unwrap()
+            .as_str()
+        {
+            "hash" => redis::cmd("HGET").arg(k).arg("r").query(&mut raw).unwrap(),
+            "string" => redis::cmd("GET").arg(k).query(&mut raw).unwrap(),
+            _ => String::new(),
+        };
+        assert!(!value.contains("secret-token"), "{k} holds no token");
+    }
+    // The subject index lives as long as its last token and drops expired members.
+    let sub_index = keys
+        .iter()
+        .find(|k| k.starts_with("app1:tok-sub:"))
+        .unwrap();
+    let ttl: i64 = redis::cmd("PTTL").arg(sub_index).query(&mut raw).unwrap();
+    assert!(
+        ttl > 50_000,
+        "the index outlives its short-lived token: {ttl}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let d3 = TokenDigest::of("secret-token-three");
+    tokens
+        .insert(
+            d3,
+            record("alice@example.com", "id-3", Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    let members: i64 = redis::cmd("ZCARD").arg(sub_index).query(&mut raw).unwrap();
+    assert_eq!(members, 2, "the expired token left the index");
+    let ttl: i64 = redis::cmd("PTTL").arg(sub_index).query(&mut raw).unwrap();
+    assert!(
+        ttl > 50_000,
+        "a shorter token does not shorten the index: {ttl}"
+    );
+
+    // Another prefix is another deployment: nothing shared.
+    let other = Redis::new(RedisConfig::new(srv.url()).key_prefix("app2:")).unwrap();
+    assert!(other.token_store().get(&d2).await.unwrap().is_none());
+    assert_eq!(
+        other
+            .token_store()
+            .revoke_subject("alice@example.com")
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(!tokens.get(&d2).await.unwrap().unwrap().is_revoked());
 }
 
 fn facts(jti: Option<&str>, sub: &str, client: Option<&str>, iat: SystemTime) -> TokenFacts {
@@ -200,22 +390,39 @@ async fn revocations_are_shared_and_expire_with_what_they_cover() {
     );
     let now = SystemTime::now();
     let old = now - Duration::from_secs(120);
+
+    // By token id (jti), until the token's expiry.
     let t = facts(Some("jti-1"), "alice", Some("app"), old);
     assert!(!b.revoked(&t).await.unwrap());
     a.revoke_token_id("jti-1", now + Duration::from_millis(400))
         .await
         .unwrap();
     assert!(b.revoked(&t).await.unwrap());
+    assert!(
+        !b.revoked(&facts(Some("jti-2"), "alice", Some("app"), old))
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(550)).await;
     assert!(!b.revoked(&t).await.unwrap(), "gone once the token expired");
+    a.revoke_token_id("jti-3", now - Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        !b.revoked(&facts(Some("jti-3"), "x", None, old))
+            .await
+            .unwrap(),
+        "an expired token needs no entry"
+    );
 
+    // By subject: tokens issued before the cut-off.
     a.revoke_before(
         Principal::Subject {
             issuer: None,
             subject: "alice",
         },
         now - Duration::from_secs(60),
-        Duration::from_secs(60),
+        Duration::from_millis(400),
     )
     .await
     .unwrap();
@@ -224,27 +431,49 @@ async fn revocations_are_shared_and_expire_with_what_they_cover() {
         !b.revoked(&facts(None, "alice", None, now)).await.unwrap(),
         "issued after the cut-off"
     );
-    // A later cut-off wins; an earlier one does not move it back.
+    assert!(!b.revoked(&facts(None, "bob", None, old)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert!(
+        !b.revoked(&facts(None, "alice", None, old)).await.unwrap(),
+        "the entry expired after its ttl"
+    );
+
+    // By subject of one issuer only.
     a.revoke_before(
-        Principal::Client {
-            issuer: Some("https://as.example.com"),
-            client_id: "app",
+        Principal::Subject {
+            issuer: Some("https://other.example.com"),
+            subject: "alice",
         },
+        now,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(
+        !b.revoked(&facts(None, "alice", None, old)).await.unwrap(),
+        "another issuer's alice"
+    );
+
+    // By client; a later cut-off wins, an earlier one (or a shorter ttl) does not undo it.
+    let client = Principal::Client {
+        issuer: Some("https://as.example.com"),
+        client_id: "app",
+    };
+    a.revoke_before(
+        client,
         now + Duration::from_secs(5),
         Duration::from_secs(60),
     )
     .await
     .unwrap();
     b.revoke_before(
-        Principal::Client {
-            issuer: Some("https://as.example.com"),
-            client_id: "app",
-        },
+        client,
         now - Duration::from_secs(3600),
-        Duration::from_secs(1),
+        Duration::from_millis(1),
     )
     .await
     .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(
         b.revoked(&facts(None, "zed", Some("app"), now))
             .await
@@ -267,21 +496,165 @@ async fn failure_windows_are_counted_across_instances() {
     );
     assert_eq!(a.failures("203.0.113.9").await.unwrap(), None);
     let w = Duration::from_millis(400);
-    assert_eq!(a.record_failure("203.0.113.9", w).await.unwrap().count, 1);
-    assert_eq!(b.record_failure("203.0.113.9", w).await.unwrap().count, 2);
+    let first = a.record_failure("203.0.113.9", w).await.unwrap();
+    assert_eq!(first.count, 1);
+    assert!(first.resets_in <= w && first.resets_in > Duration::from_millis(300));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = b.record_failure("203.0.113.9", w).await.unwrap();
+    assert_eq!(second.count, 2);
+    assert!(
+        second.resets_in <= Duration::from_millis(300),
+        "a fixed window: the second failure does not extend it ({:?})",
+        second.resets_in
+    );
     let seen = a.failures("203.0.113.9").await.unwrap().unwrap();
     assert_eq!(seen.count, 2);
-    assert!(seen.resets_in <= w && seen.resets_in > Duration::ZERO);
-    tokio::time::sleep(Duration::from_millis(550)).await;
+    assert!(seen.resets_in <= second.resets_in && seen.resets_in > Duration::ZERO);
+    assert_eq!(a.failures("203.0.113.10").await.unwrap(), None, "per key");
+    tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(b.failures("203.0.113.9").await.unwrap(), None);
-    assert_eq!(b.record_failure("203.0.113.9", w).await.unwrap().count, 1);
+    assert_eq!(
+        b.record_failure("203.0.113.9", w).await.unwrap().count,
+        1,
+        "a new window"
+    );
+}
+
+/// Runs `op` and checks it fails within 2 s; returns how long it took.
+async fn fails_fast<T: std::fmt::Debug>(
+    what: &str,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Duration {
+    let started = Instant::now();
+    let result = op.await;
+    let took = started.elapsed();
+    let err = result.expect_err(what);
+    assert!(took < Duration::from_secs(2), "{what}: {took:?}");
+    assert!(!err.to_string().contains("127.0.0.1"), "{what}: {err}");
+    println!("  {what}: {err} after {took:?}");
+    took
+}
+
+/// Every operation of every store, expecting failures.
+async fn every_operation_fails_fast(redis: &Redis) -> Duration {
+    let tokens = redis.token_store();
+    let list = redis.revocation_list();
+    let attempts = redis.attempt_store();
+    let d = TokenDigest::of("x");
+    let exp = SystemTime::now() + Duration::from_secs(60);
+    let principal = Principal::Subject {
+        issuer: None,
+        subject: "s",
+    };
+    let f = facts(Some("j"), "s", Some("c"), SystemTime::now());
+    [
+        fails_fast("ping", redis.ping()).await,
+        fails_fast("token get", tokens.get(&d)).await,
+        fails_fast(
+            "token insert",
+            tokens.insert(d, record("s", "i", Duration::from_secs(60))),
+        )
+        .await,
+        fails_fast("token revoke", tokens.revoke(&d)).await,
+        fails_fast("token revoke_id", tokens.revoke_id("i")).await,
+        fails_fast("token revoke_subject", tokens.revoke_subject("s")).await,
+        fails_fast("revoke_token_id", list.revoke_token_id("j", exp)).await,
+        fails_fast(
+            "revoke_before",
+            list.revoke_before(principal, SystemTime::now(), Duration::from_secs(60)),
+        )
+        .await,
+        fails_fast("revoked", list.revoked(&f)).await,
+        fails_fast("failures", attempts.failures("k")).await,
+        fails_fast(
+            "record_failure",
+            attempts.record_failure("k", Duration::from_secs(60)),
+        )
+        .await,
+    ]
+    .into_iter()
+    .max()
+    .unwrap()
+}
+
+/// Every operation of every store, expecting success.
+async fn every_operation_works(redis: &Redis) -> Result<(), StoreError> {
+    let tokens = redis.token_store();
+    let list = redis.revocation_list();
+    let attempts = redis.attempt_store();
+    let d = TokenDigest::of("y");
+    redis.ping().await?;
+    tokens
+        .insert(d, record("s", "i", Duration::from_secs(60)))
+        .await?;
+    assert!(tokens.get(&d).await?.is_some());
+    tokens.revoke(&d).await?;
+    tokens.revoke_id("i").await?;
+    tokens.revoke_subject("s").await?;
+    list.revoke_token_id("j", SystemTime::now() + Duration::from_secs(60))
+        .await?;
+    list.revoke_before(
+        Principal::Client {
+            issuer: None,
+            client_id: "c",
+        },
+        SystemTime::now(),
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert!(
+        list.revoked(&facts(Some("j"), "s", None, SystemTime::now()))
+            .await?
+    );
+    attempts
+        .record_failure("k", Duration::from_secs(60))
+        .await?;
+    assert!(attempts.failures("k").await?.is_some());
+    Ok(())
+}
+
+/// Retries `every_operation_works` until it passes; how long that took.
+async fn until_everything_works(redis: &Redis, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        match every_operation_works(redis).await {
+            Ok(()) => return started.elapsed(),
+            Err(e) => assert!(
+                started.elapsed() < within,
+                "still failing {within:?} after Redis came back: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn redis_down_at_startup_does_not_stop_the_server_and_is_used_once_up() {
+    let port = free_port();
+    let started = Instant::now();
+    // Default timeout (500 ms); nothing listens on the port yet.
+    let redis = Redis::new(RedisConfig::new(format!("redis://127.0.0.1:{port}/0"))).unwrap();
+    let layer = AuthLayer::new(BearerAuthenticator::new().with_store(redis.token_store()));
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "building does not connect"
+    );
+    let _ = layer;
+    println!("Redis down at startup (default 500 ms timeout):");
+    let slowest = every_operation_fails_fast(&redis).await;
+    assert!(slowest < Duration::from_secs(2));
+    let _srv = Server::start_on(port);
+    let took = until_everything_works(&redis, Duration::from_secs(5)).await;
+    println!("Redis started: every operation works {took:?} later");
 }
 
 #[tokio::test]
 #[ignore = "needs redis-server: run scripts/test.sh"]
 async fn redis_down_fails_closed_quickly_and_recovers_by_itself() {
     let mut srv = Server::start();
-    let redis = handle(&srv.url());
+    // Default timeout (500 ms).
+    let redis = Redis::new(RedisConfig::new(srv.url())).unwrap();
     let store = redis.token_store();
     let d = TokenDigest::of("a-token-0123456789abcdef");
     store
@@ -289,7 +662,7 @@ async fn redis_down_fails_closed_quickly_and_recovers_by_itself() {
         .await
         .unwrap();
     let auth = BearerAuthenticator::new().with_store(store.clone());
-    let svc = BearerLayer::new(auth).layer(service_fn(|_req: http::Request<()>| async {
+    let svc = AuthLayer::new(auth).layer(service_fn(|_req: http::Request<()>| async {
         Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
     }));
     let call = || {
@@ -304,40 +677,99 @@ async fn redis_down_fails_closed_quickly_and_recovers_by_itself() {
 
     let port = srv.port;
     srv.stop();
-    let started = Instant::now();
-    assert!(store.get(&d).await.is_err());
-    assert!(
-        redis.attempt_store().failures("k").await.is_err()
-            && redis
-                .revocation_list()
-                .revoked(&facts(Some("j"), "s", None, SystemTime::now()))
-                .await
-                .is_err()
-    );
-    let res = call().await.unwrap();
-    assert_eq!(res.status(), 503, "fail closed: never 200, never 401");
-    assert!(res.headers().contains_key("retry-after"));
-    let down = started.elapsed();
-    assert!(down < Duration::from_secs(2), "{down:?}");
+    println!("Redis stopped (default 500 ms timeout):");
+    let slowest = every_operation_fails_fast(&redis).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let res = call().await.unwrap();
+        let took = started.elapsed();
+        assert_eq!(res.status(), 503, "fail closed: never 200, never 401");
+        assert!(res.headers().contains_key("retry-after"));
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        println!("  request through AuthLayer: 503 after {took:?}");
+    }
+    println!("slowest failed operation: {slowest:?}");
 
     // Redis comes back on the same port: the same handle reconnects by itself.
     let _srv = Server::start_on(port);
-    let back = Instant::now();
-    let mut ok = false;
-    while back.elapsed() < Duration::from_secs(5) {
-        if redis.ping().await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ok, "no reconnection within 5 s");
-    println!(
-        "redis down: three failed operations and a 503 in {down:?}; reconnected {:?} after restart",
-        back.elapsed()
-    );
+    let took = until_everything_works(&redis, Duration::from_secs(5)).await;
+    println!("Redis restarted: every operation works {took:?} later, same handle");
     // The new server is empty: the token is unknown (401), and nothing errs.
     assert_eq!(call().await.unwrap().status(), 401);
+    store
+        .insert(d, record("alice", "id", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(call().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn a_frozen_redis_fails_operations_at_the_timeout_and_answers_correctly_after() {
+    // A server that accepts connections but never answers (SIGSTOP): the timeout path,
+    // unlike a refused connection.
+    let srv = Server::start();
+    let redis = Redis::new(RedisConfig::new(srv.url())).unwrap();
+    let store = redis.token_store();
+    let d = TokenDigest::of("a-token-0123456789abcdef");
+    store
+        .insert(d, record("alice", "id", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let svc = AuthLayer::new(BearerAuthenticator::new().with_store(store.clone())).layer(
+        service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }),
+    );
+    let call = || {
+        svc.clone().oneshot(
+            http::Request::get("/mcp")
+                .header("authorization", "Bearer a-token-0123456789abcdef")
+                .body(())
+                .unwrap(),
+        )
+    };
+    assert_eq!(call().await.unwrap().status(), 200);
+    let pid = srv.child.as_ref().unwrap().id().to_string();
+    let signal = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    signal("-STOP");
+    println!("Redis frozen (default 500 ms timeout):");
+    let slowest = every_operation_fails_fast(&redis).await;
+    assert!(slowest >= Duration::from_millis(400), "{slowest:?}");
+    let started = Instant::now();
+    let res = call().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(res.status(), 503, "fail closed: never 200, never 401");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    println!("  request through AuthLayer: 503 after {took:?}");
+    signal("-CONT");
+    let took = until_everything_works(&redis, Duration::from_secs(5)).await;
+    println!("Redis resumed: every operation works {took:?} later");
+    // Late answers to the abandoned requests are not mistaken for new ones.
+    for _ in 0..20 {
+        let got = store
+            .get(&d)
+            .await
+            .unwrap()
+            .expect("the record is still there");
+        assert_eq!(got.context().subject(), "alice");
+        assert!(
+            store
+                .get(&TokenDigest::of("other"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(call().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
@@ -352,6 +784,7 @@ async fn two_example_servers_share_revocations_through_redis() {
                 "static-token-0123456789abcdef;sub=ops".to_owned(),
             ),
             ("MCP_REDIS_URL".to_owned(), url.clone()),
+            ("MCP_FAILURE_LIMIT".to_owned(), "5/60".to_owned()),
         ]
     };
     let one = support::start_with(|_| env()).await;
@@ -361,9 +794,8 @@ async fn two_example_servers_share_revocations_through_redis() {
         .issue(TokenSpec::new("carol", Duration::from_secs(300)).scopes(["data:read"]))
         .await
         .unwrap();
-    let bearer = format!("Bearer {}", issued.token.expose());
-    let probe = |srv: &support::Server| {
-        let bearer = bearer.clone();
+    let probe = |srv: &support::Server, token: &str| {
+        let bearer = format!("Bearer {token}");
         let url = srv.url();
         async move {
             reqwest::Client::new()
@@ -379,15 +811,16 @@ async fn two_example_servers_share_revocations_through_redis() {
                 .as_u16()
         }
     };
+    let token = issued.token.expose();
     assert_eq!(
-        probe(&two).await,
+        probe(&two, token).await,
         200,
         "issued on one, accepted by the other"
     );
-    assert!(one.tokens.revoke(issued.token.expose()).await.unwrap());
+    assert!(one.tokens.revoke(token).await.unwrap());
     let revoked_at = Instant::now();
     loop {
-        if probe(&two).await == 401 {
+        if probe(&two, token).await == 401 {
             break;
         }
         assert!(
@@ -400,7 +833,23 @@ async fn two_example_servers_share_revocations_through_redis() {
         "revocation seen by the other instance after {:?}",
         revoked_at.elapsed()
     );
-    assert_eq!(probe(&one).await, 401);
-    // Failure counters are shared too: failures on one instance count on the other.
-    let _ = (one, two);
+    assert_eq!(probe(&one, token).await, 401);
+
+    // Failure counters are shared: two failures so far (one on each); fill the window on
+    // one, and the other refuses too.
+    let mut refused = false;
+    for _ in 0..5 {
+        let status = probe(&one, "wrong-token-0123456789abcdef").await;
+        if status == 429 {
+            refused = true;
+            break;
+        }
+        assert_eq!(status, 401);
+    }
+    assert!(refused, "instance one never limited the client");
+    assert_eq!(
+        probe(&two, "static-token-0123456789abcdef").await,
+        429,
+        "instance two refuses the client the other one limited, even with a good token"
+    );
 }
