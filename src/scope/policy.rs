@@ -1,6 +1,7 @@
 //! Scope and role requirements, scope implication, role hierarchies, and the per-operation
 //! policy that combines them.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -26,8 +27,20 @@ impl ScopeImplication for ExactScopes {
     }
 }
 
-/// Prefix wildcards: `data:*` implies every scope starting with `data:`. A bare `*` is not a
-/// wildcard (it would grant everything by accident).
+/// Prefix wildcards bounded at a `:` segment: `data:*` implies every scope starting with
+/// `data:` (`data:read`, `data:x:y`), and nothing else.
+///
+/// Only a granted scope of the form `<prefix>:*`, with a non-empty `<prefix>`, is a wildcard.
+/// `data*`, `d*`, `:*` and a bare `*` imply nothing but themselves, so a scope an authorization
+/// server issues with a trailing `*` that was not meant as a wildcard cannot grant
+/// `database:drop`.
+///
+/// ```
+/// use mcp_auth::scope::{PrefixWildcard, ScopeImplication};
+///
+/// assert!(PrefixWildcard.implies("data:*", "data:read"));
+/// assert!(!PrefixWildcard.implies("data*", "database:drop"));
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PrefixWildcard;
 
@@ -36,8 +49,9 @@ impl ScopeImplication for PrefixWildcard {
         if granted == required {
             return true;
         }
+        // `prefix` keeps its trailing `:`, so the match ends at a segment boundary.
         match granted.strip_suffix('*') {
-            Some(prefix) if !prefix.is_empty() => {
+            Some(prefix) if prefix.len() > 1 && prefix.ends_with(':') => {
                 required.starts_with(prefix) && required.len() > prefix.len()
             }
             _ => false,
@@ -295,6 +309,50 @@ pub enum Unlisted {
 
 /// Which rules apply to which MCP operations. Rules add up: an operation needs the
 /// every-request rule, its method's rule, and its tool's / resource's / prompt's rule.
+///
+/// # Targeted methods
+///
+/// These methods name a tool, prompt or resource, and need that target's rule (or
+/// [`unlisted_targets`](Self::unlisted_targets) set to `Allow`) besides their method rule:
+///
+/// | method | target | rules |
+/// |---|---|---|
+/// | `tools/call` | `params.name` | [`tool`](Self::tool) |
+/// | `prompts/get` | `params.name` | [`prompt`](Self::prompt) |
+/// | `completion/complete` with `ref/prompt` | the prompt's name | [`prompt`](Self::prompt) |
+/// | `resources/read`, `resources/subscribe`, `resources/unsubscribe` | `params.uri` | [`resource`](Self::resource), [`resource_prefix`](Self::resource_prefix) |
+/// | `resources/directory/read` | `params.uri` (the directory) | resource rules |
+/// | `skills/get` | `params.uri` (the skill's `SKILL.md`) | resource rules |
+/// | `subscriptions/listen` | every URI of `params.notifications.resourceSubscriptions` | resource rules, for each URI |
+/// | `completion/complete` with `ref/resource` | the resource template's URI | resource rules |
+///
+/// [`parse_operations`](super::parse_operations) yields one [`Operation`] per target (one per
+/// subscribed URI of `subscriptions/listen`); a `subscriptions/listen` without resource URIs
+/// (list-changed notifications only) is an untargeted method.
+///
+/// Any other method is untargeted: it needs its [`method`](Self::method) rule, or
+/// [`unlisted_methods`](Self::unlisted_methods) set to `Allow`. **Except** an untargeted
+/// method whose `params` carry a `name` or `uri` (a custom method, or a method added to MCP
+/// after this crate): it may name a target this policy cannot see, so it is refused, even with
+/// `unlisted_methods(Unlisted::Allow)`, unless the method is listed with
+/// [`method`](Self::method) (then its method rule applies) or both unlisted defaults are
+/// `Allow`.
+///
+/// # Resource URIs
+///
+/// When the policy has any resource rule, a resource URI is matched in a canonical form:
+/// scheme and host in lower case, percent-encodings in upper-case hex (rules are read the
+/// same way). A URI that a handler could resolve to another resource than its text names is
+/// refused (403, whatever the rules), because no prefix rule can be trusted on it:
+///
+/// - a `.` or `..` path segment (`file:///public/../secret/k`), or an empty one (`a//b`);
+/// - a percent-encoded unreserved character, `/`, `\` or `%` (`%2e`, `%2F`, `%5c`, `%25`,
+///   `%41`…, any case), or a `%` not followed by two hex digits;
+/// - a backslash, an ASCII control character, or userinfo (`user@`) in the authority.
+///
+/// Write prefix rules ending in `/` (`file:///public/`), or they also cover
+/// `file:///publicity`. Other equivalent spellings (an explicit default port,
+/// `file://localhost/`) are distinct strings to the rules.
 #[derive(Clone)]
 pub struct ScopePolicy {
     every_request: Option<Requirement>,
@@ -346,15 +404,17 @@ impl ScopePolicy {
     ///
     /// `ScopePolicy::new(Unlisted::Deny).unlisted_methods(Unlisted::Allow)` is the usual
     /// choice for an MCP server: protocol methods work for any authenticated caller, while a
-    /// tool, prompt or resource no rule names is refused.
+    /// tool, prompt or resource no rule names is refused. An unlisted method whose `params`
+    /// carry `name` or `uri` is refused all the same unless unlisted targets are allowed too
+    /// (see [Targeted methods](Self#targeted-methods)).
     #[must_use]
     pub fn unlisted_methods(mut self, unlisted: Unlisted) -> Self {
         self.unlisted_methods = unlisted;
         self
     }
 
-    /// What happens to a tool (`tools/call`), prompt (`prompts/get`) or resource
-    /// (`resources/read`, `resources/subscribe`) that no target rule names. A rule on the
+    /// What happens to a tool, prompt or resource that no target rule names (see
+    /// [Targeted methods](Self#targeted-methods) for the methods that name one). A rule on the
     /// method alone (say `tools/call`) does not list its targets.
     #[must_use]
     pub fn unlisted_targets(mut self, unlisted: Unlisted) -> Self {
@@ -383,25 +443,48 @@ impl ScopePolicy {
         self
     }
 
-    /// Required for `prompts/get` of this prompt.
+    /// Required for `prompts/get` of this prompt, and for `completion/complete` of its
+    /// arguments.
     #[must_use]
     pub fn prompt(mut self, name: impl Into<String>, req: Requirement) -> Self {
         self.prompts.insert(name.into(), req);
         self
     }
 
-    /// Required for `resources/read` of this exact URI.
+    /// Required for every resource method on this exact URI (`resources/read`,
+    /// `resources/directory/read`, `skills/get`, subscriptions, completion of a template; see
+    /// [Targeted methods](Self#targeted-methods)). The URI is compared in canonical form (see
+    /// [Resource URIs](Self#resource-uris)).
     #[must_use]
     pub fn resource(mut self, uri: impl Into<String>, req: Requirement) -> Self {
-        self.resources.push((uri.into(), true, req));
+        let uri = uri.into();
+        let uri = fold_case(&uri).into_owned();
+        self.resources.push((uri, true, req));
         self
     }
 
-    /// Required for `resources/read` of URIs starting with `prefix` (the longest matching
-    /// prefix applies).
+    /// Required for every resource method on URIs starting with `prefix` (the longest
+    /// matching prefix applies; an exact rule wins over prefixes). End the prefix with `/`.
+    /// URIs are compared in canonical form, and ambiguous ones are refused (see
+    /// [Resource URIs](Self#resource-uris)).
+    ///
+    /// ```
+    /// use mcp_auth::scope::{Operation, Requirement, ScopePolicy, Unlisted};
+    /// use mcp_auth::{AuthContext, AuthMethod};
+    ///
+    /// let policy = ScopePolicy::new(Unlisted::Deny)
+    ///     .resource_prefix("file:///public/", Requirement::default());
+    /// let caller = AuthContext::builder("ann", AuthMethod::Jwt).build();
+    /// let read = |uri: &str| Operation::new("resources/read", None, Some(uri.into()));
+    /// assert!(policy.permits(&caller, &read("file:///public/a.txt")));
+    /// assert!(!policy.permits(&caller, &read("file:///public/../secret/k")));
+    /// assert!(!policy.permits(&caller, &read("file:///public/%2e%2e/secret/k")));
+    /// ```
     #[must_use]
     pub fn resource_prefix(mut self, prefix: impl Into<String>, req: Requirement) -> Self {
-        self.resources.push((prefix.into(), false, req));
+        let prefix = prefix.into();
+        let prefix = fold_case(&prefix).into_owned();
+        self.resources.push((prefix, false, req));
         self
     }
 
@@ -434,39 +517,60 @@ impl ScopePolicy {
             .collect()
     }
 
-    /// The rules that apply to `op`; `None` when it is unlisted and unlisted operations of
-    /// its kind are denied.
-    fn rules_for<'a>(&'a self, op: &Operation) -> Option<Vec<&'a Requirement>> {
+    /// The rules that apply to `op`, or why it is refused whatever the caller holds.
+    fn rules_for<'a>(&'a self, op: &Operation) -> Rules<'a> {
         let method_rule = self.methods.get(op.method());
-        let (targeted, target_rule) = match (op.method(), op.name(), op.uri()) {
-            ("tools/call", n, _) => (true, n.and_then(|n| self.tools.get(n))),
-            ("prompts/get", n, _) => (true, n.and_then(|n| self.prompts.get(n))),
-            ("resources/read" | "resources/subscribe", _, uri) => {
-                (true, uri.and_then(|u| self.resource_rule(u)))
+        let target_rule = match target(op) {
+            Target::None => {
+                // A method this policy does not know as targeted may still name a target
+                // (a custom method, or one MCP adds later): only a rule on the method, or a
+                // policy open to unlisted targets too, lets it through.
+                let names_something = op.name().is_some() || op.uri().is_some();
+                let listed = method_rule.is_some()
+                    || (self.unlisted_methods == Unlisted::Allow
+                        && (!names_something || self.unlisted_targets == Unlisted::Allow));
+                return if listed {
+                    Rules::Apply(method_rule.into_iter().collect())
+                } else {
+                    Rules::Unlisted
+                };
             }
-            _ => (false, None),
+            Target::Tool(name) => name.and_then(|n| self.tools.get(n)),
+            Target::Prompt(name) => name.and_then(|n| self.prompts.get(n)),
+            Target::Resource(uri) => match uri.map(|u| self.resource_rule(u)) {
+                Some(Err(AmbiguousUri)) => return Rules::AmbiguousUri,
+                Some(Ok(rule)) => rule,
+                None => None,
+            },
+            Target::Ambiguous => return Rules::Unlisted,
         };
-        let listed = if targeted {
-            target_rule.is_some() || self.unlisted_targets == Unlisted::Allow
+        if target_rule.is_some() || self.unlisted_targets == Unlisted::Allow {
+            Rules::Apply(method_rule.into_iter().chain(target_rule).collect())
         } else {
-            method_rule.is_some() || self.unlisted_methods == Unlisted::Allow
-        };
-        listed.then(|| method_rule.into_iter().chain(target_rule).collect())
+            Rules::Unlisted
+        }
     }
 
-    /// The exact-URI rule, else the longest matching prefix rule.
-    fn resource_rule(&self, uri: &str) -> Option<&Requirement> {
-        self.resources
+    /// The exact-URI rule, else the longest matching prefix rule, on the URI's canonical
+    /// form; `Err` for a URI refused as ambiguous (only checked when there are resource
+    /// rules: without any, the URI does not change the decision).
+    fn resource_rule(&self, uri: &str) -> Result<Option<&Requirement>, AmbiguousUri> {
+        if self.resources.is_empty() {
+            return Ok(None);
+        }
+        let uri = canonical_uri(uri)?;
+        Ok(self
+            .resources
             .iter()
             .filter(|(p, exact, _)| {
                 if *exact {
-                    uri == p
+                    *uri == **p
                 } else {
                     uri.starts_with(p.as_str())
                 }
             })
             .max_by_key(|(p, exact, _)| (*exact, p.len()))
-            .map(|(_, _, r)| r)
+            .map(|(_, _, r)| r))
     }
 
     /// Whether the caller may perform `op` (every-request rule included): what listing
@@ -475,9 +579,10 @@ impl ScopePolicy {
     pub fn permits(&self, ctx: &AuthContext, op: &Operation) -> bool {
         let every = self.every_request.iter().all(|r| self.satisfied(ctx, r));
         every
-            && self
-                .rules_for(op)
-                .is_some_and(|rules| rules.iter().all(|r| self.satisfied(ctx, r)))
+            && match self.rules_for(op) {
+                Rules::Apply(rules) => rules.iter().all(|r| self.satisfied(ctx, r)),
+                Rules::Unlisted | Rules::AmbiguousUri => false,
+            }
     }
 
     /// Checks one requirement with this policy's scope implication and role hierarchy: for
@@ -543,13 +648,15 @@ impl ScopePolicy {
     pub fn check(&self, ctx: &AuthContext, ops: &[Operation]) -> Result<(), AuthError> {
         let mut rules: Vec<&Requirement> = self.every_request.iter().collect();
         let mut denied_unlisted = false;
+        let mut denied_uri = false;
         for op in ops {
             match self.rules_for(op) {
-                Some(r) => rules.extend(r),
-                None => denied_unlisted = true,
+                Rules::Apply(r) => rules.extend(r),
+                Rules::Unlisted => denied_unlisted = true,
+                Rules::AmbiguousUri => denied_uri = true,
             }
         }
-        if !denied_unlisted && rules.iter().all(|r| self.satisfied(ctx, r)) {
+        if !denied_unlisted && !denied_uri && rules.iter().all(|r| self.satisfied(ctx, r)) {
             return Ok(());
         }
         let mut needed: Vec<&str> = Vec::new();
@@ -559,7 +666,10 @@ impl ScopePolicy {
             }
         }
         let err = AuthError::insufficient_scope(needed);
-        Err(if denied_unlisted {
+        Err(if denied_uri {
+            err.with_description("this resource URI is not in canonical form")
+                .with_detail("ambiguous_uri")
+        } else if denied_unlisted {
             err.with_description("this operation is not allowed")
                 .with_detail("unlisted_operation")
         } else if rules.iter().any(|r| {
@@ -572,6 +682,175 @@ impl ScopePolicy {
         } else {
             err.with_description("this operation needs more scope")
         })
+    }
+}
+
+/// What [`ScopePolicy::rules_for`] found for one operation.
+enum Rules<'a> {
+    /// These rules apply (besides the every-request rule).
+    Apply(Vec<&'a Requirement>),
+    /// Unlisted, and unlisted operations of its kind are denied.
+    Unlisted,
+    /// A resource URI refused as ambiguous.
+    AmbiguousUri,
+}
+
+/// What an operation targets, by method (see [`ScopePolicy`]'s "Targeted methods").
+enum Target<'o> {
+    /// An untargeted method.
+    None,
+    Tool(Option<&'o str>),
+    Prompt(Option<&'o str>),
+    Resource(Option<&'o str>),
+    /// Names both a prompt and a resource: no rule can be chosen.
+    Ambiguous,
+}
+
+fn target(op: &Operation) -> Target<'_> {
+    match (op.method(), op.name(), op.uri()) {
+        ("tools/call", name, _) => Target::Tool(name),
+        ("prompts/get", name, _) => Target::Prompt(name),
+        (
+            "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "resources/directory/read"
+            | "skills/get",
+            _,
+            uri,
+        ) => Target::Resource(uri),
+        ("subscriptions/listen", _, Some(uri)) => Target::Resource(Some(uri)),
+        ("completion/complete", Some(_), Some(_)) => Target::Ambiguous,
+        ("completion/complete", None, Some(uri)) => Target::Resource(Some(uri)),
+        ("completion/complete", name, None) => Target::Prompt(name),
+        _ => Target::None,
+    }
+}
+
+/// A resource URI that could name another resource than its text says.
+#[derive(Debug, PartialEq, Eq)]
+struct AmbiguousUri;
+
+/// Whether `s` is an RFC 3986 scheme (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`).
+fn is_scheme(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+}
+
+/// Splits `uri` into scheme (with its `:`), authority (with its `//`), and the rest.
+fn split_uri(uri: &str) -> (&str, &str, &str) {
+    let (scheme, rest) = match uri.find(':') {
+        Some(i) if uri.get(..i).is_some_and(is_scheme) => uri.split_at(i + 1),
+        _ => ("", uri),
+    };
+    if rest.starts_with("//") {
+        let end = rest
+            .get(2..)
+            .and_then(|r| r.find(['/', '?', '#']))
+            .map_or(rest.len(), |i| i + 2);
+        let (authority, rest) = rest.split_at(end);
+        (scheme, authority, rest)
+    } else {
+        (scheme, "", rest)
+    }
+}
+
+/// Scheme and host in lower case, percent-encodings in upper-case hex: the case-insensitive
+/// parts of a URI folded, nothing else changed (rules are read this way too).
+fn fold_case(uri: &str) -> Cow<'_, str> {
+    let (scheme, authority, rest) = split_uri(uri);
+    let host_start = authority.rfind('@').map_or(0, |i| i + 1);
+    let (userinfo, host) = authority.split_at(host_start);
+    let lower_hex = {
+        let b = uri.as_bytes();
+        b.iter().enumerate().any(|(i, &c)| {
+            c == b'%'
+                && b.get(i + 1..i + 3)
+                    .is_some_and(|h| h.iter().any(u8::is_ascii_lowercase))
+        })
+    };
+    if !lower_hex
+        && !scheme.bytes().any(|b| b.is_ascii_uppercase())
+        && !host.bytes().any(|b| b.is_ascii_uppercase())
+    {
+        return Cow::Borrowed(uri);
+    }
+    let mut out = String::with_capacity(uri.len());
+    out.push_str(&scheme.to_ascii_lowercase());
+    out.push_str(userinfo);
+    out.push_str(&host.to_ascii_lowercase());
+    out.push_str(rest);
+    // Upper-case the two hex digits after each `%` (ASCII only, so char boundaries hold).
+    let mut hex_left = 0u8;
+    Cow::Owned(
+        out.chars()
+            .map(|c| {
+                if hex_left > 0 {
+                    hex_left -= 1;
+                    c.to_ascii_uppercase()
+                } else {
+                    if c == '%' {
+                        hex_left = 2;
+                    }
+                    c
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The canonical form rules are matched on (see [`ScopePolicy`]'s "Resource URIs"), or
+/// `Err` for a URI a handler could resolve to another resource than its text names.
+fn canonical_uri(uri: &str) -> Result<Cow<'_, str>, AmbiguousUri> {
+    if uri.bytes().any(|b| b.is_ascii_control() || b == b'\\') {
+        return Err(AmbiguousUri);
+    }
+    let (_, authority, rest) = split_uri(uri);
+    if authority.contains('@') {
+        return Err(AmbiguousUri);
+    }
+    // Percent-encodings: two hex digits, and never a character that needs no encoding
+    // (unreserved), a separator a handler may decode (`/`, `\`) or `%` itself (double
+    // decoding).
+    let bytes = uri.as_bytes();
+    for (i, _) in bytes.iter().enumerate().filter(|&(_, &b)| b == b'%') {
+        let decoded = match bytes.get(i + 1..i + 3) {
+            Some(&[h, l]) => match (hex(h), hex(l)) {
+                (Some(h), Some(l)) => h * 16 + l,
+                _ => return Err(AmbiguousUri),
+            },
+            _ => return Err(AmbiguousUri),
+        };
+        if decoded.is_ascii_alphanumeric()
+            || matches!(decoded, b'-' | b'.' | b'_' | b'~' | b'/' | b'\\' | b'%')
+        {
+            return Err(AmbiguousUri);
+        }
+    }
+    // Dot segments and empty segments in the path (the part before `?` / `#`).
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    let mut segments = path.split('/');
+    // An absolute path starts with an empty segment; a relative one does not.
+    if path.starts_with('/') {
+        segments.next();
+    }
+    let mut segments = segments.peekable();
+    while let Some(segment) = segments.next() {
+        let last = segments.peek().is_none();
+        if matches!(segment, "." | "..") || (segment.is_empty() && !last) {
+            return Err(AmbiguousUri);
+        }
+    }
+    Ok(fold_case(uri))
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -696,6 +975,237 @@ mod tests {
                 .unwrap_err()
                 .required_scopes(),
             ["files:secret"]
+        );
+    }
+
+    fn res(method: &str, uri: &str) -> Operation {
+        Operation::new(method, None, Some(uri.into()))
+    }
+
+    /// The policy of the review's M3 attack: protocol methods open, `file:///secret/` needs
+    /// `files:secret`, the rest of `file:///` needs `files:read`, one prompt needs `p:x`.
+    fn targets_policy() -> ScopePolicy {
+        ScopePolicy::new(Unlisted::Deny)
+            .unlisted_methods(Unlisted::Allow)
+            .resource_prefix("file:///", Requirement::all(["files:read"]))
+            .resource_prefix("file:///secret/", Requirement::all(["files:secret"]))
+            .prompt("secret_prompt", Requirement::all(["p:x"]))
+    }
+
+    #[test]
+    fn every_resource_method_needs_the_resource_rule() {
+        let p = targets_policy();
+        let reader = ctx(&["files:read"], &[]);
+        let both = ctx(&["files:read", "files:secret"], &[]);
+        for method in [
+            "resources/read",
+            "resources/subscribe",
+            "resources/unsubscribe",
+            "resources/directory/read",
+            "skills/get",
+            "subscriptions/listen",
+            "completion/complete",
+        ] {
+            let secret = res(method, "file:///secret/ops/SKILL.md");
+            let err = p.check(&reader, std::slice::from_ref(&secret)).unwrap_err();
+            assert_eq!(err.required_scopes(), ["files:secret"], "{method}");
+            assert!(!p.permits(&reader, &secret), "{method}");
+            assert!(
+                p.check(&both, std::slice::from_ref(&secret)).is_ok(),
+                "{method}"
+            );
+            assert!(
+                p.check(&reader, &[res(method, "file:///public/a")]).is_ok(),
+                "{method}"
+            );
+            // No rule names `mem://`: an unlisted target, denied even with open methods.
+            let err = p.check(&both, &[res(method, "mem://x")]).unwrap_err();
+            assert_eq!(err.detail(), Some("unlisted_operation"), "{method}");
+        }
+    }
+
+    #[test]
+    fn subscriptions_listen_needs_the_rule_of_every_uri() {
+        let p = targets_policy();
+        let reader = ctx(&["files:read"], &[]);
+        let listen = |uri: &str| res("subscriptions/listen", uri);
+        // One operation per subscribed URI, as the parser yields them.
+        let ops = [listen("file:///a"), listen("file:///secret/k")];
+        assert_eq!(
+            p.check(&reader, &ops).unwrap_err().required_scopes(),
+            ["files:read", "files:secret"]
+        );
+        assert!(
+            p.check(&ctx(&["files:read", "files:secret"], &[]), &ops)
+                .is_ok()
+        );
+        // Without resource URIs (list-changed notifications only) it is a plain method.
+        let bare = Operation::new("subscriptions/listen", None, None);
+        assert!(p.check(&ctx(&[], &[]), std::slice::from_ref(&bare)).is_ok());
+        let closed = ScopePolicy::new(Unlisted::Deny);
+        assert!(closed.check(&reader, &[bare]).is_err());
+    }
+
+    #[test]
+    fn completion_of_a_prompt_needs_the_prompt_rule() {
+        let p = targets_policy();
+        let complete = |name: &str| Operation::new("completion/complete", Some(name.into()), None);
+        let err = p
+            .check(&ctx(&[], &[]), &[complete("secret_prompt")])
+            .unwrap_err();
+        assert_eq!(err.required_scopes(), ["p:x"]);
+        assert!(
+            p.check(&ctx(&["p:x"], &[]), &[complete("secret_prompt")])
+                .is_ok()
+        );
+        let err = p
+            .check(&ctx(&["p:x"], &[]), &[complete("other")])
+            .unwrap_err();
+        assert_eq!(err.detail(), Some("unlisted_operation"));
+        // Both a name and a URI: no single rule applies, refused.
+        let both = Operation::new(
+            "completion/complete",
+            Some("secret_prompt".into()),
+            Some("file:///a".into()),
+        );
+        assert!(p.check(&ctx(&["p:x", "files:read"], &[]), &[both]).is_err());
+    }
+
+    #[test]
+    fn unlisted_methods_naming_a_target_are_denied_unless_listed() {
+        let c = ctx(&["files:read", "files:secret"], &[]);
+        let p = targets_policy();
+        let custom_uri = res("acme/files/read", "file:///secret/k");
+        let custom_name = Operation::new("acme/run", Some("format_disk".into()), None);
+        let plain = Operation::new("acme/ping", None, None);
+        for op in [&custom_uri, &custom_name] {
+            let err = p.check(&c, std::slice::from_ref(op)).unwrap_err();
+            assert_eq!(err.detail(), Some("unlisted_operation"), "{op:?}");
+            assert!(!p.permits(&c, op));
+        }
+        assert!(p.check(&c, std::slice::from_ref(&plain)).is_ok());
+        // A known untargeted method with a stray `name` is no exception.
+        assert!(
+            p.check(&c, &[Operation::new("tools/list", Some("x".into()), None)])
+                .is_err()
+        );
+        // Listing the method lets it through, with its method rule.
+        let listed = targets_policy().method("acme/files/read", Requirement::all(["acme"]));
+        assert!(listed.check(&c, std::slice::from_ref(&custom_uri)).is_err());
+        assert!(
+            listed
+                .check(&ctx(&["acme"], &[]), std::slice::from_ref(&custom_uri))
+                .is_ok()
+        );
+        // A policy open to unlisted methods and targets alike stays open.
+        let open = ScopePolicy::new(Unlisted::Allow);
+        assert!(open.check(&c, &[custom_uri, custom_name]).is_ok());
+    }
+
+    #[test]
+    fn prefix_wildcards_are_bounded_at_a_colon() {
+        let w = PrefixWildcard;
+        assert!(w.implies("data:*", "data:read"));
+        assert!(w.implies("data:*", "data:x:y"));
+        assert!(w.implies("data:x:*", "data:x:y"));
+        assert!(!w.implies("data:x:*", "data:y"));
+        for granted in ["data*", "d*", "*", ":*", "data:**"] {
+            for required in ["data:read", "database:drop", "data:admin", "d"] {
+                assert!(
+                    !w.implies(granted, required),
+                    "{granted} implies {required}"
+                );
+            }
+        }
+        let p = policy();
+        assert!(
+            p.check(&ctx(&["data*"], &[]), &[call("delete_data")])
+                .is_err()
+        );
+        assert!(p.check(&ctx(&["d*"], &[]), &[call("read_data")]).is_err());
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_do_not_get_a_prefix_rule() {
+        let p = ScopePolicy::new(Unlisted::Allow)
+            .resource_prefix("file:///public/", Requirement::default())
+            .resource_prefix("file:///secret/", Requirement::all(["files:secret"]));
+        let anyone = ctx(&[], &[]);
+        let read = |uri: &str| res("resources/read", uri);
+        assert!(p.check(&anyone, &[read("file:///public/x")]).is_ok());
+        for uri in [
+            "file:///public/../secret/x",
+            "file:///public/./x",
+            "file:///public/..",
+            "file:///public/%2e%2e/secret/x",
+            "file:///public/%2E%2E/secret/x",
+            "file:///public/.%2e/secret/x",
+            "file:///public%2f..%2fsecret/x",
+            "file:///public/%2F/x",
+            "file:///public/..%5csecret/x",
+            "file:///public/..\\secret/x",
+            "file:///public/%252e%252e/secret/x",
+            "file:///public/%73ecret",
+            "file:///public/%zz",
+            "file:///public/%2",
+            "file:///public//x",
+            "file:///public/\u{0}x",
+            "file:///public/x?..%2f",
+            "https://user@host/public/",
+        ] {
+            let err = p.check(&anyone, &[read(uri)]).unwrap_err();
+            assert_eq!(err.detail(), Some("ambiguous_uri"), "{uri}");
+            assert!(!p.permits(&anyone, &read(uri)), "{uri}");
+        }
+        // A policy with no resource rule does not judge URIs.
+        assert!(
+            ScopePolicy::new(Unlisted::Allow)
+                .check(&anyone, &[read("file:///a/../b")])
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn scheme_host_and_hex_case_do_not_escape_a_rule() {
+        let p = ScopePolicy::new(Unlisted::Allow)
+            .resource_prefix("https://Example.com/secret/", Requirement::all(["s"]))
+            .resource("file:///a%c3%a9", Requirement::all(["e"]));
+        let anyone = ctx(&[], &[]);
+        let read = |uri: &str| res("resources/read", uri);
+        for uri in [
+            "HTTPS://EXAMPLE.COM/secret/k",
+            "https://example.com/secret/k",
+            "hTTps://example.COM/secret/",
+        ] {
+            assert_eq!(
+                p.check(&anyone, &[read(uri)])
+                    .unwrap_err()
+                    .required_scopes(),
+                ["s"],
+                "{uri}"
+            );
+        }
+        // The path stays case-sensitive.
+        assert!(
+            p.check(&anyone, &[read("https://example.com/SECRET/k")])
+                .is_ok()
+        );
+        for uri in ["file:///a%C3%A9", "FILE:///a%c3%A9"] {
+            assert_eq!(
+                p.check(&anyone, &[read(uri)])
+                    .unwrap_err()
+                    .required_scopes(),
+                ["e"],
+                "{uri}"
+            );
+        }
+        // Templates (`{…}`) and non-hierarchical URIs are fine.
+        assert!(
+            p.check(
+                &anyone,
+                &[read("file:///{path}"), read("urn:isbn:0451450523")]
+            )
+            .is_ok()
         );
     }
 
