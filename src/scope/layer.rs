@@ -5,16 +5,19 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use http::header::{ALLOW, CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::operation::{Operation, operation_from_headers, parse_operations};
+use super::operation::{
+    DEFAULT_MAX_BATCH, Operation, operation_from_headers, parse_operations_limited,
+};
 use super::policy::ScopePolicy;
 use crate::body::AuthBody;
 use crate::context::AuthContext;
@@ -25,10 +28,24 @@ use crate::service::log_rejection;
 /// Default largest body read to find the operation (4 MiB).
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// Default time allowed to receive a whole request body (10 s); see
+/// [`ScopeLayer::body_timeout`].
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The methods the layer lets through (`Allow` of its 405).
+const ALLOWED: &str = "GET, HEAD, POST, DELETE, OPTIONS";
+
+#[derive(Clone)]
+struct Settings {
+    max_body: usize,
+    max_batch: usize,
+    body_timeout: Duration,
+    challenge: Challenge,
+}
+
 struct Shared {
     policy: ScopePolicy,
-    max_body: usize,
-    challenge: Challenge,
+    settings: Settings,
 }
 
 /// Layer enforcing a [`ScopePolicy`]. Put it **inside** an auth layer: it reads the
@@ -36,9 +53,17 @@ struct Shared {
 /// pass), so a request without valid credentials gets its 401 before any body is read.
 ///
 /// For POST it reads the body (up to [`DEFAULT_MAX_BODY`] by default; more → 413; a
-/// `Content-Encoding` other than `identity` → 415) and hands the inner service the same bytes.
-/// `Mcp-Method`/`Mcp-Name` headers, when present, must agree with the body (else 400). GET
-/// and DELETE carry no operation: only the every-request rule applies.
+/// `Content-Encoding` other than `identity` → 415; not received within
+/// [`body_timeout`](Self::body_timeout), 10 s by default → 408; a batch of more than
+/// [`max_batch`](Self::max_batch) messages, 100 by default → 400) and hands the inner service
+/// the same bytes. `Mcp-Method`/`Mcp-Name` headers, when present, must agree with the body
+/// (else 400); they are only ever checked against a body, never the basis of a decision.
+///
+/// GET, HEAD, DELETE and OPTIONS carry no operation: only the every-request rule applies, and
+/// a body on them is refused (400; a `Content-Length` above 0, any `Transfer-Encoding`, or any
+/// byte actually sent). Every other method (PUT, PATCH, …) gets 405 with an `Allow` header, so
+/// no body reaches the inner service unread. CORS preflights are answered by a CORS layer
+/// outside the auth layer and never get here.
 ///
 /// ```
 /// use mcp_auth::scope::{Requirement, ScopeLayer, ScopePolicy, Unlisted};
@@ -71,52 +96,72 @@ impl fmt::Debug for ScopeLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ScopeLayer")
             .field("policy", &self.shared.policy)
-            .field("max_body", &self.shared.max_body)
+            .field("max_body", &self.shared.settings.max_body)
+            .field("max_batch", &self.shared.settings.max_batch)
+            .field("body_timeout", &self.shared.settings.body_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl ScopeLayer {
-    /// Enforces `policy` with a `Bearer` challenge and a 4 MiB body limit.
+    /// Enforces `policy` with a `Bearer` challenge, a 4 MiB body limit, a 10 s body-read
+    /// timeout and batches of at most 100 messages.
     pub fn new(policy: ScopePolicy) -> Self {
-        Self::build(policy, DEFAULT_MAX_BODY, Challenge::bearer())
-    }
-
-    fn build(policy: ScopePolicy, max_body: usize, challenge: Challenge) -> Self {
         Self {
             shared: Arc::new(Shared {
                 policy,
-                max_body,
-                challenge,
+                settings: Settings {
+                    max_body: DEFAULT_MAX_BODY,
+                    max_batch: DEFAULT_MAX_BATCH,
+                    body_timeout: DEFAULT_BODY_TIMEOUT,
+                    challenge: Challenge::bearer(),
+                },
             }),
         }
     }
 
-    fn rebuild(self, f: impl FnOnce(&mut usize, &mut Challenge)) -> Self {
-        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
+    fn rebuild(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut shared = Arc::try_unwrap(self.shared).unwrap_or_else(|arc| Shared {
             policy: arc.policy.clone(),
-            max_body: arc.max_body,
-            challenge: arc.challenge.clone(),
+            settings: arc.settings.clone(),
         });
-        let (mut max, mut challenge) = (shared.max_body, shared.challenge);
-        f(&mut max, &mut challenge);
-        Self::build(shared.policy, max, challenge)
+        f(&mut shared.settings);
+        Self {
+            shared: Arc::new(shared),
+        }
     }
 
     /// Largest body read (default 4 MiB); larger bodies get 413.
     pub fn max_body(self, bytes: usize) -> Self {
-        self.rebuild(|m, _| *m = bytes)
+        self.rebuild(|s| s.max_body = bytes)
+    }
+
+    /// Most messages in a JSON-RPC batch (default 100); a longer batch gets 400 before the
+    /// rest of it is read. `0` refuses every batch.
+    pub fn max_batch(self, messages: usize) -> Self {
+        self.rebuild(|s| s.max_batch = messages)
+    }
+
+    /// Time allowed to receive the whole request body (default 10 s), counted from the moment
+    /// the layer starts reading it; a slower body gets 408 Request Timeout, so a slow sender
+    /// cannot hold a buffer of up to [`max_body`](Self::max_body) bytes open for long.
+    ///
+    /// The timer is Tokio's (a Tokio runtime with its time driver, as axum and hyper servers
+    /// have). Built without any feature that brings Tokio in (`jwt`, `introspection`,
+    /// `redis`), or polled outside a Tokio runtime, the layer reads without a timeout.
+    pub fn body_timeout(self, timeout: Duration) -> Self {
+        self.rebuild(|s| s.body_timeout = timeout)
     }
 
     /// Challenge settings for 403s (e.g. `resource_metadata`).
     pub fn challenge(self, challenge: Challenge) -> Self {
-        self.rebuild(|_, c| *c = challenge)
+        self.rebuild(|s| s.challenge = challenge)
     }
 
     /// Points 403 challenges at `pr`'s metadata (`resource_metadata`, MCP: "for consistency
     /// with 401 responses").
     pub fn protected_resource(self, pr: &crate::resource::ProtectedResource) -> Self {
-        self.rebuild(|_, c| *c = pr.apply(c.clone()))
+        self.rebuild(|s| s.challenge = pr.apply(s.challenge.clone()))
     }
 }
 
@@ -194,7 +239,7 @@ impl Shared {
                     &err,
                     op.as_ref(),
                 );
-                let challenge = crate::resource::challenge_for(&self.challenge, parts);
+                let challenge = crate::resource::challenge_for(&self.settings.challenge, parts);
                 let mut res = Rejection::new(&err, &challenge).default_response();
                 res.extensions_mut().insert(err);
                 res
@@ -205,11 +250,19 @@ impl Shared {
             }
             Refusal::Status(status, code, description) => {
                 tracing::debug!(target: crate::service::REJECTION_TARGET, reason = code, status = status.as_u16(), "request refused");
-                status_response(status, code, description)
+                let mut res = status_response(status, code, description);
+                if status == StatusCode::METHOD_NOT_ALLOWED {
+                    res.headers_mut()
+                        .insert(ALLOW, http::HeaderValue::from_static(ALLOWED));
+                }
+                res
             }
         }
     }
 
+    /// The decision on `ops`: the operations read from a POST body (`Some`; the
+    /// `Mcp-Method`/`Mcp-Name` headers, when present, must agree with them), or `None` for a
+    /// request without a body (only the every-request rule applies; headers are not read).
     fn decide(
         &self,
         parts: &http::request::Parts,
@@ -218,17 +271,17 @@ impl Shared {
         let Some(ctx) = parts.extensions.get::<AuthContext>() else {
             return Err(WIRING_BUG);
         };
-        let header_op = operation_from_headers(&parts.headers).map_err(|_| {
-            Refusal::Status(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "bad Mcp-Method or Mcp-Name header",
-            )
-        })?;
-        let ops = match (header_op, body_ops) {
-            (Some(h), Some(body)) => {
-                let agrees = matches!(body.as_slice(), [b] if *b == h);
-                if !agrees {
+        let ops = match body_ops {
+            None => Vec::new(),
+            Some(body) => {
+                let header_op = operation_from_headers(&parts.headers).map_err(|_| {
+                    Refusal::Status(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "bad Mcp-Method or Mcp-Name header",
+                    )
+                })?;
+                if header_op.is_some_and(|h| !headers_agree(&h, &body)) {
                     return Err(Refusal::Status(
                         StatusCode::BAD_REQUEST,
                         "invalid_request",
@@ -237,14 +290,61 @@ impl Shared {
                 }
                 body
             }
-            (Some(h), None) => vec![h],
-            (None, Some(body)) => body,
-            (None, None) => Vec::new(),
         };
         self.policy
             .check(ctx, &ops)
             .map_err(|e| Refusal::Auth(Box::new((e, ops.first().cloned()))))
     }
+}
+
+/// Whether the `Mcp-Method`/`Mcp-Name` headers (`h`) describe the body's operations: one
+/// message of that method whose target (name or URI) is the `Mcp-Name` value. The methods the
+/// MCP spec gives an `Mcp-Name` (`tools/call`, `prompts/get`, `resources/read`) need it; for
+/// the others a missing `Mcp-Name` checks the method only (`subscriptions/listen` may then
+/// yield one operation per URI).
+fn headers_agree(h: &Operation, body: &[Operation]) -> bool {
+    let target = |o: &Operation| o.name().or(o.uri()).map(str::to_owned);
+    let named = matches!(h.method(), "tools/call" | "prompts/get" | "resources/read");
+    match (body, target(h)) {
+        ([b], Some(t)) => b.method() == h.method() && target(b).as_deref() == Some(t.as_str()),
+        ([b], None) => b.method() == h.method() && !named,
+        (many, None) => {
+            h.method() == "subscriptions/listen"
+                && !many.is_empty()
+                && many.iter().all(|b| b.method() == h.method())
+        }
+        _ => false,
+    }
+}
+
+/// Runs `fut` for at most `limit` when a Tokio timer is available (`None` on timeout); see
+/// [`ScopeLayer::body_timeout`].
+async fn within<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    #[cfg(any(feature = "jwt", feature = "introspection", feature = "redis"))]
+    {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return tokio::time::timeout(limit, fut).await.ok();
+        }
+    }
+    #[cfg(not(any(feature = "jwt", feature = "introspection", feature = "redis")))]
+    let _ = limit;
+    Some(fut.await)
+}
+
+const TOO_SLOW: Refusal = Refusal::Status(
+    StatusCode::REQUEST_TIMEOUT,
+    "request_timeout",
+    "the request body was not received in time",
+);
+
+/// The reason given for a body `parse_operations` refused (400).
+fn parse_refusal(reason: &str) -> Refusal {
+    let description = match reason {
+        "batch_too_large" => "the batch holds more messages than this server accepts",
+        "too_many_targets" => "the request names more targets than this server accepts",
+        _ => "the body is not a JSON-RPC request this server accepts",
+    };
+    Refusal::Status(StatusCode::BAD_REQUEST, "invalid_request", description)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
@@ -278,11 +378,45 @@ where
             if parts.extensions.get::<AuthContext>().is_none() {
                 return refuse(WIRING_BUG, &parts);
             }
-            if parts.method != Method::POST {
+            let timeout = shared.settings.body_timeout;
+            let bodyless = matches!(
+                parts.method,
+                Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS
+            );
+            if !bodyless && parts.method != Method::POST {
+                let r = Refusal::Status(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this endpoint accepts GET, HEAD, POST, DELETE and OPTIONS",
+                );
+                return refuse(r, &parts);
+            }
+            if bodyless {
+                let body_refused = Refusal::Status(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "a GET, HEAD, DELETE or OPTIONS request must not carry a body",
+                );
+                let declared = parts
+                    .headers
+                    .get_all(CONTENT_LENGTH)
+                    .iter()
+                    .any(|v| v != "0");
+                if declared || parts.headers.contains_key(TRANSFER_ENCODING) {
+                    return refuse(body_refused, &parts);
+                }
+                // Whatever the headers say, not one byte may arrive (an HTTP/2 DATA frame
+                // needs no Content-Length); the inner service gets an empty body.
+                match within(timeout, Limited::new(body, 0).collect()).await {
+                    None => return refuse(TOO_SLOW, &parts),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return refuse(body_refused, &parts),
+                }
                 if let Err(r) = shared.decide(&parts, None) {
                     return refuse(r, &parts);
                 }
-                let res = inner.call(Request::from_parts(parts, body)).await?;
+                let req = Request::from_parts(parts, ReqBody::from(Bytes::new()));
+                let res = inner.call(req).await?;
                 return Ok(res.map(AuthBody::inner));
             }
             let encoded = parts
@@ -308,10 +442,15 @@ where
                 .get(CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|n| n > shared.max_body as u64) {
+            let max_body = shared.settings.max_body;
+            if declared.is_some_and(|n| n > u64::try_from(max_body).unwrap_or(u64::MAX)) {
                 return refuse(too_large, &parts);
             }
-            let bytes = match Limited::new(body, shared.max_body).collect().await {
+            let Some(collected) = within(timeout, Limited::new(body, max_body).collect()).await
+            else {
+                return refuse(TOO_SLOW, &parts);
+            };
+            let bytes = match collected {
                 Ok(collected) => collected.to_bytes(),
                 Err(e)
                     if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -328,16 +467,9 @@ where
                     return refuse(r, &parts);
                 }
             };
-            let ops = match parse_operations(&bytes) {
+            let ops = match parse_operations_limited(&bytes, shared.settings.max_batch) {
                 Ok(ops) => ops,
-                Err(_) => {
-                    let r = Refusal::Status(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_request",
-                        "the body is not a JSON-RPC request this server accepts",
-                    );
-                    return refuse(r, &parts);
-                }
+                Err(e) => return refuse(parse_refusal(e.reason()), &parts),
             };
             if let Err(r) = shared.decide(&parts, Some(ops)) {
                 return refuse(r, &parts);
@@ -512,6 +644,208 @@ mod tests {
                 .unwrap();
             assert_eq!(run(req, Some(&[])).await.0, StatusCode::OK, "{method}");
         }
+    }
+
+    /// Like `run`, with a configured layer; returns the whole response and how many
+    /// requests reached the inner service (which accepts every method).
+    async fn run_with(layer: ScopeLayer, req: Request<Body>) -> (Response<AuthBody<Body>>, usize) {
+        let calls = Arc::new(Mutex::new(0usize));
+        let c = calls.clone();
+        let svc = layer.layer(service_fn(move |req: Request<Body>| {
+            let c = c.clone();
+            async move {
+                req.into_body().collect().await.unwrap();
+                *c.lock().unwrap() += 1;
+                Ok::<_, Infallible>(Response::new(Body::empty()))
+            }
+        }));
+        let mut req = req;
+        req.extensions_mut().insert(
+            AuthContext::builder("u", AuthMethod::Jwt)
+                .scopes(["data:read"])
+                .build(),
+        );
+        let res = svc.oneshot(req).await.unwrap();
+        let n = *calls.lock().unwrap();
+        (res, n)
+    }
+
+    async fn text(res: Response<AuthBody<Body>>) -> String {
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn other_methods_get_405_with_allow_and_never_reach_the_inner_service() {
+        for method in [Method::PUT, Method::PATCH, Method::TRACE, Method::CONNECT] {
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri("/mcp")
+                .body(Body::from(call("delete_data")))
+                .unwrap();
+            // A header naming an allowed tool changes nothing.
+            req.headers_mut()
+                .insert("mcp-method", "tools/list".parse().unwrap());
+            let (res, calls) = run_with(ScopeLayer::new(policy()), req).await;
+            assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(res.headers()["allow"], "GET, HEAD, POST, DELETE, OPTIONS");
+            assert_eq!(calls, 0, "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodyless_methods_carrying_a_body_are_refused() {
+        for method in [Method::GET, Method::DELETE, Method::HEAD, Method::OPTIONS] {
+            // Declared by Content-Length, by Transfer-Encoding, or only sent.
+            for header in [
+                Some(("content-length", "40")),
+                Some(("transfer-encoding", "chunked")),
+                None,
+            ] {
+                let mut req = Request::builder()
+                    .method(method.clone())
+                    .uri("/mcp")
+                    .body(Body::from(call("read_data")))
+                    .unwrap();
+                if let Some((name, value)) = header {
+                    req.headers_mut().insert(name, value.parse().unwrap());
+                }
+                let (res, calls) = run_with(ScopeLayer::new(policy()), req).await;
+                assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{method} {header:?}");
+                assert_eq!(calls, 0);
+            }
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri("/mcp")
+                .body(Body::empty())
+                .unwrap();
+            req.headers_mut()
+                .insert("content-length", "0".parse().unwrap());
+            let (res, calls) = run_with(ScopeLayer::new(policy()), req).await;
+            assert_eq!((res.status(), calls), (StatusCode::OK, 1), "{method}");
+        }
+    }
+
+    #[tokio::test]
+    async fn get_decisions_never_rest_on_mcp_headers() {
+        // Only the every-request rule: a header naming a tool the caller may not call is not
+        // an operation, nor is one naming a tool it may call a pass for a POST-less request.
+        let policy =
+            ScopePolicy::new(Unlisted::Allow).every_request(Requirement::all(["data:admin"]));
+        let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+        req.headers_mut()
+            .insert("mcp-method", "tools/call".parse().unwrap());
+        req.headers_mut()
+            .insert("mcp-name", "read_data".parse().unwrap());
+        let (res, calls) = run_with(ScopeLayer::new(policy), req).await;
+        assert_eq!((res.status(), calls), (StatusCode::FORBIDDEN, 0));
+        let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
+        req.headers_mut()
+            .insert("mcp-method", "tools/call".parse().unwrap());
+        req.headers_mut()
+            .insert("mcp-name", "delete_data".parse().unwrap());
+        let (res, calls) = run_with(ScopeLayer::new(policy_allowing_reads()), req).await;
+        assert_eq!((res.status(), calls), (StatusCode::OK, 1));
+    }
+
+    fn policy_allowing_reads() -> ScopePolicy {
+        ScopePolicy::new(Unlisted::Deny).tool("read_data", Requirement::all(["data:read"]))
+    }
+
+    /// A body that sends `first` (if any), then nothing, ever.
+    struct Stalled(Option<Bytes>);
+
+    impl http_body::Body for Stalled {
+        type Data = Bytes;
+        type Error = Infallible;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+            match self.0.take() {
+                Some(b) => Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_body_gets_408() {
+        // A chunked POST that sends one chunk, then stalls.
+        let body = Body::new(Stalled(Some(Bytes::from_static(b"{\"jsonrpc\":"))));
+        let mut req = Request::post("/mcp").body(body).unwrap();
+        req.headers_mut()
+            .insert("transfer-encoding", "chunked".parse().unwrap());
+        let layer = ScopeLayer::new(policy()).body_timeout(Duration::from_millis(200));
+        let start = std::time::Instant::now();
+        let (res, calls) = run_with(layer, req).await;
+        assert_eq!((res.status(), calls), (StatusCode::REQUEST_TIMEOUT, 0));
+        assert!(start.elapsed() < Duration::from_secs(5));
+        assert!(text(res).await.contains("request_timeout"));
+        // A GET whose body never ends.
+        let req = Request::get("/mcp").body(Body::new(Stalled(None))).unwrap();
+        let layer = ScopeLayer::new(policy()).body_timeout(Duration::from_millis(100));
+        let (res, calls) = run_with(layer, req).await;
+        assert_eq!((res.status(), calls), (StatusCode::REQUEST_TIMEOUT, 0));
+    }
+
+    #[tokio::test]
+    async fn batches_over_the_limit_get_400_saying_so() {
+        let msg = call("read_data");
+        let batch = |n: usize| format!("[{}]", vec![msg.as_str(); n].join(","));
+        let (res, calls) = run_with(ScopeLayer::new(policy()), post(&batch(100))).await;
+        assert_eq!((res.status(), calls), (StatusCode::OK, 1));
+        let (res, calls) = run_with(ScopeLayer::new(policy()), post(&batch(10_000))).await;
+        assert_eq!((res.status(), calls), (StatusCode::BAD_REQUEST, 0));
+        assert!(
+            text(res)
+                .await
+                .contains("more messages than this server accepts")
+        );
+        let (res, calls) = run_with(ScopeLayer::new(policy()).max_batch(2), post(&batch(3))).await;
+        assert_eq!((res.status(), calls), (StatusCode::BAD_REQUEST, 0));
+    }
+
+    #[test]
+    fn headers_are_checked_against_every_target() {
+        let op = |m: &str, n: Option<&str>, u: Option<&str>| {
+            Operation::new(m, n.map(str::to_owned), u.map(str::to_owned))
+        };
+        let skill = [op("skills/get", None, Some("skill://a"))];
+        assert!(headers_agree(&op("skills/get", None, None), &skill));
+        assert!(headers_agree(
+            &op("skills/get", Some("skill://a"), None),
+            &skill
+        ));
+        assert!(!headers_agree(
+            &op("skills/get", Some("skill://b"), None),
+            &skill
+        ));
+        assert!(!headers_agree(
+            &op("resources/read", None, None),
+            &[op("resources/read", None, Some("x"))]
+        ));
+        assert!(headers_agree(
+            &op("resources/read", None, Some("x")),
+            &[op("resources/read", None, Some("x"))]
+        ));
+        let listen = [
+            op("subscriptions/listen", None, Some("a")),
+            op("subscriptions/listen", None, Some("b")),
+        ];
+        assert!(headers_agree(
+            &op("subscriptions/listen", None, None),
+            &listen
+        ));
+        assert!(!headers_agree(
+            &op("subscriptions/listen", Some("a"), None),
+            &listen
+        ));
+        assert!(!headers_agree(&op("tools/list", None, None), &[]));
+        assert!(!headers_agree(
+            &op("tools/list", None, None),
+            &[op("tools/list", None, None), op("tools/list", None, None)]
+        ));
     }
 
     #[tokio::test]

@@ -2,13 +2,10 @@
 //! (MCP 2026-07-28) and from the JSON-RPC body, strictly enough that no body reads differently
 //! here than in rmcp.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use http::HeaderMap;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-
-use crate::json::Key;
 
 /// One JSON-RPC request or notification, as far as authorization cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,35 +65,402 @@ impl fmt::Display for OperationError {
 
 impl std::error::Error for OperationError {}
 
-/// Fields of `params` that matter, with duplicate names refused.
-#[derive(Default)]
-struct Params {
-    name: Option<serde_json::Value>,
-    uri: Option<serde_json::Value>,
+/// Most messages a batch may hold (the default of [`ScopeLayer::max_batch`]); a longer batch
+/// is refused (`batch_too_large`) after reading one element past the limit.
+///
+/// [`ScopeLayer::max_batch`]: super::ScopeLayer::max_batch
+pub(crate) const DEFAULT_MAX_BATCH: usize = 100;
+
+/// Most operations one body may yield (the URIs of `subscriptions/listen` count one each); more
+/// are refused (`too_many_targets`) without being collected.
+pub(crate) const MAX_OPERATIONS: usize = 1000;
+
+/// The object members the decision reads or rmcp refuses to see twice. Every other member is
+/// skimmed (`IgnoredAny`) and, like rmcp's derived structs do, not tracked; tracking these
+/// few costs one bit each, so the reading stays linear in the body for every input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Name,
+    Uri,
+    Ref,
+    Notifications,
+    Meta,
+    Arguments,
+    Type,
+    ResourceSubscriptions,
+    Other,
 }
 
-struct ParamsVisitor;
+impl Member {
+    fn classify(key: &str) -> Self {
+        match key {
+            "jsonrpc" => Self::Jsonrpc,
+            "id" => Self::Id,
+            "method" => Self::Method,
+            "params" => Self::Params,
+            "result" => Self::Result,
+            "error" => Self::Error,
+            "name" => Self::Name,
+            "uri" => Self::Uri,
+            "ref" => Self::Ref,
+            "notifications" => Self::Notifications,
+            "_meta" => Self::Meta,
+            "arguments" => Self::Arguments,
+            "type" => Self::Type,
+            "resourceSubscriptions" => Self::ResourceSubscriptions,
+            _ => Self::Other,
+        }
+    }
+}
 
-impl<'de> Visitor<'de> for ParamsVisitor {
+/// An object key, decoded (so `"n\u0061me"` is `name`) and classified without allocating.
+struct MemberSeed;
+
+impl<'de> DeserializeSeed<'de> for MemberSeed {
+    type Value = Member;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Member, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MemberSeed {
+    type Value = Member;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Member, E> {
+        Ok(Member::classify(v))
+    }
+}
+
+/// Duplicate detection for the tracked members of one object: one bit per [`Member`].
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    /// Refuses a second occurrence of a tracked member; `tracked` lists the members this
+    /// object level reads (the others count as [`Member::Other`] and are never tracked).
+    fn first<E: de::Error>(&mut self, m: Member, tracked: &[Member]) -> Result<Member, E> {
+        if !tracked.contains(&m) {
+            return Ok(Member::Other);
+        }
+        let bit = 1u32 << (m as u32);
+        if self.0 & bit != 0 {
+            return Err(E::custom("duplicate_key"));
+        }
+        self.0 |= bit;
+        Ok(m)
+    }
+}
+
+/// Skims a map or sequence to its end (values the decision does not use).
+fn drain_map<'de, A: MapAccess<'de>>(mut access: A) -> Result<(), A::Error> {
+    while access.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A value that should be a string: the string, or "something else" (skimmed, never built).
+enum Text {
+    Str(String),
+    Other,
+}
+
+impl Text {
+    /// `None` when absent, the string, or the error `what` for any other JSON value.
+    fn string<E: de::Error>(v: Option<Self>, what: &'static str) -> Result<Option<String>, E> {
+        match v {
+            None => Ok(None),
+            Some(Self::Str(s)) => Ok(Some(s)),
+            Some(Self::Other) => Err(E::custom(what)),
+        }
+    }
+}
+
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = Text;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Text, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed {
+    type Value = Text;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+        Ok(Text::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+        Ok(Text::Str(v))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+        Ok(Text::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Text, A::Error> {
+        drain_map(access).map(|()| Text::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Text, A::Error> {
+        drain_seq(seq).map(|()| Text::Other)
+    }
+}
+
+/// `params.ref` of `completion/complete`, read as rmcp's `Reference` (tagged by `type`).
+enum Reference {
+    Prompt(String),
+    Resource(String),
+    /// Not an object, no string `type`, an unknown `type`, the field the type needs missing or
+    /// not a string, or both `name` and `uri` (ambiguous: refused rather than guessed).
+    Bad,
+}
+
+struct RefSeed;
+
+impl<'de> DeserializeSeed<'de> for RefSeed {
+    type Value = Reference;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Reference, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RefSeed {
+    type Value = Reference;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a completion reference")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Reference, A::Error> {
+        const TRACKED: &[Member] = &[Member::Type, Member::Name, Member::Uri];
+        let mut seen = Seen::default();
+        let (mut kind, mut name, mut uri) = (None, None, None);
+        while let Some(m) = access.next_key_seed(MemberSeed)? {
+            match seen.first(m, TRACKED)? {
+                Member::Type => kind = Some(access.next_value_seed(TextSeed)?),
+                Member::Name => name = Some(access.next_value_seed(TextSeed)?),
+                Member::Uri => uri = Some(access.next_value_seed(TextSeed)?),
+                _ => {
+                    access.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match (kind, name, uri) {
+            (Some(Text::Str(t)), Some(Text::Str(n)), None) if t == "ref/prompt" => {
+                Reference::Prompt(n)
+            }
+            (Some(Text::Str(t)), None, Some(Text::Str(u))) if t == "ref/resource" => {
+                Reference::Resource(u)
+            }
+            _ => Reference::Bad,
+        })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Reference, A::Error> {
+        drain_seq(seq).map(|()| Reference::Bad)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Reference, E> {
+        Ok(Reference::Bad)
+    }
+}
+
+/// `params.notifications` of `subscriptions/listen` (rmcp's `SubscriptionFilter`), as far as
+/// it names resources: `resourceSubscriptions`, an optional array of URI strings.
+enum Subscriptions {
+    /// The URIs (none when the member is absent or `null`).
+    Uris(Vec<String>),
+    /// More than [`MAX_OPERATIONS`] URIs (the rest were skimmed, not collected).
+    TooMany,
+    /// `notifications` not an object, or `resourceSubscriptions` not an array of strings.
+    Bad,
+}
+
+/// The `resourceSubscriptions` array: strings, at most [`MAX_OPERATIONS`] kept.
+struct UrisSeed;
+
+impl<'de> DeserializeSeed<'de> for UrisSeed {
+    type Value = Subscriptions;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Subscriptions, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UrisSeed {
+    type Value = Subscriptions;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of resource URIs")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Subscriptions, A::Error> {
+        let mut uris = Vec::new();
+        while let Some(t) = seq.next_element_seed(TextSeed)? {
+            let Text::Str(uri) = t else {
+                return drain_seq(seq).map(|()| Subscriptions::Bad);
+            };
+            if uris.len() >= MAX_OPERATIONS {
+                return drain_seq(seq).map(|()| Subscriptions::TooMany);
+            }
+            uris.push(uri);
+        }
+        Ok(Subscriptions::Uris(uris))
+    }
+    // rmcp reads `Option<Vec<String>>`: `null` is no subscription.
+    fn visit_unit<E: de::Error>(self) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Uris(Vec::new()))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Subscriptions, A::Error> {
+        drain_map(access).map(|()| Subscriptions::Bad)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+}
+
+/// The `notifications` object.
+struct FilterSeed;
+
+impl<'de> DeserializeSeed<'de> for FilterSeed {
+    type Value = Subscriptions;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Subscriptions, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FilterSeed {
+    type Value = Subscriptions;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a subscription filter")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Subscriptions, A::Error> {
+        const TRACKED: &[Member] = &[Member::ResourceSubscriptions];
+        let mut seen = Seen::default();
+        let mut subs = Subscriptions::Uris(Vec::new());
+        while let Some(m) = access.next_key_seed(MemberSeed)? {
+            if seen.first(m, TRACKED)? == Member::ResourceSubscriptions {
+                subs = access.next_value_seed(UrisSeed)?;
+            } else {
+                access.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(subs)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Subscriptions, A::Error> {
+        drain_seq(seq).map(|()| Subscriptions::Bad)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Subscriptions, E> {
+        Ok(Subscriptions::Bad)
+    }
+}
+
+/// Members of `params` that can name a target. Read whatever the method (`params` may come
+/// before `method`); which ones count is decided once the method is known.
+#[derive(Default)]
+struct Params {
+    name: Option<Text>,
+    uri: Option<Text>,
+    reference: Option<Reference>,
+    subscriptions: Option<Subscriptions>,
+}
+
+struct ParamsSeed;
+
+impl<'de> DeserializeSeed<'de> for ParamsSeed {
+    type Value = Params;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Params, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ParamsSeed {
     type Value = Params;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Params, A::Error> {
+        const TRACKED: &[Member] = &[
+            Member::Name,
+            Member::Uri,
+            Member::Ref,
+            Member::Notifications,
+            Member::Meta,
+            Member::Arguments,
+        ];
+        let mut seen = Seen::default();
         let mut p = Params::default();
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
-            if seen.contains(&k) {
-                return Err(de::Error::custom("duplicate_key"));
-            }
-            match k.as_ref() {
-                "name" => p.name = Some(access.next_value()?),
-                "uri" => p.uri = Some(access.next_value()?),
+        while let Some(m) = access.next_key_seed(MemberSeed)? {
+            match seen.first(m, TRACKED)? {
+                Member::Name => p.name = Some(access.next_value_seed(TextSeed)?),
+                Member::Uri => p.uri = Some(access.next_value_seed(TextSeed)?),
+                Member::Ref => p.reference = Some(access.next_value_seed(RefSeed)?),
+                Member::Notifications => {
+                    p.subscriptions = Some(access.next_value_seed(FilterSeed)?);
+                }
                 _ => {
                     access.next_value::<IgnoredAny>()?;
                 }
             }
-            seen.push(k);
         }
         Ok(p)
     }
@@ -105,79 +469,106 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         Ok(Params::default())
     }
     // Positional params carry no name or uri.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Params::default())
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params, A::Error> {
+        drain_seq(seq).map(|()| Params::default())
     }
 }
 
-struct MessageVisitor;
-
-impl<'de> Visitor<'de> for MessageVisitor {
-    type Value = Option<Operation>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON-RPC message object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Option<Operation>, A::Error> {
-        let mut method: Option<serde_json::Value> = None;
-        let mut params = Params::default();
-        let mut seen: Vec<Cow<'de, str>> = Vec::new();
-        while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
-            if seen.contains(&k) {
-                return Err(de::Error::custom("duplicate_key"));
+/// The operations of one message: none for a response, one per target otherwise.
+fn operations<E: de::Error>(method: String, params: Params) -> Result<Vec<Operation>, E> {
+    let name = Text::string(params.name, "bad_name")?;
+    let uri = Text::string(params.uri, "bad_uri")?;
+    let op = |name, uri| Operation {
+        method: method.clone(),
+        name,
+        uri,
+    };
+    match method.as_str() {
+        // The target is in `ref`; a `name` or `uri` beside it would be a second reading.
+        "completion/complete" => {
+            if name.is_some() || uri.is_some() {
+                return Err(E::custom("ambiguous_target"));
             }
-            match k.as_ref() {
-                "method" => method = Some(access.next_value()?),
-                "params" => params = access.next_value_seed(ParamsSeed)?,
-                _ => {
-                    access.next_value::<IgnoredAny>()?;
+            match params.reference {
+                Some(Reference::Prompt(n)) => Ok(vec![op(Some(n), None)]),
+                Some(Reference::Resource(u)) => Ok(vec![op(None, Some(u))]),
+                Some(Reference::Bad) | None => Err(E::custom("bad_ref")),
+            }
+        }
+        // One operation per subscribed URI; none subscribed: the method alone.
+        "subscriptions/listen" => {
+            if name.is_some() || uri.is_some() {
+                return Err(E::custom("ambiguous_target"));
+            }
+            match params.subscriptions {
+                Some(Subscriptions::Uris(uris)) if uris.is_empty() => Ok(vec![op(None, None)]),
+                Some(Subscriptions::Uris(uris)) => {
+                    Ok(uris.into_iter().map(|u| op(None, Some(u))).collect())
                 }
+                Some(Subscriptions::TooMany) => Err(E::custom("too_many_targets")),
+                Some(Subscriptions::Bad) | None => Err(E::custom("bad_subscriptions")),
             }
-            seen.push(k);
         }
-        // A response (no method) is not an operation.
-        let Some(method) = method else {
-            return Ok(None);
-        };
-        let serde_json::Value::String(method) = method else {
-            return Err(de::Error::custom("bad_method"));
-        };
-        let text = |v: Option<serde_json::Value>, what: &'static str| match v {
-            None => Ok(None),
-            Some(serde_json::Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(de::Error::custom(what)),
-        };
-        let name = text(params.name, "bad_name")?;
-        let uri = text(params.uri, "bad_uri")?;
-        if matches!(method.as_str(), "tools/call" | "prompts/get") && name.is_none() {
-            return Err(de::Error::custom("missing_name"));
+        "tools/call" | "prompts/get" if name.is_none() => Err(E::custom("missing_name")),
+        "resources/read"
+        | "resources/subscribe"
+        | "resources/unsubscribe"
+        | "resources/directory/read"
+        | "skills/get"
+            if uri.is_none() =>
+        {
+            Err(E::custom("missing_uri"))
         }
-        if method == "resources/read" && uri.is_none() {
-            return Err(de::Error::custom("missing_uri"));
-        }
-        Ok(Some(Operation { method, name, uri }))
-    }
-}
-
-struct ParamsSeed;
-
-impl<'de> DeserializeSeed<'de> for ParamsSeed {
-    type Value = Params;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Params, D::Error> {
-        d.deserialize_any(ParamsVisitor)
+        _ => Ok(vec![op(name, uri)]),
     }
 }
 
 struct MessageSeed;
 
 impl<'de> DeserializeSeed<'de> for MessageSeed {
-    type Value = Option<Operation>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Operation>, D::Error> {
-        d.deserialize_map(MessageVisitor)
+    type Value = Vec<Operation>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Operation>, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct BodyVisitor;
+impl<'de> Visitor<'de> for MessageSeed {
+    type Value = Vec<Operation>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Vec<Operation>, A::Error> {
+        const TRACKED: &[Member] = &[
+            Member::Jsonrpc,
+            Member::Id,
+            Member::Method,
+            Member::Params,
+            Member::Result,
+            Member::Error,
+        ];
+        let mut seen = Seen::default();
+        let mut method = None;
+        let mut params = Params::default();
+        while let Some(m) = access.next_key_seed(MemberSeed)? {
+            match seen.first(m, TRACKED)? {
+                Member::Method => method = Some(access.next_value_seed(TextSeed)?),
+                Member::Params => params = access.next_value_seed(ParamsSeed)?,
+                _ => {
+                    access.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        // A response (no method) is not an operation.
+        match Text::string(method, "bad_method")? {
+            None => Ok(Vec::new()),
+            Some(method) => operations(method, params),
+        }
+    }
+}
+
+struct BodyVisitor {
+    max_batch: usize,
+}
 
 impl<'de> Visitor<'de> for BodyVisitor {
     type Value = Vec<Operation>;
@@ -185,14 +576,28 @@ impl<'de> Visitor<'de> for BodyVisitor {
         f.write_str("a JSON-RPC message or batch")
     }
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Vec<Operation>, A::Error> {
-        Ok(MessageVisitor.visit_map(access)?.into_iter().collect())
+        MessageSeed.visit_map(access)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Operation>, A::Error> {
         let mut ops = Vec::new();
         let mut messages = 0usize;
-        while let Some(op) = seq.next_element_seed(MessageSeed)? {
-            ops.extend(op);
-            messages += 1;
+        loop {
+            if messages >= self.max_batch {
+                // One element past the limit is read (skimmed) to tell a full batch from a
+                // longer one; nothing more.
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("batch_too_large"));
+                }
+                break;
+            }
+            let Some(more) = seq.next_element_seed(MessageSeed)? else {
+                break;
+            };
+            if ops.len().saturating_add(more.len()) > MAX_OPERATIONS {
+                return Err(de::Error::custom("too_many_targets"));
+            }
+            ops.extend(more);
+            messages = messages.saturating_add(1);
         }
         // A batch of responses carries no operation; an empty array is not JSON-RPC.
         if messages == 0 {
@@ -202,9 +607,27 @@ impl<'de> Visitor<'de> for BodyVisitor {
     }
 }
 
-/// Reads the operations of a JSON-RPC body: one message or a batch (every element counts).
-/// Duplicate keys in a message or its `params`, a non-string `method`, `name` or `uri`, and a
-/// `tools/call` / `prompts/get` without `name` are errors, as is trailing data.
+/// Reads the operations of a JSON-RPC body: one message or a batch of at most 100 messages
+/// (every element counts; `ScopeLayer::max_batch` sets another limit). One [`Operation`] per target:
+///
+/// - `tools/call`, `prompts/get`: `params.name` (required);
+/// - `resources/read`, `resources/subscribe`, `resources/unsubscribe`,
+///   `resources/directory/read`, `skills/get`: `params.uri` (required);
+/// - `completion/complete`: `params.ref`, a `ref/prompt` (its `name`) or a `ref/resource`
+///   (its `uri`);
+/// - `subscriptions/listen`: one operation per URI of
+///   `params.notifications.resourceSubscriptions` (the method alone when there is none);
+/// - any other method: `params.name` and `params.uri` when present (the policy decides what an
+///   unlisted method carrying them gets).
+///
+/// Refused: duplicates of the members read (`jsonrpc`, `id`, `method`, `params`, `result`,
+/// `error` in a message; `name`, `uri`, `ref`, `notifications`, `_meta`, `arguments` in
+/// `params`; `type`, `name`, `uri` in `ref`; `resourceSubscriptions`), compared decoded; a
+/// non-string `method`, `name` or `uri`; a target missing or malformed for the methods above;
+/// a `name`/`uri` beside `ref` or `notifications`; more than 1000 operations in one body;
+/// trailing data. Other members are skimmed, never built, and their duplicates are left to the
+/// server, as rmcp's derived structs ignore them, so the cost is linear in the body size for
+/// every input.
 ///
 /// # Errors
 ///
@@ -219,20 +642,38 @@ impl<'de> Visitor<'de> for BodyVisitor {
 /// assert_eq!(ops[1].method(), "notifications/initialized");
 /// let dup = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","name":"delete_data"}}"#;
 /// assert_eq!(parse_operations(dup).unwrap_err().reason(), "duplicate_key");
+/// let listen = br#"{"jsonrpc":"2.0","id":2,"method":"subscriptions/listen",
+///     "params":{"notifications":{"resourceSubscriptions":["file:///a","file:///b"]}}}"#;
+/// let uris: Vec<_> = parse_operations(listen).unwrap().iter().map(|o| o.uri().unwrap().to_owned()).collect();
+/// assert_eq!(uris, ["file:///a", "file:///b"]);
 /// ```
 pub fn parse_operations(body: &[u8]) -> Result<Vec<Operation>, OperationError> {
-    const CODES: [&str; 7] = [
+    parse_operations_limited(body, DEFAULT_MAX_BATCH)
+}
+
+/// [`parse_operations`] with a batch limit of `max_batch` messages.
+pub(crate) fn parse_operations_limited(
+    body: &[u8],
+    max_batch: usize,
+) -> Result<Vec<Operation>, OperationError> {
+    const CODES: [&str; 13] = [
         "duplicate_key",
         "bad_method",
         "bad_name",
         "bad_uri",
+        "bad_ref",
+        "bad_subscriptions",
+        "ambiguous_target",
         "missing_name",
         "missing_uri",
         "empty_batch",
+        "batch_too_large",
+        "too_many_targets",
+        "invalid_json",
     ];
     let mut de = serde_json::Deserializer::from_slice(body);
     let result = de
-        .deserialize_any(BodyVisitor)
+        .deserialize_any(BodyVisitor { max_batch })
         .and_then(|ops| de.end().map(|()| ops));
     result.map_err(|e| {
         let msg = e.to_string();
@@ -347,6 +788,232 @@ mod tests {
             codes(r#"{"method":"resources/read","params":{}}"#),
             "missing_uri"
         );
+    }
+
+    fn targets(body: &str) -> Vec<(String, Option<String>, Option<String>)> {
+        parse_operations(body.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.method, o.name, o.uri))
+            .collect()
+    }
+
+    fn t(
+        method: &str,
+        name: Option<&str>,
+        uri: Option<&str>,
+    ) -> (String, Option<String>, Option<String>) {
+        (
+            method.to_owned(),
+            name.map(str::to_owned),
+            uri.map(str::to_owned),
+        )
+    }
+
+    /// A body of `{head}"k0":0,"k1":0,…{tail}` with `n` distinct short keys.
+    fn many_keys(head: &str, n: usize, tail: &str) -> String {
+        let mut body = String::from(head);
+        for i in 0..n {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!("\"{i:x}\":0"));
+        }
+        body.push_str(tail);
+        body
+    }
+
+    #[test]
+    fn two_hundred_thousand_distinct_keys_parse_in_linear_time() {
+        // Quadratic duplicate detection took minutes on this (H1); linear takes milliseconds.
+        for (head, tail) in [
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"#,
+                "}}",
+            ),
+            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","#, "}"),
+        ] {
+            let body = many_keys(head, 200_000, tail);
+            let start = std::time::Instant::now();
+            let ops = parse_operations(body.as_bytes()).unwrap();
+            let took = start.elapsed();
+            assert_eq!(ops[0].method(), "ping");
+            assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_of_members_not_read_are_left_to_the_server() {
+        // rmcp's derived structs ignore unknown members, repeated or not.
+        assert_eq!(
+            targets(r#"{"method":"tools/call","x":1,"x":2,"params":{"name":"a","y":1,"y":2}}"#),
+            [t("tools/call", Some("a"), None)]
+        );
+        // The members rmcp reads are refused when repeated, escaped or not.
+        for dup in [
+            r#"{"jsonrpc":"2.0","jsonrpc":"2.0","method":"ping"}"#,
+            r#"{"id":1,"i\u0064":2,"method":"ping"}"#,
+            r#"{"method":"tools/call","params":{"name":"a","arguments":{},"arguments":{}}}"#,
+            r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+            r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","type":"ref/resource","name":"a"}}}"#,
+            r#"{"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["a"],"resourceSubscriptions":["b"]}}}"#,
+            r#"{"method":"resources/directory/read","params":{"uri":"a","uri":"b"}}"#,
+        ] {
+            assert_eq!(codes(dup), "duplicate_key", "{dup}");
+        }
+    }
+
+    #[test]
+    fn every_method_that_names_a_target_yields_it() {
+        assert_eq!(
+            targets(
+                r#"{"jsonrpc":"2.0","id":1,"method":"resources/directory/read","params":{"uri":"file:///secret/"}}"#
+            ),
+            [t("resources/directory/read", None, Some("file:///secret/"))]
+        );
+        assert_eq!(
+            targets(
+                r#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{"uri":"skill://ops/SKILL.md"}}"#
+            ),
+            [t("skills/get", None, Some("skill://ops/SKILL.md"))]
+        );
+        assert_eq!(
+            targets(
+                r#"{"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["file:///a","file:///secret/k"]}}}"#
+            ),
+            [
+                t("subscriptions/listen", None, Some("file:///a")),
+                t("subscriptions/listen", None, Some("file:///secret/k"))
+            ]
+        );
+        // No URI subscribed: the method alone.
+        for none in [
+            r#"{"method":"subscriptions/listen","params":{"notifications":{}}}"#,
+            r#"{"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":null}}}"#,
+            r#"{"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[]}}}"#,
+        ] {
+            assert_eq!(
+                targets(none),
+                [t("subscriptions/listen", None, None)],
+                "{none}"
+            );
+        }
+        assert_eq!(
+            targets(
+                r#"{"method":"completion/complete","params":{"argument":{"name":"x","value":"y"},"ref":{"type":"ref/prompt","name":"secret_prompt"}}}"#
+            ),
+            [t("completion/complete", Some("secret_prompt"), None)]
+        );
+        assert_eq!(
+            targets(
+                r#"{"method":"completion/complete","params":{"ref":{"uri":"file:///secret/{x}","type":"ref/resource"}}}"#
+            ),
+            [t("completion/complete", None, Some("file:///secret/{x}"))]
+        );
+        assert_eq!(
+            targets(r#"{"method":"resources/subscribe","params":{"uri":"file:///a"}}"#),
+            [t("resources/subscribe", None, Some("file:///a"))]
+        );
+        // Unknown methods keep their name/uri for the policy.
+        assert_eq!(
+            targets(r#"{"method":"vendor/thing","params":{"uri":"file:///a","name":"n"}}"#),
+            [t("vendor/thing", Some("n"), Some("file:///a"))]
+        );
+        // `ref`/`notifications` of other methods are not targets (and need not be valid).
+        assert_eq!(
+            targets(r#"{"method":"tools/call","params":{"name":"a","ref":5,"notifications":[1]}}"#),
+            [t("tools/call", Some("a"), None)]
+        );
+    }
+
+    #[test]
+    fn malformed_targets_of_the_new_methods_are_refused() {
+        for (body, code) in [
+            (r#"{"method":"skills/get","params":{}}"#, "missing_uri"),
+            (r#"{"method":"resources/directory/read"}"#, "missing_uri"),
+            (
+                r#"{"method":"resources/unsubscribe","params":{"uri":7}}"#,
+                "bad_uri",
+            ),
+            (
+                r#"{"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["a",7]}}}"#,
+                "bad_subscriptions",
+            ),
+            (
+                r#"{"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":"a"}}}"#,
+                "bad_subscriptions",
+            ),
+            (
+                r#"{"method":"subscriptions/listen","params":{"notifications":null}}"#,
+                "bad_subscriptions",
+            ),
+            (
+                r#"{"method":"subscriptions/listen","params":{}}"#,
+                "bad_subscriptions",
+            ),
+            (
+                r#"{"method":"subscriptions/listen","params":{"uri":"x","notifications":{}}}"#,
+                "ambiguous_target",
+            ),
+            (r#"{"method":"completion/complete","params":{}}"#, "bad_ref"),
+            (
+                r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt"}}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":5}}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"ref":{"type":"ref/other","name":"a"}}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"ref":{"type":0,"uri":"a"}}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","uri":"b"}}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"ref":"ref/prompt"}}"#,
+                "bad_ref",
+            ),
+            (
+                r#"{"method":"completion/complete","params":{"name":"a","ref":{"type":"ref/prompt","name":"a"}}}"#,
+                "ambiguous_target",
+            ),
+        ] {
+            assert_eq!(codes(body), code, "{body}");
+        }
+    }
+
+    #[test]
+    fn batches_and_subscriptions_are_capped() {
+        let msg = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let batch = |n: usize| format!("[{}]", vec![msg; n].join(","));
+        assert_eq!(parse_operations(batch(100).as_bytes()).unwrap().len(), 100);
+        assert_eq!(codes(&batch(101)), "batch_too_large");
+        assert_eq!(codes(&batch(10_000)), "batch_too_large");
+        assert_eq!(
+            parse_operations_limited(batch(3).as_bytes(), 2)
+                .unwrap_err()
+                .reason(),
+            "batch_too_large"
+        );
+        let uris = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("\"file:///{i}\"")).collect();
+            format!(
+                r#"{{"method":"subscriptions/listen","params":{{"notifications":{{"resourceSubscriptions":[{}]}}}}}}"#,
+                list.join(",")
+            )
+        };
+        assert_eq!(parse_operations(uris(1000).as_bytes()).unwrap().len(), 1000);
+        assert_eq!(codes(&uris(1001)), "too_many_targets");
+        // Across a batch too.
+        let two = format!("[{},{}]", uris(600), uris(600));
+        assert_eq!(codes(&two), "too_many_targets");
     }
 
     #[test]
