@@ -55,6 +55,26 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+impl FetchError {
+    /// The error for a non-2xx answer: `status <code>`. Fetchers should report HTTP statuses
+    /// this way so callers can tell them apart ([`http_status`](Self::http_status)): token
+    /// introspection treats a 400 as an inactive token, other statuses as an outage.
+    #[must_use]
+    pub fn status(code: u16) -> Self {
+        Self(format!("status {code}"))
+    }
+
+    /// The HTTP status, when this error is one made by [`status`](Self::status).
+    #[must_use]
+    pub fn http_status(&self) -> Option<u16> {
+        let code = self.0.strip_prefix("status ")?;
+        (code.len() == 3)
+            .then(|| code.parse::<u16>().ok())
+            .flatten()
+            .filter(|c| (100..=599).contains(c))
+    }
+}
+
 /// Fetches JWKS and discovery documents. Implement it to use your own HTTP stack; the
 /// default, [`ReqwestFetcher`] (feature `reqwest`), uses reqwest with rustls.
 pub trait HttpFetcher: Send + Sync + 'static {
@@ -171,7 +191,7 @@ impl ReqwestFetcher {
     async fn read(res: reqwest::Response, max_bytes: usize) -> Result<Fetched, FetchError> {
         let mut res = res;
         if !res.status().is_success() {
-            return Err(FetchError(format!("status {}", res.status().as_u16())));
+            return Err(FetchError::status(res.status().as_u16()));
         }
         if res.content_length().is_some_and(|n| n > max_bytes as u64) {
             return Err(FetchError("response too large".into()));
@@ -187,7 +207,7 @@ impl ReqwestFetcher {
             .await
             .map_err(|e| FetchError(format!("body failed: {}", e.without_url())))?
         {
-            if body.len() + chunk.len() > max_bytes {
+            if body.len().saturating_add(chunk.len()) > max_bytes {
                 return Err(FetchError("response too large".into()));
             }
             body.extend_from_slice(&chunk);

@@ -177,7 +177,6 @@ pub use crate::resource::canonical_resource as canonical_audience;
 /// What the claims must satisfy.
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimRules {
-    pub(crate) issuers: Vec<String>,
     pub(crate) audiences: Vec<String>,
     pub(crate) leeway: Duration,
     pub(crate) required: Vec<String>,
@@ -203,12 +202,32 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
+/// The issuers whose tokens a key may verify (RFC 8725 §3.8 and CLM-18: each key source is
+/// bound to its issuer, so one source's key cannot vouch for another issuer's tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Issuers {
+    /// `iss` must be present and equal one of these exactly.
+    OneOf(Vec<String>),
+    /// Any `iss`, or none (only after an explicit `allow_any_issuer()`).
+    Any,
+}
+
+impl Issuers {
+    pub(crate) fn accepts(&self, iss: Option<&str>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::OneOf(list) => iss.is_some_and(|i| list.iter().any(|want| want == i)),
+        }
+    }
+}
+
 /// Checks registered claims and builds the context (with the raw claims text); returns it
-/// with its expiry.
+/// with its expiry. `issuers` are those of the key that verified the signature.
 pub(crate) fn check_and_map(
     claims: Registered,
     raw: String,
     rules: &ClaimRules,
+    issuers: &Issuers,
     mapping: &ClaimMapping,
     now: SystemTime,
 ) -> Result<(AuthContext, u64), ClaimError> {
@@ -241,8 +260,7 @@ pub(crate) fn check_and_map(
         Some(_) => return Err(ClaimError::Malformed("bad_iss")),
         None => None,
     };
-    if !rules.issuers.is_empty() && !iss.is_some_and(|i| rules.issuers.iter().any(|want| want == i))
-    {
+    if !issuers.accepts(iss) {
         return Err(ClaimError::BadIssuer);
     }
 
@@ -327,8 +345,11 @@ pub(crate) fn check_and_map(
     let mut b = AuthContext::builder(sub, AuthMethod::Jwt)
         .scopes(scopes)
         .roles(roles)
-        .audience(aud.iter().map(|s| (*s).to_owned()))
-        .expires_at(UNIX_EPOCH + Duration::from_secs(exp));
+        .audience(aud.iter().map(|s| (*s).to_owned()));
+    // `exp` is at most 2^53 (`numeric_date`), which a `SystemTime` holds; checked anyway.
+    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+        b = b.expires_at(t);
+    }
     if let Some(i) = iss {
         b = b.issuer(i);
     }
@@ -354,7 +375,6 @@ mod tests {
 
     fn rules() -> ClaimRules {
         ClaimRules {
-            issuers: vec!["https://as.example.com".into()],
             audiences: vec![canonical_audience("https://mcp.example.com/mcp")],
             leeway: Duration::from_secs(60),
             required: vec![],
@@ -379,7 +399,8 @@ mod tests {
     ) -> Result<(AuthContext, u64), ClaimError> {
         let text = serde_json::to_string(&c).unwrap();
         let reg = parse_claims(text.as_bytes(), mapping, &[]).expect("parses");
-        check_and_map(reg, text, &rules(), mapping, now())
+        let issuers = Issuers::OneOf(vec!["https://as.example.com".into()]);
+        check_and_map(reg, text, &rules(), &issuers, mapping, now())
     }
 
     fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {

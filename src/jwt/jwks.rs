@@ -20,6 +20,22 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::keys::{KeySet, Origin, keys_from_json};
+use crate::error::ConfigError;
+
+/// Least [`JwksPolicy::min_refresh_gap`] and [`JwksPolicy::fetch_timeout`] accepted (100 ms):
+/// a zero gap would turn off the unknown-`kid` rate limit, a zero timeout fail every fetch.
+pub const MIN_POLICY_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A discovered `jwks_uri` is discovered again after this long (and after a failed fetch).
+pub const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+/// `now + d`, saturating far in the future instead of overflowing `Instant`.
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
 
 /// Timing and size limits of a JWKS cache.
 #[derive(Debug, Clone)]
@@ -53,6 +69,36 @@ impl Default for JwksPolicy {
             fetch_timeout: Duration::from_secs(5),
             max_body_bytes: 256 * 1024,
         }
+    }
+}
+
+impl JwksPolicy {
+    /// The policy's problems: a `min_refresh_gap` or `fetch_timeout` under
+    /// [`MIN_POLICY_INTERVAL`], `min_ttl` above `max_ttl`, a zero body limit.
+    pub(crate) fn problems(&self) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        if self.min_refresh_gap < MIN_POLICY_INTERVAL {
+            problems.push(ConfigError::new(
+                "jwks min_refresh_gap",
+                "must be at least 100 ms (it rate-limits fetches caused by unknown `kid`s)",
+            ));
+        }
+        if self.fetch_timeout < MIN_POLICY_INTERVAL {
+            problems.push(ConfigError::new(
+                "jwks fetch_timeout",
+                "must be at least 100 ms",
+            ));
+        }
+        if self.min_ttl > self.max_ttl {
+            problems.push(ConfigError::new("jwks min_ttl", "must not exceed max_ttl"));
+        }
+        if self.max_body_bytes == 0 {
+            problems.push(ConfigError::new(
+                "jwks max_body_bytes",
+                "must be more than zero",
+            ));
+        }
+        problems
     }
 }
 
@@ -101,7 +147,8 @@ impl Snapshot {
 
 struct RefreshState {
     last_attempt: Option<Instant>,
-    jwks_uri: Option<String>,
+    /// The discovered `jwks_uri` and when it was discovered.
+    jwks_uri: Option<(String, Instant)>,
     last_error: Option<String>,
 }
 
@@ -196,7 +243,10 @@ impl JwksCache {
         if let Some(last) = state.last_attempt {
             let since = now.duration_since(last);
             if since < self.policy.min_refresh_gap {
-                return Refreshed::Unchanged(snap, self.policy.min_refresh_gap - since);
+                return Refreshed::Unchanged(
+                    snap,
+                    self.policy.min_refresh_gap.saturating_sub(since),
+                );
             }
         }
         state.last_attempt = Some(now);
@@ -205,16 +255,22 @@ impl JwksCache {
         let result = result.unwrap_or_else(|_| Err("timed out".into()));
         match result {
             Ok((keys, max_age)) => {
+                // `max`, then `min`: never panics, even when a policy has min_ttl > max_ttl
+                // (the builder refuses that); the upper bound wins.
                 let ttl = max_age
                     .unwrap_or(self.policy.default_ttl)
-                    .clamp(self.policy.min_ttl, self.policy.max_ttl);
+                    .max(self.policy.min_ttl)
+                    .min(self.policy.max_ttl);
                 let now = Instant::now();
                 let next = Arc::new(Snapshot {
                     keys,
                     loaded_at: Some(now),
-                    fresh_until: Some(now + ttl),
-                    usable_until: Some(now + ttl + self.policy.max_stale),
-                    generation: snap.generation + 1,
+                    fresh_until: Some(instant_after(now, ttl)),
+                    usable_until: Some(instant_after(
+                        now,
+                        ttl.saturating_add(self.policy.max_stale),
+                    )),
+                    generation: snap.generation.wrapping_add(1),
                 });
                 self.snapshot.store(next.clone());
                 state.last_error = None;
@@ -232,7 +288,7 @@ impl JwksCache {
                 // Push the lifetime forward so every request does not spawn a refresh; the
                 // stale limit still applies.
                 if snap.loaded_at.is_some() {
-                    let retry = Instant::now() + self.policy.min_refresh_gap;
+                    let retry = instant_after(Instant::now(), self.policy.min_refresh_gap);
                     let next = Arc::new(Snapshot {
                         keys: snap.keys.clone(),
                         loaded_at: snap.loaded_at,
@@ -252,20 +308,33 @@ impl JwksCache {
         &self,
         state: &mut RefreshState,
     ) -> Result<(KeySet, Option<Duration>), String> {
+        let now = Instant::now();
         let uri = match (&self.source, &state.jwks_uri) {
             (KeySource::Url(u), _) => u.clone(),
-            (KeySource::Issuer(_), Some(u)) => u.clone(),
-            (KeySource::Issuer(issuer), None) => {
+            // A discovered `jwks_uri` is reused for a day, then discovered again (the
+            // provider may move it); a failed fetch below also forgets it.
+            (KeySource::Issuer(_), Some((u, at)))
+                if now.duration_since(*at) < REDISCOVERY_INTERVAL =>
+            {
+                u.clone()
+            }
+            (KeySource::Issuer(issuer), _) => {
                 let u = self.discover(issuer).await?;
-                state.jwks_uri = Some(u.clone());
+                state.jwks_uri = Some((u.clone(), now));
                 u
             }
         };
-        let fetched = self
+        let fetched = match self
             .fetcher
             .get_boxed(&uri, self.policy.max_body_bytes)
             .await
-            .map_err(|e| format!("JWKS fetch: {e}"))?;
+        {
+            Ok(f) => f,
+            Err(e) => {
+                state.jwks_uri = None;
+                return Err(format!("JWKS fetch: {e}"));
+            }
+        };
         let (keys, skipped) = keys_from_json(
             &fetched.body,
             Origin::Fetched {

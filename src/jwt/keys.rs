@@ -4,7 +4,7 @@
 //! may verify (RFC 8725 §3.1): from configuration, from the JWK's own `alg`, or from its key
 //! type. A token's header `alg` only selects among keys; it never widens what a key accepts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,6 +15,8 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey};
 
+use super::claims::Issuers;
+use crate::credentials::digest;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -32,6 +34,12 @@ pub(crate) struct VerifyKey {
     pub(crate) kid: Option<String>,
     pub(crate) algs: Vec<Algorithm>,
     pub(crate) key: DecodingKey,
+    /// Identity of the key material (SHA-256 of its JWK form), so a cache can tell whether a
+    /// fetched key is still published.
+    pub(crate) id: [u8; 32],
+    /// The issuers whose tokens this key may verify. Configured keys are bound when the
+    /// authenticator is built; fetched keys are bound by their source instead.
+    pub(crate) issuers: Issuers,
 }
 
 impl fmt::Debug for VerifyKey {
@@ -39,6 +47,7 @@ impl fmt::Debug for VerifyKey {
         f.debug_struct("VerifyKey")
             .field("kid", &self.kid)
             .field("algs", &self.algs)
+            .field("issuers", &self.issuers)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +57,7 @@ impl fmt::Debug for VerifyKey {
 pub(crate) struct KeySet {
     keys: Vec<Arc<VerifyKey>>,
     by_kid: HashMap<String, Vec<usize>>,
+    ids: HashSet<[u8; 32]>,
 }
 
 impl KeySet {
@@ -68,6 +78,7 @@ impl KeySet {
             }
         }
         Self {
+            ids: keys.iter().map(|k| k.id).collect(),
             keys: keys.into_iter().map(Arc::new).collect(),
             by_kid,
         }
@@ -79,6 +90,11 @@ impl KeySet {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// Whether this key material (by [`VerifyKey::id`]) is in the set.
+    pub(crate) fn contains_id(&self, id: &[u8; 32]) -> bool {
+        self.ids.contains(id)
     }
 
     /// Whether a key with this `kid` exists (ambiguous or not).
@@ -97,7 +113,11 @@ impl KeySet {
     ) -> impl Iterator<Item = &'s VerifyKey> + 's {
         const MAX_CANDIDATES: usize = 8;
         let by_id = kid.and_then(|kid| match self.by_kid.get(kid).map(Vec::as_slice) {
-            Some([i]) if self.keys[*i].algs.contains(&alg) => Some(&*self.keys[*i]),
+            Some([i]) => self
+                .keys
+                .get(*i)
+                .filter(|k| k.algs.contains(&alg))
+                .map(|k| &**k),
             _ => None,
         });
         let without_id = self
@@ -206,7 +226,10 @@ fn pinned_algs(jwk: &Jwk) -> Result<Vec<Algorithm>, String> {
             }
         }
         // Without `alg`, one algorithm per key type (RFC 8725 §3.1): RSA → RS256, oct → HS256.
-        None => Ok(vec![implied[0]]),
+        None => implied
+            .first()
+            .map(|a| vec![*a])
+            .ok_or_else(|| "unsupported key type".to_owned()),
     }
 }
 
@@ -274,7 +297,9 @@ pub(crate) fn key_from_jwk(jwk: &Jwk, origin: Origin) -> Result<VerifyKey, Strin
             {
                 return Err("symmetric (`oct`) keys are not accepted from a fetched JWKS".into());
             }
-            if b64("k", &oct.value)?.len() < MIN_HMAC_SECRET_LEN {
+            // The decoded secret is wiped when dropped; jsonwebtoken keeps its own copy
+            // inside the `DecodingKey`, which cannot be zeroized from here.
+            if zeroize::Zeroizing::new(b64("k", &oct.value)?).len() < MIN_HMAC_SECRET_LEN {
                 return Err(format!(
                     "symmetric key shorter than {MIN_HMAC_SECRET_LEN} bytes"
                 ));
@@ -283,10 +308,15 @@ pub(crate) fn key_from_jwk(jwk: &Jwk, origin: Origin) -> Result<VerifyKey, Strin
         _ => return Err("unsupported key type".into()),
     }
     let key = DecodingKey::from_jwk(jwk).map_err(|_| "key material is invalid".to_owned())?;
+    let id = serde_json::to_vec(jwk)
+        .map(|v| digest(&zeroize::Zeroizing::new(v)))
+        .map_err(|_| "key material is invalid".to_owned())?;
     Ok(VerifyKey {
         kid: jwk.common.key_id.clone(),
         algs,
         key,
+        id,
+        issuers: Issuers::Any,
     })
 }
 
@@ -302,7 +332,9 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
         ));
     }
     let e = strip_zeros(e);
-    if e.is_empty() || e.len() > 4 || e[e.len() - 1] & 1 == 0 || (e.len() == 1 && e[0] < 3) {
+    let odd = e.last().is_some_and(|b| b & 1 == 1);
+    let too_small = matches!(e, [b] if *b < 3);
+    if e.len() > 4 || !odd || too_small {
         return Err("RSA public exponent is invalid".into());
     }
     Ok(())
@@ -310,7 +342,7 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
 
 fn strip_zeros(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[start..]
+    b.get(start..).unwrap_or_default()
 }
 
 /// Encodings of the Ed25519 points of small order (libsodium's blocklist), compared with the
@@ -372,6 +404,7 @@ pub struct JwtKey {
     inner: KeyMaterial,
     alg: Algorithm,
     kid: Option<String>,
+    issuers: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -390,6 +423,7 @@ impl fmt::Debug for JwtKey {
             .field("kind", &kind)
             .field("alg", &self.alg)
             .field("kid", &self.kid)
+            .field("issuers", &self.issuers)
             .finish()
     }
 }
@@ -418,6 +452,7 @@ impl JwtKey {
             inner: KeyMaterial::Hmac(secret),
             alg,
             kid: None,
+            issuers: Vec::new(),
         })
     }
 
@@ -432,6 +467,7 @@ impl JwtKey {
             inner: KeyMaterial::Pem(pem.as_ref().to_vec()),
             alg,
             kid: None,
+            issuers: Vec::new(),
         };
         key.build()?;
         Ok(key)
@@ -444,9 +480,32 @@ impl JwtKey {
         self
     }
 
+    /// Binds the key to an issuer: it verifies only tokens whose `iss` is exactly this (may be
+    /// called several times: any one matches). Without it, the key is bound to the builder's
+    /// [`issuer`](super::JwtBuilder::issuer)s. Give a shared secret its own issuer when the
+    /// same authenticator also trusts an identity provider, so a holder of the secret cannot
+    /// mint tokens in the provider's name.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// The issuers this key is bound to by [`issuer`](Self::issuer).
+    pub(crate) fn issuers(&self) -> &[String] {
+        &self.issuers
+    }
+
+    /// Whether this is a shared (HMAC) secret.
+    pub(crate) fn is_symmetric(&self) -> bool {
+        matches!(self.inner, KeyMaterial::Hmac(_))
+    }
+
     pub(crate) fn build(&self) -> Result<VerifyKey, ConfigError> {
         let bad = |msg: &str| ConfigError::new("jwt key", msg.to_owned());
         let key = match &self.inner {
+            // jsonwebtoken copies the secret into the `DecodingKey` (a plain `Vec<u8>` that it
+            // does not zeroize); our `Secret` is zeroized on drop, that copy is not.
             KeyMaterial::Hmac(s) => DecodingKey::from_secret(s.expose().as_bytes()),
             KeyMaterial::Pem(pem) => {
                 let key = match self.alg {
@@ -470,10 +529,17 @@ impl JwtKey {
                     .key
             }
         };
+        // Configured keys never leave the set; the id only tells fetched keys apart.
+        let id = match &self.inner {
+            KeyMaterial::Hmac(_) => [0; 32],
+            KeyMaterial::Pem(pem) => digest(pem),
+        };
         Ok(VerifyKey {
             kid: self.kid.clone(),
             algs: vec![self.alg],
             key,
+            id,
+            issuers: Issuers::OneOf(self.issuers.clone()),
         })
     }
 }
@@ -599,6 +665,8 @@ mod tests {
             kid: Some(kid.into()),
             algs: vec![Algorithm::HS256],
             key: DecodingKey::from_secret(&[1; 32]),
+            id: [0; 32],
+            issuers: Issuers::Any,
         };
         let set = KeySet::new(vec![mk("a"), mk("a"), mk("b")]);
         assert_eq!(set.candidates(Some("a"), Algorithm::HS256).count(), 0);

@@ -78,6 +78,8 @@ impl JwtMinter {
                 format!("the HMAC secret is shorter than {MIN_HMAC_SECRET_LEN} bytes"),
             ));
         }
+        // jsonwebtoken copies the secret into the `EncodingKey` (a plain `Vec<u8>` it does not
+        // zeroize); `secret` itself is zeroized when dropped here.
         Ok(Self::with_key(
             EncodingKey::from_secret(secret.expose().as_bytes()),
             alg,
@@ -148,7 +150,8 @@ impl JwtMinter {
         self
     }
 
-    /// Sets the lifetime (default one hour).
+    /// Sets the lifetime (default one hour). A lifetime that puts `exp` past 2^53 seconds
+    /// (what verifiers accept as a JSON number) makes [`mint`](Self::mint) fail.
     #[must_use]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
@@ -159,7 +162,7 @@ impl JwtMinter {
     ///
     /// # Errors
     ///
-    /// When signing fails.
+    /// When signing fails, or the lifetime is too large.
     pub fn mint<I, S>(&self, subject: &str, scopes: I) -> Result<String, ConfigError>
     where
         I: IntoIterator<Item = S>,
@@ -179,7 +182,7 @@ impl JwtMinter {
     ///
     /// # Errors
     ///
-    /// When signing fails.
+    /// When signing fails, or the lifetime is too large.
     pub fn mint_claims(&self, mut claims: Map<String, Value>) -> Result<String, ConfigError> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -197,9 +200,15 @@ impl JwtMinter {
             }
         }
         claims.entry("iat").or_insert_with(|| now.into());
-        claims
-            .entry("exp")
-            .or_insert_with(|| (now + self.ttl.as_secs()).into());
+        if !claims.contains_key("exp") {
+            // JSON numbers above 2^53 are not exact; verifiers refuse such an `exp`.
+            const MAX_EXP: u64 = 1 << 53;
+            let exp = now
+                .checked_add(self.ttl.as_secs())
+                .filter(|e| *e <= MAX_EXP)
+                .ok_or_else(|| ConfigError::new("jwt minter", "the lifetime (ttl) is too large"))?;
+            claims.insert("exp".into(), exp.into());
+        }
         if !claims.contains_key("jti") {
             let mut id = [0u8; 12];
             getrandom::fill(&mut id)

@@ -9,7 +9,9 @@
 //! Checks, in order: size (at most [`MAX_TOKEN_LEN`]), compact form and canonical base64url,
 //! header (no `crit`, no nested `cty: JWT`, optional `typ: at+jwt`), signature, then claims:
 //! `exp` required, `nbf`, `iat` not in the future (all with leeway, default 60 s, at most
-//! 300 s), `iss` an exact string match when configured, `aud` (string or array) naming one of
+//! 300 s), `iss` an exact string match with the issuers bound to the key that verified the
+//! signature (every key source must have one unless `allow_any_issuer()`), `aud` (string or
+//! array) naming one of
 //! the configured audiences after canonicalisation, `sub` a string, required claims, and your
 //! own check. Duplicate member names in the header or claims invalidate the token.
 //!
@@ -25,6 +27,7 @@
 //! let secret = "0123456789abcdef0123456789abcdef";
 //! let auth = JwtAuthenticator::builder()
 //!     .key(JwtKey::hmac(secret, Algorithm::HS256).unwrap())
+//!     .issuer("https://tools.internal") // required (or `allow_any_issuer()`)
 //!     .audience("https://mcp.example.com/mcp")
 //!     .build()
 //!     .unwrap();
@@ -35,7 +38,7 @@
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(ctx.subject().to_owned()))
 //!     }));
 //!
-//! let minter = JwtMinter::hmac(secret, Algorithm::HS256).unwrap();
+//! let minter = JwtMinter::hmac(secret, Algorithm::HS256).unwrap().issuer("https://tools.internal");
 //! let good = minter.clone().audience("https://mcp.example.com/mcp").mint("alice", ["data:read"]).unwrap();
 //! let other = minter.audience("https://other.example.com/mcp").mint("alice", ["data:read"]).unwrap();
 //! let call = |t: &str| {
@@ -67,7 +70,9 @@ pub use jsonwebtoken::jwk::JwkSet;
 use serde_json::{Map, Value};
 
 pub use self::claims::canonical_audience;
-use self::claims::{ClaimError, ClaimMapping, ClaimRules, Header, check_and_map, parse_claims};
+use self::claims::{
+    ClaimError, ClaimMapping, ClaimRules, Header, Issuers, check_and_map, parse_claims,
+};
 use self::jwks::{
     DynFetcher, HttpFetcher, JwksCache, JwksPolicy, KeySource, Refreshed, Snapshot, check_url,
 };
@@ -127,39 +132,57 @@ fn crypto_self_test() -> Result<(), ConfigError> {
         .map_err(|m| ConfigError::new("jwt crypto backend", m))
 }
 
+/// One verified token: its context, when it stops being served (`exp` + leeway), and the id
+/// of the fetched key that verified it (`None` for a configured key).
+struct Verified {
+    ctx: AuthContext,
+    until: u64,
+    fetched_key: Option<[u8; 32]>,
+}
+
 /// A bounded cache of verified tokens, keyed by the token's SHA-256. Entries never outlive
-/// the token's own `exp` (plus leeway).
+/// the token's own `exp` (plus leeway), and an entry verified by a fetched key is served only
+/// while that key is still in the current, usable JWKS (a key the provider removed stops
+/// vouching for cached tokens at the next refresh).
 struct VerifiedCache {
-    map: RwLock<HashMap<[u8; 32], (AuthContext, u64)>>,
+    map: RwLock<HashMap<[u8; 32], Verified>>,
     capacity: usize,
 }
 
 impl VerifiedCache {
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<AuthContext> {
+    fn get(&self, key: &[u8; 32], now: u64, live: Option<&Snapshot>) -> Option<AuthContext> {
         let map = self.map.read().ok()?;
-        match map.get(key) {
-            Some((ctx, until)) if now < *until => Some(ctx.clone()),
-            _ => None,
+        let v = map.get(key)?;
+        if now >= v.until {
+            return None;
+        }
+        match &v.fetched_key {
+            None => Some(v.ctx.clone()),
+            Some(id) => live
+                .filter(|s| s.keys.contains_id(id))
+                .map(|_| v.ctx.clone()),
         }
     }
 
-    fn insert(&self, key: [u8; 32], ctx: AuthContext, until: u64, now: u64) {
+    fn insert(&self, key: [u8; 32], entry: Verified, now: u64) {
         let Ok(mut map) = self.map.write() else {
             return;
         };
         if map.len() >= self.capacity {
-            map.retain(|_, (_, u)| now < *u);
+            map.retain(|_, v| now < v.until);
             if map.len() >= self.capacity {
                 map.clear();
             }
         }
-        map.insert(key, (ctx, until));
+        map.insert(key, entry);
     }
 }
 
 struct Inner {
     static_keys: KeySet,
     remote: Option<Arc<JwksCache>>,
+    /// The issuers whose tokens the fetched keys may verify.
+    remote_issuers: Issuers,
     rules: ClaimRules,
     mapping: ClaimMapping,
     require_at_jwt: bool,
@@ -179,7 +202,7 @@ impl fmt::Debug for JwtAuthenticator {
         f.debug_struct("JwtAuthenticator")
             .field("static_keys", &self.inner.static_keys.len())
             .field("remote", &self.inner.remote)
-            .field("issuers", &self.inner.rules.issuers)
+            .field("remote_issuers", &self.inner.remote_issuers)
             .field("audiences", &self.inner.rules.audiences)
             .field("leeway", &self.inner.rules.leeway)
             .finish_non_exhaustive()
@@ -277,9 +300,10 @@ impl JwtAuthenticator {
         let now = now_time
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let live = remote.filter(|s| s.usable(std::time::Instant::now()));
         let cache_key = inner.cache.as_ref().map(|_| digest(token.as_bytes()));
         if let (Some(cache), Some(key)) = (&inner.cache, &cache_key)
-            && let Some(ctx) = cache.get(key, now)
+            && let Some(ctx) = cache.get(key, now, live)
         {
             return Step::Done(Ok(ctx));
         }
@@ -298,7 +322,7 @@ impl JwtAuthenticator {
         let mut stack = [0u8; 512];
         let heap;
         let header_json: &[u8] = match URL_SAFE_NO_PAD.decode_slice(h64, &mut stack) {
-            Ok(n) => &stack[..n],
+            Ok(n) => stack.get(..n).unwrap_or_default(),
             Err(base64::DecodeSliceError::OutputSliceTooSmall) => match URL_SAFE_NO_PAD.decode(h64)
             {
                 Ok(v) => {
@@ -338,12 +362,19 @@ impl JwtAuthenticator {
             return Step::Done(Err(invalid("bad_kid")));
         }
 
-        let live = remote.filter(|s| s.usable(std::time::Instant::now()));
-        let message = &token.as_bytes()[..h64.len() + 1 + p64.len()];
+        // The signed part: both segments and the dot between them (all ASCII, in bounds).
+        let Some(message) = token.as_bytes().get(..h64.len() + 1 + p64.len()) else {
+            return Step::Done(Err(invalid("not_compact_jws")));
+        };
         let mut candidates = inner
             .static_keys
             .candidates(kid, alg)
-            .chain(live.into_iter().flat_map(|s| s.keys.candidates(kid, alg)))
+            .map(|k| (k, false))
+            .chain(
+                live.into_iter()
+                    .flat_map(|s| s.keys.candidates(kid, alg))
+                    .map(|k| (k, true)),
+            )
             .peekable();
         if candidates.peek().is_none() {
             let static_has_kid = kid.is_some_and(|k| inner.static_keys.has_kid(k));
@@ -357,15 +388,21 @@ impl JwtAuthenticator {
                 _ => Step::Done(Err(invalid("no_matching_key"))),
             };
         }
-        let verified = candidates.any(|k| {
+        // The key that verifies the signature decides which issuers the token may claim.
+        let verified = candidates.find(|(k, _)| {
             matches!(
                 jsonwebtoken::crypto::verify(sig, message, &k.key, alg),
                 Ok(true)
             )
         });
-        if !verified {
+        let Some((key, fetched)) = verified else {
             return Step::Done(Err(invalid("bad_signature")));
-        }
+        };
+        let (issuers, fetched_key) = if fetched {
+            (&inner.remote_issuers, Some(key.id))
+        } else {
+            (&key.issuers, None)
+        };
 
         let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
             return Step::Done(Err(invalid("bad_payload_encoding")));
@@ -383,7 +420,8 @@ impl JwtAuthenticator {
                 return Step::Done(Err(invalid(ClaimError::Rejected.detail())));
             }
         }
-        let (ctx, exp) = match check_and_map(claims, raw, &inner.rules, &inner.mapping, now_time) {
+        let checked = check_and_map(claims, raw, &inner.rules, issuers, &inner.mapping, now_time);
+        let (ctx, exp) = match checked {
             Ok(v) => v,
             Err(e) => {
                 let err = match e {
@@ -399,8 +437,11 @@ impl JwtAuthenticator {
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
             cache.insert(
                 key,
-                ctx.clone(),
-                exp.saturating_add(inner.rules.leeway.as_secs()),
+                Verified {
+                    ctx: ctx.clone(),
+                    until: exp.saturating_add(inner.rules.leeway.as_secs()),
+                    fetched_key,
+                },
                 now,
             );
         }
@@ -449,6 +490,7 @@ pub struct JwtBuilder {
     policy: JwksPolicy,
     allow_symmetric_jwks: bool,
     issuers: Vec<String>,
+    allow_any_issuer: bool,
     audiences: Vec<String>,
     leeway: Duration,
     require_at_jwt: bool,
@@ -469,6 +511,7 @@ impl Default for JwtBuilder {
             policy: JwksPolicy::default(),
             allow_symmetric_jwks: false,
             issuers: Vec::new(),
+            allow_any_issuer: false,
             audiences: Vec::new(),
             leeway: DEFAULT_LEEWAY,
             require_at_jwt: false,
@@ -488,6 +531,7 @@ impl fmt::Debug for JwtBuilder {
             .field("jwk_sets", &self.jwk_sets.len())
             .field("remote", &self.remote.as_ref().map(|r| &r.1))
             .field("issuers", &self.issuers)
+            .field("allow_any_issuer", &self.allow_any_issuer)
             .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
             .finish_non_exhaustive()
@@ -543,8 +587,21 @@ impl JwtBuilder {
     }
 
     /// Requires `iss` to equal this issuer (may be called several times: any one matches).
+    ///
+    /// Binds the JWKS URL's keys, and every configured key without its own
+    /// [`JwtKey::issuer`], to these issuers. With [`oidc_issuer`](Self::oidc_issuer) the
+    /// fetched keys default to the discovered issuer instead.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens from any issuer (or none) for key sources without an issuer of their
+    /// own. [`build`](Self::build) otherwise refuses a key source that is not bound to an
+    /// issuer: the `iss` check is what tells one tenant's or provider's tokens from another's
+    /// when they share keys (multi-tenant identity providers publish one key set for all).
+    pub fn allow_any_issuer(mut self) -> Self {
+        self.allow_any_issuer = true;
         self
     }
 
@@ -616,27 +673,86 @@ impl JwtBuilder {
     ///
     /// # Errors
     ///
-    /// Every problem at once: no key source, no audience, a leeway over 300 s, an invalid key,
-    /// a non-https key URL, no crypto backend.
+    /// Every problem at once: no key source, no audience, a key source without an expected
+    /// issuer (unless [`allow_any_issuer`](Self::allow_any_issuer)), a shared secret bound to
+    /// the identity provider's issuer, a leeway over 300 s, an invalid key or JWKS policy, a
+    /// non-https key URL, no crypto backend.
     pub fn build(self) -> Result<JwtAuthenticator, ConfigError> {
         let mut problems = Vec::new();
         let mut push = |e: ConfigError| problems.extend(e.problems().iter().cloned());
         crypto_self_test()?;
+        let default_issuers = if !self.issuers.is_empty() {
+            Some(Issuers::OneOf(self.issuers.clone()))
+        } else if self.allow_any_issuer {
+            Some(Issuers::Any)
+        } else {
+            None
+        };
+        let remote_issuers = match &self.remote {
+            Some((_, KeySource::Issuer(i))) if self.issuers.is_empty() => {
+                Some(Issuers::OneOf(vec![i.clone()]))
+            }
+            _ => default_issuers.clone(),
+        };
+        let no_issuer = |what: &str| {
+            ConfigError::new(
+                "jwt issuer",
+                format!(
+                    "{what} has no expected issuer: set `issuer(...)` (or `JwtKey::issuer` for a \
+                     configured key), or call `allow_any_issuer()` to accept any `iss`"
+                ),
+            )
+        };
         let mut keys = Vec::new();
         for k in &self.keys {
+            let bound = if k.issuers().is_empty() {
+                default_issuers.clone()
+            } else {
+                Some(Issuers::OneOf(k.issuers().to_vec()))
+            };
+            let Some(bound) = bound else {
+                push(no_issuer("a configured key"));
+                continue;
+            };
+            // A shared secret that verifies the identity provider's issuer lets anyone holding
+            // it mint tokens in the provider's name, indistinguishable from its users'.
+            let overlaps = match (&bound, &remote_issuers) {
+                (_, None) => false,
+                (Issuers::Any, Some(_)) | (_, Some(Issuers::Any)) => true,
+                (Issuers::OneOf(ours), Some(Issuers::OneOf(theirs))) => {
+                    ours.iter().any(|i| theirs.contains(i))
+                }
+            };
+            if k.is_symmetric() && self.remote.is_some() && overlaps {
+                push(ConfigError::new(
+                    "jwt issuer",
+                    "an HMAC key could verify tokens of the JWKS keys' issuer (or they its \
+                     tokens): bind both to distinct issuers (`JwtKey::issuer` for the key)",
+                ));
+                continue;
+            }
             match k.build() {
-                Ok(v) => keys.push(v),
+                Ok(mut v) => {
+                    v.issuers = bound;
+                    keys.push(v);
+                }
                 Err(e) => push(e),
             }
         }
         for set in &self.jwk_sets {
+            let Some(bound) = default_issuers.clone() else {
+                push(no_issuer("a JWK set"));
+                continue;
+            };
             let (good, skipped) = keys_from_jwk_set(set, Origin::Configured);
             for s in skipped {
                 push(ConfigError::new("jwk set", s));
             }
-            keys.extend(good);
+            keys.extend(good.into_iter().map(|mut k| {
+                k.issuers = bound.clone();
+                k
+            }));
         }
-        let mut issuers = self.issuers;
         if let Some((setting, source)) = &self.remote {
             let url = match source {
                 KeySource::Url(u) | KeySource::Issuer(u) => u,
@@ -644,11 +760,12 @@ impl JwtBuilder {
             if let Err(e) = check_url(setting, url) {
                 push(e);
             }
-            if let KeySource::Issuer(i) = source
-                && issuers.is_empty()
-            {
-                issuers.push(i.clone());
+            if remote_issuers.is_none() {
+                push(no_issuer("the JWKS URL"));
             }
+        }
+        for p in self.policy.problems() {
+            push(p);
         }
         if keys.is_empty() && self.remote.is_none() {
             push(ConfigError::new(
@@ -689,8 +806,8 @@ impl JwtBuilder {
             inner: Arc::new(Inner {
                 static_keys: KeySet::new(keys),
                 remote,
+                remote_issuers: remote_issuers.unwrap_or(Issuers::OneOf(Vec::new())),
                 rules: ClaimRules {
-                    issuers,
                     audiences: self.audiences,
                     leeway: self.leeway,
                     required: self.required,
