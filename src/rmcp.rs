@@ -155,15 +155,42 @@ pub fn require(
         .map_err(|e| insufficient_scope_error(&e))
 }
 
-/// An rmcp service wrapper that applies a [`ScopePolicy`] at the MCP level: `tools/list`,
-/// `prompts/list` and `resources/list` show each caller only what the policy lets it use,
-/// and `tools/call`, `prompts/get`, `resources/read` and `resources/subscribe` are checked
-/// again (a refusal here is [`insufficient_scope_error`]).
+/// An rmcp service wrapper that applies a [`ScopePolicy`] at the MCP level, to every request
+/// rmcp 3.9 dispatches: the backstop should [`ScopeLayer`](crate::scope::ScopeLayer) be left
+/// out of a route, and the place where listings are filtered per caller.
 ///
-/// Use it with [`ScopeLayer`](crate::scope::ScopeLayer) and the same policy: the layer answers
-/// refusals with HTTP 403 challenges that clients act on; this wrapper hides what a caller
-/// cannot use and is the backstop should the layer be left out of a route. A request
-/// without an [`AuthContext`] (no auth layer in front) fails with an internal error.
+/// **Checked** (a refusal is [`insufficient_scope_error`]; the wrapped handler is not called):
+///
+/// - every request, with the same operation `ScopeLayer` sees for it: the method rule (or
+///   the unlisted-method default) and the every-request rule, for `initialize`, `discover`,
+///   `ping`, `logging/setLevel`, the listings, `tasks/*` and custom methods alike (a custom
+///   method whose `params` carry `name` or `uri` needs a [`method`](ScopePolicy::method)
+///   rule, see [`ScopePolicy`]);
+/// - the target's rule: `tools/call` (tool), `prompts/get` (prompt), `completion/complete`
+///   (its `ref/prompt` prompt or its `ref/resource` URI), `resources/read`,
+///   `resources/subscribe`, `resources/unsubscribe`, `resources/directory/read` and
+///   `skills/get` (resource URI), and `subscriptions/listen` (every URI of
+///   `resourceSubscriptions`).
+///
+/// **Filtered** to what the caller may use: `tools/list` (by `tools/call`), `prompts/list`
+/// (by `prompts/get`), `resources/list` and the children `resources/directory/read`
+/// returns (by `resources/read` of each URI), `resources/templates/list` (by `resources/read`
+/// of the template's text: cover templates with prefix rules, e.g. `file:///{path}` by
+/// `file:///`), and `skills/list` (by `skills/get` of each `SKILL.md` URI).
+///
+/// **Not covered:** notifications cannot be refused, so the standard ones are forwarded and a
+/// custom notification the policy refuses is dropped; `tasks/get`, `tasks/update` and
+/// `tasks/cancel` are checked by method only (binding a task to the caller that created it is
+/// the handler's job); what a completion *returns* is the handler's.
+///
+/// rmcp sends the `subscriptions/listen` acknowledgment before this wrapper sees the
+/// caller ([`accepted_subscription_filter`](ServerHandler::accepted_subscription_filter) has
+/// no request context), so a refused subscription is acknowledged, then ends at once with the
+/// error and no notification; with `ScopeLayer` in front it is refused with 403 before that.
+///
+/// Use it with `ScopeLayer` and the same policy: the layer answers refusals with HTTP 403
+/// challenges that clients act on. A request without an [`AuthContext`] (no auth layer in
+/// front) fails with an internal error.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -222,6 +249,48 @@ fn tool_call(name: &str) -> Operation {
     Operation::new("tools/call", Some(name.to_owned()), None)
 }
 
+fn resource_op(method: &str, uri: &str) -> Operation {
+    Operation::new(method, None, Some(uri.to_owned()))
+}
+
+fn method_op(method: &str) -> Operation {
+    Operation::new(method, None, None)
+}
+
+/// The operation of a custom request or notification: its method, and the `name` / `uri` of
+/// its `params` as [`parse_operations`](crate::scope::parse_operations) reads them. A
+/// non-string `name` or `uri` still counts as naming something (empty), so the policy's
+/// rule for methods that name a target applies.
+fn custom_op(method: &str, params: Option<&serde_json::Value>) -> Operation {
+    let field = |key: &str| {
+        params
+            .and_then(|p| p.get(key))
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+    };
+    Operation::new(method, field("name"), field("uri"))
+}
+
+/// The operation of `completion/complete`: the prompt name or the resource template URI.
+fn completion_op(reference: &Reference) -> Operation {
+    Operation::new(
+        "completion/complete",
+        reference.as_prompt_name().map(str::to_owned),
+        reference.as_resource_uri().map(str::to_owned),
+    )
+}
+
+/// The operations of `subscriptions/listen`: one per subscribed resource URI, or the bare
+/// method when there is none.
+fn listen_ops(filter: &SubscriptionFilter) -> Vec<Operation> {
+    match filter.resource_subscriptions.as_deref() {
+        Some(uris) if !uris.is_empty() => uris
+            .iter()
+            .map(|u| resource_op("subscriptions/listen", u))
+            .collect(),
+        _ => vec![method_op("subscriptions/listen")],
+    }
+}
+
 /// The caller's context, or the internal error for a missing auth layer.
 fn caller(context: &RequestContext<RoleServer>) -> Result<AuthContext, ErrorData> {
     auth_context(context).cloned().ok_or_else(|| {
@@ -231,39 +300,59 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<AuthContext, ErrorData
 }
 
 impl<H> ScopedServer<H> {
-    fn check(&self, context: &RequestContext<RoleServer>, op: Operation) -> Result<(), ErrorData> {
+    /// Checks `ops` (one request) for the caller of `context`; returns the caller.
+    fn check_all(
+        &self,
+        context: &RequestContext<RoleServer>,
+        ops: &[Operation],
+    ) -> Result<AuthContext, ErrorData> {
         let ctx = caller(context)?;
-        self.policy
-            .check(&ctx, std::slice::from_ref(&op))
-            .map_err(|e| {
-                tracing::debug!(
-                    target: crate::service::REJECTION_TARGET,
-                    method = op.method(),
-                    principal = ctx.principal(),
-                    "MCP request refused by the scope policy"
-                );
-                insufficient_scope_error(&e)
-            })
+        self.policy.check(&ctx, ops).map_err(|e| {
+            tracing::debug!(
+                target: crate::service::REJECTION_TARGET,
+                method = ops.first().map(Operation::method),
+                principal = ctx.principal(),
+                "MCP request refused by the scope policy"
+            );
+            insufficient_scope_error(&e)
+        })?;
+        Ok(ctx)
+    }
+
+    fn check(
+        &self,
+        context: &RequestContext<RoleServer>,
+        op: Operation,
+    ) -> Result<AuthContext, ErrorData> {
+        self.check_all(context, std::slice::from_ref(&op))
+    }
+
+    fn check_method(
+        &self,
+        context: &RequestContext<RoleServer>,
+        method: &str,
+    ) -> Result<AuthContext, ErrorData> {
+        self.check(context, method_op(method))
     }
 }
 
-// Every method forwards to the wrapped handler; the listing and targeted methods apply the
-// policy first. The list follows rmcp's own wrapper impls for `Box` and `Arc`.
+// Every `ServerHandler` method of rmcp 3.9 is written out (none falls back to a default that
+// would bypass the wrapped handler or the policy): requests are checked, listings filtered,
+// notifications forwarded. The list follows rmcp's own wrapper impls for `Box` and `Arc`.
 #[allow(deprecated)]
 impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
-    fn ping(
-        &self,
-        context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.ping(context)
+    async fn ping(&self, context: RequestContext<RoleServer>) -> Result<(), ErrorData> {
+        self.check_method(&context, "ping")?;
+        self.inner.ping(context).await
     }
 
-    fn initialize(
+    async fn initialize(
         &self,
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<InitializeResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.initialize(request, context)
+    ) -> Result<InitializeResult, ErrorData> {
+        self.check_method(&context, "initialize")?;
+        self.inner.initialize(request, context).await
     }
 
     fn negotiate_initialize(
@@ -277,27 +366,30 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         self.inner.supported_protocol_versions()
     }
 
-    fn discover(
+    async fn discover(
         &self,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.discover(context)
+    ) -> Result<DiscoverResult, ErrorData> {
+        self.check_method(&context, "server/discover")?;
+        self.inner.discover(context).await
     }
 
-    fn complete(
+    async fn complete(
         &self,
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<CompleteResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.complete(request, context)
+    ) -> Result<CompleteResult, ErrorData> {
+        self.check(&context, completion_op(&request.r#ref))?;
+        self.inner.complete(request, context).await
     }
 
-    fn set_level(
+    async fn set_level(
         &self,
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.set_level(request, context)
+    ) -> Result<(), ErrorData> {
+        self.check_method(&context, "logging/setLevel")?;
+        self.inner.set_level(request, context).await
     }
 
     async fn get_prompt(
@@ -317,7 +409,7 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        let caller = caller(&context)?;
+        let caller = self.check_method(&context, "prompts/list")?;
         let mut result = self.inner.list_prompts(request, context).await?;
         result.prompts.retain(|p| {
             self.policy.permits(
@@ -333,24 +425,27 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let caller = caller(&context)?;
+        let caller = self.check_method(&context, "resources/list")?;
         let mut result = self.inner.list_resources(request, context).await?;
         result.resources.retain(|r| {
-            self.policy.permits(
-                &caller,
-                &Operation::new("resources/read", None, Some(r.uri.clone())),
-            )
+            self.policy
+                .permits(&caller, &resource_op("resources/read", &r.uri))
         });
         Ok(result)
     }
 
-    fn list_resource_templates(
+    async fn list_resource_templates(
         &self,
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ListResourceTemplatesResult, ErrorData>> + MaybeSendFuture + '_
-    {
-        self.inner.list_resource_templates(request, context)
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let caller = self.check_method(&context, "resources/templates/list")?;
+        let mut result = self.inner.list_resource_templates(request, context).await?;
+        result.resource_templates.retain(|t| {
+            self.policy
+                .permits(&caller, &resource_op("resources/read", &t.uri_template))
+        });
+        Ok(result)
     }
 
     async fn read_resource(
@@ -358,10 +453,7 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.check(
-            &context,
-            Operation::new("resources/read", None, Some(request.uri.clone())),
-        )?;
+        self.check(&context, resource_op("resources/read", &request.uri))?;
         self.inner.read_resource(request, context).await
     }
 
@@ -369,14 +461,15 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         &self,
         requested: &SubscriptionFilter,
     ) -> Option<SubscriptionFilter> {
+        // No request context here: the caller is checked in `listen`.
         self.inner.accepted_subscription_filter(requested)
     }
 
-    fn listen(
-        &self,
-        context: SubscriptionContext,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.listen(context)
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        // Every URI the client asked for, not only those accepted: the same operations
+        // `ScopeLayer` checks.
+        self.check_all(context.request_context(), &listen_ops(context.requested()))?;
+        self.inner.listen(context).await
     }
 
     async fn subscribe(
@@ -384,19 +477,17 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.check(
-            &context,
-            Operation::new("resources/subscribe", None, Some(request.uri.clone())),
-        )?;
+        self.check(&context, resource_op("resources/subscribe", &request.uri))?;
         self.inner.subscribe(request, context).await
     }
 
-    fn unsubscribe(
+    async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.unsubscribe(request, context)
+    ) -> Result<(), ErrorData> {
+        self.check(&context, resource_op("resources/unsubscribe", &request.uri))?;
+        self.inner.unsubscribe(request, context).await
     }
 
     async fn call_tool(
@@ -413,7 +504,7 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let caller = caller(&context)?;
+        let caller = self.check_method(&context, "tools/list")?;
         let mut result = self.inner.list_tools(request, context).await?;
         result
             .tools
@@ -425,12 +516,16 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         self.inner.get_tool(name)
     }
 
-    fn on_custom_request(
+    async fn on_custom_request(
         &self,
         request: CustomRequest,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<CustomResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.on_custom_request(request, context)
+    ) -> Result<CustomResult, ErrorData> {
+        self.check(
+            &context,
+            custom_op(&request.method, request.params.as_ref()),
+        )?;
+        self.inner.on_custom_request(request, context).await
     }
 
     fn on_cancelled(
@@ -463,64 +558,102 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         self.inner.on_roots_list_changed(context)
     }
 
-    fn on_custom_notification(
+    async fn on_custom_notification(
         &self,
         notification: CustomNotification,
         context: NotificationContext<RoleServer>,
-    ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        self.inner.on_custom_notification(notification, context)
+    ) {
+        // A notification cannot be answered with an error: one the policy refuses (or that
+        // arrives without an auth layer in front) is dropped.
+        let op = custom_op(&notification.method, notification.params.as_ref());
+        let allowed = match from_extensions(&context.extensions) {
+            Some(ctx) => self.policy.check(ctx, std::slice::from_ref(&op)).is_ok(),
+            None => {
+                tracing::error!(target: crate::service::REJECTION_TARGET, "{MISSING}");
+                false
+            }
+        };
+        if allowed {
+            self.inner
+                .on_custom_notification(notification, context)
+                .await;
+        } else {
+            tracing::debug!(
+                target: crate::service::REJECTION_TARGET,
+                method = op.method(),
+                "MCP notification dropped by the scope policy"
+            );
+        }
     }
 
     fn get_info(&self) -> ServerConfig {
         self.inner.get_info()
     }
 
-    fn get_task(
+    async fn get_task(
         &self,
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<GetTaskResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.get_task(request, context)
+    ) -> Result<GetTaskResult, ErrorData> {
+        self.check_method(&context, "tasks/get")?;
+        self.inner.get_task(request, context).await
     }
 
-    fn update_task(
+    async fn update_task(
         &self,
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.update_task(request, context)
+    ) -> Result<(), ErrorData> {
+        self.check_method(&context, "tasks/update")?;
+        self.inner.update_task(request, context).await
     }
 
-    fn cancel_task(
+    async fn cancel_task(
         &self,
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.cancel_task(request, context)
+    ) -> Result<(), ErrorData> {
+        self.check_method(&context, "tasks/cancel")?;
+        self.inner.cancel_task(request, context).await
     }
 
-    fn list_skills(
+    async fn list_skills(
         &self,
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ListSkillsResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.list_skills(request, context)
+    ) -> Result<ListSkillsResult, ErrorData> {
+        let caller = self.check_method(&context, "skills/list")?;
+        let mut result = self.inner.list_skills(request, context).await?;
+        result.skills.retain(|s| {
+            self.policy
+                .permits(&caller, &resource_op("skills/get", &s.uri))
+        });
+        Ok(result)
     }
 
-    fn get_skill(
+    async fn get_skill(
         &self,
         request: GetSkillRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<GetSkillResult, ErrorData>> + MaybeSendFuture + '_ {
-        self.inner.get_skill(request, context)
+    ) -> Result<GetSkillResult, ErrorData> {
+        self.check(&context, resource_op("skills/get", &request.uri))?;
+        self.inner.get_skill(request, context).await
     }
 
-    fn read_resource_directory(
+    async fn read_resource_directory(
         &self,
         request: ReadResourceDirectoryRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> impl Future<Output = Result<ReadResourceDirectoryResult, ErrorData>> + MaybeSendFuture + '_
-    {
-        self.inner.read_resource_directory(request, context)
+    ) -> Result<ReadResourceDirectoryResult, ErrorData> {
+        let caller = self.check(
+            &context,
+            resource_op("resources/directory/read", &request.uri),
+        )?;
+        let mut result = self.inner.read_resource_directory(request, context).await?;
+        result.resources.retain(|r| {
+            self.policy
+                .permits(&caller, &resource_op("resources/read", &r.uri))
+        });
+        Ok(result)
     }
 }
