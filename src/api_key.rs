@@ -44,9 +44,9 @@ use http::request::Parts;
 use crate::authenticator::Authenticator;
 use crate::context::{AuthContext, AuthMethod, Scopes};
 use crate::credentials::{Credential, CredentialTable, Lookup, MAX_SECRET_LEN, is_visible_ascii};
-use crate::env::EnvReader;
+use crate::env::{EnvReader, SecretOrigin};
 use crate::error::{AuthError, ConfigError};
-use crate::header::single_header;
+use crate::header::{reject_query_credential, single_header};
 use crate::response::Scheme;
 use crate::service::AuthLayer;
 
@@ -61,7 +61,8 @@ const INVALID: &str = "invalid API key";
 pub type ApiKeyLayer<R = crate::response::DefaultRejection> = AuthLayer<ApiKeyAuthenticator, R>;
 
 impl AuthLayer<ApiKeyAuthenticator> {
-    /// A layer accepting the keys in `MCP_API_KEYS`, in `X-API-Key`.
+    /// A layer accepting the keys in `MCP_API_KEYS` (or the file named by `MCP_API_KEYS_FILE`),
+    /// in `X-API-Key`.
     ///
     /// # Errors
     ///
@@ -102,7 +103,7 @@ impl ApiKeyAuthenticator {
         }
     }
 
-    /// The keys in `MCP_API_KEYS`.
+    /// The keys in `MCP_API_KEYS`, or in the file named by `MCP_API_KEYS_FILE`.
     ///
     /// # Errors
     ///
@@ -111,14 +112,17 @@ impl ApiKeyAuthenticator {
         Self::from_env_var(DEFAULT_ENV_VAR)
     }
 
-    /// The keys in environment variable `var`.
+    /// The keys in environment variable `var`, or in the file named by `<var>_FILE` (one key
+    /// per line, see [`crate::credentials`]).
     ///
     /// # Errors
     ///
     /// When the variable is missing, empty, or has an invalid entry (every problem listed).
     pub fn from_env_var(var: &str) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new();
-        let keys = env.required(var, |name, value| Self::new().with_list(name, value));
+        let keys = env.required_secret(var, |name, value, origin| {
+            Self::new().with_setting(name, value, origin)
+        });
         env.finish()?;
         Ok(keys.unwrap_or_default())
     }
@@ -160,6 +164,35 @@ impl ApiKeyAuthenticator {
         Ok(self)
     }
 
+    /// Adds every key of a credentials file's text, one per line (syntax in
+    /// [`crate::credentials`]: the secret may hold `,` and `;`); `setting` names the source in
+    /// errors.
+    ///
+    /// # Errors
+    ///
+    /// Every invalid line, each naming `setting` and its line number; a file with none.
+    pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, ConfigError> {
+        self.keys.insert_lines(setting, text, is_visible_ascii)?;
+        Ok(self)
+    }
+
+    /// [`Self::with_list`] for a value read from a variable, [`Self::with_lines`] for one read
+    /// from a file: the parser for what [`EnvReader::optional_secret`] hands over.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::with_list`] and [`Self::with_lines`].
+    pub fn with_setting(
+        mut self,
+        setting: &str,
+        value: &str,
+        origin: SecretOrigin,
+    ) -> Result<Self, ConfigError> {
+        self.keys
+            .insert_setting(setting, value, origin, is_visible_ascii)?;
+        Ok(self)
+    }
+
     /// Number of keys.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -173,6 +206,8 @@ impl ApiKeyAuthenticator {
     }
 
     fn check(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
+        // A key in the URI leaks into logs and histories: 400, as for bearer tokens.
+        reject_query_credential(parts, Some(self.header.as_str()))?;
         let Some(value) = single_header(parts, &self.header)? else {
             return Err(AuthError::missing_credentials());
         };
@@ -327,6 +362,40 @@ mod tests {
                 .unwrap()
                 .contains("invalid_request")
         );
+    }
+
+    #[tokio::test]
+    async fn credential_in_the_query_is_a_bad_request_even_with_a_valid_key() {
+        // Review I3: the API-key path ignored `?access_token=` and `?api_key=` (200).
+        for uri in [
+            "/mcp?access_token=abc",
+            "/mcp?api_key=k_test_0123456789abcdef",
+            "/mcp?API%5Fkey=1",
+            "/mcp?x=1&x-api-key=abc",
+            "/mcp?x%2Dapi%2Dkey",
+        ] {
+            for key in [Some(KEY), None] {
+                let mut req = Request::builder().uri(uri);
+                if let Some(k) = key {
+                    req = req.header("x-api-key", k);
+                }
+                let (res, calls) = send(req.body(String::new()).unwrap()).await;
+                assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri} {key:?}");
+                assert_eq!(calls, 0);
+                assert!(
+                    res.headers()["www-authenticate"]
+                        .to_str()
+                        .unwrap()
+                        .contains("invalid_request")
+                );
+            }
+        }
+        let req = Request::builder()
+            .uri("/mcp?page=2&key_api=1")
+            .header("x-api-key", KEY)
+            .body(String::new())
+            .unwrap();
+        assert_eq!(send(req).await.0.status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -16,11 +16,23 @@
 //! | `request_id` | when sent | the `X-Request-Id` header, if short and plain |
 //!
 //! No event ever carries a credential, a header value other than those listed, or part of
-//! either. Success events are at `debug`, the others at `info`.
+//! either. Success events are at `debug`; failures the server could not decide (`unavailable`,
+//! `internal`) at `warn`, with an `error` field naming the cause; the others at `info`.
+//!
+//! Every value is bounded, whatever the request holds: `path` at [`MAX_PATH`] bytes,
+//! `http_method` at 32, `mcp_method` and `request_id` at 64, `tool` at 128 (whether from a
+//! header or the body), `principal` at 256 and `error` at 512. A longer value is cut on a
+//! character boundary and ends in [`TRUNCATED`]. Header-derived values that are not plain
+//! (visible ASCII letters, digits and `-_./:`) are left out.
+//!
+//! A refusal is logged once: as its audit event when this target is enabled, otherwise as one
+//! event on [`REJECTION_TARGET`](crate::service::REJECTION_TARGET).
 //!
 //! ```
 //! assert_eq!(mcp_auth::audit::AUDIT_TARGET, "mcp_auth::audit");
 //! ```
+
+use std::borrow::Cow;
 
 use http::request::Parts;
 use http::{HeaderMap, Request};
@@ -31,7 +43,40 @@ use crate::error::AuthError;
 /// The `tracing` target of audit events.
 pub const AUDIT_TARGET: &str = "mcp_auth::audit";
 
-/// A header value fit for a log: short, visible ASCII without quotes or separators.
+/// Longest `path` logged, in bytes; a longer one is cut and ends in [`TRUNCATED`].
+pub const MAX_PATH: usize = 256;
+
+/// The marker that ends a logged value that was cut to its bound.
+pub const TRUNCATED: &str = "…[truncated]";
+
+pub(crate) const MAX_HTTP_METHOD: usize = 32;
+pub(crate) const MAX_MCP_METHOD: usize = 64;
+pub(crate) const MAX_TOOL: usize = 128;
+pub(crate) const MAX_REQUEST_ID: usize = 64;
+pub(crate) const MAX_PRINCIPAL: usize = 256;
+pub(crate) const MAX_ERROR: usize = 512;
+
+/// `value` fit for a log line: at most `max` bytes, cut on a character boundary and marked
+/// with [`TRUNCATED`] when longer. The one bound every logged request-derived value goes
+/// through (audit events and rejection events alike).
+pub(crate) fn bounded(value: &str, max: usize) -> Cow<'_, str> {
+    if value.len() <= max {
+        return Cow::Borrowed(value);
+    }
+    let mut end = max;
+    while !value.is_char_boundary(end) {
+        // `end` > 0 here: 0 is always a character boundary.
+        end = end.saturating_sub(1);
+    }
+    let head = value.get(..end).unwrap_or("");
+    let mut out = String::with_capacity(end.saturating_add(TRUNCATED.len()));
+    out.push_str(head);
+    out.push_str(TRUNCATED);
+    Cow::Owned(out)
+}
+
+/// A header value fit for a log: one value, at most `max` bytes, visible ASCII letters,
+/// digits and `-_./:` only; anything else is left out (`None`).
 fn plain<'a>(headers: &'a HeaderMap, name: &str, max: usize) -> Option<&'a str> {
     let mut values = headers.get_all(name).iter();
     let v = values.next()?;
@@ -45,8 +90,8 @@ fn plain<'a>(headers: &'a HeaderMap, name: &str, max: usize) -> Option<&'a str> 
 }
 
 struct Fields<'a> {
-    http_method: &'a http::Method,
-    path: &'a str,
+    http_method: Cow<'a, str>,
+    path: Cow<'a, str>,
     client_addr: Option<std::net::IpAddr>,
     mcp_method: Option<&'a str>,
     tool: Option<&'a str>,
@@ -64,17 +109,33 @@ fn fields<'a>(
         .get::<axum::extract::OriginalUri>()
         .map_or(uri, |o| &o.0);
     Fields {
-        http_method: method,
-        path: uri.path(),
+        http_method: bounded(method.as_str(), MAX_HTTP_METHOD),
+        path: bounded(uri.path(), MAX_PATH),
         client_addr: crate::transport::client_addr(extensions),
-        mcp_method: plain(headers, "mcp-method", 64),
-        tool: plain(headers, "mcp-name", 128),
-        request_id: plain(headers, "x-request-id", 64),
+        mcp_method: plain(headers, "mcp-method", MAX_MCP_METHOD),
+        tool: plain(headers, "mcp-name", MAX_TOOL),
+        request_id: plain(headers, "x-request-id", MAX_REQUEST_ID),
     }
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> tracing::field::DisplayValue<String> {
     tracing::field::display(v.map(|v| v.to_string()).unwrap_or_default())
+}
+
+/// Whether the audit event of `err` is enabled (then it is the refusal's only log line).
+pub(crate) fn failure_enabled(err: &AuthError) -> bool {
+    if err.is_rejection() {
+        tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO)
+    } else {
+        tracing::enabled!(target: AUDIT_TARGET, tracing::Level::WARN)
+    }
+}
+
+/// The cause of a failure the server could not decide, bounded; empty for rejections.
+pub(crate) fn error_source(err: &AuthError) -> String {
+    std::error::Error::source(err)
+        .map(|e| bounded(&e.to_string(), MAX_ERROR).into_owned())
+        .unwrap_or_default()
 }
 
 /// Authentication succeeded.
@@ -86,10 +147,10 @@ pub(crate) fn success(parts: &Parts, ctx: &AuthContext) {
     tracing::debug!(
         target: AUDIT_TARGET,
         event = "authn_success",
-        principal = ctx.principal(),
-        auth_method = ctx.method().as_str(),
+        principal = &*bounded(ctx.principal(), MAX_PRINCIPAL),
+        auth_method = &*bounded(ctx.method().as_str(), MAX_MCP_METHOD),
         http_method = %f.http_method,
-        path = f.path,
+        path = &*f.path,
         client_addr = opt(f.client_addr),
         mcp_method = f.mcp_method.unwrap_or(""),
         tool = f.tool.unwrap_or(""),
@@ -99,22 +160,38 @@ pub(crate) fn success(parts: &Parts, ctx: &AuthContext) {
 
 /// Authentication failed (or could not be decided).
 pub(crate) fn failure(parts: &Parts, err: &AuthError) {
-    if !tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO) {
+    if !failure_enabled(err) {
         return;
     }
     let f = fields(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
-    tracing::info!(
-        target: AUDIT_TARGET,
-        event = "authn_failure",
-        reason = err.reason(),
-        detail = err.detail().unwrap_or(""),
-        http_method = %f.http_method,
-        path = f.path,
-        client_addr = opt(f.client_addr),
-        mcp_method = f.mcp_method.unwrap_or(""),
-        tool = f.tool.unwrap_or(""),
-        request_id = f.request_id.unwrap_or(""),
-    );
+    if err.is_rejection() {
+        tracing::info!(
+            target: AUDIT_TARGET,
+            event = "authn_failure",
+            reason = err.reason(),
+            detail = err.detail().unwrap_or(""),
+            http_method = %f.http_method,
+            path = &*f.path,
+            client_addr = opt(f.client_addr),
+            mcp_method = f.mcp_method.unwrap_or(""),
+            tool = f.tool.unwrap_or(""),
+            request_id = f.request_id.unwrap_or(""),
+        );
+    } else {
+        tracing::warn!(
+            target: AUDIT_TARGET,
+            event = "authn_failure",
+            reason = err.reason(),
+            detail = err.detail().unwrap_or(""),
+            error = error_source(err).as_str(),
+            http_method = %f.http_method,
+            path = &*f.path,
+            client_addr = opt(f.client_addr),
+            mcp_method = f.mcp_method.unwrap_or(""),
+            tool = f.tool.unwrap_or(""),
+            request_id = f.request_id.unwrap_or(""),
+        );
+    }
 }
 
 /// The authenticated caller may not perform the operation(s).
@@ -128,18 +205,28 @@ pub(crate) fn denied(
         return;
     }
     let f = fields(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
+    // The body-derived names are as long as the body allows: bound them like the headers.
+    let mcp_method = op
+        .map(|o| bounded(o.method(), MAX_MCP_METHOD))
+        .or(f.mcp_method.map(Cow::Borrowed))
+        .unwrap_or_default();
+    let tool = op
+        .and_then(|o| o.name())
+        .map(|n| bounded(n, MAX_TOOL))
+        .or(f.tool.map(Cow::Borrowed))
+        .unwrap_or_default();
     tracing::info!(
         target: AUDIT_TARGET,
         event = "authz_denied",
         reason = err.reason(),
         detail = err.detail().unwrap_or(""),
-        principal = ctx.map(AuthContext::principal).unwrap_or(""),
-        auth_method = ctx.map(|c| c.method().as_str()).unwrap_or(""),
+        principal = &*ctx.map(|c| bounded(c.principal(), MAX_PRINCIPAL)).unwrap_or_default(),
+        auth_method = &*ctx.map(|c| bounded(c.method().as_str(), MAX_MCP_METHOD)).unwrap_or_default(),
         http_method = %f.http_method,
-        path = f.path,
+        path = &*f.path,
         client_addr = opt(f.client_addr),
-        mcp_method = op.map(|o| o.method()).or(f.mcp_method).unwrap_or(""),
-        tool = op.and_then(|o| o.name()).or(f.tool).unwrap_or(""),
+        mcp_method = &*mcp_method,
+        tool = &*tool,
         request_id = f.request_id.unwrap_or(""),
     );
 }
@@ -164,10 +251,29 @@ fn event<B>(req: &Request<B>, event: &'static str, reason: &'static str) {
         event,
         reason,
         http_method = %f.http_method,
-        path = f.path,
+        path = &*f.path,
         client_addr = opt(f.client_addr),
         mcp_method = f.mcp_method.unwrap_or(""),
         tool = f.tool.unwrap_or(""),
         request_id = f.request_id.unwrap_or(""),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_values_are_cut_on_a_character_boundary_and_marked() {
+        assert_eq!(bounded("short", 8), "short");
+        assert_eq!(bounded("exactly8", 8), "exactly8");
+        let long = "a".repeat(64 * 1024);
+        let cut = bounded(&long, MAX_PATH);
+        assert_eq!(cut.len(), MAX_PATH + TRUNCATED.len());
+        assert!(cut.ends_with(TRUNCATED));
+        // A multi-byte character straddling the bound is dropped whole.
+        let s = format!("{}é", "a".repeat(7));
+        assert_eq!(bounded(&s, 8), format!("{}{TRUNCATED}", "a".repeat(7)));
+        assert_eq!(bounded("ééé", 1), TRUNCATED);
+    }
 }

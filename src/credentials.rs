@@ -1,8 +1,11 @@
 //! Static credentials (API keys, static bearer tokens): configuration, environment syntax,
 //! and the digest table both layers look them up in.
 //!
-//! A credential is configured with [`Credential`] in code, or as one entry of a
-//! comma-separated environment variable:
+//! A credential is configured with [`Credential`] in code, as one entry of a comma-separated
+//! environment variable, or as one line of a credentials file (`MCP_API_KEYS_FILE`, see
+//! [`crate::env`]).
+//!
+//! # In a variable
 //!
 //! ```text
 //! SECRET[;sub=NAME][;scopes=SCOPE SCOPE…][;roles=ROLE ROLE…][;exp=WHEN][;id=ID]
@@ -10,6 +13,31 @@
 //!
 //! `WHEN` is Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`. Whitespace around entries and around
 //! each `;` part is trimmed (so a trailing newline is harmless); empty entries are refused.
+//! `sub` and `id` hold no whitespace. Since entries are split at `,` and the secret ends at the
+//! first `;`, a secret holding `,` or `;` cannot be written in a variable: it would be cut in
+//! two (and each half might be long enough to pass). Put such secrets in a file.
+//!
+//! # In a file
+//!
+//! One credential per line; the secret is everything up to the first space or tab, so it may
+//! hold any visible ASCII character, `,` and `;` included. Attributes follow after
+//! whitespace, in the same `;`-separated syntax (a leading `;` is allowed):
+//!
+//! ```text
+//! # API keys for the MCP server
+//! k,with;odd=chars-0123456789 sub=alice;scopes=data:read data:write
+//! k-ci-0123456789abcdef ;sub=ci;exp=2030-01-01T00:00:00Z
+//! ```
+//!
+//! Blank lines are skipped, and so are comment lines: `#` alone or followed by whitespace (a
+//! secret is never a lone `#`). A secret containing `;sub=`, `;scopes=`, `;roles=`, `;exp=` or
+//! `;id=` is refused: that is the variable syntax pasted into a file, and taking it whole
+//! would drop the attributes (and the scopes they limit). Lines end at `\n` or `\r\n`.
+//!
+//! # Errors never show secrets
+//!
+//! Every problem names the variable and the entry's position (`entry 2`, `line 7`), never
+//! any part of the value, not even an attribute name written where the secret was expected.
 //! Secrets must be at least [`MIN_SECRET_LEN`] visible ASCII characters.
 //!
 //! The table stores SHA-256 digests, never secrets. Lookup hashes the presented secret, picks
@@ -32,6 +60,10 @@
 //! let err = Credential::parse_list("MCP_API_KEYS", "key-aaaaaaaaaaaaaaaa,,").unwrap_err();
 //! assert!(err.to_string().contains("MCP_API_KEYS"));
 //! assert!(!err.to_string().contains("key-aaaa")); // never the value
+//!
+//! let lines = "# keys\nk,ey;aaaaaaaaaaaaaaaa sub=bob;scopes=data:read\n";
+//! let creds = Credential::parse_lines("MCP_API_KEYS_FILE", lines).unwrap();
+//! assert_eq!(creds[0].subject_name(), Some("bob"));
 //! ```
 
 use std::collections::HashMap;
@@ -43,10 +75,15 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::context::{AuthContext, AuthMethod, Scopes};
+use crate::env::SecretOrigin;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::secret::Secret;
 
-/// Shortest secret accepted (16 characters; RFC 8725 §3.5 asks for at least 128 bits).
+/// Shortest secret accepted: 16 characters. A floor against typos and toy values, not a
+/// strength guarantee: 16 characters drawn at random carry about 105 bits (visible ASCII) or
+/// 97 bits (token68), far fewer if a person chose them. For 128 bits use at least 20 random
+/// visible ASCII or 22 random base64url characters ([`crate::bearer::generate_token`] makes
+/// 256-bit tokens).
 pub const MIN_SECRET_LEN: usize = 16;
 
 /// Longest secret accepted, and longest presented value hashed (longer ones are refused
@@ -137,38 +174,84 @@ impl Credential {
     ///
     /// # Errors
     ///
-    /// A message naming what is wrong (never the value).
+    /// A message naming what is wrong (never any part of the value).
     pub fn parse(entry: &str) -> Result<Self, String> {
-        let mut parts = entry.split(';').map(str::trim);
-        let secret = parts.next().unwrap_or("");
+        let (secret, attributes) = entry.split_once(';').unwrap_or((entry, ""));
+        let secret = secret.trim();
         if secret.is_empty() {
             return Err("the secret is empty".into());
         }
         let mut cred = Credential::new(secret);
-        for part in parts {
+        cred.apply_attributes(attributes)?;
+        Ok(cred)
+    }
+
+    /// Parses one line of a credentials file (see the [module docs](self)); `None` for a blank
+    /// or comment line.
+    ///
+    /// # Errors
+    ///
+    /// A message naming what is wrong (never any part of the value).
+    pub fn parse_line(line: &str) -> Result<Option<Self>, String> {
+        let line = line.trim();
+        if line.is_empty() {
+            return Ok(None);
+        }
+        let (secret, attributes) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        if secret == "#" {
+            return Ok(None);
+        }
+        if secret
+            .split(';')
+            .skip(1)
+            .any(|part| ATTRIBUTES.iter().any(|a| part.starts_with(a)))
+        {
+            return Err(
+                "the secret contains `;name=` of an attribute: in a file, separate the attributes from the secret with a space"
+                    .into(),
+            );
+        }
+        let attributes = attributes.trim_start();
+        let attributes = attributes.strip_prefix(';').unwrap_or(attributes);
+        let mut cred = Credential::new(secret);
+        cred.apply_attributes(attributes)?;
+        Ok(Some(cred))
+    }
+
+    /// Applies `;`-separated `name=value` attributes. Messages name attributes by position
+    /// or by their (known) name, never by what was written.
+    fn apply_attributes(&mut self, attributes: &str) -> Result<(), String> {
+        for (i, part) in attributes.split(';').map(str::trim).enumerate() {
             if part.is_empty() {
                 continue;
             }
+            let n = i.saturating_add(1);
             let Some((name, value)) = part.split_once('=') else {
-                return Err("an attribute is not of the form name=value".into());
+                return Err(format!("attribute {n} is not of the form name=value"));
             };
             let value = value.trim();
             match name.trim() {
-                "sub" if !value.is_empty() => cred.subject = Some(value.to_owned()),
-                "id" if !value.is_empty() => cred.id = Some(value.to_owned()),
-                "scopes" => cred.scopes = Some(Scopes::from_space_separated(value)),
-                "roles" => cred.roles = value.split_ascii_whitespace().map(String::from).collect(),
-                "exp" => cred.expires_at = Some(parse_timestamp(value)?),
-                "sub" | "id" => return Err(format!("attribute `{}` is empty", name.trim())),
-                other => {
+                known @ ("sub" | "id") if value.is_empty() => {
+                    return Err(format!("attribute `{known}` is empty"));
+                }
+                known @ ("sub" | "id") if value.contains(char::is_whitespace) => {
                     return Err(format!(
-                        "unknown attribute `{}` (expected sub, scopes, roles, exp, id)",
-                        sanitize_name(other)
+                        "attribute `{known}` contains whitespace (attributes are separated by `;`)"
+                    ));
+                }
+                "sub" => self.subject = Some(value.to_owned()),
+                "id" => self.id = Some(value.to_owned()),
+                "scopes" => self.scopes = Some(Scopes::from_space_separated(value)),
+                "roles" => self.roles = value.split_ascii_whitespace().map(String::from).collect(),
+                "exp" => self.expires_at = Some(parse_timestamp(value)?),
+                _ => {
+                    return Err(format!(
+                        "attribute {n} is not one of sub, scopes, roles, exp, id"
                     ));
                 }
             }
         }
-        Ok(cred)
+        Ok(())
     }
 
     /// Parses a comma-separated list (the value of `setting`). Every problem is reported,
@@ -178,76 +261,110 @@ impl Credential {
     ///
     /// When the list is empty or any entry is empty or invalid.
     pub fn parse_list(setting: &str, value: &str) -> Result<Vec<Self>, ConfigError> {
-        let mut problems = Vec::new();
-        let mut out = Vec::new();
         if value.trim().is_empty() {
             return Err(ConfigError::new(setting, "is set but empty"));
         }
-        for (i, entry) in value.split(',').enumerate() {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                problems.push(ConfigProblem::new(
-                    setting,
-                    format!("entry {} is empty", i + 1),
-                ));
-                continue;
-            }
-            match Self::parse(entry) {
-                Ok(c) => out.push(c),
-                Err(msg) => problems.push(ConfigProblem::new(
-                    setting,
-                    format!("entry {}: {msg}", i + 1),
-                )),
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        for (n, entry) in entries(value) {
+            match entry.map(Self::parse) {
+                None => problems.push(ConfigProblem::new(setting, format!("entry {n} is empty"))),
+                Some(Ok(c)) => out.push(c),
+                Some(Err(msg)) => {
+                    problems.push(ConfigProblem::new(setting, format!("entry {n}: {msg}")));
+                }
             }
         }
-        match ConfigError::from_problems(problems) {
-            Some(err) => Err(err),
-            None => Ok(out),
+        ConfigError::from_problems(problems).map_or(Ok(out), Err)
+    }
+
+    /// Parses the text of a credentials file, one credential per line (see the
+    /// [module docs](self)). Every problem is reported, each naming `setting` and the line
+    /// number, never its contents.
+    ///
+    /// # Errors
+    ///
+    /// When no line holds a credential, or any line is invalid.
+    pub fn parse_lines(setting: &str, text: &str) -> Result<Vec<Self>, ConfigError> {
+        let mut problems = Vec::new();
+        let mut out = Vec::new();
+        for (n, line) in numbered_lines(text) {
+            match Self::parse_line(line) {
+                Ok(Some(c)) => out.push(c),
+                Ok(None) => {}
+                Err(msg) => problems.push(ConfigProblem::new(setting, format!("line {n}: {msg}"))),
+            }
         }
+        if out.is_empty() && problems.is_empty() {
+            return Err(ConfigError::new(setting, "holds no credential"));
+        }
+        ConfigError::from_problems(problems).map_or(Ok(out), Err)
     }
 }
 
-/// Keeps attribute names printable in error messages (they are not secret, but are input).
-fn sanitize_name(name: &str) -> String {
-    name.chars()
-        .take(32)
-        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
-        .collect()
+/// The attribute prefixes a file secret may not contain after a `;`.
+const ATTRIBUTES: [&str; 5] = ["sub=", "scopes=", "roles=", "exp=", "id="];
+
+/// The entries of a comma-separated list, numbered from 1; `None` for an empty one.
+fn entries(list: &str) -> impl Iterator<Item = (usize, Option<&str>)> {
+    list.split(',').enumerate().map(|(i, e)| {
+        let e = e.trim();
+        (i.saturating_add(1), (!e.is_empty()).then_some(e))
+    })
+}
+
+/// The lines of a file, numbered from 1 (`\r\n` or `\n`).
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i.saturating_add(1), l))
 }
 
 /// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn parse_timestamp(value: &str) -> Result<SystemTime, String> {
     const BAD: &str = "`exp` is not Unix seconds or YYYY-MM-DDTHH:MM:SSZ";
+    let bad = || BAD.to_owned();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        let secs: u64 = value.parse().map_err(|_| BAD.to_owned())?;
+        let secs: u64 = value.parse().map_err(|_| bad())?;
         return UNIX_EPOCH
             .checked_add(Duration::from_secs(secs))
-            .ok_or_else(|| BAD.to_owned());
+            .ok_or_else(bad);
     }
     let b = value.as_bytes();
+    let at = |i: usize| b.get(i).copied();
     let shape_ok = b.len() == 20
-        && [4, 7].iter().all(|&i| b[i] == b'-')
-        && b[10] == b'T'
-        && [13, 16].iter().all(|&i| b[i] == b':')
-        && b[19] == b'Z';
+        && [4, 7].iter().all(|&i| at(i) == Some(b'-'))
+        && at(10) == Some(b'T')
+        && [13, 16].iter().all(|&i| at(i) == Some(b':'))
+        && at(19) == Some(b'Z');
     if !shape_ok {
-        return Err(BAD.into());
+        return Err(bad());
     }
+    // Each field is 2 or 4 ASCII digits, so every value below fits an i64 many times over.
     let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
-        value[r].parse::<i64>().map_err(|_| BAD.to_owned())
+        let digits = value.get(r).ok_or_else(bad)?;
+        if !digits.bytes().all(|d| d.is_ascii_digit()) {
+            return Err(bad());
+        }
+        digits.parse::<i64>().map_err(|_| bad())
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return Err(BAD.into());
+        return Err(bad());
     }
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
-    let secs = u64::try_from(secs).map_err(|_| BAD.to_owned())?;
-    Ok(UNIX_EPOCH + Duration::from_secs(secs))
+    let secs = days_from_civil(y, mo, d)
+        .checked_mul(86_400)
+        .and_then(|t| t.checked_add(h * 3600 + mi * 60 + s))
+        .ok_or_else(bad)?;
+    let secs = u64::try_from(secs).map_err(|_| bad())?;
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .ok_or_else(bad)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). The
+/// callers pass 4-digit years, 1..=12 and 1..=31, so nothing here comes near overflow.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -284,9 +401,8 @@ impl Hasher for PrefixHasher {
 pub(crate) type PrefixMap<V> = HashMap<u64, V, BuildHasherDefault<PrefixHasher>>;
 
 pub(crate) fn prefix(d: &[u8; 32]) -> u64 {
-    let mut p = [0u8; 8];
-    p.copy_from_slice(&d[..8]);
-    u64::from_le_bytes(p)
+    let [a, b, c, e, f, g, h, i, ..] = *d;
+    u64::from_le_bytes([a, b, c, e, f, g, h, i])
 }
 
 struct Entry {
@@ -358,7 +474,7 @@ impl CredentialTable {
         }
         let subject = cred
             .subject
-            .unwrap_or_else(|| format!("{}-{}", self.default_subject, self.len + 1));
+            .unwrap_or_else(|| format!("{}-{}", self.default_subject, self.len.saturating_add(1)));
         let mut builder = AuthContext::builder(subject, self.method.clone())
             .scopes(cred.scopes.as_ref().unwrap_or(&self.default_scopes))
             .roles(cred.roles);
@@ -373,7 +489,7 @@ impl CredentialTable {
             context: builder.build(),
             expires_at: cred.expires_at,
         });
-        self.len += 1;
+        self.len = self.len.saturating_add(1);
         Ok(())
     }
 
@@ -384,7 +500,7 @@ impl CredentialTable {
         setting: &str,
         valid_char: fn(u8) -> bool,
     ) -> Result<(), ConfigError> {
-        let n = self.len + 1;
+        let n = self.len.saturating_add(1);
         self.insert(cred, valid_char)
             .map_err(|msg| ConfigError::new(setting, format!("credential {n}: {msg}")))
     }
@@ -401,23 +517,58 @@ impl CredentialTable {
             return Err(ConfigError::new(setting, "is set but empty"));
         }
         let mut problems = Vec::new();
-        for (i, entry) in list.split(',').enumerate() {
-            let entry = entry.trim();
-            if entry.is_empty() {
-                problems.push(ConfigProblem::new(
-                    setting,
-                    format!("entry {} is empty", i + 1),
-                ));
-            } else if let Err(msg) =
-                Credential::parse(entry).and_then(|c| self.insert(c, valid_char))
-            {
-                problems.push(ConfigProblem::new(
-                    setting,
-                    format!("entry {}: {msg}", i + 1),
-                ));
+        for (n, entry) in entries(list) {
+            let Some(entry) = entry else {
+                problems.push(ConfigProblem::new(setting, format!("entry {n} is empty")));
+                continue;
+            };
+            if let Err(msg) = Credential::parse(entry).and_then(|c| self.insert(c, valid_char)) {
+                problems.push(ConfigProblem::new(setting, format!("entry {n}: {msg}")));
             }
         }
         ConfigError::from_problems(problems).map_or(Ok(()), Err)
+    }
+
+    /// Adds every credential of a credentials file's text (one per line), reporting every bad
+    /// line by number.
+    pub(crate) fn insert_lines(
+        &mut self,
+        setting: &str,
+        text: &str,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut added = 0usize;
+        for (n, line) in numbered_lines(text) {
+            match Credential::parse_line(line) {
+                Ok(None) => {}
+                Ok(Some(c)) => match self.insert(c, valid_char) {
+                    Ok(()) => added = added.saturating_add(1),
+                    Err(msg) => {
+                        problems.push(ConfigProblem::new(setting, format!("line {n}: {msg}")))
+                    }
+                },
+                Err(msg) => problems.push(ConfigProblem::new(setting, format!("line {n}: {msg}"))),
+            }
+        }
+        if added == 0 && problems.is_empty() {
+            return Err(ConfigError::new(setting, "holds no credential"));
+        }
+        ConfigError::from_problems(problems).map_or(Ok(()), Err)
+    }
+
+    /// [`CredentialTable::insert_list`] or [`CredentialTable::insert_lines`], by origin.
+    pub(crate) fn insert_setting(
+        &mut self,
+        setting: &str,
+        value: &str,
+        origin: SecretOrigin,
+        valid_char: fn(u8) -> bool,
+    ) -> Result<(), ConfigError> {
+        match origin {
+            SecretOrigin::Variable => self.insert_list(setting, value, valid_char),
+            SecretOrigin::File => self.insert_lines(setting, value, valid_char),
+        }
     }
 
     /// Looks up a presented secret: hash, bucket, constant-time compare of every entry in the
@@ -563,6 +714,167 @@ mod tests {
                 "V: entry 3: `exp` is not Unix seconds or YYYY-MM-DDTHH:MM:SSZ",
                 "V: entry 5: the secret duplicates an earlier one",
             ]
+        );
+    }
+
+    #[test]
+    fn env_key_with_comma_is_refused_without_its_fragment() {
+        // Review L9: a `,` cuts the key in two; the short half fails, naming only the entry.
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        let err = t
+            .insert_list(
+                "MCP_API_KEYS",
+                "QJW-half,QJWQJWQJW-other-half",
+                is_visible_ascii,
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: MCP_API_KEYS: entry 1: the secret is shorter than 16 characters"
+        );
+    }
+
+    #[test]
+    fn env_key_with_semicolon_never_echoes_the_fragment() {
+        // Review L9: this used to print "unknown attribute `QJWQJW-secret-part`".
+        for list in [
+            "aaaaaaaaaaaaaaaa;QJWQJW-secret-part=1",
+            "aaaaaaaaaaaaaaaa;QJWQJW-secret-part",
+            "aaaaaaaaaaaaaaaa;sub=ok;QJWQJW=QJW",
+        ] {
+            let err = Credential::parse_list("MCP_API_KEYS", list).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("MCP_API_KEYS: entry 1: attribute "), "{text}");
+            assert!(
+                !text.contains("QJW") && !text.contains("secret-part"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_config_error_ever_contains_secret_bytes() {
+        // Secret material is drawn from letters no message uses (Q, J, W), mixed with every
+        // separator in every position; no error may contain one of those letters.
+        let pieces = [
+            "QJWQJWQJWQJWQJWQJW",
+            "QJW",
+            ";",
+            ",",
+            "=",
+            " ",
+            "\t",
+            "\n",
+            "#",
+            ";QJW=",
+            ";sub=",
+            ";exp=QJW",
+            ";scopes=QJW",
+            "sub=QJW QJW",
+            ";id=",
+            "é",
+        ];
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let value = format!("{a}{b}{c}");
+                    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+                    let mut errors = Vec::new();
+                    errors.extend(t.insert_list("V", &value, is_visible_ascii).err());
+                    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+                    errors.extend(t.insert_lines("V", &value, is_visible_ascii).err());
+                    errors.extend(Credential::parse_list("V", &value).err());
+                    errors.extend(Credential::parse_lines("V", &value).err());
+                    for e in errors {
+                        let text = format!("{e} {e:?}");
+                        assert!(!text.contains(['Q', 'J', 'W', 'é']), "{value:?}: {text}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn file_lines_carry_any_visible_character_in_the_secret() {
+        let text = "# comment line\n#\n\n  k,ey;with=odd#chars-01234 sub=alice;scopes=a b\r\n\
+                    #not-a-comment-0123456789\tid=k2\n\
+                    bbbbbbbbbbbbbbbb ;sub=bob;exp=2030-01-01T00:00:00Z\n";
+        let list = Credential::parse_lines("F", text).unwrap();
+        assert_eq!(list.len(), 3);
+        assert_eq!(list[0].secret.expose(), "k,ey;with=odd#chars-01234");
+        assert_eq!(list[0].subject_name(), Some("alice"));
+        assert_eq!(list[0].scope_set().unwrap().to_space_separated(), "a b");
+        assert_eq!(list[1].secret.expose(), "#not-a-comment-0123456789");
+        assert_eq!(list[1].id.as_deref(), Some("k2"));
+        assert_eq!(list[2].subject_name(), Some("bob"));
+        assert!(list[2].expiry().is_some());
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        t.insert_lines("F", text, is_visible_ascii).unwrap();
+        assert!(matches!(
+            t.lookup(b"k,ey;with=odd#chars-01234", SystemTime::now()),
+            Lookup::Valid(c) if c.subject() == "alice"
+        ));
+    }
+
+    #[test]
+    fn file_lines_refuse_the_variable_syntax_pasted_whole() {
+        // Taken whole, `KEY;scopes=data:read` would be a key with default (wider) scopes.
+        for line in [
+            "aaaaaaaaaaaaaaaa;scopes=data:read",
+            "aaaaaaaaaaaaaaaa;sub=alice",
+            "aaaaaaaaaaaaaaaa;x;roles=admin",
+        ] {
+            let err = Credential::parse_lines("F", line).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("F: line 1: the secret contains `;name=`"),
+                "{err}"
+            );
+        }
+        // A `;` alone, or before something that is no attribute, is part of the secret.
+        assert!(Credential::parse_lines("F", "aaaaaaaa;subject=aaaaaaa").is_ok());
+    }
+
+    #[test]
+    fn file_with_no_credential_or_bad_lines_is_refused_by_line_number() {
+        assert_eq!(
+            Credential::parse_lines("F", "# only a comment\n\n")
+                .unwrap_err()
+                .to_string(),
+            "invalid configuration: F: holds no credential"
+        );
+        let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+        let err = t
+            .insert_lines(
+                "F",
+                "aaaaaaaaaaaaaaaa\n\ntiny\naaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb sub=a b",
+                is_visible_ascii,
+            )
+            .unwrap_err();
+        let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "F: line 3: the secret is shorter than 16 characters",
+                "F: line 4: the secret duplicates an earlier one",
+                "F: line 5: attribute `sub` contains whitespace (attributes are separated by `;`)",
+            ]
+        );
+    }
+
+    #[test]
+    fn subject_with_whitespace_is_refused() {
+        // `KEY;sub=alice scopes=data:read` would otherwise name the subject
+        // "alice scopes=data:read" and keep the default (wider) scopes.
+        let err =
+            Credential::parse_list("V", "aaaaaaaaaaaaaaaa;sub=alice scopes=data:read").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("attribute `sub` contains whitespace"),
+            "{err}"
         );
     }
 

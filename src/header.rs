@@ -7,7 +7,7 @@
 //! | `Bearer <token68>`, scheme in any case, one or more spaces | the token |
 //! | `Bearer`, `Bearer `, `Bearer a b`, `Bearer\tx`, non-ASCII, longer than [`MAX_BEARER_LEN`] | [`InvalidToken`](crate::AuthErrorKind::InvalidToken) |
 //! | two `Authorization` headers | [`InvalidRequest`](crate::AuthErrorKind::InvalidRequest) |
-//! | `access_token` in the query string | [`InvalidRequest`](crate::AuthErrorKind::InvalidRequest) |
+//! | `access_token` or `api_key` in the query string (any case, percent-encoded or not) | [`InvalidRequest`](crate::AuthErrorKind::InvalidRequest) |
 //!
 //! # Example
 //!
@@ -67,27 +67,77 @@ pub(crate) fn is_token68_byte(b: u8) -> bool {
     is_token68_char(b) || b == b'='
 }
 
-/// Refuses a request that carries `access_token` in its query string (MCP: tokens must not
-/// be in the URI; RFC 6750 §2.3 is not supported).
+/// Query parameters that name a credential, refused by [`reject_query_token`].
+pub const QUERY_CREDENTIAL_NAMES: [&str; 2] = ["access_token", "api_key"];
+
+/// Refuses a request that carries a credential parameter ([`QUERY_CREDENTIAL_NAMES`]:
+/// `access_token`, `api_key`) in its query string (MCP: tokens must not be in the URI;
+/// RFC 6750 §2.3 is not supported). Names are compared without case and after
+/// percent-decoding (`acc%65ss_token`, `api%5Fkey`), with or without a value.
 ///
 /// # Errors
 ///
-/// [`AuthError::invalid_request`] when the query has an `access_token` parameter.
+/// [`AuthError::invalid_request`] when the query has such a parameter.
 pub fn reject_query_token(parts: &Parts) -> Result<(), AuthError> {
+    reject_query_credential(parts, None)
+}
+
+/// [`reject_query_token`], also refusing the parameter `extra` (an API key header's name).
+pub(crate) fn reject_query_credential(parts: &Parts, extra: Option<&str>) -> Result<(), AuthError> {
     let Some(query) = parts.uri.query() else {
         return Ok(());
     };
     let found = query.split('&').any(|pair| {
         let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        name.eq_ignore_ascii_case("access_token") || name.eq_ignore_ascii_case("access%5Ftoken")
+        QUERY_CREDENTIAL_NAMES
+            .iter()
+            .copied()
+            .chain(extra)
+            .any(|want| name_matches(name, want))
     });
     if found {
         Err(AuthError::invalid_request(
-            "access tokens must not be sent in the query string",
+            "credentials must not be sent in the query string",
         ))
     } else {
         Ok(())
     }
+}
+
+/// Whether the raw query parameter `name`, percent-decoded, equals `want` without case.
+/// Allocation-free; an invalid `%` escape stands for itself.
+fn name_matches(name: &str, want: &str) -> bool {
+    let mut raw = name.bytes();
+    let mut want = want.bytes();
+    loop {
+        let decoded = match raw.next() {
+            None => return want.next().is_none(),
+            Some(b'%') => {
+                let mut ahead = raw.clone();
+                match (
+                    ahead.next().and_then(hex_value),
+                    ahead.next().and_then(hex_value),
+                ) {
+                    (Some(hi), Some(lo)) => {
+                        raw = ahead;
+                        hi.wrapping_mul(16).wrapping_add(lo)
+                    }
+                    _ => b'%',
+                }
+            }
+            Some(b) => b,
+        };
+        match want.next() {
+            Some(w) if w.eq_ignore_ascii_case(&decoded) => {}
+            _ => return false,
+        }
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 const MALFORMED: &str = "malformed bearer token";
@@ -240,6 +290,12 @@ mod tests {
             "/mcp?access_token=abc",
             "/mcp?x=1&ACCESS_TOKEN=abc",
             "/mcp?access_token",
+            "/mcp?api_key=abc",
+            "/mcp?API_KEY",
+            "/mcp?access%5Ftoken=abc",
+            "/mcp?acc%65ss_token=abc",
+            "/mcp?%61%63%63%65%73%73%5f%74%6f%6b%65%6e=abc",
+            "/mcp?x=1&api%5fkey=abc",
         ] {
             let req = http::Request::builder()
                 .uri(uri)
@@ -248,6 +304,20 @@ mod tests {
                 .unwrap();
             let err = bearer_token(&req.into_parts().0).unwrap_err();
             assert_eq!(err.kind(), AuthErrorKind::InvalidRequest, "{uri}");
+        }
+        for uri in [
+            "/mcp?my_access_token=1",
+            "/mcp?access_token_x=1",
+            "/mcp?access%5",
+            "/mcp?api%5gkey=1",
+            "/mcp?x=access_token",
+        ] {
+            let req = http::Request::builder().uri(uri).body(()).unwrap();
+            assert_eq!(
+                bearer_token(&req.into_parts().0).unwrap_err().kind(),
+                AuthErrorKind::MissingCredentials,
+                "{uri}"
+            );
         }
         let req = http::Request::builder()
             .uri("/mcp?my_access_token=1")

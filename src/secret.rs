@@ -20,7 +20,11 @@ use zeroize::Zeroizing;
 /// A secret string (API key, token, signing secret).
 ///
 /// `Debug` and `Display` print `[REDACTED]`; equality is constant-time in the contents; the
-/// memory is zeroed on drop. Read the value with [`Secret::expose`] only where it is needed.
+/// memory is zeroed on drop (its whole allocation, and every clone's). Read the value with
+/// [`Secret::expose`] only where it is needed.
+///
+/// `Secret::new` takes ownership of a `String` without copying it; from a `&str` it copies,
+/// and the caller's original is the caller's to wipe.
 #[derive(Clone)]
 pub struct Secret(Zeroizing<String>);
 
@@ -31,7 +35,13 @@ impl Secret {
         Self(Zeroizing::new(value.into()))
     }
 
-    /// The secret value. Never log or echo it.
+    /// Wraps a value already in zeroizing memory, without copying it.
+    pub(crate) fn from_zeroizing(value: Zeroizing<String>) -> Self {
+        Self(value)
+    }
+
+    /// The secret value. Never log or echo it. A copy made from it (`to_owned`, a key
+    /// object built from it) is not wiped by this type.
     #[must_use]
     pub fn expose(&self) -> &str {
         &self.0

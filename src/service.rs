@@ -96,26 +96,34 @@ impl<A: Authenticator, R: RejectionResponse> Shared<A, R> {
     }
 }
 
-/// Logs a refused request on [`REJECTION_TARGET`]: rejections at `debug`, failures at `warn`.
-/// Logs the reason code, HTTP method and path; never a header value.
+/// Logs a refused request on [`REJECTION_TARGET`]: rejections at `debug`, failures at `warn`,
+/// with the reason code, the HTTP method and the path (bounded like every logged value, see
+/// [`crate::audit`]); never a header value.
+///
+/// A refusal is logged once: when its audit event ([`crate::audit::AUDIT_TARGET`]) is enabled,
+/// that event is the only line and this one is skipped.
 pub(crate) fn log_rejection(err: &AuthError, parts: &Parts) {
+    if crate::audit::failure_enabled(err) {
+        return;
+    }
+    let path = crate::audit::bounded(parts.uri.path(), crate::audit::MAX_PATH);
+    let method = crate::audit::bounded(parts.method.as_str(), crate::audit::MAX_HTTP_METHOD);
     if err.is_rejection() {
         tracing::debug!(
             target: REJECTION_TARGET,
             reason = err.reason(),
             detail = err.detail().unwrap_or(""),
-            http.method = %parts.method,
-            path = ?parts.uri.path(),
+            http.method = %method,
+            path = &*path,
             "request rejected"
         );
     } else {
-        let source = std::error::Error::source(err).map(ToString::to_string);
         tracing::warn!(
             target: REJECTION_TARGET,
             reason = err.reason(),
-            http.method = %parts.method,
-            path = ?parts.uri.path(),
-            error = source.as_deref().unwrap_or(""),
+            http.method = %method,
+            path = &*path,
+            error = crate::audit::error_source(err).as_str(),
             "authentication failed"
         );
     }

@@ -188,7 +188,44 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
         .await;
     }
 
+    // Log amplification (review L3): an unauthenticated request with a ~64 KiB path, and a
+    // denied call naming a ~100 KiB tool, each give one bounded line.
+    let long_path = format!("/mcp/{}", "p".repeat(65_000));
+    let res = reqwest::Client::new()
+        .get(format!("{}{long_path}", srv.url().trim_end_matches("/mcp")))
+        .header("x-forwarded-for", "192.0.2.160")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let long_tool = "t".repeat(100_000);
+    let denied = reqwest::Client::new()
+        .post(srv.url())
+        .header("x-api-key", KEY)
+        .header("mcp-session-id", &sid)
+        .header("x-forwarded-for", "192.0.2.100")
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":long_tool,"arguments":{}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    for (what, needle) in [("path", "p".repeat(200)), ("tool", "t".repeat(120))] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(&needle)).collect();
+        assert_eq!(lines.len(), 1, "one line for the long {what}: {lines:#?}");
+        assert!(
+            lines[0].len() < 2048,
+            "long {what}: {} bytes",
+            lines[0].len()
+        );
+        assert!(
+            lines[0].contains(mcp_auth::audit::TRUNCATED),
+            "{}",
+            lines[0]
+        );
+    }
     let audit: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("mcp_auth::audit"))

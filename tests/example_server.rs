@@ -466,3 +466,124 @@ async fn a_short_jwt_secret_is_a_config_error_naming_the_variable() {
         "{err}"
     );
 }
+
+/// A file in the system temp dir, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "mcp-auth-example-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const ODD_KEY: &str = "k,ey;with=odd-chars-0123456789";
+
+#[tokio::test]
+async fn api_keys_file_holds_keys_with_comma_and_semicolon() {
+    // Review L9: such a key cannot be written in MCP_API_KEYS; in the file it works whole.
+    let file = TempFile::new(
+        "keys",
+        &format!("# keys\n{ODD_KEY} sub=carol;scopes=data:read\r\n\n{KEY} ;sub=alice\n"),
+    );
+    let tokens = TempFile::new("tokens", &format!("{TOKEN} sub=bob\n"));
+    let srv = start(&[
+        ("MCP_API_KEYS_FILE", file.path()),
+        ("MCP_AUTH_TOKENS_FILE", tokens.path()),
+    ])
+    .await;
+    let who = whoami(srv.url(), &[("x-api-key", ODD_KEY)]).await.unwrap();
+    assert_eq!(who["subject"], "carol");
+    assert_eq!(who["scopes"], serde_json::json!(["data:read"]));
+    let who = whoami(srv.url(), &[("x-api-key", KEY)]).await.unwrap();
+    assert_eq!(who["subject"], "alice");
+    let auth = format!("Bearer {TOKEN}");
+    let who = whoami(srv.url(), &[("authorization", &auth)])
+        .await
+        .unwrap();
+    assert_eq!(who["subject"], "bob");
+    // Neither half of the odd key is a key.
+    for half in ODD_KEY.split([',', ';']) {
+        let res = post(&srv, &[("x-api-key", half.as_bytes())]).await;
+        assert_eq!(res.status, 401, "{half}");
+    }
+}
+
+#[tokio::test]
+async fn api_key_with_comma_or_semicolon_in_the_variable_is_refused_without_its_fragments() {
+    // Review L9: the variable's syntax splits at `,` and `;`; the error never echoes a part.
+    for value in [
+        "short-half,QJWQJWQJWQJWQJWQJW-fragment".to_owned(),
+        "QJWQJWQJWQJWQJWQJW;QJWfragment=1".to_owned(),
+        "QJWQJWQJWQJWQJWQJW;QJWQJWQJWQJWQJWQJWQJW".to_owned(),
+        format!("{ODD_KEY};sub=carol"),
+    ] {
+        let env = EnvReader::from_pairs([("MCP_API_KEYS", value.as_str())]);
+        let err = example::load_config(env).err().expect("config must fail");
+        let text = err.to_string();
+        assert!(text.contains("MCP_API_KEYS: entry "), "{text}");
+        for fragment in value.split([',', ';', '=']) {
+            if fragment.len() >= 4 && !["scopes", "roles"].contains(&fragment) {
+                assert!(!text.contains(fragment), "{fragment:?} in {text}");
+            }
+        }
+        assert!(!text.contains("QJW"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn secret_file_problems_name_the_variable_never_the_contents() {
+    let file = TempFile::new("bad", "QJWQJW-not-long\n");
+    let env = EnvReader::from_pairs([
+        ("MCP_API_KEYS_FILE", file.path()),
+        ("MCP_AUTH_TOKENS", TOKEN),
+        ("MCP_AUTH_TOKENS_FILE", "/nonexistent/mcp-auth-tokens"),
+    ]);
+    let err = example::load_config(env).err().expect("config must fail");
+    let text = err.to_string();
+    assert!(
+        text.contains("MCP_API_KEYS_FILE: line 1: the secret is shorter than 16 characters"),
+        "{text}"
+    );
+    assert!(
+        text.contains("MCP_AUTH_TOKENS: set MCP_AUTH_TOKENS or MCP_AUTH_TOKENS_FILE, not both"),
+        "{text}"
+    );
+    assert!(!text.contains("QJW") && !text.contains(TOKEN), "{text}");
+}
+
+#[tokio::test]
+async fn credentials_in_the_query_are_refused_on_the_api_key_path() {
+    // Review I3 / README R8: `?access_token=` or `?api_key=` next to a valid X-API-Key was
+    // ignored (200); now 400 like the bearer path, before the MCP service.
+    let srv = start(&default_env()).await;
+    for query in [
+        "/mcp?access_token=abc",
+        "/mcp?api_key=key-alice-0123456789abcdef",
+        "/mcp?api%5Fkey=x",
+        "/mcp?ACCESS%5ftoken",
+    ] {
+        let res = post_to(&srv, query, &[("x-api-key", KEY.as_bytes())]).await;
+        assert_eq!(res.status, 400, "{query}: {}", res.body);
+        assert!(
+            res.challenge.iter().any(|c| c.contains("invalid_request")),
+            "{query}: {:?}",
+            res.challenge
+        );
+    }
+    assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
+}

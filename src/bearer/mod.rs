@@ -65,7 +65,7 @@ pub use self::store::{
 use crate::authenticator::Authenticator;
 use crate::context::{AuthContext, AuthMethod, Scopes};
 use crate::credentials::{Credential, CredentialTable, Lookup};
-use crate::env::EnvReader;
+use crate::env::{EnvReader, SecretOrigin};
 use crate::error::{AuthError, ConfigError};
 use crate::header::{bearer_token, is_token68_byte};
 use crate::response::Scheme;
@@ -81,7 +81,8 @@ pub type BearerLayer<S = NoStore, R = crate::response::DefaultRejection> =
     AuthLayer<BearerAuthenticator<S>, R>;
 
 impl AuthLayer<BearerAuthenticator> {
-    /// A layer accepting the static tokens in `MCP_AUTH_TOKENS`.
+    /// A layer accepting the static tokens in `MCP_AUTH_TOKENS` (or the file named by
+    /// `MCP_AUTH_TOKENS_FILE`).
     ///
     /// # Errors
     ///
@@ -125,7 +126,7 @@ impl BearerAuthenticator {
         }
     }
 
-    /// The static tokens in `MCP_AUTH_TOKENS`.
+    /// The static tokens in `MCP_AUTH_TOKENS`, or in the file named by `MCP_AUTH_TOKENS_FILE`.
     ///
     /// # Errors
     ///
@@ -134,14 +135,17 @@ impl BearerAuthenticator {
         Self::from_env_var(DEFAULT_ENV_VAR)
     }
 
-    /// The static tokens in environment variable `var`.
+    /// The static tokens in environment variable `var`, or in the file named by `<var>_FILE`
+    /// (one token per line, see [`crate::credentials`]).
     ///
     /// # Errors
     ///
     /// When the variable is missing, empty, or has an invalid entry (every problem listed).
     pub fn from_env_var(var: &str) -> Result<Self, ConfigError> {
         let mut env = EnvReader::new();
-        let auth = env.required(var, |name, value| Self::new().with_list(name, value));
+        let auth = env.required_secret(var, |name, value, origin| {
+            Self::new().with_setting(name, value, origin)
+        });
         env.finish()?;
         Ok(auth.unwrap_or_default())
     }
@@ -195,6 +199,35 @@ impl<S> BearerAuthenticator<S> {
     /// Every invalid entry, each naming `setting` and its position.
     pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, ConfigError> {
         self.statics.insert_list(setting, list, is_token68_byte)?;
+        Ok(self)
+    }
+
+    /// Adds every static token of a credentials file's text, one per line (syntax in
+    /// [`crate::credentials`]: the secret may hold `,` and `;`); `setting` names the source in
+    /// errors.
+    ///
+    /// # Errors
+    ///
+    /// Every invalid line, each naming `setting` and its line number; a file with none.
+    pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, ConfigError> {
+        self.statics.insert_lines(setting, text, is_token68_byte)?;
+        Ok(self)
+    }
+
+    /// [`Self::with_list`] for a value read from a variable, [`Self::with_lines`] for one read
+    /// from a file: the parser for what [`EnvReader::optional_secret`] hands over.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::with_list`] and [`Self::with_lines`].
+    pub fn with_setting(
+        mut self,
+        setting: &str,
+        value: &str,
+        origin: SecretOrigin,
+    ) -> Result<Self, ConfigError> {
+        self.statics
+            .insert_setting(setting, value, origin, is_token68_byte)?;
         Ok(self)
     }
 
