@@ -11,6 +11,7 @@
 //! | `MCP_BIND` | address to listen on (default `127.0.0.1:8080`) |
 //! | `MCP_API_KEYS` | API keys accepted in `X-API-Key` (comma-separated; syntax in the README) |
 //! | `MCP_AUTH_TOKENS` | static bearer tokens accepted in `Authorization: Bearer` |
+//! | `MCP_API_KEYS_FILE`, `MCP_AUTH_TOKENS_FILE` | instead of the variable: a file with one credential per line (`SECRET sub=…;scopes=…`; the secret may hold `,` and `;`) |
 //! | `MCP_ALLOWED_HOSTS` | `Host` values rmcp accepts (default: loopback only) |
 //! | `MCP_JWT_SECRET` | HS256 secret (at least 32 bytes) for JWT access tokens |
 //! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback) |
@@ -406,15 +407,16 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             .map(String::from)
             .collect())
     });
-    let api_keys = env.optional("MCP_API_KEYS", |name, v| {
+    // Each also as `<NAME>_FILE`: one credential per line, the secret may hold `,` and `;`.
+    let api_keys = env.optional_secret("MCP_API_KEYS", |name, v, origin| {
         ApiKeyAuthenticator::new()
             .default_scopes(DEFAULT_SCOPES)
-            .with_list(name, v)
+            .with_setting(name, v, origin)
     });
-    let mut tokens = env.optional("MCP_AUTH_TOKENS", |name, v| {
+    let mut tokens = env.optional_secret("MCP_AUTH_TOKENS", |name, v, origin| {
         BearerAuthenticator::new()
             .default_scopes(DEFAULT_SCOPES)
-            .with_list(name, v)
+            .with_setting(name, v, origin)
     });
     let public_url = env
         .raw("MCP_PUBLIC_URL")
