@@ -576,11 +576,29 @@ fn load_jwt(
             "set either MCP_JWKS_URL or MCP_OIDC_ISSUER, not both",
         );
     }
+    // Every key source is bound to an issuer: the keys at MCP_JWKS_URL to MCP_JWT_ISSUER
+    // (a JWKS shared by many tenants would otherwise vouch for all of them).
+    if jwks_url.is_some() && oidc_issuer.is_none() && issuers.is_empty() {
+        env.problem(
+            "MCP_JWKS_URL",
+            "needs MCP_JWT_ISSUER (the `iss` of the tokens its keys sign), or set \
+             MCP_OIDC_ISSUER instead to discover the keys and the issuer",
+        );
+    }
+    let remote = jwks_url.is_some() || oidc_issuer.is_some();
     let mut b = JwtAuthenticator::builder()
         .verified_token_cache(10_000)
         .fetcher(fetcher.clone());
     if let Some(key) = secret {
-        b = b.key(key);
+        // MCP_JWT_SECRET tokens are this server's own: beside an identity provider they must
+        // carry `iss` = this server's resource URI (the first audience, MCP_PUBLIC_URL by
+        // default), so whoever holds the secret cannot mint tokens in the provider's name.
+        // Alone, they carry MCP_JWT_ISSUER, or any `iss` when that is not set.
+        b = match (remote, audiences.first()) {
+            (true, Some(own)) => b.key(key.issuer(own.clone())),
+            (false, _) if issuers.is_empty() => b.key(key).allow_any_issuer(),
+            _ => b.key(key),
+        };
     }
     if let Some(url) = jwks_url {
         b = b.jwks_url(url);
@@ -610,9 +628,10 @@ fn load_introspection(
     let id = env
         .raw("MCP_INTROSPECTION_CLIENT_ID")
         .map(|v| v.trim().to_owned());
+    // The raw value is wiped when dropped; the trimmed copy lives in a zeroizing `Secret`.
     let secret = env
         .raw("MCP_INTROSPECTION_CLIENT_SECRET")
-        .map(|v| v.trim().to_owned());
+        .map(|v| Secret::new(zeroize::Zeroizing::new(v).trim()));
     let (id, secret) = match (id, secret, &url) {
         (None, None, None) => return None,
         (Some(id), Some(secret), _) => (id, secret),
@@ -624,8 +643,11 @@ fn load_introspection(
             return None;
         }
     };
+    // Client-credentials tokens have no `sub` at oidc-provider: their client is the subject
+    // (its principal still differs from a user's, as it carries the client id).
     let mut b = IntrospectionAuthenticator::builder()
         .client_credentials(id, secret)
+        .client_id_as_subject()
         .fetcher(fetcher.clone());
     match (url, authorization_servers.first()) {
         (Some(url), _) => b = b.endpoint(url),

@@ -219,3 +219,83 @@ async fn jwks_url_from_oidc_provider_works_without_discovery() {
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["www-authenticate"], "Bearer");
 }
+
+// --- start-up checks of the example's JWT settings (no authorization server needed) -------
+
+/// Review M2: a JWKS URL without an expected issuer would accept tokens from every tenant
+/// sharing that key set; the example refuses to start and names both ways out.
+#[test]
+fn a_jwks_url_without_an_issuer_is_a_startup_error_naming_both_variables() {
+    let err = example::load_config(EnvReader::from_pairs([(
+        "MCP_JWKS_URL",
+        "http://127.0.0.1:9/jwks",
+    )]))
+    .err()
+    .expect("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("MCP_JWKS_URL")
+            && text.contains("MCP_JWT_ISSUER")
+            && text.contains("MCP_OIDC_ISSUER"),
+        "{text}"
+    );
+    // With the issuer it starts.
+    assert!(
+        example::load_config(EnvReader::from_pairs([
+            ("MCP_JWKS_URL", "http://127.0.0.1:9/jwks"),
+            ("MCP_JWT_ISSUER", "http://127.0.0.1:9"),
+        ]))
+        .is_ok()
+    );
+}
+
+/// Review M2: beside an identity provider, MCP_JWT_SECRET tokens carry this server's own
+/// issuer (its public URL), and the secret cannot mint tokens in the provider's name.
+#[test]
+fn the_jwt_secret_cannot_mint_tokens_in_the_identity_providers_name() {
+    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    const SECRET: &str = "example-hmac-secret-0123456789abcdef";
+    const PUBLIC: &str = "https://mcp.example.com/mcp";
+    const IDP: &str = "http://127.0.0.1:9/realms/mcp";
+    let config = example::load_config(EnvReader::from_pairs([
+        ("MCP_JWT_SECRET", SECRET),
+        ("MCP_OIDC_ISSUER", IDP),
+        ("MCP_PUBLIC_URL", PUBLIC),
+    ]))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let jwt = config.jwt().expect("JWTs on");
+    let mint = |iss: Option<&str>| {
+        let m = JwtMinter::hmac(SECRET, Algorithm::HS256)
+            .unwrap()
+            .audience(PUBLIC);
+        match iss {
+            Some(i) => m.issuer(i),
+            None => m,
+        }
+        .mint("carol", ["data:read"])
+        .unwrap()
+    };
+    assert_eq!(jwt.verify(&mint(Some(PUBLIC))).unwrap().subject(), "carol");
+    for iss in [Some(IDP), None, Some("https://elsewhere.example")] {
+        let err = jwt.verify(&mint(iss)).unwrap_err();
+        assert_eq!(err.detail(), Some("issuer_mismatch"), "{iss:?}");
+    }
+
+    // Alone, the secret keeps its old contract: MCP_JWT_ISSUER when set...
+    let config = example::load_config(EnvReader::from_pairs([
+        ("MCP_JWT_SECRET", SECRET),
+        ("MCP_JWT_ISSUER", "https://tools.internal"),
+        ("MCP_PUBLIC_URL", PUBLIC),
+    ]))
+    .unwrap();
+    let jwt = config.jwt().unwrap();
+    assert!(jwt.verify(&mint(Some("https://tools.internal"))).is_ok());
+    assert!(jwt.verify(&mint(Some(IDP))).is_err());
+    // ...and any `iss` when not (one shared secret, nothing to confuse it with).
+    let config = example::load_config(EnvReader::from_pairs([
+        ("MCP_JWT_SECRET", SECRET),
+        ("MCP_PUBLIC_URL", PUBLIC),
+    ]))
+    .unwrap();
+    assert!(config.jwt().unwrap().verify(&mint(None)).is_ok());
+}

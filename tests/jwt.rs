@@ -196,6 +196,7 @@ fn unknown_or_hostile_kids_select_no_key() {
     let body = serde_json::to_string(&claims()).unwrap();
     let auth = JwtAuthenticator::builder()
         .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap().kid("k1"))
+        .issuer(ISS)
         .audience(AUD)
         .build()
         .unwrap();
@@ -263,6 +264,7 @@ fn any_crit_header_is_refused_and_nested_jwts_too() {
 fn ecdsa_signature_of_zeros_is_refused() {
     let auth = JwtAuthenticator::builder()
         .key(JwtKey::pem(fixture("ec256_public.pem"), Algorithm::ES256).unwrap())
+        .issuer(ISS)
         .audience(AUD)
         .build()
         .unwrap();
@@ -407,6 +409,7 @@ fn duplicate_claims_or_header_members_are_refused() {
 fn typ_at_jwt_is_enforced_when_configured() {
     let auth = JwtAuthenticator::builder()
         .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+        .issuer(ISS)
         .audience(AUD)
         .require_at_jwt()
         .build()
@@ -432,6 +435,7 @@ fn typ_at_jwt_is_enforced_when_configured() {
 fn required_claims_and_the_claims_hook_apply() {
     let auth = JwtAuthenticator::builder()
         .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+        .issuer(ISS)
         .audience(AUD)
         .require_claims(["tenant"])
         .validate_claims(|c| match c.get("tenant").and_then(Value::as_str) {
@@ -474,9 +478,12 @@ fn configuration_problems_are_reported_together() {
         .build()
         .unwrap_err();
     let text = err.to_string();
-    assert_eq!(err.problems().len(), 3, "{text}");
+    assert_eq!(err.problems().len(), 4, "{text}");
     assert!(
-        text.contains("https") && text.contains("audience") && text.contains("300"),
+        text.contains("https")
+            && text.contains("audience")
+            && text.contains("300")
+            && text.contains("no expected issuer"),
         "{text}"
     );
     assert!(
@@ -489,6 +496,7 @@ fn configuration_problems_are_reported_together() {
 fn verified_cache_never_extends_validity() {
     let auth = JwtAuthenticator::builder()
         .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+        .issuer(ISS)
         .audience(AUD)
         .leeway(Duration::ZERO)
         .verified_token_cache(16)
@@ -553,6 +561,7 @@ struct Idp {
     fail: Mutex<bool>,
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
+    discoveries: AtomicUsize,
     issuer: Mutex<String>,
     cache_control: Mutex<Option<String>>,
 }
@@ -587,6 +596,7 @@ async fn start_idp() -> (Arc<Idp>, String) {
                 move || {
                     let s = s.clone();
                     async move {
+                        s.discoveries.fetch_add(1, Ordering::SeqCst);
                         let iss = s.issuer.lock().unwrap().clone();
                         json!({"issuer": iss, "jwks_uri": format!("{iss}/jwks")}).to_string()
                     }
@@ -907,4 +917,323 @@ async fn oversized_jwks_responses_are_refused() {
         json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert!(auth.verify_async(&token).await.is_ok());
+}
+
+// --- issuers bound to key sources (review M2) ------------------------------------------
+
+const TOOLS_ISS: &str = "https://tools.internal";
+
+#[test]
+fn a_key_source_without_an_expected_issuer_is_a_config_error() {
+    let problems = |b: mcp_auth::jwt::JwtBuilder| -> Vec<String> {
+        b.audience(AUD)
+            .build()
+            .unwrap_err()
+            .problems()
+            .iter()
+            .map(|p| format!("{}: {}", p.setting(), p.message()))
+            .collect()
+    };
+    let hmac = || JwtKey::hmac(SECRET, Algorithm::HS256).unwrap();
+    for (what, b) in [
+        ("hmac key", JwtAuthenticator::builder().key(hmac())),
+        (
+            "pem key",
+            JwtAuthenticator::builder()
+                .key(JwtKey::pem(fixture("rsa_public.pem"), Algorithm::RS256).unwrap()),
+        ),
+        (
+            "jwk set",
+            JwtAuthenticator::builder().jwk_set(
+                serde_json::from_value(
+                    json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]}),
+                )
+                .unwrap(),
+            ),
+        ),
+        (
+            "jwks url",
+            JwtAuthenticator::builder().jwks_url("https://idp.example.com/jwks"),
+        ),
+        (
+            "static key beside discovery",
+            JwtAuthenticator::builder()
+                .oidc_issuer("https://idp.example.com")
+                .key(hmac()),
+        ),
+    ] {
+        let p = problems(b);
+        assert_eq!(p.len(), 1, "{what}: {p:?}");
+        assert!(
+            p[0].starts_with("jwt issuer:") && p[0].contains("allow_any_issuer"),
+            "{what}: {p:?}"
+        );
+    }
+    // Discovery binds its keys to the discovered issuer; a per-key issuer binds a key.
+    assert!(
+        JwtAuthenticator::builder()
+            .oidc_issuer("https://idp.example.com")
+            .key(hmac().issuer(TOOLS_ISS))
+            .audience(AUD)
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn allow_any_issuer_is_an_explicit_opt_out() {
+    let auth = JwtAuthenticator::builder()
+        .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap())
+        .allow_any_issuer()
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let m = JwtMinter::hmac(SECRET, Algorithm::HS256)
+        .unwrap()
+        .audience(AUD);
+    for iss in [Some(ISS), Some("https://elsewhere.example"), None] {
+        let m = match iss {
+            Some(i) => m.clone().issuer(i),
+            None => m.clone(),
+        };
+        let ctx = auth.verify(&m.mint("alice", ["x"]).unwrap()).unwrap();
+        assert_eq!(ctx.issuer(), iss);
+    }
+    // Without the opt-out, the builder's issuer binds: a token without `iss` is refused.
+    assert_eq!(
+        kind_and_detail(
+            hmac_auth().verify(
+                &JwtMinter::hmac(SECRET, Algorithm::HS256)
+                    .unwrap()
+                    .audience(AUD)
+                    .mint("alice", ["x"])
+                    .unwrap()
+            )
+        )
+        .1,
+        Some("issuer_mismatch")
+    );
+}
+
+#[test]
+fn an_hmac_key_may_not_share_the_identity_providers_issuer() {
+    for b in [
+        // Bound through the builder's issuer, which is also the JWKS's.
+        JwtAuthenticator::builder()
+            .jwks_url("https://idp.example.com/jwks")
+            .issuer("https://idp.example.com")
+            .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap()),
+        // Bound explicitly to the discovered issuer.
+        JwtAuthenticator::builder()
+            .oidc_issuer("https://idp.example.com")
+            .key(
+                JwtKey::hmac(SECRET, Algorithm::HS256)
+                    .unwrap()
+                    .issuer("https://idp.example.com"),
+            ),
+        // Unbound (any issuer) beside a JWKS.
+        JwtAuthenticator::builder()
+            .oidc_issuer("https://idp.example.com")
+            .allow_any_issuer()
+            .key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap()),
+    ] {
+        let err = b.audience(AUD).build().unwrap_err();
+        assert!(err.to_string().contains("HMAC key"), "{err}");
+    }
+}
+
+/// Review M2: with a shared secret and an identity provider in one authenticator, each key
+/// vouches only for its own issuer.
+#[tokio::test]
+async fn static_and_jwks_keys_only_verify_their_own_issuers_tokens() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    let auth = JwtAuthenticator::builder()
+        .oidc_issuer(&base)
+        .key(
+            JwtKey::hmac(SECRET, Algorithm::HS256)
+                .unwrap()
+                .issuer(TOOLS_ISS),
+        )
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let hmac = |iss: &str| {
+        JwtMinter::hmac(SECRET, Algorithm::HS256)
+            .unwrap()
+            .issuer(iss)
+            .audience(AUD)
+            .mint("alice", ["x"])
+            .unwrap()
+    };
+    let rsa = |iss: &str| {
+        JwtMinter::pem(fixture("rsa_private.pem"), Algorithm::RS256)
+            .unwrap()
+            .kid("a")
+            .issuer(iss)
+            .audience(AUD)
+            .mint("alice", ["x"])
+            .unwrap()
+    };
+    let ctx = auth.verify_async(&hmac(TOOLS_ISS)).await.unwrap();
+    assert_eq!(ctx.issuer(), Some(TOOLS_ISS));
+    let ctx = auth.verify_async(&rsa(&base)).await.unwrap();
+    assert_eq!(ctx.issuer(), Some(base.as_str()));
+    // The secret's holder cannot mint the identity provider's tokens...
+    let err = auth.verify_async(&hmac(&base)).await.unwrap_err();
+    assert_eq!(err.detail(), Some("issuer_mismatch"));
+    // ...nor the identity provider the secret's.
+    let err = auth.verify_async(&rsa(TOOLS_ISS)).await.unwrap_err();
+    assert_eq!(err.detail(), Some("issuer_mismatch"));
+}
+
+// --- the verified-token cache and key removal (review L4) -------------------------------
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() = json!({"keys": [
+        jwk_for("rsa_private.pem", Algorithm::RS256, "a"),
+        jwk_for("rsa2_private.pem", Algorithm::RS256, "b"),
+    ]});
+    let auth = JwtAuthenticator::builder()
+        .jwks_url(format!("{base}/jwks"))
+        .issuer(ISS)
+        .audience(AUD)
+        .jwks_policy(fast_policy())
+        .verified_token_cache(100)
+        .build()
+        .unwrap();
+    let a = rsa_minter("rsa_private.pem", "a")
+        .mint("alice", ["x"])
+        .unwrap();
+    let b = rsa_minter("rsa2_private.pem", "b")
+        .mint("bob", ["x"])
+        .unwrap();
+    assert!(auth.verify_async(&a).await.is_ok());
+    assert!(auth.verify_async(&b).await.is_ok());
+    assert!(auth.verify(&a).is_ok(), "served from the cache");
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+
+    // The provider withdraws key "a"; a refresh (here forced by an unknown kid) loads the set.
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa2_private.pem", Algorithm::RS256, "b")]});
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let unknown = rsa_minter("rsa2_private.pem", "c")
+        .mint("x", ["x"])
+        .unwrap();
+    assert!(auth.verify_async(&unknown).await.is_err());
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
+
+    let err = auth.verify_async(&a).await.unwrap_err();
+    assert_eq!(err.kind(), AuthErrorKind::InvalidToken, "{err:?}");
+    assert!(auth.verify(&a).is_err());
+    // Tokens of the keys still published stay cached and valid.
+    assert_eq!(auth.verify(&b).unwrap().subject(), "bob");
+}
+
+// --- JWKS policy and lifetimes: no panics, no disabled limits (review L2, I11) ----------
+
+#[test]
+fn jwks_policies_that_would_panic_or_disable_limits_are_config_errors() {
+    let cases: [(&str, fn(&mut JwksPolicy)); 4] = [
+        ("jwks min_ttl", |p| {
+            p.min_ttl = Duration::from_secs(600);
+            p.max_ttl = Duration::from_secs(60);
+        }),
+        ("jwks min_refresh_gap", |p| {
+            p.min_refresh_gap = Duration::ZERO
+        }),
+        ("jwks fetch_timeout", |p| p.fetch_timeout = Duration::ZERO),
+        ("jwks max_body_bytes", |p| p.max_body_bytes = 0),
+    ];
+    for (setting, edit) in cases {
+        let mut policy = JwksPolicy::default();
+        edit(&mut policy);
+        let err = JwtAuthenticator::builder()
+            .jwks_url("https://idp.example.com/jwks")
+            .issuer(ISS)
+            .audience(AUD)
+            .jwks_policy(policy)
+            .build()
+            .unwrap_err();
+        let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+        assert_eq!(settings, [setting]);
+    }
+}
+
+#[tokio::test]
+async fn huge_ttls_and_max_age_do_not_overflow() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    *idp.cache_control.lock().unwrap() = Some(format!("max-age={}", u64::MAX));
+    let mut policy = fast_policy();
+    policy.min_ttl = Duration::MAX;
+    policy.max_ttl = Duration::MAX;
+    policy.max_stale = Duration::MAX;
+    policy.default_ttl = Duration::MAX;
+    policy.fetch_timeout = Duration::MAX;
+    let auth = remote_auth(format!("{base}/jwks"), policy);
+    let token = rsa_minter("rsa_private.pem", "a")
+        .mint("alice", ["x"])
+        .unwrap();
+    assert!(auth.verify_async(&token).await.is_ok());
+    assert!(auth.verify_async(&token).await.is_ok());
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn minting_with_a_huge_ttl_is_an_error_not_a_panic() {
+    for ttl in [
+        Duration::MAX,
+        Duration::from_secs(u64::MAX / 2),
+        Duration::from_secs(1 << 53),
+    ] {
+        let err = hmac_minter().ttl(ttl).mint("alice", ["x"]).unwrap_err();
+        assert!(err.to_string().contains("ttl"), "{err}");
+    }
+    let long = hmac_minter()
+        .ttl(Duration::from_secs(100 * 365 * 24 * 3600))
+        .mint("alice", ["x"])
+        .unwrap();
+    assert!(hmac_auth().verify(&long).is_ok());
+}
+
+// --- discovery (review I7) ----------------------------------------------------------------
+
+#[tokio::test]
+async fn a_discovered_jwks_uri_is_discovered_again_after_a_failed_fetch() {
+    let (idp, base) = start_idp().await;
+    *idp.jwks.lock().unwrap() =
+        json!({"keys": [jwk_for("rsa_private.pem", Algorithm::RS256, "a")]});
+    let auth = JwtAuthenticator::builder()
+        .oidc_issuer(&base)
+        .audience(AUD)
+        .jwks_policy(fast_policy())
+        .build()
+        .unwrap();
+    let mint = |kid: &str| {
+        JwtMinter::pem(fixture("rsa_private.pem"), Algorithm::RS256)
+            .unwrap()
+            .kid(kid)
+            .issuer(&base)
+            .audience(AUD)
+            .mint("alice", ["x"])
+            .unwrap()
+    };
+    assert!(auth.verify_async(&mint("a")).await.is_ok());
+    assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+    // A refresh while the JWKS fails forgets the discovered URI...
+    *idp.fail.lock().unwrap() = true;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(auth.verify_async(&mint("new-1")).await.is_err());
+    assert_eq!(idp.discoveries.load(Ordering::SeqCst), 1);
+    // ...so the next refresh asks the metadata again.
+    *idp.fail.lock().unwrap() = false;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(auth.verify_async(&mint("new-2")).await.is_err());
+    assert_eq!(idp.discoveries.load(Ordering::SeqCst), 2);
+    assert!(auth.verify_async(&mint("a")).await.is_ok());
 }

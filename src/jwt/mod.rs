@@ -767,7 +767,8 @@ impl JwtBuilder {
         for p in self.policy.problems() {
             push(p);
         }
-        if keys.is_empty() && self.remote.is_none() {
+        let configured = !self.keys.is_empty() || !self.jwk_sets.is_empty();
+        if keys.is_empty() && self.remote.is_none() && !configured {
             push(ConfigError::new(
                 "jwt keys",
                 "no key source (secret, PEM key, JWK set, JWKS URL or issuer)",
