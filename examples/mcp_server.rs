@@ -23,11 +23,13 @@
 //! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`) |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
 //! | `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` | this server's credentials at the introspection endpoint (setting them turns introspection on) |
-//! | `MCP_TRUST_PROXY` | `true`: believe `X-Forwarded-Proto`/`X-Forwarded-Host`/`X-Forwarded-For` (only behind a proxy that sets them) |
-//! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (default `10/300`; `off` to disable) |
+//! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks, such as `127.0.0.1` or `10.0.0.0/8`): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
+//! | `MCP_TRUST_FORWARDED_HOST` | `true`: from `MCP_TRUSTED_PROXIES` peers, believe `X-Forwarded-Host`/`X-Forwarded-Proto` for the metadata URL, challenges and `MCP_REQUIRE_HTTPS` |
+//! | `MCP_TRUST_PROXY` | `true`: shorthand for a proxy on this host: adds `127.0.0.0/8,::1` to `MCP_TRUSTED_PROXIES` and sets `MCP_TRUST_FORWARDED_HOST=true` |
+//! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (window at most a year), or `off`. Default `10/300` when client addresses tell clients apart (`MCP_TRUSTED_PROXIES` set, or a non-loopback `MCP_BIND`), otherwise `off`; setting it with a loopback `MCP_BIND` and no `MCP_TRUSTED_PROXIES` is refused |
 //! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`); other `Origin`s get 403 |
 //! | `MCP_REDIS_URL` | keep issued tokens, revocations and failure counters in Redis, shared by every instance (`redis://host:6379/0`) |
-//! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_PROXY`, as reported by `X-Forwarded-Proto`) |
+//! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_FORWARDED_HOST`, as a trusted proxy reports in `X-Forwarded-Proto`) |
 //!
 //! With authorization servers configured, the server is an OAuth protected resource: it
 //! serves RFC 9728 metadata at `/.well-known/oauth-protected-resource/mcp` and
@@ -70,7 +72,7 @@ use mcp_auth::env::EnvReader;
 use mcp_auth::http::ReqwestFetcher;
 use mcp_auth::introspection::IntrospectionAuthenticator;
 use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey};
-use mcp_auth::limit::{AttemptStore, Attempts, FailureLimitLayer, MemoryAttemptStore};
+use mcp_auth::limit::{AttemptStore, Attempts, FailureLimitLayer, MemoryAttemptStore, Reservation};
 use mcp_auth::redis::{Redis, RedisAttemptStore, RedisConfig, RedisTokenStore};
 use mcp_auth::resource::ProtectedResource;
 use mcp_auth::rmcp::{Auth, ScopedServer, require};
@@ -78,7 +80,7 @@ use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
 };
 use mcp_auth::store::StoreError;
-use mcp_auth::transport::{HttpsOnlyLayer, OriginLayer};
+use mcp_auth::transport::{ClientAddrLayer, HttpsOnlyLayer, OriginLayer, TrustedProxies};
 use mcp_auth::{
     ApiKeyAuthenticator, AuthLayer, Authenticator, BearerAuthenticator, Chain, ConfigError,
     Credential, Secret,
@@ -327,6 +329,23 @@ impl AttemptStore for Counters {
             Self::Redis(s) => s.record_failure(key, window).await,
         }
     }
+    async fn reserve(
+        &self,
+        key: &str,
+        window: std::time::Duration,
+        max_failures: u32,
+    ) -> Result<Reservation, StoreError> {
+        match self {
+            Self::Memory(s) => s.reserve(key, window, max_failures).await,
+            Self::Redis(s) => s.reserve(key, window, max_failures).await,
+        }
+    }
+    async fn refund(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(s) => s.refund(key).await,
+            Self::Redis(s) => s.refund(key).await,
+        }
+    }
 }
 
 /// Transport guards and failed-attempt limits (see the module docs for the variables).
@@ -340,8 +359,10 @@ pub struct Guards {
     pub require_https: bool,
     /// Where failure counters live.
     pub counters: Counters,
-    /// Believe `X-Forwarded-*` headers.
-    pub trust_proxy: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`MCP_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Believe `X-Forwarded-Host`/`-Proto` from those proxies (`MCP_TRUST_FORWARDED_HOST`).
+    pub forwarded_host: bool,
 }
 
 impl Default for Guards {
@@ -350,7 +371,8 @@ impl Default for Guards {
             failure_limit: Some((10, std::time::Duration::from_secs(300))),
             allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()],
             require_https: false,
-            trust_proxy: false,
+            trusted_proxies: TrustedProxies::none(),
+            forwarded_host: false,
             counters: Counters::Memory(MemoryAttemptStore::new()),
         }
     }
@@ -441,9 +463,32 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
     let redis = env.optional("MCP_REDIS_URL", |_, v| {
         Redis::new(RedisConfig::new(v.trim()))
     });
-    let trust_proxy = env.optional("MCP_TRUST_PROXY", flag);
+    // Forwarded headers count only from MCP_TRUSTED_PROXIES peers; MCP_TRUST_PROXY=true is
+    // the shorthand for a proxy on this host that also forwards the public host and scheme.
+    let trust_proxy = env.optional("MCP_TRUST_PROXY", flag) == Some(true);
+    let mut trusted_proxies = env
+        .optional("MCP_TRUSTED_PROXIES", TrustedProxies::parse)
+        .unwrap_or_default();
+    if trust_proxy {
+        trusted_proxies = trusted_proxies.with(&TrustedProxies::loopback());
+    }
+    let forwarded_host =
+        trust_proxy || env.optional("MCP_TRUST_FORWARDED_HOST", flag) == Some(true);
+    if forwarded_host && trusted_proxies.is_empty() {
+        env.problem(
+            "MCP_TRUST_FORWARDED_HOST",
+            "needs MCP_TRUSTED_PROXIES: forwarded headers are believed only from trusted proxies",
+        );
+    }
+    // Failures are counted per client address: on by default only where addresses tell
+    // clients apart. Behind a proxy on this host that is not trusted, every client would be
+    // 127.0.0.1, and one stranger's failures would lock out everyone.
+    let addresses_distinguish_clients = !trusted_proxies.is_empty() || !bind.ip().is_loopback();
     let mut guards = Guards {
-        trust_proxy: trust_proxy == Some(true),
+        failure_limit: addresses_distinguish_clients
+            .then_some((10, std::time::Duration::from_secs(300))),
+        trusted_proxies,
+        forwarded_host,
         ..Guards::default()
     };
     if let Some(limit) = env.optional("MCP_FAILURE_LIMIT", |name, v| {
@@ -461,6 +506,15 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             ConfigError::new(name, "must be failures/seconds (such as 10/300) or off")
         })
     }) {
+        if limit.is_some() && !addresses_distinguish_clients {
+            env.problem(
+                "MCP_FAILURE_LIMIT",
+                "with a loopback MCP_BIND and no MCP_TRUSTED_PROXIES, clients cannot be told apart \
+                 (behind a proxy on this host every client is 127.0.0.1, so one stranger's failures \
+                 would lock out everyone): set MCP_TRUSTED_PROXIES to the proxy's address (such as \
+                 127.0.0.1), or MCP_FAILURE_LIMIT=off",
+            );
+        }
         guards.failure_limit = limit;
     }
     if let Some(origins) = env.raw("MCP_ALLOWED_ORIGINS") {
@@ -500,8 +554,8 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         for issuer in &authorization_servers {
             b = b.authorization_server(issuer);
         }
-        if trust_proxy == Some(true) {
-            b = b.trust_forwarded_headers();
+        if guards.forwarded_host {
+            b = b.trust_forwarded_headers(guards.trusted_proxies.clone());
         }
         Some(b.build()?)
     };
@@ -764,20 +818,24 @@ where
         .window(window);
     if guards.failure_limit.is_none() {
         limit = limit.key_fn(|_| None);
-    } else if guards.trust_proxy {
-        limit = limit.trust_forwarded_for();
     }
+    // Refunds a request's reserved attempt as soon as it has authenticated.
+    let release = limit.release();
     let mut https = HttpsOnlyLayer::new();
     if !guards.require_https {
         https = https.allow_plain_http();
-    } else if guards.trust_proxy {
-        https = https.trust_forwarded_proto();
+    } else if guards.forwarded_host {
+        https = https.trust_forwarded_proto(guards.trusted_proxies.clone());
     }
+    // The client address (the socket's, or behind MCP_TRUSTED_PROXIES the one they report)
+    // for the failure limit and audit events.
     let mcp = ServiceBuilder::new()
+        .layer(ClientAddrLayer::new(guards.trusted_proxies.clone()))
         .layer(OriginLayer::new(&guards.allowed_origins))
         .layer(https)
         .layer(limit)
         .layer(auth_layer)
+        .layer(release)
         .layer(scope_layer)
         .service(mcp);
     let mut app = Router::new().nest_service("/mcp", mcp).layer(cors);

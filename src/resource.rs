@@ -60,7 +60,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE,
+    ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE, VARY,
 };
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -69,6 +69,7 @@ use tower_service::Service;
 
 use crate::error::ConfigError;
 use crate::response::Challenge;
+use crate::transport::TrustedProxies;
 
 /// The well-known path of RFC 9728 metadata (§3.1).
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -108,31 +109,31 @@ pub fn canonical_resource(uri: &str) -> String {
 }
 
 /// Refuses URLs that are not `https://`, except plain `http://` to a loopback host (local
-/// identity providers, development servers and tests).
+/// identity providers, development servers and tests). The URL is parsed once, with the
+/// parser the HTTP client uses (WHATWG, the `url` crate), so the host checked is the host
+/// connected to; userinfo (`user@`) is refused.
 pub(crate) fn check_url(setting: &str, url: &str) -> Result<(), ConfigError> {
-    if url.starts_with("https://") && url.len() > "https://".len() {
-        return Ok(());
+    let refuse = || {
+        ConfigError::new(
+            setting,
+            "must be an https:// URL (http:// only for loopback hosts), without user@",
+        )
+    };
+    let parsed = url::Url::parse(url).map_err(|_| refuse())?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(refuse());
     }
-    if let Some(rest) = url.strip_prefix("http://") {
-        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        let hostname = if host.starts_with('[') {
-            host.split(']').next().map(|h| &h[1..]).unwrap_or("")
-        } else {
-            host.split(':').next().unwrap_or("")
-        };
-        let loopback = hostname == "localhost"
-            || hostname
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if loopback {
-            return Ok(());
-        }
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(refuse()),
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(refuse()),
     }
-    Err(ConfigError::new(
-        setting,
-        "must be an https:// URL (http:// only for loopback hosts)",
-    ))
 }
 
 /// Splits `scheme://authority` from the path and query of an absolute URL.
@@ -171,7 +172,7 @@ pub struct ProtectedResourceBuilder {
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     jwks_uri: Option<String>,
-    trust_forwarded: bool,
+    trust_forwarded: Option<Arc<TrustedProxies>>,
 }
 
 impl ProtectedResourceBuilder {
@@ -235,13 +236,15 @@ impl ProtectedResourceBuilder {
         self
     }
 
-    /// Trusted-proxy mode: the origin (scheme and host) of `resource` and of the metadata
-    /// URL is taken from `X-Forwarded-Proto` / `X-Forwarded-Host` when a request carries
-    /// valid ones (the last value of each, as set by the nearest proxy). Turn it on only
-    /// when every request comes through a proxy that sets both headers and strips them from
-    /// clients: otherwise a client chooses the URL your challenges advertise.
-    pub fn trust_forwarded_headers(mut self) -> Self {
-        self.trust_forwarded = true;
+    /// Forwarded public host: when a request's TCP peer is one of `proxies`, the origin
+    /// (scheme and host) of `resource` and of the metadata URL is taken from
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` if it carries valid ones (the last value of
+    /// each, as set by the nearest proxy). From any other peer the headers are ignored. For
+    /// one deployment serving several public hostnames; the proxies must set both headers and
+    /// drop any a client sent. The metadata is then sent with
+    /// `Vary: X-Forwarded-Host, X-Forwarded-Proto`, so shared caches keep the variants apart.
+    pub fn trust_forwarded_headers(mut self, proxies: TrustedProxies) -> Self {
+        self.trust_forwarded = Some(Arc::new(proxies));
         self
     }
 
@@ -336,7 +339,7 @@ struct Inner {
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     jwks_uri: Option<String>,
-    trust_forwarded: bool,
+    trust_forwarded: Option<Arc<TrustedProxies>>,
 }
 
 impl Inner {
@@ -366,9 +369,15 @@ impl Inner {
         Bytes::from(serde_json::Value::Object(doc).to_string())
     }
 
-    /// `scheme://host` from trusted forwarding headers, if this mode is on and they are valid.
-    fn forwarded_origin(&self, headers: &HeaderMap) -> Option<String> {
-        if !self.trust_forwarded {
+    /// `scheme://host` from forwarding headers, if this mode is on, the request's peer is a
+    /// trusted proxy and the headers are valid.
+    fn forwarded_origin(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        let proxies = self.trust_forwarded.as_ref()?;
+        if !proxies.trusts_peer(extensions) {
             return None;
         }
         forwarded_origin(headers)
@@ -379,10 +388,7 @@ impl Inner {
 /// are present and well formed (`http`/`https`; a host name or IP literal with an optional
 /// port).
 fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
-    let last = |name: &str| -> Option<String> {
-        let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
-        Some(v.rsplit(',').next()?.trim().to_owned())
-    };
+    let last = |name: &str| crate::transport::last_forwarded(headers, name);
     let proto = last("x-forwarded-proto")?.to_ascii_lowercase();
     if proto != "https" && proto != "http" {
         return None;
@@ -427,7 +433,7 @@ impl ProtectedResource {
             resource_name: None,
             resource_documentation: None,
             jwks_uri: None,
-            trust_forwarded: false,
+            trust_forwarded: None,
         }
     }
 
@@ -489,7 +495,7 @@ impl ProtectedResource {
     /// mode the one built from the forwarding headers.
     pub(crate) fn metadata_url_for(&self, parts: &Parts) -> Option<String> {
         self.inner
-            .forwarded_origin(&parts.headers)
+            .forwarded_origin(&parts.headers, &parts.extensions)
             .map(|origin| format!("{origin}{}", self.inner.well_known_path))
     }
 
@@ -531,7 +537,7 @@ impl MetadataService {
         let cors = HeaderValue::from_static("*");
         let mut res = match *req.method() {
             Method::GET | Method::HEAD => {
-                let body = match inner.forwarded_origin(req.headers()) {
+                let body = match inner.forwarded_origin(req.headers(), req.extensions()) {
                     Some(origin) => inner.render(&format!("{origin}{}", inner.path_and_query)),
                     None => inner.document.clone(),
                 };
@@ -549,6 +555,13 @@ impl MetadataService {
                     CACHE_CONTROL,
                     HeaderValue::from_static("public, max-age=300"),
                 );
+                if inner.trust_forwarded.is_some() {
+                    // The document depends on these headers (L11).
+                    h.insert(
+                        VARY,
+                        HeaderValue::from_static("X-Forwarded-Host, X-Forwarded-Proto"),
+                    );
+                }
                 res
             }
             Method::OPTIONS => {
@@ -716,48 +729,130 @@ mod tests {
         assert_eq!(post.status(), 405);
     }
 
+    fn from_peer(mut req: Request<()>, peer: [u8; 4]) -> Request<()> {
+        req.extensions_mut()
+            .insert(std::net::SocketAddr::from((peer, 4000)));
+        req
+    }
+
+    fn get_from(
+        svc: &MetadataService,
+        peer: [u8; 4],
+        headers: &[(&str, &str)],
+    ) -> Response<Full<Bytes>> {
+        let mut req = Request::get(WELL_KNOWN_PATH);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        svc.respond(&from_peer(req.body(()).unwrap(), peer))
+    }
+
     #[tokio::test]
-    async fn forwarding_headers_count_only_in_trusted_proxy_mode() {
+    async fn forwarding_headers_count_only_from_trusted_proxies() {
         let fwd = [
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "evil.example, public.example.com"),
         ];
         let plain = pr("http://127.0.0.1:8080/mcp");
-        let doc = body(get(&plain.service(), WELL_KNOWN_PATH, &fwd)).await;
+        let doc = body(get_from(&plain.service(), [127, 0, 0, 1], &fwd)).await;
         assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
 
         let trusted = ProtectedResource::builder("http://127.0.0.1:8080/mcp")
             .authorization_server("https://as.example.com")
-            .trust_forwarded_headers()
+            .trust_forwarded_headers(TrustedProxies::parse("p", "10.0.0.0/8").unwrap())
             .build()
             .unwrap();
-        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &fwd)).await;
+        let svc = trusted.service();
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &fwd)).await;
         assert_eq!(doc["resource"], "https://public.example.com/mcp");
+        // A peer that is not a trusted proxy (M1), or no peer at all: configured URL.
+        let doc = body(get_from(&svc, [192, 0, 2, 1], &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+        let doc = body(get(&svc, WELL_KNOWN_PATH, &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
         // Malformed values fall back to the configured URL.
         let bad = [
             ("x-forwarded-proto", "javascript"),
             ("x-forwarded-host", "x"),
         ];
-        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &bad)).await;
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &bad)).await;
         assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
         let bad_host = [("x-forwarded-proto", "https"), ("x-forwarded-host", "a\"b")];
-        let doc = body(get(&trusted.service(), WELL_KNOWN_PATH, &bad_host)).await;
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &bad_host)).await;
         assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
 
-        let mut req = Request::get("/mcp");
-        for (k, v) in fwd {
-            req = req.header(k, v);
-        }
-        let parts = req.body(()).unwrap().into_parts().0;
+        let head = |peer: [u8; 4]| {
+            let mut req = Request::get("/mcp");
+            for (k, v) in fwd {
+                req = req.header(k, v);
+            }
+            from_peer(req.body(()).unwrap(), peer).into_parts().0
+        };
         let challenge = trusted.challenge();
         assert_eq!(
-            challenge_for(&challenge, &parts).resource_metadata_url(),
+            challenge_for(&challenge, &head([10, 0, 0, 2])).resource_metadata_url(),
             Some("https://public.example.com/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(
+            challenge_for(&challenge, &head([192, 0, 2, 1])).resource_metadata_url(),
+            Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"),
+            "a direct client cannot choose the URL challenges advertise"
         );
         let plain_challenge = plain.challenge();
         assert_eq!(
-            challenge_for(&plain_challenge, &parts).resource_metadata_url(),
+            challenge_for(&plain_challenge, &head([10, 0, 0, 2])).resource_metadata_url(),
             Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp")
         );
+    }
+
+    #[test]
+    fn metadata_that_follows_forwarded_headers_varies_on_them() {
+        let plain = pr("https://mcp.example.com/mcp");
+        let res = get(&plain.service(), WELL_KNOWN_PATH, &[]);
+        assert!(res.headers().get("vary").is_none());
+        let trusted = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .authorization_server("https://as.example.com")
+            .trust_forwarded_headers(TrustedProxies::loopback())
+            .build()
+            .unwrap();
+        for peer in [[127, 0, 0, 1], [192, 0, 2, 1]] {
+            let res = get_from(&trusted.service(), peer, &[]);
+            assert_eq!(res.headers()["vary"], "X-Forwarded-Host, X-Forwarded-Proto");
+            assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_with_the_parser_the_client_uses() {
+        for ok in [
+            "https://idp.example.com/jwks",
+            "https://idp.example.com:8443",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.0.1/x",
+            "http://localhost/jwks",
+            "http://LOCALHOST:9/jwks",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_url("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            // L1: reqwest connects to evil.example; `\\` ends the authority for http(s).
+            "http://evil.example\\@localhost/",
+            "http://idp.evil.example\\@127.0.0.1/jwks",
+            "http://evil@localhost/",
+            "https://user:pass@idp.example.com/",
+            "https://user@idp.example.com/",
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.com/",
+            "http://localhost.evil.com/",
+            "http://[::2]/",
+            "ftp://x",
+            "https://",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            let err = check_url("jwks_uri", bad).expect_err(bad);
+            assert_eq!(err.problems()[0].setting(), "jwks_uri", "{bad}");
+        }
     }
 }

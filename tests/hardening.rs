@@ -1,10 +1,23 @@
 //! Hardening through the example server on a loopback port: failed-attempt limiting (per
-//! client address, not per claimed identity), `Origin` validation and HTTPS enforcement.
+//! client address, not per claimed identity; forwarded addresses only from trusted proxies;
+//! attempts counted before authenticating), `Origin` validation and HTTPS enforcement.
+//!
+//! A "direct client" connects from 127.0.0.2 (any 127/8 address is this host on Linux), so
+//! it is a different peer from the "proxy" at 127.0.0.1.
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mcp_auth::env::EnvReader;
+use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
+use mcp_auth::transport::ClientAddr;
+use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
 use serde_json::json;
-use support::{Server, start};
+use support::{Server, example, start};
+use tower::{Layer, ServiceExt, service_fn};
 
 const KEY: &str = "key-alice-0123456789abcdef";
 
@@ -17,7 +30,20 @@ fn keys() -> (&'static str, &'static str) {
 
 /// POSTs `initialize` with `headers`; returns the status and the `Retry-After` header.
 async fn attempt(srv: &Server, headers: &[(&str, &str)]) -> (u16, Option<String>) {
-    let mut req = reqwest::Client::new()
+    attempt_from([127, 0, 0, 1], srv, headers).await
+}
+
+/// [`attempt`] from a given local (loopback) address.
+async fn attempt_from(
+    local: [u8; 4],
+    srv: &Server,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>) {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(local))
+        .build()
+        .unwrap();
+    let mut req = client
         .post(srv.url())
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
@@ -39,7 +65,14 @@ async fn attempt(srv: &Server, headers: &[(&str, &str)]) -> (u16, Option<String>
 
 #[tokio::test]
 async fn repeated_failures_from_one_address_get_429_until_the_window_ends() {
-    let srv = start(&[keys(), ("MCP_FAILURE_LIMIT", "5/60")]).await;
+    // Direct clients told apart by address: a proxy is configured elsewhere (192.0.2.1), so
+    // 127.0.0.1 is a client like any other.
+    let srv = start(&[
+        keys(),
+        ("MCP_FAILURE_LIMIT", "5/60"),
+        ("MCP_TRUSTED_PROXIES", "192.0.2.1"),
+    ])
+    .await;
     // Requests without credentials (OAuth discovery starts so) never count.
     for _ in 0..20 {
         assert_eq!(attempt(&srv, &[]).await.0, 401);
@@ -62,20 +95,54 @@ async fn repeated_failures_from_one_address_get_429_until_the_window_ends() {
 
 #[tokio::test]
 async fn a_stranger_cannot_lock_out_a_user_by_failing_in_their_name() {
-    // Behind a trusted proxy, clients are told apart by X-Forwarded-For.
+    // The proxy is 127.0.0.1; a stranger reaches the port directly from 127.0.0.2.
     let srv = start(&[
         keys(),
         ("MCP_FAILURE_LIMIT", "3/60"),
-        ("MCP_TRUST_PROXY", "true"),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
     ])
     .await;
-    let attacker = [("x-forwarded-for", "198.51.100.66")];
+    let victim = "203.0.113.5";
+    // 1. Directly, forging the victim's address: the header is ignored, the stranger's own
+    //    socket address is counted (M1).
     for i in 0..10 {
-        // Near-misses of alice's key, from the attacker's address.
         let guess = format!("key-alice-0123456789abc{i:03}");
-        let mut h = attacker.to_vec();
-        h.push(("x-api-key", &guess));
-        let status = attempt(&srv, &h).await.0;
+        let status = attempt_from(
+            [127, 0, 0, 2],
+            &srv,
+            &[("x-forwarded-for", victim), ("x-api-key", &guess)],
+        )
+        .await
+        .0;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // Rotating the forged address does not get the stranger past its own lock either.
+    assert_eq!(
+        attempt_from(
+            [127, 0, 0, 2],
+            &srv,
+            &[("x-forwarded-for", "198.51.100.99"), ("x-api-key", KEY)]
+        )
+        .await
+        .0,
+        429,
+        "the stranger's socket address is locked"
+    );
+    assert_eq!(
+        attempt(&srv, &[("x-forwarded-for", victim), ("x-api-key", KEY)])
+            .await
+            .0,
+        200,
+        "the victim, through the proxy, is not"
+    );
+    // 2. Through the proxy: a stranger's failures lock only the stranger, even when it puts
+    //    the victim's address in its own X-Forwarded-For (the proxy appends the real one).
+    for i in 0..10 {
+        let guess = format!("key-alice-0123456789abd{i:03}");
+        let forged = format!("{victim}, 198.51.100.66");
+        let status = attempt(&srv, &[("x-forwarded-for", &forged), ("x-api-key", &guess)])
+            .await
+            .0;
         assert!(status == 401 || status == 429, "{status}");
     }
     assert_eq!(
@@ -86,18 +153,284 @@ async fn a_stranger_cannot_lock_out_a_user_by_failing_in_their_name() {
         .await
         .0,
         429,
-        "the attacker's address is locked"
+        "the stranger's address is locked"
+    );
+    assert_eq!(
+        attempt(&srv, &[("x-forwarded-for", victim), ("x-api-key", KEY)])
+            .await
+            .0,
+        200,
+        "the victim, from her own address, is not"
+    );
+}
+
+#[tokio::test]
+async fn behind_a_proxy_one_clients_failures_do_not_lock_out_another() {
+    // Every request comes from one peer (the proxy, 127.0.0.1), as behind nginx on the same
+    // host. Configured with MCP_TRUSTED_PROXIES, clients are told apart (review test 2).
+    let srv = start(&[
+        keys(),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
+        ("MCP_FAILURE_LIMIT", "10/300"),
+    ])
+    .await;
+    for i in 0..10 {
+        let guess = format!("key-guess-{i:016}");
+        assert_eq!(
+            attempt(
+                &srv,
+                &[("x-forwarded-for", "198.51.100.10"), ("x-api-key", &guess)]
+            )
+            .await
+            .0,
+            401
+        );
+    }
+    assert_eq!(
+        attempt(
+            &srv,
+            &[("x-forwarded-for", "198.51.100.10"), ("x-api-key", KEY)]
+        )
+        .await
+        .0,
+        429,
+        "client A is limited"
     );
     assert_eq!(
         attempt(
             &srv,
-            &[("x-forwarded-for", "203.0.113.5"), ("x-api-key", KEY)]
+            &[("x-forwarded-for", "198.51.100.11"), ("x-api-key", KEY)]
         )
         .await
         .0,
         200,
-        "alice, from her own address, is not"
+        "client B is not"
     );
+}
+
+#[tokio::test]
+async fn behind_an_untrusted_local_proxy_the_limit_is_off_by_default_and_refused_when_set() {
+    // Loopback bind (the default), no MCP_TRUSTED_PROXIES: every client would share
+    // 127.0.0.1, so the limit is off by default (H2)...
+    let srv = start(&[keys()]).await;
+    for i in 0..30 {
+        let guess = format!("key-guess-{i:016}");
+        assert_eq!(attempt(&srv, &[("x-api-key", &guess)]).await.0, 401);
+    }
+    assert_eq!(
+        attempt(&srv, &[("x-api-key", KEY)]).await.0,
+        200,
+        "strangers behind the same address did not lock the user out"
+    );
+    // ...and asking for it is refused at start-up, naming the way out.
+    for limit in ["10/300", "3/60"] {
+        let err = example::load_config(EnvReader::from_pairs([
+            keys(),
+            ("MCP_FAILURE_LIMIT", limit),
+        ]))
+        .err()
+        .expect("refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("MCP_TRUSTED_PROXIES") && text.contains("MCP_FAILURE_LIMIT=off"),
+            "{text}"
+        );
+        assert!(
+            err.problems()
+                .iter()
+                .any(|p| p.setting() == "MCP_FAILURE_LIMIT")
+        );
+    }
+    // Off explicitly is fine; so is a limit once addresses tell clients apart.
+    let ok = |env: Vec<(&'static str, &'static str)>| {
+        let mut pairs = vec![keys()];
+        pairs.extend(env);
+        example::load_config(EnvReader::from_pairs(pairs))
+            .ok()
+            .expect("starts")
+            .guards
+            .failure_limit
+    };
+    assert_eq!(ok(vec![("MCP_FAILURE_LIMIT", "off")]), None);
+    assert_eq!(ok(vec![]), None);
+    let on = Some((10, Duration::from_secs(300)));
+    assert_eq!(ok(vec![("MCP_TRUSTED_PROXIES", "127.0.0.1")]), on);
+    assert_eq!(ok(vec![("MCP_TRUST_PROXY", "true")]), on);
+    assert_eq!(ok(vec![("MCP_BIND", "0.0.0.0:0")]), on);
+    assert_eq!(ok(vec![("MCP_BIND", "[::]:0")]), on);
+    assert_eq!(
+        ok(vec![
+            ("MCP_BIND", "0.0.0.0:0"),
+            ("MCP_FAILURE_LIMIT", "3/60")
+        ]),
+        Some((3, Duration::from_secs(60)))
+    );
+    assert_eq!(ok(vec![("MCP_BIND", "[::1]:0")]), None);
+}
+
+#[test]
+fn proxy_settings_are_checked_at_start_up() {
+    let err = |env: Vec<(&'static str, &'static str)>| {
+        let mut pairs = vec![keys()];
+        pairs.extend(env);
+        let e = example::load_config(EnvReader::from_pairs(pairs))
+            .err()
+            .expect("refused");
+        e.problems()
+            .iter()
+            .map(|p| p.setting().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        err(vec![("MCP_TRUSTED_PROXIES", "10.0.0.0/33")]),
+        ["MCP_TRUSTED_PROXIES"]
+    );
+    assert_eq!(
+        err(vec![("MCP_TRUSTED_PROXIES", "nginx.internal")]),
+        ["MCP_TRUSTED_PROXIES"]
+    );
+    assert_eq!(
+        err(vec![("MCP_TRUST_FORWARDED_HOST", "true")]),
+        ["MCP_TRUST_FORWARDED_HOST"],
+        "forwarded host and scheme need trusted proxies"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_failure_window_neither_panics_nor_overflows() {
+    let srv = start(&[
+        keys(),
+        ("MCP_FAILURE_LIMIT", "2/18446744073709551615"),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    for i in 0..2 {
+        let guess = format!("key-guess-{i:016}");
+        assert_eq!(attempt(&srv, &[("x-api-key", &guess)]).await.0, 401);
+    }
+    let (status, retry) = attempt(&srv, &[("x-api-key", KEY)]).await;
+    assert_eq!(status, 429);
+    let retry: u64 = retry.unwrap().parse().unwrap();
+    assert!(retry <= 365 * 24 * 3600, "{retry}");
+}
+
+/// An authenticator that takes its time and counts the requests it sees.
+#[derive(Clone)]
+struct Slow {
+    seen: Arc<AtomicUsize>,
+}
+
+impl Authenticator for Slow {
+    async fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, AuthError> {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match parts.headers.get("x-api-key") {
+            Some(v) if v == "the-right-key-0123456789" => {
+                Ok(AuthContext::builder("alice", AuthMethod::ApiKey).build())
+            }
+            Some(_) => Err(AuthError::invalid_token("unknown key")),
+            None => Err(AuthError::missing_credentials()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_cannot_overtake_the_count() {
+    // M4: 50 guesses at once against max_failures(3) and a slow authenticator. Counted
+    // before authenticating, only 3 ever reach it; the rest get 429 without being looked at.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let svc = FailureLimitLayer::new(MemoryAttemptStore::new())
+        .max_failures(3)
+        .window(Duration::from_secs(60))
+        .layer(
+            AuthLayer::new(Slow { seen: seen.clone() }).layer(service_fn(
+                |_req: http::Request<()>| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+                },
+            )),
+        );
+    let guess = |i: usize, key: String| {
+        let svc = svc.clone();
+        async move {
+            let mut req = http::Request::get("/mcp")
+                .header("x-api-key", key)
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ClientAddr([198, 51, 100, (i % 2) as u8].into()));
+            svc.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    let tasks: Vec<_> = (0..50)
+        .map(|i| tokio::spawn(guess(0, format!("wrong-guess-{i:012}"))))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 47);
+    // Locked for the window, the right key too; another client is not affected.
+    assert_eq!(guess(0, "the-right-key-0123456789".into()).await, 429);
+    assert_eq!(guess(1, "the-right-key-0123456789".into()).await, 200);
+    // Successes are refunded: a client's good requests, even 20 in parallel, never use up
+    // its allowance once they are done.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(guess(1, "the-right-key-0123456789".into())))
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap() == 200);
+    }
+    assert!(ok >= 3, "{ok}");
+    for _ in 0..5 {
+        assert_eq!(guess(1, "the-right-key-0123456789".into()).await, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_release_layer_parallel_good_requests_are_never_limited() {
+    // The companion layer inside the auth layer refunds as soon as a request authenticated,
+    // so a client's slow in-flight requests do not hold its allowance.
+    let seen = Arc::new(AtomicUsize::new(0));
+    let limit = FailureLimitLayer::new(MemoryAttemptStore::new()).max_failures(3);
+    let release = limit.release();
+    let svc = limit.layer(
+        AuthLayer::new(Slow { seen: seen.clone() }).layer(release.layer(service_fn(
+            |_req: http::Request<()>| async {
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        ))),
+    );
+    // Three requests authenticate (200 ms), then sit in a slow handler (1 s).
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let mut req = http::Request::get("/mcp")
+                    .header("x-api-key", "the-right-key-0123456789")
+                    .body(())
+                    .unwrap();
+                req.extensions_mut()
+                    .insert(ClientAddr([198, 51, 100, 7].into()));
+                svc.oneshot(req).await.unwrap().status().as_u16()
+            })
+        })
+        .collect();
+    // A fourth request while the three are in the handler (no longer authenticating).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut req = http::Request::get("/mcp")
+        .header("x-api-key", "the-right-key-0123456789")
+        .body(())
+        .unwrap();
+    req.extensions_mut()
+        .insert(ClientAddr([198, 51, 100, 7].into()));
+    assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), 200);
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
 }
 
 #[tokio::test]
@@ -176,4 +509,57 @@ async fn plain_http_is_refused_when_https_is_required() {
         .0,
         403
     );
+}
+
+#[tokio::test]
+async fn forwarded_proto_counts_only_from_a_trusted_proxy_with_the_setting_on() {
+    let https = ("x-forwarded-proto", "https");
+    // Trusted proxies for the client address only: the scheme header is not believed.
+    let addr_only = start(&[
+        keys(),
+        ("MCP_REQUIRE_HTTPS", "true"),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    assert_eq!(
+        attempt(&addr_only, &[("x-api-key", KEY), https]).await.0,
+        403
+    );
+    let both = start(&[
+        keys(),
+        ("MCP_REQUIRE_HTTPS", "true"),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
+        ("MCP_TRUST_FORWARDED_HOST", "true"),
+    ])
+    .await;
+    assert_eq!(attempt(&both, &[("x-api-key", KEY), https]).await.0, 200);
+    assert_eq!(
+        attempt_from([127, 0, 0, 2], &both, &[("x-api-key", KEY), https])
+            .await
+            .0,
+        403,
+        "a direct client cannot claim HTTPS"
+    );
+}
+
+#[tokio::test]
+async fn an_https_request_target_over_plain_http_is_refused() {
+    // L7: `POST https://host/mcp HTTP/1.1` over a plain connection is still plain HTTP.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = start(&[keys(), ("MCP_REQUIRE_HTTPS", "true")]).await;
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let request = format!(
+        "POST https://{addr}/mcp HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {KEY}\r\n\
+         Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len(),
+        addr = srv.addr,
+    );
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("https_required"), "{answer}");
 }
