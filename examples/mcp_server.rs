@@ -28,7 +28,7 @@
 //! | `MCP_TRUST_PROXY` | `true`: shorthand for a proxy on this host: adds `127.0.0.0/8,::1` to `MCP_TRUSTED_PROXIES` and sets `MCP_TRUST_FORWARDED_HOST=true` |
 //! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (window at most a year), or `off`. Default `10/300` when client addresses tell clients apart (`MCP_TRUSTED_PROXIES` set, or a non-loopback `MCP_BIND`), otherwise `off`; setting it with a loopback `MCP_BIND` and no `MCP_TRUSTED_PROXIES` is refused |
 //! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`); other `Origin`s get 403 |
-//! | `MCP_REDIS_URL` | keep issued tokens, revocations and failure counters in Redis, shared by every instance (`redis://host:6379/0`) |
+//! | `MCP_REDIS_URL` | keep issued tokens, revocations, failure counters and session bindings in Redis, shared by every instance (`redis://host:6379/0`) |
 //! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_FORWARDED_HOST`, as a trusted proxy reports in `X-Forwarded-Proto`) |
 //!
 //! With authorization servers configured, the server is an OAuth protected resource: it
@@ -78,6 +78,9 @@ use mcp_auth::resource::ProtectedResource;
 use mcp_auth::rmcp::{Auth, ScopedServer, require};
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
+};
+use mcp_auth::session::{
+    MemorySessionStore, Owner, RedisSessionStore, SessionBindingLayer, SessionDigest, SessionStore,
 };
 use mcp_auth::store::StoreError;
 use mcp_auth::transport::{ClientAddrLayer, HttpsOnlyLayer, OriginLayer, TrustedProxies};
@@ -348,6 +351,37 @@ impl AttemptStore for Counters {
     }
 }
 
+/// Session bindings (each MCP session belongs to the principal that created it): in memory,
+/// or in Redis when `MCP_REDIS_URL` is set.
+#[derive(Clone, Debug)]
+pub enum Sessions {
+    /// This process only.
+    Memory(MemorySessionStore),
+    /// Shared by every instance.
+    Redis(RedisSessionStore),
+}
+
+impl SessionStore for Sessions {
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
+        match self {
+            Self::Memory(s) => s.owner(session).await,
+            Self::Redis(s) => s.owner(session).await,
+        }
+    }
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
+        match self {
+            Self::Memory(s) => s.bind(session, owner).await,
+            Self::Redis(s) => s.bind(session, owner).await,
+        }
+    }
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.unbind(session, owner).await,
+            Self::Redis(s) => s.unbind(session, owner).await,
+        }
+    }
+}
+
 /// Transport guards and failed-attempt limits (see the module docs for the variables).
 #[derive(Debug, Clone)]
 pub struct Guards {
@@ -359,6 +393,8 @@ pub struct Guards {
     pub require_https: bool,
     /// Where failure counters live.
     pub counters: Counters,
+    /// Where session bindings live.
+    pub sessions: Sessions,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`MCP_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
     /// Believe `X-Forwarded-Host`/`-Proto` from those proxies (`MCP_TRUST_FORWARDED_HOST`).
@@ -374,6 +410,7 @@ impl Default for Guards {
             trusted_proxies: TrustedProxies::none(),
             forwarded_host: false,
             counters: Counters::Memory(MemoryAttemptStore::new()),
+            sessions: Sessions::Memory(MemorySessionStore::new()),
         }
     }
 }
@@ -525,6 +562,7 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
     }
     if let Some(r) = &redis {
         guards.counters = Counters::Redis(r.attempt_store());
+        guards.sessions = Sessions::Redis(RedisSessionStore::new(r));
     }
     let policy = env
         .optional("MCP_TOOL_SCOPES", |name, v| {
@@ -725,7 +763,7 @@ fn load_introspection(
 
 // ---------------------------------------------------------------------------------------------
 // The router. Layer order, outermost first: CORS, Origin check, HTTPS check (optional), failure
-// limit, auth, scopes, then the MCP service.
+// limit, auth, session binding, scopes, then the MCP service.
 // CORS sits outside auth so browser preflights (which carry no credentials) are answered,
 // and so 401s carry the CORS headers that let scripts read `WWW-Authenticate`.
 // ---------------------------------------------------------------------------------------------
@@ -836,6 +874,7 @@ where
         .layer(limit)
         .layer(auth_layer)
         .layer(release)
+        .layer(SessionBindingLayer::new(guards.sessions.clone()))
         .layer(scope_layer)
         .service(mcp);
     let mut app = Router::new().nest_service("/mcp", mcp).layer(cors);

@@ -33,6 +33,7 @@ pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod transport;
 
