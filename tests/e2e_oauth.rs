@@ -440,3 +440,47 @@ async fn rmcp_oauth_client_completes_the_flow_from_a_cold_start_and_steps_up() {
     assert_eq!(who["scopes"], json!(["data:read", "data:write"]));
     let _ = client.cancel().await;
 }
+
+/// Issue 10: oidc-provider answers the introspection of a JWT-shaped token it cannot read
+/// with 400. That is about the token (401 `invalid_token`), not an outage (503).
+#[tokio::test]
+#[ignore = "needs the oidc-provider test IdP: run scripts/test.sh (it installs it)"]
+async fn a_jwt_shaped_garbage_token_is_401_not_503_at_an_introspection_only_server() {
+    let idp = start_idp();
+    let issuer = idp.issuer.clone();
+    let srv = start_with(|_| {
+        vec![
+            ("MCP_AUTHORIZATION_SERVERS".into(), issuer),
+            ("MCP_INTROSPECTION_CLIENT_ID".into(), "rs-client".into()),
+            ("MCP_INTROSPECTION_CLIENT_SECRET".into(), "rs-secret".into()),
+        ]
+    })
+    .await;
+    let url = srv.url();
+    // The AS's own answer, to show what the server has to interpret.
+    let direct = reqwest::Client::new()
+        .post(format!("{}/token/introspection", idp.issuer))
+        .basic_auth("rs-client", Some("rs-secret"))
+        .form(&[("token", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl")])
+        .send()
+        .await
+        .unwrap();
+    eprintln!("oidc-provider answers {}", direct.status());
+    for garbage in [
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.e30.",
+    ] {
+        let (status, challenge, retry) = probe(&url, Some(garbage)).await;
+        assert_eq!(status, 401, "{garbage}: {challenge}");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        assert!(retry.is_none());
+    }
+    // Real tokens still work.
+    let opaque = ("cc-opaque-client", "cc-opaque-secret");
+    let good = token(&idp.issuer, opaque, &url, "data:read").await;
+    assert_eq!(
+        whoami(&url, &good).await.unwrap()["method"],
+        "introspection"
+    );
+}
