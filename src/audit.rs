@@ -134,8 +134,13 @@ pub(crate) fn failure_enabled(err: &AuthError) -> bool {
 /// The cause of a failure the server could not decide, bounded; empty for rejections.
 pub(crate) fn error_source(err: &AuthError) -> String {
     std::error::Error::source(err)
-        .map(|e| bounded(&e.to_string(), MAX_ERROR).into_owned())
+        .map(bounded_error)
         .unwrap_or_default()
+}
+
+/// An error's message, bounded like every logged value (for other modules' log lines).
+pub(crate) fn bounded_error(err: &(impl std::fmt::Display + ?Sized)) -> String {
+    bounded(&err.to_string(), MAX_ERROR).into_owned()
 }
 
 /// Authentication succeeded.

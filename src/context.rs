@@ -426,7 +426,7 @@ impl AuthContextBuilder {
     /// Finishes the context.
     #[must_use]
     pub fn build(self) -> AuthContext {
-        let mut principal = String::with_capacity(self.subject.len() + 2);
+        let mut principal = String::with_capacity(self.subject.len().saturating_add(2));
         push_escaped(&mut principal, self.issuer.as_deref().unwrap_or(""));
         principal.push('|');
         push_escaped(&mut principal, &self.subject);

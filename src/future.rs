@@ -153,9 +153,9 @@ where
                     return Poll::Ready(Ok(res.map(AuthBody::inner)));
                 }
                 StateProj::Rejected { response } => {
-                    let res = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
+                    // `None` only if polled again after completion (a caller bug): answer 500
+                    // rather than panic.
+                    let res = response.take().unwrap_or_else(polled_after_completion);
                     return Poll::Ready(Ok(res.map(AuthBody::rejection)));
                 }
                 StateProj::Authenticating {
@@ -167,11 +167,15 @@ where
                     let (result, mut parts) = ready!(auth.as_mut().poll(cx));
                     let next = match shared.decide(result, &mut parts) {
                         None => {
-                            let (Some(mut inner), Some(body)) = (inner.take(), body.take()) else {
-                                unreachable!("ResponseFuture polled after completion");
-                            };
-                            State::Called {
-                                fut: inner.call(Request::from_parts(parts, body)),
+                            // Both are taken only here, and the state leaves `Authenticating`
+                            // right after: `None` cannot happen; if it did, answer 500.
+                            match (inner.take(), body.take()) {
+                                (Some(mut inner), Some(body)) => State::Called {
+                                    fut: inner.call(Request::from_parts(parts, body)),
+                                },
+                                _ => State::Rejected {
+                                    response: Some(polled_after_completion()),
+                                },
                             }
                         }
                         Some(rejection) => State::Rejected {
@@ -183,4 +187,11 @@ where
             }
         }
     }
+}
+
+/// The answer of a future polled again after it completed: 500, empty body.
+fn polled_after_completion() -> Response<Bytes> {
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    res
 }

@@ -162,7 +162,7 @@ pub(crate) fn parse_bearer(raw: &[u8]) -> Result<&str, AuthError> {
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
         .unwrap_or(raw.len());
-    let (scheme, rest) = raw.split_at(scheme_len);
+    let (scheme, rest) = raw.split_at_checked(scheme_len).unwrap_or((raw, &[]));
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::missing_credentials());
     }
@@ -170,8 +170,8 @@ pub(crate) fn parse_bearer(raw: &[u8]) -> Result<&str, AuthError> {
         return Err(AuthError::invalid_token(MALFORMED));
     }
     // RFC 6750 §2.1: "Bearer" 1*SP b64token. Several spaces are tolerated; a tab is not.
-    let token = match rest.iter().position(|&b| b != b' ') {
-        Some(start) if start > 0 && rest[0] == b' ' => &rest[start..],
+    let token = match (rest.first(), rest.iter().position(|&b| b != b' ')) {
+        (Some(b' '), Some(start)) => rest.get(start..).unwrap_or_default(),
         _ => return Err(AuthError::invalid_token(MALFORMED)),
     };
     match std::str::from_utf8(token) {

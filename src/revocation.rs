@@ -206,7 +206,7 @@ struct Entries {
 
 impl Entries {
     fn len(&self) -> usize {
-        self.token_ids.len() + self.principals.len()
+        self.token_ids.len().saturating_add(self.principals.len())
     }
 
     fn make_room(&mut self, now: SystemTime) -> Result<(), StoreError> {
@@ -262,6 +262,15 @@ impl MemoryRevocationList {
     }
 }
 
+/// `now + ttl`; a `ttl` past the clock's range keeps the entry for a century instead (a
+/// revocation must not expire early by overflowing).
+fn expiry(now: SystemTime, ttl: Duration) -> Result<SystemTime, StoreError> {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(CENTURY))
+        .ok_or_else(|| StoreError::unavailable("the revocation lifetime overflows the clock"))
+}
+
 impl RevocationList for MemoryRevocationList {
     fn revoke_token_id(
         &self,
@@ -291,9 +300,10 @@ impl RevocationList for MemoryRevocationList {
             if !e.principals.contains_key(&key) {
                 e.make_room(now)?;
             }
-            let entry = e.principals.entry(key).or_insert((before, now + ttl));
+            let until = expiry(now, ttl)?;
+            let entry = e.principals.entry(key).or_insert((before, until));
             entry.0 = entry.0.max(before);
-            entry.1 = entry.1.max(now + ttl);
+            entry.1 = entry.1.max(until);
             Ok(())
         });
         std::future::ready(result)
@@ -367,7 +377,8 @@ impl<A: Authenticator, L: RevocationList> Authenticator for Revocable<A, L> {
             Ok(true) => Err(AuthError::revoked("the access token has been revoked")
                 .with_detail("revocation_list")),
             Err(e) if self.fail_open => {
-                tracing::warn!(target: crate::service::REJECTION_TARGET, error = %e, "revocation list unavailable; accepting (fail open)");
+                let error = crate::audit::bounded_error(&e);
+                tracing::warn!(target: crate::service::REJECTION_TARGET, error = error.as_str(), "revocation list unavailable; accepting (fail open)");
                 Ok(ctx)
             }
             Err(e) => Err(AuthError::unavailable(e).with_retry_after(Duration::from_secs(5))),
@@ -401,6 +412,20 @@ mod tests {
 
     fn secs(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[tokio::test]
+    async fn a_revocation_lifetime_past_the_clock_does_not_panic_and_still_revokes() {
+        // Review L2: `now + ttl` panicked on overflow.
+        let l = MemoryRevocationList::new();
+        let p = Principal::Subject {
+            issuer: None,
+            subject: "alice",
+        };
+        l.revoke_before(p, SystemTime::now(), Duration::MAX)
+            .await
+            .unwrap();
+        assert!(l.revoked(&facts(None, "alice", None, 1)).await.unwrap());
     }
 
     #[tokio::test]

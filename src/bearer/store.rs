@@ -266,7 +266,7 @@ impl MemoryTokenStore {
         };
         let before = map.len();
         map.retain(|_, r| r.expires_at > now);
-        before - map.len()
+        before.saturating_sub(map.len())
     }
 
     fn read(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
@@ -287,11 +287,11 @@ fn revoke_where(
     map: &mut HashMap<TokenDigest, TokenRecord>,
     pred: impl Fn(&TokenRecord) -> bool,
 ) -> usize {
-    let mut n = 0;
+    let mut n = 0usize;
     for r in map.values_mut() {
         if !r.revoked && pred(r) {
             r.revoked = true;
-            n += 1;
+            n = n.saturating_add(1);
         }
     }
     n
@@ -364,7 +364,7 @@ pub fn generate_token(prefix: &str) -> Result<Secret, ConfigError> {
             "the operating system's random source failed",
         )
     })?;
-    let mut out = String::with_capacity(prefix.len() + 43);
+    let mut out = String::with_capacity(prefix.len().saturating_add(43));
     out.push_str(prefix);
     URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut out);
     Ok(Secret::new(out))
@@ -517,7 +517,9 @@ impl<S: TokenStore> TokenManager<S> {
         let token =
             generate_token(&self.prefix).map_err(|e| StoreError::unavailable(e.to_string()))?;
         let id = generate_id()?;
-        let expires_at = SystemTime::now() + spec.ttl;
+        let expires_at = SystemTime::now()
+            .checked_add(spec.ttl)
+            .ok_or_else(|| StoreError::unavailable("the token lifetime overflows the clock"))?;
         let context = AuthContext::builder(spec.subject, AuthMethod::Bearer)
             .scopes(spec.scopes)
             .roles(spec.roles)
@@ -612,6 +614,17 @@ mod tests {
         for p in ["a b", "x=", "é", &"p".repeat(33)] {
             assert!(generate_token(p).is_err(), "{p}");
         }
+    }
+
+    #[tokio::test]
+    async fn issuing_with_a_lifetime_past_the_clock_is_an_error_not_a_panic() {
+        // Review L2: `SystemTime::now() + ttl` panicked on overflow.
+        let m = TokenManager::new(MemoryTokenStore::new());
+        let err = m
+            .issue(TokenSpec::new("s", Duration::MAX))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("overflows"), "{err}");
     }
 
     #[tokio::test]
