@@ -657,3 +657,69 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The method names the checks use are rmcp's own (a rename in rmcp would otherwise
+    /// silently move a method to the unlisted default).
+    #[test]
+    fn method_names_match_rmcp() {
+        let names = [
+            (PingRequestMethod::VALUE, "ping"),
+            (InitializeResultMethod::VALUE, "initialize"),
+            (DiscoverRequestMethod::VALUE, "server/discover"),
+            (CompleteRequestMethod::VALUE, "completion/complete"),
+            (SetLevelRequestMethod::VALUE, "logging/setLevel"),
+            (GetPromptRequestMethod::VALUE, "prompts/get"),
+            (ListPromptsRequestMethod::VALUE, "prompts/list"),
+            (ListResourcesRequestMethod::VALUE, "resources/list"),
+            (
+                ListResourceTemplatesRequestMethod::VALUE,
+                "resources/templates/list",
+            ),
+            (ReadResourceRequestMethod::VALUE, "resources/read"),
+            (
+                SubscriptionsListenRequestMethod::VALUE,
+                "subscriptions/listen",
+            ),
+            (SubscribeRequestMethod::VALUE, "resources/subscribe"),
+            (UnsubscribeRequestMethod::VALUE, "resources/unsubscribe"),
+            (CallToolRequestMethod::VALUE, "tools/call"),
+            (ListToolsRequestMethod::VALUE, "tools/list"),
+            (GetTaskMethod::VALUE, "tasks/get"),
+            (UpdateTaskMethod::VALUE, "tasks/update"),
+            (CancelTaskMethod::VALUE, "tasks/cancel"),
+            (ListSkillsRequestMethod::VALUE, "skills/list"),
+            (GetSkillRequestMethod::VALUE, "skills/get"),
+            (
+                ReadResourceDirectoryRequestMethod::VALUE,
+                "resources/directory/read",
+            ),
+        ];
+        for (rmcp, ours) in names {
+            assert_eq!(rmcp, ours);
+        }
+    }
+
+    #[test]
+    fn custom_and_completion_operations_carry_their_targets() {
+        let op = custom_op("acme/x", Some(&serde_json::json!({"name": "t", "uri": 5})));
+        assert_eq!(op.name(), Some("t"));
+        assert_eq!(op.uri(), Some(""), "a non-string uri still names something");
+        assert_eq!(custom_op("acme/x", None).name(), None);
+        let op = completion_op(&Reference::for_prompt("p"));
+        assert_eq!((op.name(), op.uri()), (Some("p"), None));
+        let op = completion_op(&Reference::for_resource("file:///{x}"));
+        assert_eq!((op.name(), op.uri()), (None, Some("file:///{x}")));
+        let filter = SubscriptionFilter::builder()
+            .resource_subscriptions(["a:/1", "a:/2"])
+            .build();
+        let ops = listen_ops(&filter);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[1].uri(), Some("a:/2"));
+        let ops = listen_ops(&SubscriptionFilter::builder().tools_list_changed().build());
+        assert_eq!((ops.len(), ops[0].uri()), (1, None));
+    }
+}

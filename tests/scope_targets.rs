@@ -443,11 +443,14 @@ fn uris(list: &Value, key: &str, field: &str) -> Vec<String> {
         .collect()
 }
 
+/// Builds a request's `params` for a URI.
+type Params = fn(&str) -> Value;
+
 /// Each targeted method: the reader (no `files:secret`) is refused on the secret URI and the
 /// handler is not called; the admin gets through; the reader gets through on a public URI.
 async fn targeted_methods_need_the_resource_rule(with_layer: bool) {
     let srv = start(with_layer).await;
-    let cases: [(&str, fn(&str) -> Value, &str); 4] = [
+    let cases: [(&str, Params, &str); 4] = [
         (
             "resources/directory/read",
             |u| json!({"uri": u}),
