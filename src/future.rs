@@ -195,3 +195,34 @@ fn polled_after_completion() -> Response<Bytes> {
     *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use tower::{Layer, service_fn};
+
+    use super::*;
+    use crate::{AuthLayer, authenticator::from_fn};
+
+    #[test]
+    fn polled_again_after_completion_answers_500_instead_of_panicking() {
+        // Review L2: this was an `expect` (and the authenticating path an `unreachable!`).
+        let auth =
+            from_fn(|_: &Parts| async { Err::<AuthContext, _>(AuthError::missing_credentials()) });
+        let mut svc = AuthLayer::new(auth).layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(()))
+        }));
+        let fut = svc.call(Request::new(()));
+        let mut fut = std::pin::pin!(fut);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let first = loop {
+            if let Poll::Ready(r) = fut.as_mut().poll(&mut cx) {
+                break r;
+            }
+        };
+        assert_eq!(first.unwrap().status(), 401);
+        let Poll::Ready(again) = fut.as_mut().poll(&mut cx) else {
+            panic!("a completed future must not be pending");
+        };
+        assert_eq!(again.unwrap().status(), 500);
+    }
+}
