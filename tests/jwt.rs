@@ -1137,7 +1137,8 @@ async fn a_cached_token_is_refused_once_its_key_leaves_the_jwks() {
 
 #[test]
 fn jwks_policies_that_would_panic_or_disable_limits_are_config_errors() {
-    let cases: [(&str, fn(&mut JwksPolicy)); 4] = [
+    type Edit = fn(&mut JwksPolicy);
+    let cases: [(&str, Edit); 4] = [
         ("jwks min_ttl", |p| {
             p.min_ttl = Duration::from_secs(600);
             p.max_ttl = Duration::from_secs(60);
