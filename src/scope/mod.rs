@@ -6,6 +6,15 @@
 //! `insufficient_scope` errors naming every scope the whole request needs, ready for
 //! [`crate::response`].
 //!
+//! Every MCP method that names a tool, prompt or resource is decided on that target's rule:
+//! `tools/call`, `prompts/get`, `completion/complete`, `resources/read`,
+//! `resources/(un)subscribe`, `resources/directory/read`, `skills/get` and each URI of
+//! `subscriptions/listen` (the table is in [`ScopePolicy`]'s docs). A method the policy does
+//! not know as targeted but whose `params` carry `name` or `uri` is refused unless a rule lists
+//! it. Resource URIs are matched in canonical form, and those a handler could resolve
+//! elsewhere (`..`, `%2e`, `%2f`, `\`) are refused. Wildcard scopes are bounded at `:`
+//! (`data:*`, see [`PrefixWildcard`]).
+//!
 //! # Example
 //!
 //! ```
