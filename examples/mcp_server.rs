@@ -497,9 +497,49 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         })
         .unwrap_or_default();
     let introspection = load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
-    let redis = env.optional("MCP_REDIS_URL", |_, v| {
-        Redis::new(RedisConfig::new(v.trim()))
+    // The URL may carry a password: a secret setting (also MCP_REDIS_URL_FILE). TLS with
+    // rediss://; MCP_REDIS_CA_FILE trusts a private CA; MCP_REDIS_RECORD_KEY(_FILE) makes
+    // every instance authenticate token records with HMAC-SHA256.
+    let redis_url = env.secret("MCP_REDIS_URL");
+    let redis_ca = env.optional("MCP_REDIS_CA_FILE", |name, path| {
+        std::fs::read(path.trim())
+            .map_err(|e| ConfigError::new(name, format!("cannot read the CA file ({})", e.kind())))
     });
+    let redis_record_key = env.secret("MCP_REDIS_RECORD_KEY");
+    let redis = match redis_url {
+        Some(url) => {
+            let mut config = RedisConfig::new(url.expose());
+            if let Some(pem) = redis_ca {
+                config = config.ca_cert_pem(pem);
+            }
+            if let Some(key) = redis_record_key {
+                config = config.record_key(key);
+            }
+            match Redis::new(config) {
+                Ok(redis) => Some(redis),
+                Err(e) => {
+                    for p in e.problems() {
+                        let name = match p.setting() {
+                            "redis ca certificate" => "MCP_REDIS_CA_FILE",
+                            "redis record key" => "MCP_REDIS_RECORD_KEY",
+                            _ => "MCP_REDIS_URL",
+                        };
+                        env.problem(name, p.message());
+                    }
+                    None
+                }
+            }
+        }
+        None => {
+            if redis_ca.is_some() {
+                env.problem("MCP_REDIS_CA_FILE", "needs MCP_REDIS_URL");
+            }
+            if redis_record_key.is_some() {
+                env.problem("MCP_REDIS_RECORD_KEY", "needs MCP_REDIS_URL");
+            }
+            None
+        }
+    };
     // Forwarded headers count only from MCP_TRUSTED_PROXIES peers; MCP_TRUST_PROXY=true is
     // the shorthand for a proxy on this host that also forwards the public host and scheme.
     let trust_proxy = env.optional("MCP_TRUST_PROXY", flag) == Some(true);

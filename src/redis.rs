@@ -24,9 +24,29 @@
 //! | `rev-p:<h>` | string | a subject's or client's "revoked before" time (Unix ms) | after the `ttl` given, the longest asked for |
 //! | `fail:<h>` | string | failures in the current window | with the window |
 //!
-//! Writes that touch several keys are Lua scripts (atomic, one round trip). A single Redis
+//! A token record hash also holds `m`, the record's HMAC-SHA256, when a
+//! [record key](RedisConfig::record_key) is configured.
+//!
+//! Writes that touch several keys are Lua scripts (atomic, one round trip): revoking every
+//! token of a subject or id is one script, so it happens entirely or not at all (a caller
+//! that times out may not learn that it happened; retrying is harmless). A single Redis
 //! server (with or without replicas behind its URL) is supported, not Redis Cluster; Redis
-//! 6.2 or newer. TLS (`rediss://`) is not compiled in: such URLs are refused.
+//! 6.2 or newer.
+//!
+//! # Security
+//!
+//! - `rediss://` URLs connect with TLS (rustls): the certificate is checked against the
+//!   system's roots or the CA given with [`RedisConfig::ca_cert_pem`]; the check cannot be
+//!   turned off. Use TLS whenever Redis is reached over a network: records and revocations
+//!   travel in them, and the URL's password too.
+//! - Anyone who can write to Redis can plant a record for a token of their choosing, unless a
+//!   [record key](RedisConfig::record_key) is configured: records then carry an HMAC bound to
+//!   their key and are refused (401, a warning logged) when it does not verify. No MAC can
+//!   stop deletions: such a writer can still undo revocations (clear `v`, delete `rev-*`
+//!   entries), reset failure counters, or delete records. Restrict Redis write access (ACLs,
+//!   network) to the servers.
+//! - Errors name their category (timeout, connection refused, TLS certificate refused, …),
+//!   never the URL, its password or a key.
 //!
 //! # Example
 //!
@@ -76,15 +96,18 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hmac::{Hmac, Mac};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::Secret;
 use crate::bearer::{TokenDigest, TokenRecord, TokenStore};
 use crate::context::{AuthContext, AuthMethod};
 use crate::error::ConfigError;
@@ -96,14 +119,24 @@ use crate::store::StoreError;
 const DEFAULT_PREFIX: &str = "mcp-auth:";
 /// Default per-operation timeout.
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Shortest record key accepted (bytes): HMAC-SHA256 keys should carry 256 bits.
+pub const MIN_RECORD_KEY_LEN: usize = 32;
+/// At most one integrity warning per this many milliseconds (per handle); the next one
+/// counts the refusals in between.
+const WARN_EVERY_MS: u64 = 60_000;
 
-/// Where and how to reach Redis. Its `Debug` redacts the URL's credentials.
+type HmacSha256 = Hmac<Sha256>;
+
+/// Where and how to reach Redis. Its `Debug` redacts the URL's credentials and never shows
+/// the record key.
 #[derive(Clone)]
 #[must_use]
 pub struct RedisConfig {
     url: String,
     prefix: String,
     timeout: Duration,
+    ca_pem: Option<Vec<u8>>,
+    record_key: Option<Secret>,
 }
 
 impl fmt::Debug for RedisConfig {
@@ -112,49 +145,84 @@ impl fmt::Debug for RedisConfig {
             .field("url", &redact(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("ca_cert", &self.ca_pem.as_ref().map(|_| "<set>"))
+            .field("record_key", &self.record_key.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
 
-/// The URL with its user information (`user:password@`) and any `user`/`pass`/`password`
-/// query parameter (Unix socket URLs) replaced.
+/// Query parameters whose values are shown by [`redact`]; every other value is hidden.
+const SHOWN_PARAMS: [&str; 2] = ["db", "protocol"];
+
+/// The URL for logs and `Debug`: the user information (`user:password@`) and the value of
+/// every query parameter other than `db` and `protocol` (`pass=`, `password=`, `user=` of
+/// `redis+unix://` URLs, and anything unknown, percent-encoded names included) are replaced
+/// by `<redacted>`. Text that is not a URL at all is not shown.
 fn redact(url: &str) -> String {
-    let (main, query) = match url.split_once('?') {
-        Some((m, q)) => (m, Some(q)),
-        None => (url, None),
+    const HIDDEN: &str = "<redacted>";
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL; not shown>".to_owned();
     };
-    let mut out = match (main.find("://"), main.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}<redacted>{}", &main[..s + 3], &main[at..]),
-        _ => main.to_owned(),
+    let mut out = format!("{scheme}://");
+    // Everything up to the last `@` is user information (an `@` later in the URL only makes
+    // this hide more).
+    let rest = match rest.rsplit_once('@') {
+        Some((_, after)) => {
+            out.push_str(HIDDEN);
+            out.push('@');
+            after
+        }
+        None => rest,
     };
-    if let Some(query) = query {
-        out.push('?');
-        let params: Vec<String> = query
-            .split('&')
-            .map(|p| match p.split_once('=') {
-                Some((k, _))
-                    if ["pass", "password", "user", "username"]
-                        .iter()
-                        .any(|s| k.eq_ignore_ascii_case(s)) =>
-                {
-                    format!("{k}=<redacted>")
-                }
-                _ => p.to_owned(),
-            })
-            .collect();
-        out.push_str(&params.join("&"));
+    let (rest, fragment) = match rest.split_once('#') {
+        Some((r, f)) => (r, Some(f)),
+        None => (rest, None),
+    };
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) if SHOWN_PARAMS.contains(&k) => format!("{k}={v}"),
+                    Some((k, _)) if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                        format!("{k}={HIDDEN}")
+                    }
+                    _ => HIDDEN.to_owned(),
+                })
+                .collect();
+            out.push_str(&params.join("&"));
+        }
+        None => out.push_str(rest),
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(if fragment == "insecure" {
+            fragment
+        } else {
+            HIDDEN
+        });
     }
     out
 }
 
 impl RedisConfig {
-    /// A Redis URL: `redis://[[user]:password@]host[:port][/db]`, or
-    /// `redis+unix:///path/to/socket[?db=N&pass=P]`.
+    /// A Redis URL: `redis://[[user]:password@]host[:port][/db]`,
+    /// `rediss://[[user]:password@]host[:port][/db]` (TLS), or
+    /// `redis+unix:///path/to/socket[?db=N&user=U&pass=P]`.
+    ///
+    /// With `rediss://` the server's certificate must chain to a root of the system's trust
+    /// store (or to [`ca_cert_pem`](Self::ca_cert_pem)) and name the URL's host (an IP
+    /// address host needs an IP address in the certificate). There is no way to turn the
+    /// check off: `rediss://…#insecure` is refused.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
+            ca_pem: None,
+            record_key: None,
         }
     }
 
@@ -169,6 +237,33 @@ impl RedisConfig {
         self.timeout = timeout.max(Duration::from_millis(1));
         self
     }
+
+    /// Trusts only these CA certificates (PEM, one or more) for a `rediss://` server, instead
+    /// of the system's trust store: for a deployment with its own CA or a self-signed
+    /// certificate. [`Redis::new`] refuses it with a `redis://` URL, or when it holds no
+    /// certificate.
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Authenticates every token record with HMAC-SHA256 under this key (at least
+    /// [`MIN_RECORD_KEY_LEN`] bytes; every instance needs the same key). The MAC covers the
+    /// record (subject, scopes, expiry, everything the caller's context is rebuilt from) and
+    /// the Redis key it is stored under, so a record planted or edited by someone who can
+    /// write to Redis but does not hold the key, or moved to another token's key, is refused
+    /// as an unknown token (401), with a warning logged.
+    ///
+    /// It cannot stop deletions, nor replays of an earlier genuine record: clearing a
+    /// record's revoked flag, or deleting a revocation entry, undoes that revocation. Keep
+    /// write access to Redis to the servers.
+    ///
+    /// Records written without a key (or under another key) are refused once it is set:
+    /// tokens issued before must be issued again.
+    pub fn record_key(mut self, key: impl Into<Secret>) -> Self {
+        self.record_key = Some(key.into());
+        self
+    }
 }
 
 struct Inner {
@@ -179,6 +274,11 @@ struct Inner {
     timeout: Duration,
     /// The URL, credentials redacted (for `Debug`).
     redacted_url: String,
+    tls: bool,
+    record_key: Option<Secret>,
+    /// Integrity failures not yet reported, and when the last warning was logged (Unix ms).
+    refused: AtomicU64,
+    warned_at: AtomicU64,
 }
 
 /// A lazily connected, self-reconnecting Redis handle (see the [module docs](self)). Cheap to
@@ -194,17 +294,41 @@ impl fmt::Debug for Redis {
             .field("url", &self.inner.redacted_url)
             .field("prefix", &self.inner.prefix)
             .field("timeout", &self.inner.timeout)
+            .field("tls", &self.inner.tls)
+            .field(
+                "record_key",
+                &self.inner.record_key.as_ref().map(|_| "<set>"),
+            )
             .finish()
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     use fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
+    let mut s = String::with_capacity(bytes.len().saturating_mul(2));
     for b in bytes {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+/// Lower-case or upper-case hex to bytes; `None` for anything else.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => Some(nibble(*hi)? << 4 | nibble(*lo)?),
+            _ => None,
+        })
+        .collect()
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -212,44 +336,187 @@ fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The time `ms` after the epoch; `None` when the platform cannot represent it.
+fn from_unix_ms(ms: u64) -> Option<SystemTime> {
+    UNIX_EPOCH.checked_add(Duration::from_millis(ms))
+}
+
 fn now_ms() -> u64 {
     unix_ms(SystemTime::now())
 }
 
-/// A Redis error as a [`StoreError`]: its category only (never the URL or a key).
-fn unavailable(e: &redis::RedisError) -> StoreError {
-    let what = if e.is_timeout() {
+/// `err` itself as a TLS error: a `rustls::Error`, or one inside an `io::Error` (as
+/// tokio-rustls reports them), or either inside an `Arc` (as `redis` keeps them).
+fn as_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let err = match err.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+        Some(shared) => &**shared,
+        None => err,
+    };
+    err.downcast_ref::<rustls::Error>().or_else(|| {
+        err.downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    })
+}
+
+/// The TLS error somewhere in `e`'s chain.
+fn tls_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur = Some(e);
+    // Bounded: a chain is short, and this never loops on a cyclic one.
+    for _ in 0..16 {
+        let err = cur?;
+        if let Some(tls) = as_tls_error(err) {
+            return Some(tls);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// At most `max` characters of `s`.
+fn bounded(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+/// What went wrong, for a [`StoreError`]: the category (timeout, refused, lost, TLS
+/// certificate or handshake, authentication, …), never the URL, a password or a key.
+fn describe(e: &redis::RedisError) -> String {
+    if let Some(tls) = tls_error(e) {
+        let what = match tls {
+            rustls::Error::InvalidCertificate(_) => "TLS: the server's certificate is refused",
+            rustls::Error::AlertReceived(_) => "TLS: the server refused the handshake",
+            _ => "TLS handshake failed",
+        };
+        return format!("{what} ({})", bounded(&tls.to_string(), 160));
+    }
+    if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connection_refusal() {
         "connection refused".to_owned()
     } else if e.is_connection_dropped() {
         "connection lost".to_owned()
+    } else if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        "authentication failed (user or password refused)".to_owned()
+    } else if let Some(code) = e.code() {
+        // Server error codes (`WRONGPASS`, `NOAUTH`, `NOPERM`, …) carry no secret.
+        format!("{:?} ({})", e.kind(), bounded(code, 40))
+    } else if e.kind() == redis::ErrorKind::Io {
+        "I/O error".to_owned()
     } else {
         format!("{:?}", e.kind())
-    };
-    StoreError::unavailable(format!("redis: {what}"))
+    }
+}
+
+/// A Redis error as a [`StoreError`] (see [`describe`]).
+fn unavailable(e: &redis::RedisError) -> StoreError {
+    StoreError::unavailable(format!("redis: {}", describe(e)))
+}
+
+/// Makes sure rustls has a process-wide crypto provider before `redis` builds a TLS
+/// configuration with `rustls::ClientConfig::builder()` (which panics when none is installed
+/// and the crate features name none, or two). Installs aws-lc-rs only when none is installed.
+fn ensure_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: then that one is the default.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+/// The MAC of a token record stored at `redis_key`. Domain-separated, and the key's length
+/// is prefixed so key and record cannot trade bytes.
+fn record_mac(key: &Secret, redis_key: &str, json: &str) -> Option<HmacSha256> {
+    let mut mac = HmacSha256::new_from_slice(key.expose().as_bytes()).ok()?;
+    mac.update(b"mcp-auth redis token record v1\0");
+    mac.update(&u64::try_from(redis_key.len()).ok()?.to_be_bytes());
+    mac.update(redis_key.as_bytes());
+    mac.update(json.as_bytes());
+    Some(mac)
 }
 
 impl Redis {
-    /// Checks the URL and prepares the handle; does not connect and needs no runtime. The
-    /// first operation connects (inside the Tokio runtime it runs on); later ones reconnect
-    /// after failures.
+    /// Checks the configuration and prepares the handle; does not connect and needs no
+    /// runtime. The first operation connects (inside the Tokio runtime it runs on); later
+    /// ones reconnect after failures.
+    ///
+    /// With a `rediss://` URL, this installs aws-lc-rs as rustls's process-wide crypto
+    /// provider unless one is installed already: an application that installs its own
+    /// should do so before.
     ///
     /// # Errors
     ///
-    /// A URL the `redis` client cannot use: not `redis://` or `redis+unix://` (`rediss://`,
-    /// TLS, is not compiled in), or malformed. The message never contains the URL.
+    /// A URL the `redis` client cannot use (not `redis://`, `rediss://` or `redis+unix://`,
+    /// or malformed), `rediss://…#insecure`, a CA certificate that is not PEM or given with
+    /// a URL that is not `rediss://`, a record key shorter than [`MIN_RECORD_KEY_LEN`]. The
+    /// message never contains the URL or the key.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
-        let scheme = config.url.split_once("://").map(|(s, _)| s);
-        if scheme.is_some_and(|s| s.eq_ignore_ascii_case("rediss")) {
+        let scheme = config
+            .url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        let tls = scheme.as_deref() == Some("rediss");
+        if tls
+            && config
+                .url
+                .rsplit_once('#')
+                .is_some_and(|(_, f)| f.eq_ignore_ascii_case("insecure"))
+        {
             return Err(ConfigError::new(
                 "redis url",
-                "rediss:// (TLS) is not supported by this build; use redis:// (e.g. through a TLS tunnel)",
+                "#insecure (no certificate check) is not supported; give the server's CA with \
+                 RedisConfig::ca_cert_pem instead",
             ));
         }
-        let client = redis::Client::open(config.url.as_str()).map_err(|_| {
-            ConfigError::new("redis url", "is not a valid redis:// or redis+unix:// URL")
-        })?;
+        if let Some(key) = &config.record_key
+            && key.len() < MIN_RECORD_KEY_LEN
+        {
+            return Err(ConfigError::new(
+                "redis record key",
+                format!(
+                    "must be at least {MIN_RECORD_KEY_LEN} bytes (e.g. `openssl rand -base64 32`)"
+                ),
+            ));
+        }
+        let bad_url = || {
+            ConfigError::new(
+                "redis url",
+                "is not a valid redis://, rediss:// or redis+unix:// URL",
+            )
+        };
+        if tls {
+            ensure_crypto_provider();
+        }
+        let client = match &config.ca_pem {
+            None => redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?,
+            Some(_) if !tls => {
+                return Err(ConfigError::new(
+                    "redis ca certificate",
+                    "is only used with a rediss:// URL",
+                ));
+            }
+            Some(pem) => {
+                use rustls::pki_types::CertificateDer;
+                use rustls::pki_types::pem::PemObject as _;
+                let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
+                if !certs.is_ok_and(|c| !c.is_empty()) {
+                    return Err(ConfigError::new(
+                        "redis ca certificate",
+                        "is not one or more PEM certificates",
+                    ));
+                }
+                // Validate the URL first: `build_with_tls`'s error cannot tell the two apart.
+                redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?;
+                redis::Client::build_with_tls(
+                    config.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                )
+                .map_err(|_| {
+                    ConfigError::new("redis ca certificate", "is not a usable CA certificate")
+                })?
+            }
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -257,8 +524,34 @@ impl Redis {
                 prefix: config.prefix,
                 timeout: config.timeout,
                 redacted_url: redact(&config.url),
+                tls,
+                record_key: config.record_key,
+                refused: AtomicU64::new(0),
+                warned_at: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Counts a record refused by the integrity check, logging a warning (no secret, no
+    /// key) at most once a minute per handle, with the number refused since the last one.
+    fn integrity_failure(&self, why: &'static str) {
+        self.inner.refused.fetch_add(1, Ordering::Relaxed);
+        let now = now_ms().max(1);
+        let last = self.inner.warned_at.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= WARN_EVERY_MS)
+            && self
+                .inner
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.inner.refused.swap(0, Ordering::Relaxed).max(1);
+            tracing::warn!(
+                reason = why,
+                refused,
+                "redis: token record(s) failed the integrity check (HMAC) and were refused as unknown tokens: written without the record key, altered, or moved"
+            );
+        }
     }
 
     /// The connection manager, created on first use (it connects lazily itself).
@@ -388,7 +681,8 @@ impl StoredRecord {
         }
     }
 
-    fn into_record(self, revoked: bool) -> TokenRecord {
+    /// The record, or `None` when a time in it is out of the platform's range.
+    fn into_record(self, revoked: bool) -> Option<TokenRecord> {
         let method = match self.method.as_str() {
             "api_key" => AuthMethod::ApiKey,
             "bearer" => AuthMethod::Bearer,
@@ -396,13 +690,12 @@ impl StoredRecord {
             "introspection" => AuthMethod::Introspection,
             other => AuthMethod::Custom(other.into()),
         };
-        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
         let mut b = AuthContext::builder(self.sub, method)
             .scopes(self.scopes)
             .roles(self.roles)
             .audience(self.audience);
         if let Some(ms) = self.ctx_exp_ms {
-            b = b.expires_at(at(ms));
+            b = b.expires_at(from_unix_ms(ms)?);
         }
         if let Some(c) = self.client_id {
             b = b.client_id(c);
@@ -416,22 +709,27 @@ impl StoredRecord {
         if let Some(claims) = self.claims {
             b = b.claims(claims);
         }
-        let record = TokenRecord::new(b.build(), at(self.exp_ms));
-        if revoked {
+        let record = TokenRecord::new(b.build(), from_unix_ms(self.exp_ms)?);
+        Some(if revoked {
             record.into_revoked()
         } else {
             record
-        }
+        })
     }
 }
 
 /// Stores a record and lists it in its indexes. KEYS: the record, then the indexes. ARGV: the
-/// record JSON, its revoked flag, its expiry and now (Unix ms). Each index drops members that
-/// expired and lives as long as its last member.
+/// record JSON, its revoked flag, its expiry and now (Unix ms), its MAC (hex; empty: none).
+/// Each index drops members that expired and lives as long as its last member.
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 redis.call('HSET', KEYS[1], 'r', ARGV[1], 'v', ARGV[2])
+if ARGV[5] == '' then
+  redis.call('HDEL', KEYS[1], 'm')
+else
+  redis.call('HSET', KEYS[1], 'm', ARGV[5])
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 for i = 2, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[3], KEYS[1])
@@ -501,22 +799,49 @@ impl RedisTokenStore {
 impl TokenStore for RedisTokenStore {
     async fn get(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
         let key = self.record_key(digest);
-        let (raw, revoked): (Option<String>, Option<String>) = self
+        let (raw, revoked, mac): (Option<String>, Option<String>, Option<String>) = self
             .redis
-            .run(|mut c| async move {
-                redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg("r")
-                    .arg("v")
-                    .query_async(&mut c)
-                    .await
+            .run(|mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("HMGET")
+                        .arg(&key)
+                        .arg("r")
+                        .arg("v")
+                        .arg("m")
+                        .query_async(&mut c)
+                        .await
+                }
             })
             .await?;
-        match raw {
-            None => Ok(None),
-            Some(json) => serde_json::from_str::<StoredRecord>(&json)
-                .map(|r| Some(r.into_record(revoked.as_deref() == Some("1"))))
-                .map_err(|_| StoreError::unavailable("redis: a token record does not parse")),
+        let Some(json) = raw else {
+            return Ok(None);
+        };
+        if let Some(record_key) = &self.redis.inner.record_key {
+            let Some(expected) = record_mac(record_key, &key, &json) else {
+                return Err(StoreError::unavailable(
+                    "redis: cannot compute a record MAC",
+                ));
+            };
+            let verdict = match mac.as_deref().map(unhex) {
+                None => Err("no MAC"),
+                Some(None) => Err("malformed MAC"),
+                // Constant-time comparison.
+                Some(Some(tag)) => expected.verify_slice(&tag).map_err(|_| "wrong MAC"),
+            };
+            if let Err(why) = verdict {
+                self.redis.integrity_failure(why);
+                return Ok(None);
+            }
+        }
+        match serde_json::from_str::<StoredRecord>(&json)
+            .ok()
+            .and_then(|r| r.into_record(revoked.as_deref() == Some("1")))
+        {
+            Some(record) => Ok(Some(record)),
+            None => Err(StoreError::unavailable(
+                "redis: a token record does not parse",
+            )),
         }
     }
 
@@ -536,6 +861,12 @@ impl TokenStore for RedisTokenStore {
         let json = serde_json::to_string(&stored)
             .map_err(|_| StoreError::unavailable("redis: cannot encode a token record"))?;
         let revoked = if record.is_revoked() { "1" } else { "0" };
+        let mac = match &self.redis.inner.record_key {
+            None => String::new(),
+            Some(record_key) => record_mac(record_key, &key, &json)
+                .map(|m| hex(&m.finalize().into_bytes()))
+                .ok_or_else(|| StoreError::unavailable("redis: cannot compute a record MAC"))?,
+        };
         self.redis
             .run(|mut c| async move {
                 let mut inv = INSERT.key(&key);
@@ -546,6 +877,7 @@ impl TokenStore for RedisTokenStore {
                     .arg(revoked)
                     .arg(exp_ms)
                     .arg(now)
+                    .arg(mac)
                     .invoke_async::<i64>(&mut c)
                     .await
             })
@@ -765,21 +1097,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact("redis://user:pw@host:6379/0"),
-            "redis://<redacted>@host:6379/0"
-        );
-        assert_eq!(redact("redis://:p@w@host"), "redis://<redacted>@host");
-        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
-        assert_eq!(
-            redact("redis+unix:///run/redis.sock?db=1&pass=pw"),
-            "redis+unix:///run/redis.sock?db=1&pass=<redacted>"
-        );
+    fn urls_are_redacted_in_every_form() {
+        for (url, shown) in [
+            (
+                "redis://user:S3CR3T@host:6379/0",
+                "redis://<redacted>@host:6379/0",
+            ),
+            ("redis://:S3@CR3T@host", "redis://<redacted>@host"),
+            ("redis://S3CR3T@host", "redis://<redacted>@host"),
+            ("redis://host:6379", "redis://host:6379"),
+            (
+                "rediss://default:S3CR3T@redis.example.com:6380/2",
+                "rediss://<redacted>@redis.example.com:6380/2",
+            ),
+            (
+                "rediss://:S3CR3T@host/0?protocol=resp3#insecure",
+                "rediss://<redacted>@host/0?protocol=resp3#insecure",
+            ),
+            (
+                "redis+unix:///run/redis.sock?db=1&pass=S3CR3T",
+                "redis+unix:///run/redis.sock?db=1&pass=<redacted>",
+            ),
+            (
+                "redis+unix:///s?user=S3CR3T&password=S3CR3T&PASS=S3CR3T",
+                "redis+unix:///s?user=<redacted>&password=<redacted>&PASS=<redacted>",
+            ),
+            (
+                "unix:///s?%70ass=S3CR3T&S3CR3T&db=3",
+                "unix:///s?<redacted>&<redacted>&db=3",
+            ),
+            ("redis://:S3?CR3T@host", "redis://<redacted>@host"),
+            ("redis://:S3#CR3T@host", "redis://<redacted>@host"),
+            ("redis://host/#S3CR3T", "redis://host/#<redacted>"),
+            ("S3CR3T", "<not a URL; not shown>"),
+        ] {
+            let got = redact(url);
+            assert_eq!(got, shown, "{url}");
+            assert!(!got.contains("S3") && !got.contains("CR3T"), "{got}");
+        }
     }
 
     #[test]
-    fn handles_are_built_without_a_runtime_and_bad_urls_refused() {
+    fn handles_are_built_without_a_runtime_and_bad_configs_refused() {
         let redis = Redis::new(RedisConfig::new("redis://:pw@127.0.0.1:1/0")).unwrap();
         let shown = format!("{:?}", redis.token_store());
         assert!(
@@ -787,10 +1146,84 @@ mod tests {
             "{shown}"
         );
         assert!(!format!("{:?}", RedisConfig::new("redis://:pw@h")).contains("pw"));
-        for bad in ["http://:pw@host", "rediss://:pw@host", "not a url pw"] {
-            let err = Redis::new(RedisConfig::new(bad)).unwrap_err();
-            assert!(!err.to_string().contains("pw"), "{err}");
+        let tls = Redis::new(RedisConfig::new("rediss://:pw@127.0.0.1:1/0")).unwrap();
+        assert!(tls.inner.tls && !format!("{tls:?}").contains("pw"));
+        let key = "k".repeat(MIN_RECORD_KEY_LEN);
+        let keyed = RedisConfig::new("redis://h").record_key(key.as_str());
+        assert!(!format!("{keyed:?}").contains(&key));
+        assert!(!format!("{:?}", Redis::new(keyed).unwrap()).contains(&key));
+        for (bad, what) in [
+            (RedisConfig::new("http://:pw@host"), "redis url"),
+            (RedisConfig::new("not a url pw"), "redis url"),
+            (RedisConfig::new("rediss://:pw@host/#insecure"), "redis url"),
+            (RedisConfig::new("rediss://:pw@host/#INSECURE"), "redis url"),
+            (
+                RedisConfig::new("redis://:pw@host").ca_cert_pem(b"x".to_vec()),
+                "redis ca certificate",
+            ),
+            (
+                RedisConfig::new("rediss://:pw@host").ca_cert_pem(b"not pem pw".to_vec()),
+                "redis ca certificate",
+            ),
+            (
+                RedisConfig::new("rediss://:pw@host").ca_cert_pem(Vec::new()),
+                "redis ca certificate",
+            ),
+            (
+                RedisConfig::new("redis://:pw@host").record_key("pw-too-short"),
+                "redis record key",
+            ),
+        ] {
+            let err = Redis::new(bad).unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains("pw"), "{text}");
+            assert!(text.contains(what), "{text}");
         }
+    }
+
+    #[test]
+    fn tls_errors_are_found_inside_io_errors() {
+        let inner = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, inner);
+        let e = redis::RedisError::from(io);
+        let text = describe(&e);
+        assert!(
+            text.starts_with("TLS: the server's certificate is refused"),
+            "{text}"
+        );
+        let refused =
+            redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(describe(&refused), "connection refused");
+    }
+
+    #[test]
+    fn record_macs_bind_the_record_to_its_key() {
+        let k = Secret::new("k".repeat(32));
+        let tag = |key: &Secret, at: &str, json: &str| {
+            record_mac(key, at, json)
+                .unwrap()
+                .finalize()
+                .into_bytes()
+                .to_vec()
+        };
+        let genuine = tag(&k, "p:tok:aa", "{}");
+        assert_eq!(unhex(&hex(&genuine)).unwrap(), genuine);
+        assert!(
+            record_mac(&k, "p:tok:aa", "{}")
+                .unwrap()
+                .verify_slice(&genuine)
+                .is_ok()
+        );
+        assert_ne!(genuine, tag(&k, "p:tok:ab", "{}"), "moved to another key");
+        assert_ne!(genuine, tag(&k, "p:tok:aa", "{ }"), "edited record");
+        assert_ne!(
+            genuine,
+            tag(&k, "p:tok:a", "a{}"),
+            "key and record trade bytes"
+        );
+        assert_ne!(genuine, tag(&Secret::new("j".repeat(32)), "p:tok:aa", "{}"));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
     }
 
     #[test]
@@ -825,7 +1258,8 @@ mod tests {
         assert!(!json.contains("a-token"));
         let back = serde_json::from_str::<StoredRecord>(&json)
             .unwrap()
-            .into_record(true);
+            .into_record(true)
+            .unwrap();
         let c = back.context();
         assert!(back.is_revoked());
         assert_eq!(back.expires_at(), exp);
@@ -848,7 +1282,7 @@ mod tests {
             let r = TokenRecord::new(AuthContext::builder("s", m.clone()).build(), exp);
             let json = serde_json::to_string(&StoredRecord::of(&r)).unwrap();
             let back = serde_json::from_str::<StoredRecord>(&json).unwrap();
-            assert_eq!(back.into_record(false).context().method(), &m);
+            assert_eq!(back.into_record(false).unwrap().context().method(), &m);
         }
     }
 }

@@ -37,8 +37,13 @@ fn free_port() -> u16 {
 
 impl Server {
     fn start_on(port: u16) -> Self {
+        Self::spawn(port, &["--port", &port.to_string(), "--bind", "127.0.0.1"])
+    }
+
+    /// `redis-server` with `args`, once `port` accepts connections.
+    fn spawn(port: u16, args: &[&str]) -> Self {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(args)
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -784,7 +789,15 @@ async fn two_example_servers_share_revocations_through_redis() {
                 "static-token-0123456789abcdef;sub=ops".to_owned(),
             ),
             ("MCP_REDIS_URL".to_owned(), url.clone()),
+            // Records authenticated by both instances with one key.
+            (
+                "MCP_REDIS_RECORD_KEY".to_owned(),
+                "shared-record-key-0123456789abcdef-0123".to_owned(),
+            ),
             ("MCP_FAILURE_LIMIT".to_owned(), "5/60".to_owned()),
+            // Direct clients told apart by address: a proxy is configured elsewhere, so
+            // 127.0.0.1 is a client like any other.
+            ("MCP_TRUSTED_PROXIES".to_owned(), "192.0.2.1".to_owned()),
         ]
     };
     let one = support::start_with(|_| env()).await;
@@ -852,4 +865,452 @@ async fn two_example_servers_share_revocations_through_redis() {
         429,
         "instance two refuses the client the other one limited, even with a good token"
     );
+}
+
+// --- TLS ------------------------------------------------------------------------------------------
+
+/// Set in the child process that runs the TLS checks.
+const TLS_CHILD: &str = "MCP_AUTH_REDIS_TLS_CHILD";
+const TLS_PASSWORD: &str = "S3CR3T-redis-password";
+
+fn test_ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+}
+
+/// A server certificate and key (PEM) for `names` (IP addresses become IP SANs).
+fn server_cert(
+    ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    names: &[&str],
+) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "redis on loopback");
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// How `op` failed (it must fail within 2 s, without the password).
+async fn failure<T: std::fmt::Debug>(
+    what: &str,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> String {
+    let started = Instant::now();
+    let err = op.await.expect_err(what).to_string();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{what}: {took:?}");
+    // Host names and addresses may be named (a certificate error says which name it
+    // expected); the password never.
+    assert!(!err.contains("S3CR3T"), "{what}: {err}");
+    println!("  {what}: {err} after {took:?}");
+    err
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn rediss_connects_with_tls_checks_the_certificate_and_names_errors() {
+    // The checks run in a fresh process, where no rustls crypto provider is installed yet
+    // while this build's rustls has two provider features on (aws-lc-rs and ring, from the
+    // dev-dependencies): `redis` then panics ("no process-level CryptoProvider") unless
+    // `Redis::new` installs one.
+    if std::env::var_os(TLS_CHILD).is_none() {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "rediss_connects_with_tls_checks_the_certificate_and_names_errors",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(TLS_CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        println!("{stdout}\n{stderr}");
+        assert!(out.status.success(), "the TLS checks failed: {stderr}");
+        assert!(stdout.contains("1 passed"), "the TLS checks did not run");
+        return;
+    }
+    assert!(
+        rustls::crypto::CryptoProvider::get_default().is_none(),
+        "a fresh process: nothing installed a crypto provider yet"
+    );
+
+    let ca = test_ca("mcp-auth test CA");
+    let (cert, key) = server_cert(&ca, &["127.0.0.1", "localhost"]);
+    let dir = std::env::temp_dir().join(format!("mcp-auth-redis-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str, content: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let (ca_file, cert_file, key_file) = (
+        path("ca.pem", &ca.pem()),
+        path("server.pem", &cert),
+        path("server.key", &key),
+    );
+    let port = free_port();
+    let port_s = port.to_string();
+    let _srv = Server::spawn(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_s,
+            "--bind",
+            "127.0.0.1",
+            "127.0.0.2",
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            TLS_PASSWORD,
+        ],
+    );
+    let url = |host: &str, password: &str| format!("rediss://:{password}@{host}:{port}/0");
+    let with_ca = |url: String| {
+        Redis::new(
+            RedisConfig::new(url)
+                .ca_cert_pem(ca.pem().into_bytes())
+                .timeout(Duration::from_secs(1)),
+        )
+        .unwrap()
+    };
+
+    // The server's CA trusted: everything works over TLS, issued tokens included.
+    println!("rediss:// with the CA:");
+    let good = with_ca(url("127.0.0.1", TLS_PASSWORD));
+    every_operation_works(&good)
+        .await
+        .expect("every operation over TLS");
+    let tokens = TokenManager::new(good.token_store());
+    let issued = tokens
+        .issue(TokenSpec::new("tls-user", Duration::from_secs(60)).scopes(["data:read"]))
+        .await
+        .unwrap();
+    let svc = AuthLayer::new(BearerAuthenticator::new().with_store(good.token_store())).layer(
+        service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }),
+    );
+    let res = svc
+        .oneshot(
+            http::Request::get("/mcp")
+                .header("authorization", format!("Bearer {}", issued.token.expose()))
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // A host name the certificate also names.
+    every_operation_works(&with_ca(url("localhost", TLS_PASSWORD)))
+        .await
+        .expect("localhost over TLS");
+
+    println!("failures, each naming its cause:");
+    // No CA given: the system's roots do not include the test CA.
+    let err = failure(
+        "system roots",
+        Redis::new(RedisConfig::new(url("127.0.0.1", TLS_PASSWORD)))
+            .unwrap()
+            .ping(),
+    )
+    .await;
+    assert!(err.contains("certificate is refused"), "{err}");
+    // Another CA.
+    let other = test_ca("another CA");
+    let err = failure(
+        "another CA",
+        Redis::new(
+            RedisConfig::new(url("127.0.0.1", TLS_PASSWORD)).ca_cert_pem(other.pem().into_bytes()),
+        )
+        .unwrap()
+        .ping(),
+    )
+    .await;
+    assert!(err.contains("certificate is refused"), "{err}");
+    // A host the certificate does not name (same server, another loopback address).
+    let err = failure(
+        "host not in the certificate",
+        with_ca(url("127.0.0.2", TLS_PASSWORD)).ping(),
+    )
+    .await;
+    assert!(
+        err.contains("certificate is refused") && err.contains("not valid for name"),
+        "{err}"
+    );
+    // TLS fine, password wrong.
+    let err = failure(
+        "wrong password",
+        with_ca(url("127.0.0.1", "S3CR3T-wrong")).ping(),
+    )
+    .await;
+    assert!(
+        !err.contains("TLS") && err.contains("authentication failed"),
+        "{err}"
+    );
+    // Plaintext to the TLS port.
+    let err = failure(
+        "redis:// to a TLS port",
+        handle(&format!("redis://:{TLS_PASSWORD}@127.0.0.1:{port}/0")).ping(),
+    )
+    .await;
+    assert!(!err.contains("certificate"), "{err}");
+    // TLS to a plaintext server: never a silent plaintext fallback.
+    let plain = Server::start();
+    let err = failure(
+        "rediss:// to a plaintext server",
+        with_ca(format!(
+            "rediss://:{TLS_PASSWORD}@127.0.0.1:{}/0",
+            plain.port
+        ))
+        .ping(),
+    )
+    .await;
+    // A plaintext Redis reads the TLS hello as the start of a command and waits for the
+    // rest, never answering: the handshake runs into the timeout.
+    assert!(err.contains("timed out"), "{err}");
+    // Nothing listening.
+    let err = failure(
+        "nothing listening",
+        with_ca(format!(
+            "rediss://:{TLS_PASSWORD}@127.0.0.1:{}/0",
+            free_port()
+        ))
+        .ping(),
+    )
+    .await;
+    assert!(err.contains("connection refused"), "{err}");
+    // Through the authenticator: a certificate failure is 503, never a 401 or a 200.
+    let svc = AuthLayer::new(
+        BearerAuthenticator::new().with_store(
+            Redis::new(RedisConfig::new(url("127.0.0.1", TLS_PASSWORD)))
+                .unwrap()
+                .token_store(),
+        ),
+    )
+    .layer(service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    }));
+    let res = svc
+        .oneshot(
+            http::Request::get("/mcp")
+                .header("authorization", format!("Bearer {}", issued.token.expose()))
+                .body(())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- record integrity -------------------------------------------------------------------------------
+
+fn record_key_of(token: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(token.as_bytes());
+    let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+    format!("mcp-auth:tok:{hex}")
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn a_record_key_refuses_planted_edited_and_moved_records() {
+    const KEY: &str = "record-key-0123456789abcdef-0123456789";
+    let srv = Server::start();
+    let keyed = Redis::new(RedisConfig::new(srv.url()).record_key(KEY)).unwrap();
+    let store = keyed.token_store();
+    let svc = AuthLayer::new(BearerAuthenticator::new().with_store(store.clone())).layer(
+        service_fn(|_req: http::Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }),
+    );
+    let status = |token: &str| {
+        let req = http::Request::get("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap();
+        let svc = svc.clone();
+        async move { svc.oneshot(req).await.unwrap().status().as_u16() }
+    };
+    let issued = TokenManager::new(store.clone())
+        .issue(TokenSpec::new("alice", Duration::from_secs(300)).scopes(["data:read"]))
+        .await
+        .unwrap();
+    let token = issued.token.expose().to_owned();
+    let at = record_key_of(&token);
+    assert_eq!(status(&token).await, 200, "a genuine record passes");
+
+    let mut raw = srv.raw();
+    let (r, m): (String, String) = redis::cmd("HMGET")
+        .arg(&at)
+        .arg("r")
+        .arg("m")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(m.len(), 64, "an HMAC-SHA256, hex: {m}");
+    let hset = |raw: &mut redis::Connection, key: &str, fields: &[(&str, &str)]| {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(key);
+        for (f, v) in fields {
+            cmd.arg(*f).arg(*v);
+        }
+        cmd.query::<()>(raw).unwrap();
+        redis::cmd("PEXPIRE")
+            .arg(key)
+            .arg(300_000)
+            .query::<()>(raw)
+            .unwrap();
+    };
+
+    // An edited scope: refused as an unknown token, for this and every later request.
+    let edited = r.replace(r#""data:read""#, r#""data:read","data:admin""#);
+    assert_ne!(edited, r);
+    hset(&mut raw, &at, &[("r", &edited)]);
+    assert!(store.get(&TokenDigest::of(&token)).await.unwrap().is_none());
+    assert_eq!(status(&token).await, 401);
+    assert_eq!(status(&token).await, 401);
+    // Put back as it was: accepted again.
+    hset(&mut raw, &at, &[("r", &r)]);
+    assert_eq!(status(&token).await, 200);
+    let back = store.get(&TokenDigest::of(&token)).await.unwrap().unwrap();
+    assert!(back.context().has_scope("data:read") && !back.context().has_scope("data:admin"));
+
+    // The review's attack: a record planted for a token of the attacker's choosing.
+    let chosen = "attacker-chosen-token-0123456789abcdef";
+    let exp_ms = (SystemTime::now() + Duration::from_secs(300))
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let planted =
+        format!(r#"{{"sub":"admin","method":"bearer","scopes":["data:admin"],"exp_ms":{exp_ms}}}"#);
+    hset(
+        &mut raw,
+        &record_key_of(chosen),
+        &[("r", &planted), ("v", "0")],
+    );
+    assert_eq!(status(chosen).await, 401, "no MAC: refused");
+    // What the key prevents: without it, the planted record is believed.
+    let unkeyed = handle(&srv.url()).token_store();
+    let believed = unkeyed
+        .get(&TokenDigest::of(chosen))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(believed.context().has_scope("data:admin"));
+    // A genuine record and its MAC copied to the chosen token's key (moved): refused.
+    hset(
+        &mut raw,
+        &record_key_of(chosen),
+        &[("r", &r), ("v", "0"), ("m", &m)],
+    );
+    assert_eq!(status(chosen).await, 401, "the MAC covers the key too");
+    // A MAC that is not hex, or of the wrong length.
+    hset(
+        &mut raw,
+        &record_key_of(chosen),
+        &[("r", &planted), ("m", "zz")],
+    );
+    assert_eq!(status(chosen).await, 401);
+    hset(&mut raw, &record_key_of(chosen), &[("m", &m[..32])]);
+    assert_eq!(status(chosen).await, 401);
+    // A record written under another key.
+    let other = Redis::new(
+        RedisConfig::new(srv.url()).record_key("another-record-key-0123456789abcdef-01"),
+    )
+    .unwrap()
+    .token_store();
+    let d = TokenDigest::of("written-under-another-key-0123456789");
+    other
+        .insert(d, record("mallory", "id-m", Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(
+        other.get(&d).await.unwrap().is_some(),
+        "its own key verifies"
+    );
+    assert!(
+        store.get(&d).await.unwrap().is_none(),
+        "another key does not"
+    );
+    // The genuine token still works.
+    assert_eq!(status(&token).await, 200);
+
+    // What a MAC cannot do (documented): the revoked flag is not covered, so whoever can
+    // write to Redis can clear it and undo a revocation.
+    assert!(store.revoke(&TokenDigest::of(&token)).await.unwrap());
+    assert_eq!(status(&token).await, 401);
+    hset(&mut raw, &at, &[("v", "0")]);
+    assert_eq!(status(&token).await, 200);
+}
+
+// --- revocation of many tokens at once ------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn revoking_a_subject_is_all_or_nothing_even_when_the_caller_times_out() {
+    const N: usize = 3000;
+    let srv = Server::start();
+    let store = handle(&srv.url()).token_store();
+    let digests: Vec<TokenDigest> = (0..N)
+        .map(|i| TokenDigest::of(&format!("bulk-token-{i}")))
+        .collect();
+    for (i, d) in digests.iter().enumerate() {
+        store
+            .insert(
+                *d,
+                record("bulk", &format!("id-{i}"), Duration::from_secs(60)),
+            )
+            .await
+            .unwrap();
+    }
+    // A caller with a 1 ms timeout, connected first.
+    let hasty = Redis::new(RedisConfig::new(srv.url()).timeout(Duration::from_millis(1))).unwrap();
+    let started = Instant::now();
+    while hasty.ping().await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(5), "cannot connect");
+    }
+    let result = hasty.token_store().revoke_subject("bulk").await;
+    println!("revoke_subject of {N} tokens with a 1 ms timeout: {result:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut revoked = 0;
+    for d in &digests {
+        if store.get(d).await.unwrap().unwrap().is_revoked() {
+            revoked += 1;
+        }
+    }
+    assert!(
+        revoked == 0 || revoked == N,
+        "{revoked} of {N} revoked: a half-done revocation"
+    );
+    if let Ok(n) = result {
+        assert_eq!((n, revoked), (N, N));
+    }
+    // Done (or redone) with a normal timeout: all of them.
+    let again = store.revoke_subject("bulk").await.unwrap();
+    assert_eq!(again, N - revoked);
+    println!("the server revoked {revoked} of {N} for the hasty caller; {again} more on retry");
 }
