@@ -54,6 +54,10 @@
 //! `Authorization: Bearer`, static and issued tokens first (by digest), then JWTs. With none set, the server generates a bearer
 //! token, prints it on a line starting with `token: `, and requires it: it never serves
 //! unauthenticated.
+//!
+//! Each MCP session belongs to the caller whose `initialize` created it: a request with another
+//! caller's (or an unknown) `Mcp-Session-Id` gets rmcp's own 404 "session not found" and never
+//! reaches rmcp (`mcp_auth::session`; bindings in memory, or in Redis with `MCP_REDIS_URL`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
