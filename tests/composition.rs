@@ -392,11 +392,47 @@ async fn logs_name_the_reason_but_never_a_credential() {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let _ = call(&app, "/", &h).await;
     }
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let mut logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     for reason in ["invalid_token", "invalid_request", "missing_credentials"] {
         assert!(logs.contains(reason), "no {reason} event in:\n{logs}");
     }
-    assert!(logs.contains("mcp_auth::rejection"), "{logs}");
+    // One line per refusal (review L3): with the audit target on, the audit event is the line.
+    let refusals = logs.lines().filter(|l| l.contains("authn_failure")).count();
+    assert_eq!(refusals, 5, "{logs}");
+    assert!(!logs.contains("mcp_auth::rejection"), "{logs}");
+    drop(_guard);
+
+    // With the audit target off, each refusal is one line on `mcp_auth::rejection` instead,
+    // its path bounded like the audit's.
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "trace,mcp_auth::audit=off",
+        ))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for headers in &requests {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let _ = call(&app, "/", &h).await;
+    }
+    let long = format!("/{}", "p".repeat(10_000));
+    assert_eq!(call(&app, &long, &[]).await.0, StatusCode::UNAUTHORIZED);
+    let off = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = off
+        .lines()
+        .filter(|l| l.contains("mcp_auth::rejection"))
+        .collect();
+    assert_eq!(lines.len(), 6, "{off}");
+    assert!(!off.contains("mcp_auth::audit"), "{off}");
+    let last = lines[5];
+    assert!(
+        last.len() < 1024 && last.contains(mcp_auth::audit::TRUNCATED),
+        "{last}"
+    );
+    logs.push_str(&off);
     for s in secrets {
         // Not the whole secret, and not a recognisable part of it.
         for part in [s, &s[..8], &s[s.len() - 8..]] {
