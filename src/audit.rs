@@ -14,6 +14,7 @@
 //! | `client_addr` | when known | the peer address ([`crate::transport::client_addr`]) |
 //! | `mcp_method`, `tool` | when known | from `Mcp-Method` / `Mcp-Name` headers, or the body (scope layer) |
 //! | `request_id` | when sent | the `X-Request-Id` header, if short and plain |
+//! | `error` | `unavailable`, `internal` | the cause (a store or network error's message), bounded |
 //!
 //! No event ever carries a credential, a header value other than those listed, or part of
 //! either. Success events are at `debug`; failures the server could not decide (`unavailable`,
