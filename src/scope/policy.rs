@@ -740,16 +740,18 @@ fn is_scheme(s: &str) -> bool {
 
 /// Splits `uri` into scheme (with its `:`), authority (with its `//`), and the rest.
 fn split_uri(uri: &str) -> (&str, &str, &str) {
-    let (scheme, rest) = match uri.find(':') {
-        Some(i) if uri.get(..i).is_some_and(is_scheme) => uri.split_at(i + 1),
-        _ => ("", uri),
-    };
+    // Every split point follows an ASCII character, so the checked splits always succeed.
+    let (scheme, rest) = uri
+        .find(':')
+        .filter(|&i| uri.get(..i).is_some_and(is_scheme))
+        .and_then(|i| uri.split_at_checked(i + 1))
+        .unwrap_or(("", uri));
     if rest.starts_with("//") {
         let end = rest
             .get(2..)
             .and_then(|r| r.find(['/', '?', '#']))
             .map_or(rest.len(), |i| i + 2);
-        let (authority, rest) = rest.split_at(end);
+        let (authority, rest) = rest.split_at_checked(end).unwrap_or((rest, ""));
         (scheme, authority, rest)
     } else {
         (scheme, "", rest)
@@ -761,7 +763,9 @@ fn split_uri(uri: &str) -> (&str, &str, &str) {
 fn fold_case(uri: &str) -> Cow<'_, str> {
     let (scheme, authority, rest) = split_uri(uri);
     let host_start = authority.rfind('@').map_or(0, |i| i + 1);
-    let (userinfo, host) = authority.split_at(host_start);
+    let (userinfo, host) = authority
+        .split_at_checked(host_start)
+        .unwrap_or(("", authority));
     let lower_hex = {
         let b = uri.as_bytes();
         b.iter().enumerate().any(|(i, &c)| {
