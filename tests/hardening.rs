@@ -246,8 +246,7 @@ async fn behind_an_untrusted_local_proxy_the_limit_is_off_by_default_and_refused
         let mut pairs = vec![keys()];
         pairs.extend(env);
         example::load_config(EnvReader::from_pairs(pairs))
-            .ok()
-            .expect("starts")
+            .unwrap_or_else(|e| panic!("refused: {e}"))
             .guards
             .failure_limit
     };
