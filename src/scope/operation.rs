@@ -2,6 +2,7 @@
 //! (MCP 2026-07-28) and from the JSON-RPC body, strictly enough that no body reads differently
 //! here than in rmcp.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use http::HeaderMap;
@@ -10,7 +11,8 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 /// One JSON-RPC request or notification, as far as authorization cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operation {
-    method: String,
+    // Borrowed for the MCP methods (no allocation per operation), owned for any other.
+    method: Cow<'static, str>,
     name: Option<String>,
     uri: Option<String>,
 }
@@ -20,7 +22,7 @@ impl Operation {
     #[must_use]
     pub fn new(method: impl Into<String>, name: Option<String>, uri: Option<String>) -> Self {
         Self {
-            method: method.into(),
+            method: Cow::Owned(method.into()),
             name,
             uri,
         }
@@ -147,7 +149,7 @@ impl Seen {
     /// Refuses a second occurrence of a tracked member; `tracked` lists the members this
     /// object level reads (the others count as [`Member::Other`] and are never tracked).
     fn first<E: de::Error>(&mut self, m: Member, tracked: &[Member]) -> Result<Member, E> {
-        if !tracked.contains(&m) {
+        if m == Member::Other || !tracked.contains(&m) {
             return Ok(Member::Other);
         }
         let bit = 1u32 << (m as u32);
@@ -230,6 +232,56 @@ impl<'de> Visitor<'de> for TextSeed {
     }
 }
 
+/// The MCP method names (rmcp 3.9's client-to-server methods), kept without allocating.
+const METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "completion/complete",
+    "logging/setLevel",
+    "prompts/get",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "resources/directory/read",
+    "subscriptions/listen",
+    "tools/call",
+    "tools/list",
+    "tasks/get",
+    "tasks/update",
+    "tasks/cancel",
+    "skills/list",
+    "skills/get",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
+/// `method`: a string (a static one when it is an MCP method), or anything else (skimmed).
+struct MethodSeed;
+
+impl<'de> DeserializeSeed<'de> for MethodSeed {
+    type Value = Option<Cow<'static, str>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Ok(match d.deserialize_any(TextSeed)? {
+            Text::Str(s) => Some(Cow::Owned(s)),
+            Text::Other => None,
+        })
+    }
+}
+
+/// Turns a decoded method name into a static one when it is an MCP method.
+fn method_name(s: String) -> Cow<'static, str> {
+    match METHODS.iter().find(|m| **m == s) {
+        Some(m) => Cow::Borrowed(m),
+        None => Cow::Owned(s),
+    }
+}
+
 /// `params.ref` of `completion/complete`, read as rmcp's `Reference` (tagged by `type`).
 enum Reference {
     Prompt(String),
@@ -305,13 +357,12 @@ impl<'de> Visitor<'de> for RefSeed {
 enum Subscriptions {
     /// The URIs (none when the member is absent or `null`).
     Uris(Vec<String>),
-    /// More than [`MAX_OPERATIONS`] URIs (the rest were skimmed, not collected).
-    TooMany,
     /// `notifications` not an object, or `resourceSubscriptions` not an array of strings.
     Bad,
 }
 
-/// The `resourceSubscriptions` array: strings, at most [`MAX_OPERATIONS`] kept.
+/// The `resourceSubscriptions` array: strings, at most [`MAX_OPERATIONS`] (more: refused
+/// at once, whatever the method).
 struct UrisSeed;
 
 impl<'de> DeserializeSeed<'de> for UrisSeed {
@@ -332,8 +383,9 @@ impl<'de> Visitor<'de> for UrisSeed {
             let Text::Str(uri) = t else {
                 return drain_seq(seq).map(|()| Subscriptions::Bad);
             };
+            // Refused at once, whatever the method: no client needs this many.
             if uris.len() >= MAX_OPERATIONS {
-                return drain_seq(seq).map(|()| Subscriptions::TooMany);
+                return Err(de::Error::custom("too_many_targets"));
             }
             uris.push(uri);
         }
@@ -474,24 +526,30 @@ impl<'de> Visitor<'de> for ParamsSeed {
     }
 }
 
-/// The operations of one message: none for a response, one per target otherwise.
-fn operations<E: de::Error>(method: String, params: Params) -> Result<Vec<Operation>, E> {
+/// Appends the operations of one message (one per target) to `ops`.
+fn operations<E: de::Error>(
+    method: Cow<'static, str>,
+    params: Params,
+    ops: &mut Vec<Operation>,
+) -> Result<(), E> {
     let name = Text::string(params.name, "bad_name")?;
     let uri = Text::string(params.uri, "bad_uri")?;
-    let op = |name, uri| Operation {
-        method: method.clone(),
-        name,
-        uri,
+    let mut push = |method: Cow<'static, str>, name, uri| {
+        if ops.len() >= MAX_OPERATIONS {
+            return Err(E::custom("too_many_targets"));
+        }
+        ops.push(Operation { method, name, uri });
+        Ok(())
     };
-    match method.as_str() {
+    match method.as_ref() {
         // The target is in `ref`; a `name` or `uri` beside it would be a second reading.
         "completion/complete" => {
             if name.is_some() || uri.is_some() {
                 return Err(E::custom("ambiguous_target"));
             }
             match params.reference {
-                Some(Reference::Prompt(n)) => Ok(vec![op(Some(n), None)]),
-                Some(Reference::Resource(u)) => Ok(vec![op(None, Some(u))]),
+                Some(Reference::Prompt(n)) => push(method, Some(n), None),
+                Some(Reference::Resource(u)) => push(method, None, Some(u)),
                 Some(Reference::Bad) | None => Err(E::custom("bad_ref")),
             }
         }
@@ -501,11 +559,13 @@ fn operations<E: de::Error>(method: String, params: Params) -> Result<Vec<Operat
                 return Err(E::custom("ambiguous_target"));
             }
             match params.subscriptions {
-                Some(Subscriptions::Uris(uris)) if uris.is_empty() => Ok(vec![op(None, None)]),
+                Some(Subscriptions::Uris(uris)) if uris.is_empty() => push(method, None, None),
                 Some(Subscriptions::Uris(uris)) => {
-                    Ok(uris.into_iter().map(|u| op(None, Some(u))).collect())
+                    for u in uris {
+                        push(method.clone(), None, Some(u))?;
+                    }
+                    Ok(())
                 }
-                Some(Subscriptions::TooMany) => Err(E::custom("too_many_targets")),
                 Some(Subscriptions::Bad) | None => Err(E::custom("bad_subscriptions")),
             }
         }
@@ -519,25 +579,28 @@ fn operations<E: de::Error>(method: String, params: Params) -> Result<Vec<Operat
         {
             Err(E::custom("missing_uri"))
         }
-        _ => Ok(vec![op(name, uri)]),
+        _ => push(method, name, uri),
     }
 }
 
-struct MessageSeed;
+/// One message; its operations are appended to `ops`.
+struct MessageSeed<'a> {
+    ops: &'a mut Vec<Operation>,
+}
 
-impl<'de> DeserializeSeed<'de> for MessageSeed {
-    type Value = Vec<Operation>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Operation>, D::Error> {
+impl<'de> DeserializeSeed<'de> for MessageSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for MessageSeed {
-    type Value = Vec<Operation>;
+impl<'de> Visitor<'de> for MessageSeed<'_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON-RPC message object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Vec<Operation>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
         const TRACKED: &[Member] = &[
             Member::Jsonrpc,
             Member::Id,
@@ -551,17 +614,19 @@ impl<'de> Visitor<'de> for MessageSeed {
         let mut params = Params::default();
         while let Some(m) = access.next_key_seed(MemberSeed)? {
             match seen.first(m, TRACKED)? {
-                Member::Method => method = Some(access.next_value_seed(TextSeed)?),
+                Member::Method => method = Some(access.next_value_seed(MethodSeed)?),
                 Member::Params => params = access.next_value_seed(ParamsSeed)?,
                 _ => {
                     access.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        // A response (no method) is not an operation.
-        match Text::string(method, "bad_method")? {
-            None => Ok(Vec::new()),
-            Some(method) => operations(method, params),
+        match method {
+            // A response (no method) is not an operation.
+            None => Ok(()),
+            Some(None) => Err(de::Error::custom("bad_method")),
+            Some(Some(Cow::Owned(m))) => operations(method_name(m), params, self.ops),
+            Some(Some(m)) => operations(m, params, self.ops),
         }
     }
 }
@@ -576,7 +641,9 @@ impl<'de> Visitor<'de> for BodyVisitor {
         f.write_str("a JSON-RPC message or batch")
     }
     fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Vec<Operation>, A::Error> {
-        MessageSeed.visit_map(access)
+        let mut ops = Vec::with_capacity(1);
+        MessageSeed { ops: &mut ops }.visit_map(access)?;
+        Ok(ops)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Operation>, A::Error> {
         let mut ops = Vec::new();
@@ -590,13 +657,12 @@ impl<'de> Visitor<'de> for BodyVisitor {
                 }
                 break;
             }
-            let Some(more) = seq.next_element_seed(MessageSeed)? else {
+            if seq
+                .next_element_seed(MessageSeed { ops: &mut ops })?
+                .is_none()
+            {
                 break;
-            };
-            if ops.len().saturating_add(more.len()) > MAX_OPERATIONS {
-                return Err(de::Error::custom("too_many_targets"));
             }
-            ops.extend(more);
             messages = messages.saturating_add(1);
         }
         // A batch of responses carries no operation; an empty array is not JSON-RPC.
@@ -671,7 +737,12 @@ pub(crate) fn parse_operations_limited(
         "too_many_targets",
         "invalid_json",
     ];
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // JSON text is UTF-8 (RFC 8259 §8.1), and rmcp decodes every string of a message, so a
+    // body that is not UTF-8 is refused whole; checked once here, the keys need no check each.
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err(OperationError("invalid_json"));
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
     let result = de
         .deserialize_any(BodyVisitor { max_batch })
         .and_then(|ops| de.end().map(|()| ops));
@@ -715,7 +786,11 @@ pub fn operation_from_headers(headers: &HeaderMap) -> Result<Option<Operation>, 
     } else {
         (name, None)
     };
-    Ok(Some(Operation { method, name, uri }))
+    Ok(Some(Operation {
+        method: Cow::Owned(method),
+        name,
+        uri,
+    }))
 }
 
 #[cfg(test)]
@@ -794,7 +869,7 @@ mod tests {
         parse_operations(body.as_bytes())
             .unwrap()
             .into_iter()
-            .map(|o| (o.method, o.name, o.uri))
+            .map(|o| (o.method.into_owned(), o.name, o.uri))
             .collect()
     }
 
@@ -1011,6 +1086,16 @@ mod tests {
         };
         assert_eq!(parse_operations(uris(1000).as_bytes()).unwrap().len(), 1000);
         assert_eq!(codes(&uris(1001)), "too_many_targets");
+        // Refused at once, even for a method that does not read them.
+        let other = uris(5000).replace("subscriptions/listen", "tools/list");
+        assert_eq!(codes(&other), "too_many_targets");
+        // A body that is not UTF-8 is refused whole, even inside a skimmed value.
+        assert_eq!(
+            parse_operations(b"{\"method\":\"ping\",\"x\":\"\xff\"}")
+                .unwrap_err()
+                .reason(),
+            "invalid_json"
+        );
         // Across a batch too.
         let two = format!("[{},{}]", uris(600), uris(600));
         assert_eq!(codes(&two), "too_many_targets");
