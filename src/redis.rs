@@ -315,12 +315,9 @@ fn hex(bytes: &[u8]) -> String {
 /// Lower-case or upper-case hex to bytes; `None` for anything else.
 fn unhex(s: &str) -> Option<Vec<u8>> {
     fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
     }
     s.as_bytes()
         .chunks(2)
