@@ -1194,6 +1194,31 @@ mod tests {
     }
 
     #[test]
+    fn integrity_warnings_are_rate_limited_and_count_what_they_skip() {
+        let redis = Redis::new(RedisConfig::new("redis://127.0.0.1:1")).unwrap();
+        redis.integrity_failure("wrong MAC");
+        let first = redis.inner.warned_at.load(Ordering::Relaxed);
+        assert!(first > 0, "the first refusal is logged");
+        assert_eq!(redis.inner.refused.load(Ordering::Relaxed), 0);
+        redis.integrity_failure("wrong MAC");
+        redis.integrity_failure("no MAC");
+        assert_eq!(redis.inner.warned_at.load(Ordering::Relaxed), first);
+        assert_eq!(
+            redis.inner.refused.load(Ordering::Relaxed),
+            2,
+            "counted for the next warning, not logged"
+        );
+        // A minute later the next refusal is logged, with the count.
+        redis
+            .inner
+            .warned_at
+            .store(first.saturating_sub(WARN_EVERY_MS), Ordering::Relaxed);
+        redis.integrity_failure("no MAC");
+        assert_eq!(redis.inner.refused.load(Ordering::Relaxed), 0);
+        assert!(redis.inner.warned_at.load(Ordering::Relaxed) >= first);
+    }
+
+    #[test]
     fn record_macs_bind_the_record_to_its_key() {
         let k = Secret::new("k".repeat(32));
         let tag = |key: &Secret, at: &str, json: &str| {
