@@ -1031,6 +1031,16 @@ fn an_hmac_key_may_not_share_the_identity_providers_issuer() {
                     .unwrap()
                     .issuer("https://idp.example.com"),
             ),
+        // A symmetric key in a configured JWK set, bound to the JWKS's issuer.
+        JwtAuthenticator::builder()
+            .oidc_issuer("https://idp.example.com")
+            .issuer("https://idp.example.com")
+            .jwk_set(
+                serde_json::from_value(
+                    json!({"keys": [{"kty": "oct", "k": b64(SECRET.as_bytes()), "alg": "HS256"}]}),
+                )
+                .unwrap(),
+            ),
         // Unbound (any issuer) beside a JWKS.
         JwtAuthenticator::builder()
             .oidc_issuer("https://idp.example.com")

@@ -688,11 +688,13 @@ impl JwtBuilder {
         } else {
             None
         };
+        // `None`: no remote source, or one without an expected issuer (an error below).
         let remote_issuers = match &self.remote {
+            None => None,
             Some((_, KeySource::Issuer(i))) if self.issuers.is_empty() => {
                 Some(Issuers::OneOf(vec![i.clone()]))
             }
-            _ => default_issuers.clone(),
+            Some(_) => default_issuers.clone(),
         };
         let no_issuer = |what: &str| {
             ConfigError::new(
@@ -701,6 +703,22 @@ impl JwtBuilder {
                     "{what} has no expected issuer: set `issuer(...)` (or `JwtKey::issuer` for a \
                      configured key), or call `allow_any_issuer()` to accept any `iss`"
                 ),
+            )
+        };
+        // Whether a configured key bound to `bound` could verify the JWKS issuer's tokens, or
+        // the JWKS keys its tokens.
+        let overlaps = |bound: &Issuers| match (bound, &remote_issuers) {
+            (_, None) => false,
+            (Issuers::Any, Some(_)) | (_, Some(Issuers::Any)) => true,
+            (Issuers::OneOf(ours), Some(Issuers::OneOf(theirs))) => {
+                ours.iter().any(|i| theirs.contains(i))
+            }
+        };
+        let shared_secret_clash = || {
+            ConfigError::new(
+                "jwt issuer",
+                "an HMAC key could verify tokens of the JWKS keys' issuer (or they its tokens): \
+                 bind both to distinct issuers (`JwtKey::issuer` for the key)",
             )
         };
         let mut keys = Vec::new();
@@ -716,19 +734,8 @@ impl JwtBuilder {
             };
             // A shared secret that verifies the identity provider's issuer lets anyone holding
             // it mint tokens in the provider's name, indistinguishable from its users'.
-            let overlaps = match (&bound, &remote_issuers) {
-                (_, None) => false,
-                (Issuers::Any, Some(_)) | (_, Some(Issuers::Any)) => true,
-                (Issuers::OneOf(ours), Some(Issuers::OneOf(theirs))) => {
-                    ours.iter().any(|i| theirs.contains(i))
-                }
-            };
-            if k.is_symmetric() && self.remote.is_some() && overlaps {
-                push(ConfigError::new(
-                    "jwt issuer",
-                    "an HMAC key could verify tokens of the JWKS keys' issuer (or they its \
-                     tokens): bind both to distinct issuers (`JwtKey::issuer` for the key)",
-                ));
+            if k.is_symmetric() && overlaps(&bound) {
+                push(shared_secret_clash());
                 continue;
             }
             match k.build() {
@@ -747,6 +754,15 @@ impl JwtBuilder {
             let (good, skipped) = keys_from_jwk_set(set, Origin::Configured);
             for s in skipped {
                 push(ConfigError::new("jwk set", s));
+            }
+            let symmetric = good.iter().any(|k| {
+                k.algs
+                    .iter()
+                    .any(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+            });
+            if symmetric && overlaps(&bound) {
+                push(shared_secret_clash());
+                continue;
             }
             keys.extend(good.into_iter().map(|mut k| {
                 k.issuers = bound.clone();
