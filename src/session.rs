@@ -23,7 +23,7 @@
 //!   is availability only: the owner gets 404 too and, as the specification requires of
 //!   clients, starts a new session.
 //! - **End.** A `DELETE` that the inner service answers with success removes the binding.
-//! - The caller is the [`AuthContext`](crate::AuthContext) the auth layer put in the request
+//! - The caller is the [`AuthContext`] the auth layer put in the request
 //!   extensions; install this layer **inside** the auth layer. Requests that an
 //!   [optional](crate::AuthLayer::optional) layer let through anonymously share one
 //!   "anonymous" owner, distinct from every principal. Without either, the layer answers 500
@@ -37,6 +37,18 @@
 //! Stores: [`MemorySessionStore`] (one process; bounded, idle expiry) and, with feature
 //! `redis`, [`RedisSessionStore`] (shared by every instance, so sessions can move between
 //! instances that share rmcp's session state).
+//!
+//! Limits:
+//!
+//! - With a per-process store, a session is usable only on the instance that created it
+//!   (rmcp's default session manager is per-process too). Instances that share sessions
+//!   (rmcp's external session store) need a shared binding store, or they answer 404.
+//! - If recording a new binding fails, the client gets 503 instead of the session id; the
+//!   session rmcp created is unusable (unknown to the store, hence 404) and ends at rmcp's
+//!   idle timeout.
+//! - Only `Mcp-Session-Id` is bound. rmcp servers configured with an event store also replay
+//!   events to a `GET` that carries `Last-Event-ID` and no session (the stateless protocol
+//!   revision); those replays are keyed by the event id alone and are not checked here.
 //!
 //! ```
 //! use mcp_auth::session::{MemorySessionStore, SessionBindingLayer};
