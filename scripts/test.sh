@@ -23,7 +23,8 @@ if ! need node || ! need npm; then
         exit 1
     fi
 fi
-# Shared state (issued tokens, revocations, failure counters) is tested against a real Redis.
+# Shared state (issued tokens, revocations, failure counters) is tested against a real Redis,
+# over TLS too (Debian's redis-server is built with TLS; the test makes its own certificates).
 if ! need redis-server; then
     if need apt-get; then
         echo "installing redis-server (Debian package) for the Redis tests"
