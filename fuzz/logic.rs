@@ -97,10 +97,49 @@ pub fn jwt_front(data: &[u8]) {
     }
 }
 
+/// The targets `serde_json::Value` (last-wins) finds in one message, as `parse_operations`
+/// must report them: `ref` for `completion/complete`, one per URI of
+/// `notifications.resourceSubscriptions` for `subscriptions/listen`, `name`/`uri` otherwise.
+fn expected_targets(m: &serde_json::Value) -> Vec<(String, Option<String>, Option<String>)> {
+    let Some(method) = m["method"].as_str() else {
+        return Vec::new();
+    };
+    let params = &m["params"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    match method {
+        "completion/complete" => {
+            let r = &params["ref"];
+            match r["type"].as_str() {
+                Some("ref/prompt") => vec![(method.to_owned(), text(&r["name"]), None)],
+                _ => vec![(method.to_owned(), None, text(&r["uri"]))],
+            }
+        }
+        "subscriptions/listen" => {
+            let uris: Vec<Option<String>> = params["notifications"]["resourceSubscriptions"]
+                .as_array()
+                .map(|a| a.iter().map(text).collect())
+                .unwrap_or_default();
+            if uris.is_empty() {
+                vec![(method.to_owned(), None, None)]
+            } else {
+                uris.into_iter()
+                    .map(|u| (method.to_owned(), None, u))
+                    .collect()
+            }
+        }
+        _ => vec![(
+            method.to_owned(),
+            text(&params["name"]),
+            text(&params["uri"]),
+        )],
+    }
+}
+
 /// The JSON-RPC operation extractor. Invariants: no panic; when both it and `serde_json`
-/// accept a body, they read the same method, name and uri in every message (a body only this
-/// parser accepts, say a lone surrogate in a skipped value, is refused by rmcp's own JSON
-/// reading, so nothing is dispatched); the headers parser never panics.
+/// accept a body, they read the same method and targets in every message (a body only this
+/// parser accepts cannot exist for the members it reads: their duplicates are refused; other
+/// members' duplicates are ignored by rmcp's derived structs too); the headers parser never
+/// panics.
 pub fn operations(data: &[u8]) {
     if let Ok(ops) = parse_operations(data) {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
@@ -110,18 +149,19 @@ pub fn operations(data: &[u8]) {
             serde_json::Value::Array(a) => a.iter().collect(),
             other => vec![other],
         };
-        let with_method: Vec<&serde_json::Value> = messages
-            .into_iter()
-            .filter(|m| m.get("method").is_some())
+        let expected: Vec<(String, Option<String>, Option<String>)> =
+            messages.into_iter().flat_map(expected_targets).collect();
+        let got: Vec<(String, Option<String>, Option<String>)> = ops
+            .iter()
+            .map(|o| {
+                (
+                    o.method().to_owned(),
+                    o.name().map(str::to_owned),
+                    o.uri().map(str::to_owned),
+                )
+            })
             .collect();
-        assert_eq!(ops.len(), with_method.len());
-        for (op, m) in ops.iter().zip(with_method) {
-            assert_eq!(Some(op.method()), m["method"].as_str());
-            let params = m.get("params");
-            let field = |k: &str| params.and_then(|p| p.get(k)).and_then(|v| v.as_str());
-            assert_eq!(op.name(), field("name"));
-            assert_eq!(op.uri(), field("uri"));
-        }
+        assert_eq!(got, expected);
     }
     let mut headers = http::HeaderMap::new();
     let half = data.len() / 2;

@@ -147,6 +147,11 @@ fn operation_extractor_survives_mutated_json_rpc() {
         br#"{"params":{"uri":"file:///x"},"method":"resources/read","id":"x","jsonrpc":"2.0"}"#,
         br#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"n\u0061me":"p"}}"#,
         br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"v"}}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///{x}"}}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["file:///a","file:///b"]}}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"skills/get","params":{"uri":"skill://s/SKILL.md"}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"method":"resources/directory/read","params":{"uri":"file:///d/","cursor":"c"}}"#,
     ]
     .iter()
     .map(|s| s.to_vec())

@@ -139,3 +139,105 @@ proptest! {
         prop_assert_eq!(canonical_resource(&uri.to_uppercase()).to_lowercase(), once.to_lowercase());
     }
 }
+
+/// A key literal, its first letter sometimes escaped.
+fn key(k: &str, escape: bool) -> String {
+    literal(k, escape)
+}
+
+prop_compose! {
+    /// A body for one of the methods that name a target outside `params.name`/`params.uri`
+    /// (or a `uri` rmcp 3.9 added): members in any order, escaped keys, sometimes a second
+    /// copy of the target member. Returns the body and the targets it names.
+    fn targeted()(
+        which in 0..4usize,
+        target in tool_name(),
+        decoy in tool_name(),
+        more in proptest::collection::vec(tool_name(), 0..3),
+        escape_key in any::<bool>(),
+        escape_value in any::<bool>(),
+        duplicate in any::<bool>(),
+        swap in any::<bool>(),
+        prompt in any::<bool>(),
+    ) -> (String, &'static str, Vec<String>, bool) {
+        let pair = |k: &str, v: &str| format!("{}:{}", key(k, escape_key), literal(v, escape_value));
+        let order = |a: String, b: String| if swap { format!("{b},{a}") } else { format!("{a},{b}") };
+        let dup = |k: &str| if duplicate { format!(",{}", pair(k, &decoy)) } else { String::new() };
+        let (method, params, targets) = match which {
+            0 => {
+                let (kind, field) = if prompt { ("ref/prompt", "name") } else { ("ref/resource", "uri") };
+                let reference = format!(
+                    "{{{}{}}}",
+                    order(pair("type", kind), pair(field, &target)),
+                    dup(field)
+                );
+                let params = order(
+                    format!("{}:{reference}", key("ref", escape_key)),
+                    r#""argument":{"name":"a","value":"v"}"#.to_owned(),
+                );
+                ("completion/complete", params, vec![target])
+            }
+            1 | 2 => {
+                let method = if which == 1 { "resources/directory/read" } else { "skills/get" };
+                let params = format!("{}{}", order(pair("uri", &target), r#""_meta":{}"#.to_owned()), dup("uri"));
+                (method, params, vec![target])
+            }
+            _ => {
+                let mut uris = vec![target];
+                uris.extend(more);
+                let list: Vec<String> = uris.iter().map(|u| literal(u, escape_value)).collect();
+                let member = format!("{}:[{}]", key("resourceSubscriptions", escape_key), list.join(","));
+                let second = if duplicate {
+                    format!(",\"resourceSubscriptions\":[{}]", literal(&decoy, false))
+                } else {
+                    String::new()
+                };
+                let filter = format!("{{{}{second}}}", order(member, r#""toolsListChanged":true"#.to_owned()));
+                let params = format!("{}:{filter}", key("notifications", escape_key));
+                ("subscriptions/listen", params, uris)
+            }
+        };
+        let body = order(
+            format!(r#""jsonrpc":"2.0","id":1,"method":"{method}""#),
+            format!(r#""params":{{{params}}}"#),
+        );
+        (format!("{{{body}}}"), method, targets, duplicate)
+    }
+}
+
+proptest! {
+    #[test]
+    fn targets_scope_layer_reads_are_the_ones_rmcp_reads((body, method, intended, duplicate) in targeted()) {
+        let Ok(ops) = parse_operations(body.as_bytes()) else {
+            // Refused here (400): rmcp never sees it. Only a repeated target member is.
+            prop_assert!(duplicate, "refused: {}", body);
+            return Ok(());
+        };
+        prop_assert!(!duplicate, "a repeated target member was accepted: {}", body);
+        let named: Vec<&str> = ops.iter().map(|o| o.name().or(o.uri()).unwrap()).collect();
+        prop_assert_eq!(named, intended.iter().map(String::as_str).collect::<Vec<_>>());
+        let message: ClientJsonRpcMessage = serde_json::from_str(&body).expect("rmcp reads what we accept");
+        let JsonRpcMessage::Request(req) = message else {
+            return Err(TestCaseError::fail("not a request"));
+        };
+        let ours: Vec<(Option<&str>, Option<&str>)> = ops.iter().map(|o| (o.name(), o.uri())).collect();
+        prop_assert!(ops.iter().all(|o| o.method() == method));
+        let theirs: Vec<(Option<&str>, Option<&str>)> = match &req.request {
+            ClientRequest::CompleteRequest(r) => {
+                vec![(r.params.r#ref.as_prompt_name(), r.params.r#ref.as_resource_uri())]
+            }
+            ClientRequest::ReadResourceDirectoryRequest(r) => vec![(None, Some(r.params.uri.as_str()))],
+            ClientRequest::GetSkillRequest(r) => vec![(None, Some(r.params.uri.as_str()))],
+            ClientRequest::SubscriptionsListenRequest(r) => r
+                .params
+                .notifications
+                .resource_subscriptions
+                .iter()
+                .flatten()
+                .map(|u| (None, Some(u.as_str())))
+                .collect(),
+            other => return Err(TestCaseError::fail(format!("rmcp read another request: {}", other.method()))),
+        };
+        prop_assert_eq!(ours, theirs);
+    }
+}

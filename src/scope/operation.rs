@@ -261,24 +261,48 @@ const METHODS: &[&str] = &[
     "notifications/roots/list_changed",
 ];
 
-/// `method`: a string (a static one when it is an MCP method), or anything else (skimmed).
+/// `method`: a string (a static one, not allocated, when it is an MCP method), or `None` for
+/// any other JSON value (skimmed).
 struct MethodSeed;
 
 impl<'de> DeserializeSeed<'de> for MethodSeed {
     type Value = Option<Cow<'static, str>>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        Ok(match d.deserialize_any(TextSeed)? {
-            Text::Str(s) => Some(Cow::Owned(s)),
-            Text::Other => None,
-        })
+        d.deserialize_any(self)
     }
 }
 
-/// Turns a decoded method name into a static one when it is an MCP method.
-fn method_name(s: String) -> Cow<'static, str> {
-    match METHODS.iter().find(|m| **m == s) {
-        Some(m) => Cow::Borrowed(m),
-        None => Cow::Owned(s),
+impl<'de> Visitor<'de> for MethodSeed {
+    type Value = Option<Cow<'static, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(match METHODS.iter().find(|m| **m == v) {
+            Some(m) => Cow::Borrowed(m),
+            None => Cow::Owned(v.to_owned()),
+        }))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
+        drain_map(access).map(|()| None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| None)
     }
 }
 
@@ -625,7 +649,6 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
             // A response (no method) is not an operation.
             None => Ok(()),
             Some(None) => Err(de::Error::custom("bad_method")),
-            Some(Some(Cow::Owned(m))) => operations(method_name(m), params, self.ops),
             Some(Some(m)) => operations(m, params, self.ops),
         }
     }
