@@ -602,3 +602,86 @@ async fn the_tool_table_can_be_replaced_from_the_environment() {
     .expect("a bad table is a configuration error");
     assert!(bad.to_string().contains("MCP_TOOL_SCOPES"), "{bad}");
 }
+
+/// `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"0":0,"1":0,…}}` with `n` distinct keys.
+fn many_keys_ping(n: usize) -> String {
+    let mut body = String::from(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"#);
+    for i in 0..n {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!("\"{i:x}\":0"));
+    }
+    body.push_str("}}");
+    body
+}
+
+#[tokio::test]
+async fn a_body_of_200k_distinct_keys_is_answered_in_well_under_two_seconds() {
+    // Quadratic duplicate-key detection (security review H1) spent minutes of CPU on this.
+    let srv = start(&env()).await;
+    let sid = session(&srv, NOBODY).await;
+    let body = many_keys_ping(200_000);
+    assert!(body.len() < 4 * 1024 * 1024);
+    let started = Instant::now();
+    let reply = post(&srv, NOBODY, &sid, &[], body).await;
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+#[tokio::test]
+async fn other_methods_get_405_and_bodies_on_get_or_delete_get_400_without_reaching_rmcp() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let srv = start(&env()).await;
+    let sid = session(&srv, ADMIN).await;
+    let http = reqwest::Client::new();
+    let before = srv.reached.load(SeqCst);
+    let call = tool_call(9, "delete_data", json!({"key": "k"})).to_string();
+    for method in [reqwest::Method::PUT, reqwest::Method::PATCH] {
+        let res = http
+            .request(method.clone(), srv.url())
+            .header("x-api-key", ADMIN)
+            .header("mcp-session-id", &sid)
+            .header("content-type", "application/json")
+            .header("mcp-method", "tools/list")
+            .body(call.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD, POST, DELETE, OPTIONS");
+    }
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let res = http
+            .request(method.clone(), srv.url())
+            .header("x-api-key", ADMIN)
+            .header("mcp-session-id", &sid)
+            .header("content-type", "application/json")
+            .body(call.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{method}");
+    }
+    assert_eq!(srv.reached.load(SeqCst), before);
+}
+
+#[tokio::test]
+async fn a_batch_over_100_messages_is_refused_before_rmcp() {
+    let srv = start(&env()).await;
+    let sid = session(&srv, ADMIN).await;
+    let before = srv.posts();
+    let one = json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string();
+    let batch = format!("[{}]", vec![one.as_str(); 10_000].join(","));
+    let reply = post(&srv, ADMIN, &sid, &[], batch).await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply
+            .body
+            .contains("more messages than this server accepts"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(srv.posts(), before);
+}
