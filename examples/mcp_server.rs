@@ -509,12 +509,29 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
         std::fs::read(path.trim())
             .map_err(|e| ConfigError::new(name, format!("cannot read the CA file ({})", e.kind())))
     });
+    let redis_client_cert = env.optional("MCP_REDIS_CLIENT_CERT_FILE", |name, path| {
+        std::fs::read(path.trim()).map_err(|e| {
+            ConfigError::new(
+                name,
+                format!("cannot read the certificate file ({})", e.kind()),
+            )
+        })
+    });
+    let redis_client_key = env.secret("MCP_REDIS_CLIENT_KEY");
     let redis_record_key = env.secret("MCP_REDIS_RECORD_KEY");
     let redis = match redis_url {
         Some(url) => {
             let mut config = RedisConfig::new(url.expose());
             if let Some(pem) = redis_ca {
                 config = config.ca_cert_pem(pem);
+            }
+            match (redis_client_cert, redis_client_key) {
+                (Some(cert), Some(key)) => config = config.client_cert_pem(cert, key),
+                (None, None) => {}
+                _ => env.problem(
+                    "MCP_REDIS_CLIENT_CERT_FILE",
+                    "and MCP_REDIS_CLIENT_KEY (or MCP_REDIS_CLIENT_KEY_FILE) go together",
+                ),
             }
             if let Some(key) = redis_record_key {
                 config = config.record_key(key);
@@ -525,6 +542,10 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
                     for p in e.problems() {
                         let name = match p.setting() {
                             "redis ca certificate" => "MCP_REDIS_CA_FILE",
+                            "redis client certificate" | "redis tls" => {
+                                "MCP_REDIS_CLIENT_CERT_FILE"
+                            }
+                            "redis client key" => "MCP_REDIS_CLIENT_KEY",
                             "redis record key" => "MCP_REDIS_RECORD_KEY",
                             _ => "MCP_REDIS_URL",
                         };
@@ -540,6 +561,9 @@ pub fn load_config(mut env: EnvReader) -> Result<Config, ConfigError> {
             }
             if redis_record_key.is_some() {
                 env.problem("MCP_REDIS_RECORD_KEY", "needs MCP_REDIS_URL");
+            }
+            if redis_client_cert.is_some() || redis_client_key.is_some() {
+                env.problem("MCP_REDIS_CLIENT_CERT_FILE", "needs MCP_REDIS_URL");
             }
             None
         }

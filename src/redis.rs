@@ -136,6 +136,7 @@ pub struct RedisConfig {
     prefix: String,
     timeout: Duration,
     ca_pem: Option<Vec<u8>>,
+    client_cert: Option<(Vec<u8>, Secret)>,
     record_key: Option<Secret>,
 }
 
@@ -146,6 +147,7 @@ impl fmt::Debug for RedisConfig {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("ca_cert", &self.ca_pem.as_ref().map(|_| "<set>"))
+            .field("client_cert", &self.client_cert.as_ref().map(|_| "<set>"))
             .field("record_key", &self.record_key.as_ref().map(|_| "<set>"))
             .finish()
     }
@@ -222,6 +224,7 @@ impl RedisConfig {
             prefix: DEFAULT_PREFIX.into(),
             timeout: DEFAULT_TIMEOUT,
             ca_pem: None,
+            client_cert: None,
             record_key: None,
         }
     }
@@ -244,6 +247,18 @@ impl RedisConfig {
     /// certificate.
     pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Presents this client certificate (PEM chain, leaf first) and private key (PEM) to a
+    /// `rediss://` server that asks for one (`tls-auth-clients yes`). [`Redis::new`] refuses it
+    /// with a `redis://` URL, or when either does not parse.
+    pub fn client_cert_pem(
+        mut self,
+        cert_chain: impl Into<Vec<u8>>,
+        key: impl Into<Secret>,
+    ) -> Self {
+        self.client_cert = Some((cert_chain.into(), key.into()));
         self
     }
 
@@ -442,9 +457,9 @@ impl Redis {
     /// # Errors
     ///
     /// A URL the `redis` client cannot use (not `redis://`, `rediss://` or `redis+unix://`,
-    /// or malformed), `rediss://…#insecure`, a CA certificate that is not PEM or given with
-    /// a URL that is not `rediss://`, a record key shorter than [`MIN_RECORD_KEY_LEN`]. The
-    /// message never contains the URL or the key.
+    /// or malformed), `rediss://…#insecure`, a CA or client certificate (or key) that is not
+    /// PEM or given with a URL that is not `rediss://`, a record key shorter than
+    /// [`MIN_RECORD_KEY_LEN`]. The message never contains the URL or a key.
     pub fn new(config: RedisConfig) -> Result<Self, ConfigError> {
         let scheme = config
             .url
@@ -482,37 +497,62 @@ impl Redis {
         if tls {
             ensure_crypto_provider();
         }
-        let client = match &config.ca_pem {
-            None => redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?,
-            Some(_) if !tls => {
-                return Err(ConfigError::new(
-                    "redis ca certificate",
-                    "is only used with a rediss:// URL",
-                ));
-            }
-            Some(pem) => {
-                use rustls::pki_types::CertificateDer;
-                use rustls::pki_types::pem::PemObject as _;
-                let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>();
-                if !certs.is_ok_and(|c| !c.is_empty()) {
-                    return Err(ConfigError::new(
+        let client = if config.ca_pem.is_none() && config.client_cert.is_none() {
+            redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?
+        } else {
+            use rustls::pki_types::pem::PemObject as _;
+            use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+            let certs = |pem: &[u8]| {
+                CertificateDer::pem_slice_iter(pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .is_ok_and(|c| !c.is_empty())
+            };
+            let mut problem = None;
+            if let Some(pem) = &config.ca_pem {
+                if !tls {
+                    problem = Some(("redis ca certificate", "is only used with a rediss:// URL"));
+                } else if !certs(pem) {
+                    problem = Some((
                         "redis ca certificate",
                         "is not one or more PEM certificates",
                     ));
                 }
-                // Validate the URL first: `build_with_tls`'s error cannot tell the two apart.
-                redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?;
-                redis::Client::build_with_tls(
-                    config.url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem.clone()),
-                    },
-                )
-                .map_err(|_| {
-                    ConfigError::new("redis ca certificate", "is not a usable CA certificate")
-                })?
             }
+            if let Some((chain, key)) = &config.client_cert {
+                if !tls {
+                    problem = Some((
+                        "redis client certificate",
+                        "is only used with a rediss:// URL",
+                    ));
+                } else if !certs(chain) {
+                    problem = Some((
+                        "redis client certificate",
+                        "is not one or more PEM certificates",
+                    ));
+                } else if PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).is_err() {
+                    problem = Some(("redis client key", "is not a PEM private key"));
+                }
+            }
+            if let Some((setting, message)) = problem {
+                return Err(ConfigError::new(setting, message));
+            }
+            // Validate the URL first: `build_with_tls`'s error cannot tell the causes apart.
+            redis::Client::open(config.url.as_str()).map_err(|_| bad_url())?;
+            redis::Client::build_with_tls(
+                config.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: config.client_cert.as_ref().map(|(chain, key)| {
+                        redis::ClientTlsConfig {
+                            client_cert: chain.clone(),
+                            client_key: key.expose().as_bytes().to_vec(),
+                        }
+                    }),
+                    root_cert: config.ca_pem.clone(),
+                },
+            )
+            .map_err(|_| {
+                ConfigError::new("redis tls", "the CA or client certificate is not usable")
+            })?
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -1169,6 +1209,14 @@ mod tests {
             (
                 RedisConfig::new("redis://:pw@host").record_key("pw-too-short"),
                 "redis record key",
+            ),
+            (
+                RedisConfig::new("redis://:pw@host").client_cert_pem(Vec::new(), "pw"),
+                "redis client certificate",
+            ),
+            (
+                RedisConfig::new("rediss://:pw@host").client_cert_pem(b"pw".to_vec(), "pw"),
+                "redis client certificate",
             ),
         ] {
             let err = Redis::new(bad).unwrap_err();

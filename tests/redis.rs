@@ -1123,7 +1123,74 @@ async fn rediss_connects_with_tls_checks_the_certificate_and_names_errors() {
         .await
         .unwrap();
     assert_eq!(res.status(), 503);
+
+    // A server that asks for client certificates (`tls-auth-clients yes`).
+    println!("client certificates:");
+    let mtls_port = free_port();
+    let mtls_port_s = mtls_port.to_string();
+    let _mtls = Server::spawn(
+        mtls_port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &mtls_port_s,
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &cert_file,
+            "--tls-key-file",
+            &key_file,
+            "--tls-ca-cert-file",
+            &ca_file,
+            "--tls-auth-clients",
+            "yes",
+        ],
+    );
+    let mtls_url = format!("rediss://127.0.0.1:{mtls_port}/0");
+    let (cert_pem, key_pem) = client_cert(&ca);
+    let with_client_cert = Redis::new(
+        RedisConfig::new(mtls_url.as_str())
+            .ca_cert_pem(ca.pem().into_bytes())
+            .client_cert_pem(cert_pem.into_bytes(), key_pem)
+            .timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    every_operation_works(&with_client_cert)
+        .await
+        .expect("every operation with a client certificate");
+    let err = failure("no client certificate", with_ca(mtls_url.clone()).ping()).await;
+    assert!(
+        err.contains("server refused the handshake") && err.contains("CertificateRequired"),
+        "{err}"
+    );
+    let (other_cert, other_key) = client_cert(&other);
+    let err = failure(
+        "a client certificate from another CA",
+        Redis::new(
+            RedisConfig::new(mtls_url.as_str())
+                .ca_cert_pem(ca.pem().into_bytes())
+                .client_cert_pem(other_cert.into_bytes(), other_key)
+                .timeout(Duration::from_secs(1)),
+        )
+        .unwrap()
+        .ping(),
+    )
+    .await;
+    assert!(err.contains("UnknownCA"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A client certificate and key (PEM) issued by `ca`.
+fn client_cert(ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>) -> (String, String) {
+    let mut params = rcgen::CertificateParams::new(vec!["redis-client".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "redis client");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
 }
 
 // --- record integrity -------------------------------------------------------------------------------
