@@ -3,7 +3,7 @@
 //!
 //! - The client is its **address** by default (IPv6 by /64, so one host cannot rotate
 //!   through its own prefix): the connection's ([`crate::transport::client_addr`]), or behind
-//!   [`TrustedProxies`](crate::transport::TrustedProxies) the address they report
+//!   [`TrustedProxies`] the address they report
 //!   ([`FailureLimitLayer::trust_forwarded_for`], or
 //!   [`ClientAddrLayer`](crate::transport::ClientAddrLayer) outside this layer). Never a
 //!   claimed identity, and never `X-Forwarded-For` from a peer that is not a trusted proxy.
