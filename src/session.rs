@@ -304,7 +304,8 @@ struct Entry {
 struct Bindings {
     map: HashMap<SessionDigest, Entry>,
     lru: BTreeMap<(Instant, u64), SessionDigest>,
-    by_owner: HashMap<Owner, Vec<SessionDigest>>,
+    /// Each owner's bindings by last use (its own LRU order).
+    by_owner: HashMap<Owner, BTreeMap<(Instant, u64), SessionDigest>>,
     seq: u64,
     capacity: usize,
     per_owner: usize,
@@ -325,7 +326,7 @@ impl Bindings {
         let entry = self.map.remove(session)?;
         self.lru.remove(&entry.stamp);
         if let Some(list) = self.by_owner.get_mut(&entry.owner) {
-            list.retain(|s| s != session);
+            list.remove(&entry.stamp);
             if list.is_empty() {
                 self.by_owner.remove(&entry.owner);
             }
@@ -350,17 +351,16 @@ impl Bindings {
         let owner = entry.owner;
         self.lru.remove(&old);
         self.lru.insert(stamp, *session);
+        if let Some(list) = self.by_owner.get_mut(&owner) {
+            list.remove(&old);
+            list.insert(stamp, *session);
+        }
         Some(owner)
     }
 
     /// The owner's least recently used binding.
     fn owner_lru(&self, owner: &Owner) -> Option<SessionDigest> {
-        self.by_owner
-            .get(owner)?
-            .iter()
-            .filter_map(|s| self.map.get(s).map(|e| (e.stamp, *s)))
-            .min_by_key(|(stamp, _)| *stamp)
-            .map(|(_, s)| s)
+        self.by_owner.get(owner)?.first_key_value().map(|(_, s)| *s)
     }
 }
 
@@ -473,7 +473,7 @@ impl SessionStore for MemorySessionStore {
             if let Some(existing) = b.touch(session, now) {
                 return existing;
             }
-            if b.by_owner.get(owner).map_or(0, Vec::len) >= b.per_owner
+            if b.by_owner.get(owner).map_or(0, BTreeMap::len) >= b.per_owner
                 && let Some(oldest) = b.owner_lru(owner)
             {
                 tracing::debug!(session = %oldest.short(), "session binding evicted: its owner reached the per-owner limit");
@@ -495,7 +495,7 @@ impl SessionStore for MemorySessionStore {
                 },
             );
             b.lru.insert(stamp, *session);
-            b.by_owner.entry(*owner).or_default().push(*session);
+            b.by_owner.entry(*owner).or_default().insert(stamp, *session);
             *owner
         }))
     }
@@ -946,6 +946,12 @@ mod tests {
             assert_eq!(store.owner(&s(i)).await.unwrap(), Some(attacker));
         }
         assert_eq!(store.owner(&s(997)).await.unwrap(), None);
+        // Use reorders an owner's bindings: the one just used is not the next to go.
+        assert_eq!(store.owner(&s(998)).await.unwrap(), Some(attacker));
+        store.bind(&s(1001), &attacker).await.unwrap();
+        assert_eq!(store.owner(&s(998)).await.unwrap(), Some(attacker));
+        assert_eq!(store.owner(&s(999)).await.unwrap(), None);
+        consistent(&store);
     }
 
     #[tokio::test]
@@ -969,12 +975,21 @@ mod tests {
         }
         assert_eq!(store.owner(&s(0)).await.unwrap(), None);
         assert_eq!(store.len(), 10);
+        consistent(&store);
+    }
+
+    /// The three indexes describe the same bindings.
+    fn consistent(store: &MemorySessionStore) {
         let inner = store.inner.lock().unwrap();
         assert_eq!(inner.lru.len(), inner.map.len());
         assert_eq!(
-            inner.by_owner.values().map(Vec::len).sum::<usize>(),
+            inner.by_owner.values().map(BTreeMap::len).sum::<usize>(),
             inner.map.len()
         );
+        for (d, e) in &inner.map {
+            assert_eq!(inner.lru.get(&e.stamp), Some(d));
+            assert_eq!(inner.by_owner[&e.owner].get(&e.stamp), Some(d));
+        }
     }
 
     // --- the layer, over a stand-in MCP service ---------------------------------------------
