@@ -562,3 +562,51 @@ async fn an_https_request_target_over_plain_http_is_refused() {
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("https_required"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_metadata_follows_forwarded_host_only_from_trusted_proxies_and_varies_on_it() {
+    // M1 and L11 through the example. (MCP_TRUST_PROXY would trust all of 127.0.0.0/8, this
+    // host, so the direct client at 127.0.0.2 needs the proxy named exactly.)
+    let srv = start(&[
+        keys(),
+        ("MCP_AUTHORIZATION_SERVERS", "https://as.example.com"),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
+        ("MCP_TRUST_FORWARDED_HOST", "true"),
+    ])
+    .await;
+    let fetch = |local: [u8; 4]| {
+        let url = format!(
+            "http://{}/.well-known/oauth-protected-resource/mcp",
+            srv.addr
+        );
+        async move {
+            let res = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from(local))
+                .build()
+                .unwrap()
+                .get(url)
+                .header("x-forwarded-proto", "https")
+                .header("x-forwarded-host", "evil.example")
+                .send()
+                .await
+                .unwrap();
+            let vary = res
+                .headers()
+                .get("vary")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let doc: serde_json::Value = res.json().await.unwrap();
+            (doc["resource"].as_str().unwrap().to_owned(), vary)
+        }
+    };
+    let vary = Some("X-Forwarded-Host, X-Forwarded-Proto".to_owned());
+    assert_eq!(
+        fetch([127, 0, 0, 1]).await,
+        ("https://evil.example/mcp".to_owned(), vary.clone()),
+        "the trusted proxy chooses the public host"
+    );
+    assert_eq!(
+        fetch([127, 0, 0, 2]).await,
+        (srv.url(), vary),
+        "a direct client cannot"
+    );
+}
