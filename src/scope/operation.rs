@@ -234,6 +234,8 @@ impl<'de> Visitor<'de> for TextSeed {
 
 /// The MCP method names (rmcp 3.9's client-to-server methods), kept without allocating.
 const METHODS: &[&str] = &[
+    // The most frequent first: the list is searched in order.
+    "tools/call",
     "initialize",
     "ping",
     "server/discover",
@@ -248,7 +250,6 @@ const METHODS: &[&str] = &[
     "resources/unsubscribe",
     "resources/directory/read",
     "subscriptions/listen",
-    "tools/call",
     "tools/list",
     "tasks/get",
     "tasks/update",
