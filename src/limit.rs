@@ -291,8 +291,8 @@ impl Table {
             }
             // At or above the limit: kept until its window ends (purge drops it then).
         }
-        // The queue is empty: every entry is locked, or queued entries were all stale.
-        self.purge(now);
+        // The queue is empty: every entry is locked. Expired ones go in the next purge (at
+        // most once a second, so a flood of new keys never costs a scan each).
     }
 
     fn refund(&mut self, key: &str, now: Instant) -> bool {
@@ -1155,5 +1155,28 @@ mod tests {
         assert_eq!(prefix_key("192.0.2.77"), "192.0.2.0/24");
         assert_eq!(prefix_key("2001:db8:1:2::/64"), "2001:db8:1::/48");
         assert_eq!(prefix_key("cert:abcdef"), "*");
+    }
+
+    #[tokio::test]
+    async fn a_store_full_of_locked_clients_stays_cheap_for_new_ones() {
+        let s = MemoryAttemptStore::with_capacity(10_000);
+        let w = Duration::from_secs(300);
+        for i in 0..10_000u32 {
+            let key = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            assert_eq!(s.record_failure(&key, w).await.unwrap().count, 1);
+            let _ = s.reserve(&key, w, 1).await.unwrap();
+        }
+        let started = Instant::now();
+        for i in 0..50_000u32 {
+            let key = format!("2001:db8:{:x}:{:x}::/64", i >> 8, i & 255);
+            let _ = s.reserve(&key, w, 1).await.unwrap();
+        }
+        // No scan of the 10,000 locked entries per new key (that took seconds).
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(s.len() <= 10_000 + 1_250, "{}", s.len());
     }
 }
