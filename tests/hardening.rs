@@ -391,42 +391,50 @@ async fn parallel_guesses_cannot_overtake_the_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_release_layer_parallel_good_requests_are_never_limited() {
     // The companion layer inside the auth layer refunds as soon as a request authenticated,
-    // so a client's slow in-flight requests do not hold its allowance.
+    // so a client's in-flight requests do not hold its allowance.
     let seen = Arc::new(AtomicUsize::new(0));
+    let in_handler = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let limit = FailureLimitLayer::new(MemoryAttemptStore::new()).max_failures(3);
     let release = limit.release();
-    let svc = limit.layer(
-        AuthLayer::new(Slow { seen: seen.clone() }).layer(release.layer(service_fn(
-            |_req: http::Request<()>| async {
-                tokio::time::sleep(Duration::from_millis(1000)).await;
-                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-            },
-        ))),
-    );
-    // Three requests authenticate (200 ms), then sit in a slow handler (1 s).
-    let tasks: Vec<_> = (0..3)
-        .map(|_| {
-            let svc = svc.clone();
-            tokio::spawn(async move {
-                let mut req = http::Request::get("/mcp")
-                    .header("x-api-key", "the-right-key-0123456789")
-                    .body(())
-                    .unwrap();
-                req.extensions_mut()
-                    .insert(ClientAddr([198, 51, 100, 7].into()));
-                svc.oneshot(req).await.unwrap().status().as_u16()
-            })
-        })
-        .collect();
-    // A fourth request while the three are in the handler (no longer authenticating).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut req = http::Request::get("/mcp")
-        .header("x-api-key", "the-right-key-0123456789")
-        .body(())
-        .unwrap();
-    req.extensions_mut()
-        .insert(ClientAddr([198, 51, 100, 7].into()));
-    assert_eq!(svc.clone().oneshot(req).await.unwrap().status(), 200);
+    let (count, wait) = (in_handler.clone(), gate.clone());
+    let handler = service_fn(move |_req: http::Request<()>| {
+        let (count, wait) = (count.clone(), wait.clone());
+        async move {
+            // The first three stay in the handler until the test lets them go.
+            if count.fetch_add(1, Ordering::SeqCst) < 3 {
+                wait.acquire().await.unwrap().forget();
+            }
+            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+        }
+    });
+    let svc =
+        limit.layer(AuthLayer::new(Slow { seen: seen.clone() }).layer(release.layer(handler)));
+    let call = move || {
+        let svc = svc.clone();
+        async move {
+            let mut req = http::Request::get("/mcp")
+                .header("x-api-key", "the-right-key-0123456789")
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ClientAddr([198, 51, 100, 7].into()));
+            svc.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    let tasks: Vec<_> = (0..3).map(|_| tokio::spawn(call())).collect();
+    // Wait until all three have authenticated and sit in the handler.
+    let started = std::time::Instant::now();
+    while in_handler.load(Ordering::SeqCst) < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reached the handler"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A fourth request of the same client, while three are in flight: authenticated, not 429.
+    assert_eq!(call().await, 200);
+    gate.add_permits(3);
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
