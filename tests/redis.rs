@@ -9,16 +9,19 @@
 mod support;
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use mcp_auth::bearer::{
     BearerAuthenticator, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore,
 };
-use mcp_auth::limit::AttemptStore;
+use mcp_auth::limit::{AttemptStore, FailureLimitLayer, Reservation};
 use mcp_auth::redis::{Redis, RedisConfig};
 use mcp_auth::revocation::{Principal, RevocationList, TokenFacts};
 use mcp_auth::store::StoreError;
-use mcp_auth::{AuthContext, AuthLayer, AuthMethod};
+use mcp_auth::transport::ClientAddr;
+use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
 use tower::{Layer, ServiceExt, service_fn};
 
 /// A redis-server on a loopback port, killed on drop.
@@ -523,6 +526,233 @@ async fn failure_windows_are_counted_across_instances() {
         1,
         "a new window"
     );
+}
+
+/// The `fail:` keys in Redis, with their time to live (ms).
+fn fail_keys(srv: &Server) -> Vec<(String, i64)> {
+    let mut raw = srv.raw();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("mcp-auth:fail:*")
+        .query(&mut raw)
+        .unwrap();
+    keys.into_iter()
+        .map(|k| {
+            let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut raw).unwrap();
+            (k, ttl)
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn redis_reservations_count_before_and_refunds_give_back() {
+    // M4 through Redis: reserve counts an attempt before authenticating, atomically, for every
+    // instance; refund gives it back, never below zero.
+    let srv = Server::start();
+    let (a, b) = (
+        handle(&srv.url()).attempt_store(),
+        handle(&srv.url()).attempt_store(),
+    );
+    let w = Duration::from_millis(600);
+    let key = "203.0.113.20";
+    for s in [&a, &b, &a] {
+        assert_eq!(s.reserve(key, w, 3).await.unwrap(), Reservation::Reserved);
+    }
+    let Reservation::Refused(refused) = b.reserve(key, w, 3).await.unwrap() else {
+        panic!("the fourth is refused while three are counted, whichever instance asks")
+    };
+    assert_eq!(refused.count, 3);
+    assert!(refused.resets_in > Duration::ZERO && refused.resets_in <= w);
+    assert_eq!(
+        a.failures(key).await.unwrap().unwrap().count,
+        3,
+        "refusals count nothing"
+    );
+    // One key, hashed, with the window's expiry set by the first reservation.
+    let keys = fail_keys(&srv);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(!keys[0].0.contains(key), "{keys:?}");
+    assert!(keys[0].1 > 0 && keys[0].1 <= 600, "{keys:?}");
+
+    b.refund(key).await.unwrap();
+    assert_eq!(a.failures(key).await.unwrap().unwrap().count, 2);
+    assert_eq!(a.reserve(key, w, 3).await.unwrap(), Reservation::Reserved);
+    for _ in 0..10 {
+        a.refund(key).await.unwrap();
+    }
+    assert_eq!(
+        b.failures(key).await.unwrap().unwrap().count,
+        0,
+        "never below zero"
+    );
+    // Zero really is zero: three more reservations, not thirteen.
+    for _ in 0..3 {
+        assert_eq!(b.reserve(key, w, 3).await.unwrap(), Reservation::Reserved);
+    }
+    assert!(matches!(
+        a.reserve(key, w, 3).await.unwrap(),
+        Reservation::Refused(r) if r.count == 3
+    ));
+
+    // A refund of a client with no window creates nothing; neither does a refusal at max 0.
+    a.refund("203.0.113.21").await.unwrap();
+    let Reservation::Refused(none) = a.reserve("203.0.113.22", w, 0).await.unwrap() else {
+        panic!("max 0 refuses everything")
+    };
+    assert_eq!(none.count, 0);
+    assert_eq!(fail_keys(&srv).len(), 1, "{:?}", fail_keys(&srv));
+
+    // Failures counted after a refused reservation show in the refusal (the real count).
+    for _ in 0..2 {
+        b.record_failure(key, w).await.unwrap();
+    }
+    assert!(matches!(
+        b.reserve(key, w, 3).await.unwrap(),
+        Reservation::Refused(r) if r.count == 5
+    ));
+
+    // A fixed window: reservations do not extend it; when it ends, the client starts afresh.
+    tokio::time::sleep(w + Duration::from_millis(100)).await;
+    assert!(
+        fail_keys(&srv).is_empty(),
+        "the counter expired with its window"
+    );
+    assert_eq!(a.failures(key).await.unwrap(), None);
+    assert_eq!(a.reserve(key, w, 3).await.unwrap(), Reservation::Reserved);
+    assert_eq!(b.failures(key).await.unwrap().unwrap().count, 1);
+    a.refund(key).await.unwrap();
+    let keys = fail_keys(&srv);
+    assert!(
+        keys.len() == 1 && keys[0].1 > 0,
+        "a refund keeps the window's expiry: {keys:?}"
+    );
+
+    // A counter that lost its expiry (written by hand) gets a window instead of locking forever.
+    let mut raw = srv.raw();
+    let () = redis::cmd("SET")
+        .arg(&keys[0].0)
+        .arg(7)
+        .query(&mut raw)
+        .unwrap();
+    assert!(matches!(
+        a.reserve(key, w, 3).await.unwrap(),
+        Reservation::Refused(r) if r.count == 7 && r.resets_in <= w
+    ));
+    let keys = fail_keys(&srv);
+    assert!(
+        keys.len() == 1 && keys[0].1 > 0 && keys[0].1 <= 600,
+        "{keys:?}"
+    );
+    // Garbage where a counter should be fails closed (an error: 503 from the layer).
+    let () = redis::cmd("SET")
+        .arg(&keys[0].0)
+        .arg("not a number")
+        .query(&mut raw)
+        .unwrap();
+    assert!(a.reserve(key, w, 3).await.is_err());
+    assert!(a.refund(key).await.is_err());
+    // Counts beyond u32 are refused with the count saturated, not an error or a wrap.
+    let () = redis::cmd("SET")
+        .arg(&keys[0].0)
+        .arg("99999999999")
+        .query(&mut raw)
+        .unwrap();
+    assert!(matches!(
+        a.reserve(key, w, u32::MAX).await.unwrap(),
+        Reservation::Refused(r) if r.count == u32::MAX
+    ));
+}
+
+/// An authenticator that takes 200 ms and counts the requests it looks at.
+struct Slow {
+    seen: Arc<AtomicUsize>,
+}
+
+impl Authenticator for Slow {
+    async fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, AuthError> {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        match parts.headers.get("x-api-key") {
+            Some(v) if v == "the-right-key-0123456789" => {
+                Ok(AuthContext::builder("alice", AuthMethod::ApiKey).build())
+            }
+            Some(_) => Err(AuthError::invalid_token("unknown key")),
+            None => Err(AuthError::missing_credentials()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn parallel_guesses_through_redis_cannot_overtake_the_count() {
+    // M4 with the Redis store: 50 guesses at once against max_failures(3) and a slow
+    // authenticator, spread over two instances (two handles, two connections). Counted in
+    // Redis before authenticating, only 3 ever reach the authenticator.
+    let srv = Server::start();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let instance = |redis: Redis| {
+        FailureLimitLayer::new(redis.attempt_store())
+            .max_failures(3)
+            .window(Duration::from_secs(60))
+            .layer(
+                AuthLayer::new(Slow { seen: seen.clone() }).layer(service_fn(
+                    |_req: http::Request<()>| async {
+                        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+                    },
+                )),
+            )
+    };
+    let instances = [instance(handle(&srv.url())), instance(handle(&srv.url()))];
+    let guess = |n: usize, client: u8, key: String| {
+        let svc = instances[n % 2].clone();
+        async move {
+            let mut req = http::Request::get("/mcp")
+                .header("x-api-key", key)
+                .body(())
+                .unwrap();
+            req.extensions_mut()
+                .insert(ClientAddr([198, 51, 100, client].into()));
+            svc.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    let tasks: Vec<_> = (0..50)
+        .map(|i| tokio::spawn(guess(i, 0, format!("wrong-guess-{i:012}"))))
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(seen.load(Ordering::SeqCst), 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 3);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 47);
+    let store = handle(&srv.url()).attempt_store();
+    assert_eq!(
+        store.failures("198.51.100.0").await.unwrap().unwrap().count,
+        3,
+        "each failure counted once: its reservation"
+    );
+    // Locked for the window, the right key too, on both instances; another client is not.
+    assert_eq!(guess(0, 0, "the-right-key-0123456789".into()).await, 429);
+    assert_eq!(guess(1, 0, "the-right-key-0123456789".into()).await, 429);
+    assert_eq!(guess(0, 1, "the-right-key-0123456789".into()).await, 200);
+    // Successes are refunded: 20 good requests in parallel never use up the allowance once
+    // they are done.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| tokio::spawn(guess(i, 1, "the-right-key-0123456789".into())))
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap() == 200);
+    }
+    assert!(ok >= 3, "{ok}");
+    assert_eq!(
+        store.failures("198.51.100.1").await.unwrap().unwrap().count,
+        0,
+        "every success refunded"
+    );
+    for i in 0..5 {
+        assert_eq!(guess(i, 1, "the-right-key-0123456789".into()).await, 200);
+    }
 }
 
 /// Runs `op` and checks it fails within 2 s; returns how long it took.
