@@ -806,6 +806,8 @@ async fn every_operation_fails_fast(redis: &Redis) -> Duration {
             attempts.record_failure("k", Duration::from_secs(60)),
         )
         .await,
+        fails_fast("reserve", attempts.reserve("k", Duration::from_secs(60), 3)).await,
+        fails_fast("refund", attempts.refund("k")).await,
     ]
     .into_iter()
     .max()
@@ -845,6 +847,8 @@ async fn every_operation_works(redis: &Redis) -> Result<(), StoreError> {
         .record_failure("k", Duration::from_secs(60))
         .await?;
     assert!(attempts.failures("k").await?.is_some());
+    attempts.reserve("r", Duration::from_secs(60), 3).await?;
+    attempts.refund("r").await?;
     Ok(())
 }
 
