@@ -23,7 +23,7 @@
 //! | `rev-jti:<h>` | string | a revoked token id | with the revoked token |
 //! | `rev-p:<h>` | string | a subject's or client's "revoked before" time (Unix ms) | after the `ttl` given, the longest asked for |
 //! | `fail:<h>` | string | attempts counted in the current window: failures, and attempts reserved while they authenticate (refunded when they succeed) | with the window (set by its first attempt, never extended) |
-//! | `session:<h>` | string | the MCP session's owner ([`session::Owner`](crate::session::Owner), hex SHA-256 of its principal key); `<h>` hashes the hex SHA-256 of the `Mcp-Session-Id` ([`RedisSessionStore`](crate::session::RedisSessionStore)) | after the idle timeout (default 1 hour), restarted by every use |
+//! | `session:<h>` | string | the MCP session's owner: the hex [`Owner`](crate::session::Owner) digest (domain-separated SHA-256 of its principal key, or the anonymous owner); here `<h>` is the hex SHA-256 of the hex SHA-256 of the `Mcp-Session-Id` ([`RedisSessionStore`](crate::session::RedisSessionStore)) | after the idle timeout (default 1 hour), restarted by every use |
 //!
 //! A token record hash also holds `m`, the record's HMAC-SHA256, when a
 //! [record key](RedisConfig::record_key) is configured.
