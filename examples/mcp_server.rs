@@ -13,10 +13,10 @@
 //! | `MCP_AUTH_TOKENS` | static bearer tokens accepted in `Authorization: Bearer` |
 //! | `MCP_API_KEYS_FILE`, `MCP_AUTH_TOKENS_FILE` | instead of the variable: a file with one credential per line (`SECRET sub=…;scopes=…`; the secret may hold `,` and `;`) |
 //! | `MCP_ALLOWED_HOSTS` | `Host` values rmcp accepts (default: loopback only) |
-//! | `MCP_JWT_SECRET` | HS256 secret (at least 32 bytes) for JWT access tokens |
-//! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback) |
+//! | `MCP_JWT_SECRET` | HS256 secret (at least 32 bytes) for JWT access tokens; its tokens carry `iss` = `MCP_JWT_ISSUER` (any `iss` when that is unset), or, beside `MCP_JWKS_URL`/`MCP_OIDC_ISSUER`, `iss` = this server's own URL (the first `MCP_JWT_AUDIENCE`, default `MCP_PUBLIC_URL`) |
+//! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback); needs `MCP_JWT_ISSUER` |
 //! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss` |
-//! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several) |
+//! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several); required with `MCP_JWKS_URL` |
 //! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
 //! | `MCP_PUBLIC_URL` | this server's public URL (default `http://<MCP_BIND>/mcp`) |
 //! | `MCP_TOOL_SCOPES` | per-tool requirements replacing the built-in table (syntax below) |
@@ -28,7 +28,10 @@
 //! | `MCP_TRUST_PROXY` | `true`: shorthand for a proxy on this host: adds `127.0.0.0/8,::1` to `MCP_TRUSTED_PROXIES` and sets `MCP_TRUST_FORWARDED_HOST=true` |
 //! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, as `failures/seconds` (window at most a year), or `off`. Default `10/300` when client addresses tell clients apart (`MCP_TRUSTED_PROXIES` set, or a non-loopback `MCP_BIND`), otherwise `off`; setting it with a loopback `MCP_BIND` and no `MCP_TRUSTED_PROXIES` is refused |
 //! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`); other `Origin`s get 403 |
-//! | `MCP_REDIS_URL` | keep issued tokens, revocations, failure counters and session bindings in Redis, shared by every instance (`redis://host:6379/0`) |
+//! | `MCP_REDIS_URL` (or `MCP_REDIS_URL_FILE`) | keep issued tokens, revocations, failure counters and session bindings in Redis, shared by every instance (`redis://host:6379/0`; `rediss://` for TLS) |
+//! | `MCP_REDIS_CA_FILE` | PEM file of the CA(s) that signed the Redis server's certificate (`rediss://` only; default: the system's roots) |
+//! | `MCP_REDIS_CLIENT_CERT_FILE`, `MCP_REDIS_CLIENT_KEY` (or `MCP_REDIS_CLIENT_KEY_FILE`) | client certificate chain and key (PEM) for a `rediss://` server that asks for one |
+//! | `MCP_REDIS_RECORD_KEY` (or `MCP_REDIS_RECORD_KEY_FILE`) | at least 32 bytes, the same on every instance: token records in Redis carry an HMAC-SHA256 under it; records planted or edited without it are refused |
 //! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (with `MCP_TRUST_FORWARDED_HOST`, as a trusted proxy reports in `X-Forwarded-Proto`) |
 //!
 //! With authorization servers configured, the server is an OAuth protected resource: it
