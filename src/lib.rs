@@ -8,6 +8,17 @@
     clippy::await_holding_lock
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// No panics on a request path: unwrap, expect, panic! and slice indexing are refused outside
+// tests. Each `allow` in `src/` carries a comment showing why it cannot fire.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod audit;
 pub mod authenticator;
