@@ -6,12 +6,12 @@
 //! | field | when | value |
 //! |---|---|---|
 //! | `event` | always | `authn_success`, `authn_failure`, `authz_denied`, `rate_limited`, `transport_refused` |
-//! | `reason` | not on success | stable code: `missing_credentials`, `invalid_token`, `expired`, `revoked`, `invalid_request`, `unavailable`, `internal`, `insufficient_scope`, `too_many_failures`, `https_required`, `forbidden_origin` |
-//! | `detail` | when known | finer cause, e.g. `audience_mismatch`, `bad_signature`, `unlisted_operation`, `missing_role` |
+//! | `reason` | not on success | stable code: `missing_credentials`, `invalid_token`, `expired`, `revoked`, `invalid_request`, `unavailable`, `internal`, `insufficient_scope`, `too_many_failures`, `https_required`, `forbidden_origin`, `foreign_session` (another principal's `Mcp-Session-Id`), `unknown_session` (a session id the store does not know) |
+//! | `detail` | when known | finer cause, e.g. `audience_mismatch`, `bad_signature`, `introspection_400` (the authorization server answered 400), `unlisted_operation`, `ambiguous_uri` (a resource URI not in canonical form), `missing_role` |
 //! | `http_method`, `path` | always | the request line (path without query; with feature `axum`, the path before nesting) |
 //! | `principal` | success, denial | the caller's stable key (`AuthContext::principal`) |
 //! | `auth_method` | success, denial | `api_key`, `bearer`, `jwt`, `introspection`, or a custom name |
-//! | `client_addr` | when known | the peer address ([`crate::transport::client_addr`]) |
+//! | `client_addr` | when known | the client address ([`crate::transport::client_addr`]): the peer's, or behind trusted proxies the one they report ([`crate::transport::ClientAddrLayer`]) |
 //! | `mcp_method`, `tool` | when known | from `Mcp-Method` / `Mcp-Name` headers, or the body (scope layer) |
 //! | `request_id` | when sent | the `X-Request-Id` header, if short and plain |
 //! | `error` | `unavailable`, `internal` | the cause (a store or network error's message), bounded |
