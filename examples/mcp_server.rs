@@ -13,7 +13,7 @@
 //! | `MCP_AUTH_TOKENS` | static bearer tokens accepted in `Authorization: Bearer` |
 //! | `MCP_API_KEYS_FILE`, `MCP_AUTH_TOKENS_FILE` | instead of the variable: a file with one credential per line (`SECRET sub=…;scopes=…`; the secret may hold `,` and `;`) |
 //! | `MCP_ALLOWED_HOSTS` | `Host` values rmcp accepts (default: loopback only) |
-//! | `MCP_JWT_SECRET` | HS256 secret (at least 32 bytes) for JWT access tokens; its tokens carry `iss` = `MCP_JWT_ISSUER` (any `iss` when that is unset), or, beside `MCP_JWKS_URL`/`MCP_OIDC_ISSUER`, `iss` = this server's own URL (the first `MCP_JWT_AUDIENCE`, default `MCP_PUBLIC_URL`) |
+//! | `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`) | HS256 secret (at least 32 bytes) for JWT access tokens; its tokens carry `iss` = `MCP_JWT_ISSUER` (any `iss` when that is unset), or, beside `MCP_JWKS_URL`/`MCP_OIDC_ISSUER`, `iss` = this server's own URL (the first `MCP_JWT_AUDIENCE`, default `MCP_PUBLIC_URL`) |
 //! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback); needs `MCP_JWT_ISSUER` |
 //! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss` |
 //! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several); required with `MCP_JWKS_URL` |
@@ -22,7 +22,7 @@
 //! | `MCP_TOOL_SCOPES` | per-tool requirements replacing the built-in table (syntax below) |
 //! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`) |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
-//! | `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` | this server's credentials at the introspection endpoint (setting them turns introspection on) |
+//! | `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` (or `MCP_INTROSPECTION_CLIENT_SECRET_FILE`) | this server's credentials at the introspection endpoint (setting them turns introspection on) |
 //! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks, such as `127.0.0.1` or `10.0.0.0/8`): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
 //! | `MCP_TRUST_FORWARDED_HOST` | `true`: from `MCP_TRUSTED_PROXIES` peers, believe `X-Forwarded-Host`/`X-Forwarded-Proto` for the metadata URL, challenges and `MCP_REQUIRE_HTTPS` |
 //! | `MCP_TRUST_PROXY` | `true`: shorthand for a proxy on this host: adds `127.0.0.0/8,::1` to `MCP_TRUSTED_PROXIES` and sets `MCP_TRUST_FORWARDED_HOST=true` |
@@ -720,9 +720,15 @@ fn load_jwt(
     audiences: &[String],
     fetcher: &ReqwestFetcher,
 ) -> Option<mcp_auth::jwt::JwtBuilder> {
-    let secret = env.optional("MCP_JWT_SECRET", |name, v| {
-        JwtKey::hmac(v.trim(), Algorithm::HS256)
-            .map_err(|e| ConfigError::new(name, e.problems()[0].message().to_owned()))
+    // `MCP_JWT_SECRET`, or the file named by `MCP_JWT_SECRET_FILE`.
+    let secret = env.optional_secret("MCP_JWT_SECRET", |name, v, _| {
+        JwtKey::hmac(v.trim(), Algorithm::HS256).map_err(|e| {
+            let message = e.problems().first().map_or_else(
+                || "is not a usable HS256 secret".to_owned(),
+                |p| p.message().to_owned(),
+            );
+            ConfigError::new(name, message)
+        })
     });
     let jwks_url = env.raw("MCP_JWKS_URL").map(|v| v.trim().to_owned());
     let oidc_issuer = env.raw("MCP_OIDC_ISSUER").map(|v| v.trim().to_owned());
@@ -791,10 +797,9 @@ fn load_introspection(
     let id = env
         .raw("MCP_INTROSPECTION_CLIENT_ID")
         .map(|v| v.trim().to_owned());
-    // The raw value is wiped when dropped; the trimmed copy lives in a zeroizing `Secret`.
-    let secret = env
-        .raw("MCP_INTROSPECTION_CLIENT_SECRET")
-        .map(|v| Secret::new(zeroize::Zeroizing::new(v).trim()));
+    // `MCP_INTROSPECTION_CLIENT_SECRET` or the file named by `…_FILE`, trimmed, in a
+    // zeroizing `Secret`.
+    let secret = env.secret("MCP_INTROSPECTION_CLIENT_SECRET");
     let (id, secret) = match (id, secret, &url) {
         (None, None, None) => return None,
         (Some(id), Some(secret), _) => (id, secret),
@@ -980,7 +985,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,mcp_auth=debug".into()),
+                .unwrap_or_else(|_| "info,rmcp=warn,mcp_auth=debug".into()),
         )
         .init();
 

@@ -57,8 +57,9 @@ cargo test --features "$FEATURES" --doc "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
 cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py "$@" -- --ignored
-# Redis-backed stores, and two example servers sharing one Redis.
-cargo test --features "$FEATURES,redis" --test redis "$@" -- --ignored
+# Redis-backed stores (plain and TLS), two example servers sharing one Redis, and session
+# bindings kept in Redis.
+cargo test --features "$FEATURES,redis" --test redis --test session "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
 cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
 # Both backends at once must be a startup error, never a panic.

@@ -587,3 +587,63 @@ async fn credentials_in_the_query_are_refused_on_the_api_key_path() {
     }
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
+
+#[tokio::test]
+async fn the_jwt_and_introspection_secrets_can_come_from_files() {
+    // Issue 10 (L9): every secret has a `*_FILE` variable, so none has to sit in the
+    // environment. A JWT minted with the secret read from MCP_JWT_SECRET_FILE is accepted.
+    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    const SECRET: &str = "file-hmac-secret-0123456789abcdef-xyz";
+    const AUD: &str = "https://mcp.example.com/mcp";
+    let file = TempFile::new("jwt-secret", &format!("{SECRET}\n"));
+    let srv = start(&[
+        ("MCP_JWT_SECRET_FILE", file.path()),
+        ("MCP_JWT_AUDIENCE", AUD),
+    ])
+    .await;
+    let token = JwtMinter::hmac(SECRET, Algorithm::HS256)
+        .unwrap()
+        .audience(AUD)
+        .mint("dana", ["data:read"])
+        .unwrap();
+    let who = whoami(srv.url(), &[("authorization", &format!("Bearer {token}"))])
+        .await
+        .unwrap();
+    assert_eq!(who["subject"], "dana");
+
+    // Setting both the variable and its file is refused, and neither value is echoed.
+    let err = example::load_config(EnvReader::from_pairs([
+        ("MCP_JWT_SECRET", "env-hmac-secret-0123456789abcdef-QQQ"),
+        ("MCP_JWT_SECRET_FILE", file.path()),
+    ]))
+    .err()
+    .expect("both set must fail");
+    let text = err.to_string();
+    assert!(text.contains("MCP_JWT_SECRET"), "{text}");
+    assert!(!text.contains("QQQ") && !text.contains(SECRET), "{text}");
+
+    // The introspection client secret: a missing file is a problem naming MCP_..._FILE.
+    let err = example::load_config(EnvReader::from_pairs([
+        ("MCP_INTROSPECTION_URL", "http://127.0.0.1:9/introspect"),
+        ("MCP_INTROSPECTION_CLIENT_ID", "rs"),
+        (
+            "MCP_INTROSPECTION_CLIENT_SECRET_FILE",
+            "/nonexistent/mcp-auth-introspection-secret",
+        ),
+    ]))
+    .err()
+    .expect("an unreadable secret file must fail");
+    assert!(
+        err.to_string()
+            .contains("MCP_INTROSPECTION_CLIENT_SECRET_FILE"),
+        "{err}"
+    );
+    let secret_file = TempFile::new("introspection-secret", "rs-secret-0123456789\n");
+    example::load_config(EnvReader::from_pairs([
+        ("MCP_INTROSPECTION_URL", "http://127.0.0.1:9/introspect"),
+        ("MCP_INTROSPECTION_CLIENT_ID", "rs"),
+        ("MCP_INTROSPECTION_CLIENT_SECRET_FILE", secret_file.path()),
+        ("MCP_AUTHORIZATION_SERVERS", "http://127.0.0.1:9"),
+    ]))
+    .expect("the introspection secret read from its file");
+}
