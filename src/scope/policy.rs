@@ -171,13 +171,29 @@ impl RoleHierarchy {
 }
 
 /// What one rule requires: every scope of `all`, at least one of `any` (when not empty), and
-/// the role, if set.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// the role, if set. Two requirements are equal when they hold the same scopes in any order
+/// (the order only decides how a challenge lists them).
+#[derive(Debug, Clone, Default)]
 pub struct Requirement {
     all: Vec<String>,
     any: Vec<String>,
     role: Option<String>,
 }
+
+impl PartialEq for Requirement {
+    fn eq(&self, other: &Self) -> bool {
+        fn same_set(a: &[String], b: &[String]) -> bool {
+            let a: BTreeSet<&str> = a.iter().map(String::as_str).collect();
+            let b: BTreeSet<&str> = b.iter().map(String::as_str).collect();
+            a == b
+        }
+        self.role == other.role
+            && same_set(&self.all, &other.all)
+            && same_set(&self.any, &other.any)
+    }
+}
+
+impl Eq for Requirement {}
 
 impl Requirement {
     /// Requires every one of `scopes`.
@@ -1326,5 +1342,16 @@ mod tests {
         let bad_name =
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#;
         assert!(parse_operations(bad_name).is_err());
+    }
+
+    #[test]
+    fn requirements_with_the_same_scopes_in_another_order_are_equal() {
+        // Found by tests/properties.rs (`"0 A"` vs `"A 0"`): the text form is order-insensitive.
+        let a: Requirement = "0 A x|y role:r".parse().unwrap();
+        let b: Requirement = "y|x role:r A 0".parse().unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, "0 B x|y role:r".parse::<Requirement>().unwrap());
+        assert_ne!(a, "0 A x|y".parse::<Requirement>().unwrap());
+        assert_ne!(a, "0 A x|z role:r".parse::<Requirement>().unwrap());
     }
 }
