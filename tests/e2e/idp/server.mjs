@@ -106,6 +106,12 @@ provider.use(async (ctx, next) => {
   return provider.interactionFinished(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
 });
 
-provider.listen(port, '127.0.0.1', () => {
+const server = provider.listen(port, '127.0.0.1', () => {
   console.log(`listening ${ISSUER}`);
 });
+// Node closes idle keep-alive connections after 5 s; an SDK client that reuses a pooled
+// connection just as Node closes it sees "server disconnected without a response" (seen on a
+// loaded CI machine, where the steps of one OAuth flow can sit more than 5 s apart). Keep idle
+// connections longer than any flow takes.
+server.keepAliveTimeout = 120_000;
+server.headersTimeout = 121_000;
