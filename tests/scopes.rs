@@ -617,8 +617,11 @@ fn many_keys_ping(n: usize) -> String {
 }
 
 #[tokio::test]
-async fn a_body_of_200k_distinct_keys_is_answered_in_well_under_two_seconds() {
-    // Quadratic duplicate-key detection (security review H1) spent minutes of CPU on this.
+async fn a_body_of_200k_distinct_keys_is_answered_in_seconds_not_minutes() {
+    // Quadratic duplicate-key detection (security review H1) spent minutes of CPU on this
+    // (2·10¹⁰ key comparisons). Linear reading takes well under a second in a release build;
+    // the bound is loose because this debug build also runs rmcp's own parse of the body, on a
+    // shared machine. The cost itself is measured in `benches/scope.rs` (`adversarial`).
     let srv = start(&env()).await;
     let sid = session(&srv, NOBODY).await;
     let body = many_keys_ping(200_000);
@@ -627,7 +630,7 @@ async fn a_body_of_200k_distinct_keys_is_answered_in_well_under_two_seconds() {
     let reply = post(&srv, NOBODY, &sid, &[], body).await;
     let took = started.elapsed();
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
 }
 
 #[tokio::test]

@@ -937,7 +937,9 @@ mod tests {
             let ops = parse_operations(body.as_bytes()).unwrap();
             let took = start.elapsed();
             assert_eq!(ops[0].method(), "ping");
-            assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+            // Quadratic detection needed 2·10¹⁰ comparisons here (minutes in a debug build);
+            // linear reading takes a fraction of a second. Loose for shared, loaded machines.
+            assert!(took < std::time::Duration::from_secs(10), "{took:?}");
         }
     }
 
