@@ -27,7 +27,7 @@ use std::time::SystemTime;
 pub enum AuthMethod {
     /// An API key in a header such as `X-API-Key`.
     ApiKey,
-    /// An opaque bearer token (static or issued by a [`TokenStore`](crate::bearer::TokenStore)).
+    /// An opaque bearer token (static or issued by a [`TokenStore`](crate::store::TokenStore)).
     Bearer,
     /// A JWT access token.
     Jwt,

@@ -54,7 +54,7 @@ pub const FILE_SUFFIX: &str = "_FILE";
 pub const MAX_SECRET_FILE: usize = 1 << 20;
 
 /// Where a secret setting was read from (its syntax may differ, see
-/// [`crate::credentials`]).
+/// [`crate::authenticators::credential`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretOrigin {
     /// The variable itself, e.g. `MCP_API_KEYS`.

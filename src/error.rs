@@ -5,7 +5,7 @@
 //! credentials, not enough scope, a malformed request) or a *failure* (the server's fault: a
 //! key source is down, a bug). The two are built by different constructors, so a custom
 //! [`Authenticator`](crate::Authenticator) cannot turn a failure into a 401 or a rejection
-//! into a 500 by accident. [`crate::response`] maps each kind to exactly one status code.
+//! into a 500 by accident. [`crate::rejection`] maps each kind to exactly one status code.
 //!
 //! # Example
 //!

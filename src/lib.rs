@@ -20,56 +20,57 @@
     )
 )]
 
-pub mod audit;
-pub mod authenticator;
-#[cfg(feature = "bearer")]
-pub mod bearer;
+// The crate's map is ARCHITECTURE.md: modules in tiers, each importing only lower tiers
+// (checked by scripts/check_tiers.py in CI).
+
+// Tier 0: the core vocabulary. Private modules, reachable through the re-exports below.
 mod body;
-pub mod context;
-#[cfg_attr(not(any(feature = "api-key", feature = "bearer")), allow(dead_code))]
-pub mod credentials;
+mod context;
 pub mod env;
-pub mod error;
-pub mod future;
-pub mod header;
-#[cfg(any(feature = "jwt", feature = "introspection"))]
-pub mod http;
-mod json;
-pub mod limit;
-#[cfg(feature = "redis")]
-pub mod redis;
-pub mod resource;
-pub mod response;
-pub mod revocation;
-pub mod scope;
-pub mod secret;
-pub mod service;
-pub mod session;
+mod error;
+pub mod request_info;
+mod secret;
+mod strict_json;
+
+// Tier 1: turning refusals into responses, logging them, and shared state.
+mod rejection;
 pub mod store;
-pub mod transport;
+pub mod telemetry;
 
-#[cfg(feature = "api-key")]
-pub mod api_key;
-#[cfg(feature = "axum")]
-pub mod extract;
-#[cfg(feature = "introspection")]
-pub mod introspection;
-#[cfg(feature = "jwt")]
-pub mod jwt;
-#[cfg(feature = "rmcp")]
-pub mod rmcp;
+// Tier 2: the server as an OAuth protected resource, and the client seam to its
+// authorization server.
+pub mod oauth;
 
-#[cfg(feature = "api-key")]
-pub use api_key::{ApiKeyAuthenticator, ApiKeyLayer};
-pub use authenticator::{Authenticator, Chain};
-#[cfg(feature = "bearer")]
-pub use bearer::{BearerAuthenticator, BearerLayer};
+// Tier 3: the auth layer and its extension point.
+mod auth_layer;
+
+// Tier 4: what plugs into the auth layer, and the layers around it.
+pub mod authenticators;
+pub mod hardening;
+pub mod scope;
+pub mod session;
+
+// Tier 5: framework integrations.
+pub mod integrations;
+
+pub use auth_layer::future;
+pub use auth_layer::{AuthLayer, Authenticator, Chain, FnAuthenticator, RequireAuth, from_fn};
 pub use body::AuthBody;
 pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Scopes};
-pub use credentials::Credential;
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigProblem};
-#[cfg(feature = "jwt")]
-pub use jwt::{JwtAuthenticator, JwtLayer};
-pub use response::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
+pub use rejection::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
 pub use secret::Secret;
-pub use service::{AuthLayer, RequireAuth};
+
+// The headline types of the public folders, also at the root.
+#[cfg(feature = "api-key")]
+pub use authenticators::api_key::{ApiKeyAuthenticator, ApiKeyLayer};
+#[cfg(feature = "bearer")]
+pub use authenticators::bearer::{BearerAuthenticator, BearerLayer};
+#[cfg(any(feature = "api-key", feature = "bearer"))]
+pub use authenticators::credential::Credential;
+#[cfg(feature = "introspection")]
+pub use authenticators::introspection::{IntrospectionAuthenticator, IntrospectionLayer};
+#[cfg(feature = "jwt")]
+pub use authenticators::jwt::{JwtAuthenticator, JwtLayer};
+pub use oauth::ProtectedResource;
+pub use scope::{ScopeLayer, ScopePolicy};

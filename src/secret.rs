@@ -93,6 +93,12 @@ impl PartialEq for Secret {
 
 impl Eq for Secret {}
 
+/// SHA-256 of a presented or configured secret.
+pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(secret).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,8 @@ use super::policy::ScopePolicy;
 use crate::body::AuthBody;
 use crate::context::AuthContext;
 use crate::error::AuthError;
-use crate::response::{Challenge, Rejection};
-use crate::service::log_rejection;
+use crate::rejection::{Challenge, Rejection};
+use crate::telemetry::log_rejection;
 
 /// Default largest body read to find the operation (4 MiB).
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
@@ -160,7 +160,7 @@ impl ScopeLayer {
 
     /// Points 403 challenges at `pr`'s metadata (`resource_metadata`, MCP: "for consistency
     /// with 401 responses").
-    pub fn protected_resource(self, pr: &crate::resource::ProtectedResource) -> Self {
+    pub fn protected_resource(self, pr: &crate::oauth::ProtectedResource) -> Self {
         self.rebuild(|s| s.challenge = pr.apply(s.challenge.clone()))
     }
 }
@@ -233,23 +233,23 @@ impl Shared {
             Refusal::Auth(refused) => {
                 let (err, op) = *refused;
                 log_rejection(&err, parts);
-                crate::audit::denied(
+                crate::telemetry::denied(
                     parts,
                     parts.extensions.get::<AuthContext>(),
                     &err,
-                    op.as_ref(),
+                    op.as_ref().map(|o| (o.method(), o.name())),
                 );
-                let challenge = crate::resource::challenge_for(&self.settings.challenge, parts);
+                let challenge = self.settings.challenge.for_request(parts);
                 let mut res = Rejection::new(&err, &challenge).default_response();
                 res.extensions_mut().insert(err);
                 res
             }
             Refusal::Status(status, code, description) if status.is_server_error() => {
-                tracing::error!(target: crate::service::REJECTION_TARGET, reason = code, "{description}");
+                tracing::error!(target: crate::telemetry::REJECTION_TARGET, reason = code, "{description}");
                 status_response(status, code, description)
             }
             Refusal::Status(status, code, description) => {
-                tracing::debug!(target: crate::service::REJECTION_TARGET, reason = code, status = status.as_u16(), "request refused");
+                tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason = code, status = status.as_u16(), "request refused");
                 let mut res = status_response(status, code, description);
                 if status == StatusCode::METHOD_NOT_ALLOWED {
                     res.headers_mut()

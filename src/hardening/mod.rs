@@ -1,0 +1,51 @@
+//! The layers outside the auth layer, in the order a request meets them:
+//! [`ClientAddrLayer`] (the real client behind [`TrustedProxies`](crate::request_info::TrustedProxies)),
+//! [`OriginLayer`] (`Origin` validation, the MCP streamable-HTTP rule), [`HttpsOnlyLayer`]
+//! (HTTPS enforcement) and [`FailureLimitLayer`] (429 after too many failed attempts from one
+//! client), then [`AuthLayer`](crate::AuthLayer).
+//!
+//! A request over plain HTTP, from a foreign page or from a client that keeps guessing is
+//! refused before any credential is looked at.
+//!
+//! # Example
+//!
+//! ```
+//! use mcp_auth::hardening::{HttpsOnlyLayer, OriginLayer};
+//! use mcp_auth::request_info::TlsConnection;
+//! use tower::{Layer, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let inner = service_fn(|_req: http::Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+//! });
+//! let svc = OriginLayer::new(["https://app.example.com"]).layer(HttpsOnlyLayer::new().layer(inner));
+//!
+//! let mut evil = http::Request::get("/mcp")
+//!     .header("origin", "https://evil.example")
+//!     .body(())
+//!     .unwrap();
+//! evil.extensions_mut().insert(TlsConnection);
+//! assert_eq!(svc.clone().oneshot(evil).await.unwrap().status(), 403);
+//!
+//! // Plain HTTP, even with an `https://` request target (the client chooses that).
+//! let plain = http::Request::get("https://mcp.example.com/mcp").body(()).unwrap();
+//! assert_eq!(svc.clone().oneshot(plain).await.unwrap().status(), 403);
+//!
+//! let mut ok = http::Request::get("/mcp")
+//!     .header("origin", "https://APP.example.com")
+//!     .body(())
+//!     .unwrap();
+//! ok.extensions_mut().insert(TlsConnection); // from your TLS acceptor
+//! assert_eq!(svc.oneshot(ok).await.unwrap().status(), 200);
+//! # }
+//! ```
+
+mod failure_limit;
+mod transport;
+
+pub use self::failure_limit::{FailureLimit, FailureLimitLayer, Release, ReleaseLayer};
+pub use self::transport::{
+    AllowedOrigins, ClientAddrLayer, ClientAddrService, Guard, GuardFuture, HttpsOnly,
+    HttpsOnlyLayer, OriginLayer,
+};

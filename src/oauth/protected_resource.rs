@@ -1,0 +1,687 @@
+//! [`ProtectedResource`] (RFC 9728 metadata and the challenge settings that point to it) and
+//! [`MetadataService`], which serves the metadata document.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, ALLOW, CACHE_CONTROL, CONTENT_TYPE, VARY,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use super::uri::{
+    WELL_KNOWN_PATH, canonical_resource, check_url, split_origin, well_known_path_for,
+};
+use crate::error::ConfigError;
+use crate::rejection::Challenge;
+use crate::request_info::TrustedProxies;
+
+/// Builds a [`ProtectedResource`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ProtectedResourceBuilder {
+    resource: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    basic_scopes: Option<Vec<String>>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    jwks_uri: Option<String>,
+    trust_forwarded: Option<Arc<TrustedProxies>>,
+}
+
+impl ProtectedResourceBuilder {
+    /// Adds an authorization server (its issuer URL). At least one is required.
+    pub fn authorization_server(mut self, issuer: impl Into<String>) -> Self {
+        self.authorization_servers
+            .push(issuer.into().trim().to_owned());
+        self
+    }
+
+    /// The scopes listed in `scopes_supported`. `offline_access` is never listed (MCP
+    /// 2026-07-28); duplicates are dropped.
+    pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        scopes: I,
+    ) -> Self {
+        for s in scopes {
+            let s = s.into();
+            if s != "offline_access" && !s.is_empty() && !self.scopes_supported.contains(&s) {
+                self.scopes_supported.push(s);
+            }
+        }
+        self
+    }
+
+    /// The scopes named in 401 challenges: what a client should ask for first (default:
+    /// `scopes_supported`). Further scopes come through 403 step-up challenges. Empty means
+    /// no `scope` parameter (never `scope=""`).
+    pub fn basic_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.basic_scopes = Some(
+            scopes
+                .into_iter()
+                .map(Into::into)
+                .filter(|s: &String| s != "offline_access" && !s.is_empty())
+                .collect(),
+        );
+        self
+    }
+
+    /// `resource_name`: a human-readable name shown by clients.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// `resource_documentation`: a URL of human-readable documentation.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// `jwks_uri`: the resource's own signing keys, if it signs responses.
+    pub fn jwks_uri(mut self, url: impl Into<String>) -> Self {
+        self.jwks_uri = Some(url.into());
+        self
+    }
+
+    /// Forwarded public host: when a request's TCP peer is one of `proxies`, the origin
+    /// (scheme and host) of `resource` and of the metadata URL is taken from
+    /// `X-Forwarded-Proto` / `X-Forwarded-Host` if it carries valid ones (the last value of
+    /// each, as set by the nearest proxy). From any other peer the headers are ignored. For
+    /// one deployment serving several public hostnames; the proxies must set both headers and
+    /// drop any a client sent. The metadata is then sent with
+    /// `Vary: X-Forwarded-Host, X-Forwarded-Proto`, so shared caches keep the variants apart.
+    pub fn trust_forwarded_headers(mut self, proxies: TrustedProxies) -> Self {
+        self.trust_forwarded = Some(Arc::new(proxies));
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// Every problem at once: a resource URL that is not `https://` (or `http://` to a
+    /// loopback host), has a fragment or no host; no authorization server; an authorization
+    /// server, documentation or JWKS URL that is not `https://` (or loopback `http://`).
+    pub fn build(self) -> Result<ProtectedResource, ConfigError> {
+        let mut problems: Option<ConfigError> = None;
+        let mut fail = |e: ConfigError| match &mut problems {
+            Some(p) => p.merge(e),
+            None => problems = Some(e),
+        };
+        let resource = self.resource.trim().to_owned();
+        if let Err(e) = check_url("resource", &resource) {
+            fail(e);
+        }
+        if resource.contains('#') {
+            fail(ConfigError::new("resource", "must not have a fragment"));
+        }
+        if self.authorization_servers.is_empty() {
+            fail(ConfigError::new(
+                "authorization_servers",
+                "at least one authorization server is required (RFC 9728, MCP)",
+            ));
+        }
+        for url in &self.authorization_servers {
+            if let Err(e) = check_url("authorization_servers", url) {
+                fail(e);
+            }
+        }
+        for (name, url) in [
+            ("resource_documentation", &self.resource_documentation),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if let Some(url) = url
+                && let Err(e) = check_url(name, url)
+            {
+                fail(e);
+            }
+        }
+        if let Some(p) = problems {
+            return Err(p);
+        }
+        let (origin, path_and_query) = split_origin(&resource).unwrap_or((&resource, ""));
+        let well_known_path = well_known_path_for(path_and_query);
+        let basic = self
+            .basic_scopes
+            .unwrap_or_else(|| self.scopes_supported.clone());
+        let inner = Inner {
+            metadata_url: format!("{origin}{well_known_path}"),
+            path_form: well_known_path
+                .split('?')
+                .next()
+                .unwrap_or(WELL_KNOWN_PATH)
+                .to_owned(),
+            path_and_query: path_and_query.to_owned(),
+            well_known_path,
+            document: Bytes::new(),
+            resource: resource.clone(),
+            authorization_servers: self.authorization_servers,
+            scopes_supported: self.scopes_supported,
+            basic_scopes: basic,
+            resource_name: self.resource_name,
+            resource_documentation: self.resource_documentation,
+            jwks_uri: self.jwks_uri,
+            trust_forwarded: self.trust_forwarded,
+        };
+        let document = inner.render(&resource);
+        Ok(ProtectedResource {
+            inner: Arc::new(Inner { document, ..inner }),
+        })
+    }
+}
+
+struct Inner {
+    resource: String,
+    metadata_url: String,
+    /// `/.well-known/oauth-protected-resource/<path>` without the query.
+    path_form: String,
+    /// The same with the query, for URLs.
+    well_known_path: String,
+    /// The resource's path and query.
+    path_and_query: String,
+    document: Bytes,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    basic_scopes: Vec<String>,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    jwks_uri: Option<String>,
+    trust_forwarded: Option<Arc<TrustedProxies>>,
+}
+
+impl Inner {
+    fn render(&self, resource: &str) -> Bytes {
+        let mut doc = serde_json::Map::new();
+        doc.insert("resource".into(), resource.into());
+        doc.insert(
+            "authorization_servers".into(),
+            self.authorization_servers.clone().into(),
+        );
+        if !self.scopes_supported.is_empty() {
+            doc.insert(
+                "scopes_supported".into(),
+                self.scopes_supported.clone().into(),
+            );
+        }
+        doc.insert("bearer_methods_supported".into(), vec!["header"].into());
+        for (name, value) in [
+            ("resource_name", &self.resource_name),
+            ("resource_documentation", &self.resource_documentation),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if let Some(v) = value {
+                doc.insert(name.into(), v.clone().into());
+            }
+        }
+        Bytes::from(serde_json::Value::Object(doc).to_string())
+    }
+
+    /// `scheme://host` from forwarding headers, if this mode is on, the request's peer is a
+    /// trusted proxy and the headers are valid.
+    fn forwarded_origin(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        let proxies = self.trust_forwarded.as_ref()?;
+        if !proxies.trusts_peer(extensions) {
+            return None;
+        }
+        crate::request_info::forwarded_origin(headers)
+    }
+}
+
+/// This server as a protected resource: its metadata document and the challenge settings
+/// that point to it. Cheap to clone.
+#[derive(Clone)]
+pub struct ProtectedResource {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ProtectedResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProtectedResource")
+            .field("resource", &self.inner.resource)
+            .field("metadata_url", &self.inner.metadata_url)
+            .field("authorization_servers", &self.inner.authorization_servers)
+            .field("scopes_supported", &self.inner.scopes_supported)
+            .field("trust_forwarded", &self.inner.trust_forwarded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProtectedResource {
+    /// Starts from the public URL of the MCP endpoint, byte for byte as clients call it (it
+    /// is the metadata's `resource`, and clients compare it exactly).
+    pub fn builder(resource: impl Into<String>) -> ProtectedResourceBuilder {
+        ProtectedResourceBuilder {
+            resource: resource.into(),
+            authorization_servers: Vec::new(),
+            scopes_supported: Vec::new(),
+            basic_scopes: None,
+            resource_name: None,
+            resource_documentation: None,
+            jwks_uri: None,
+            trust_forwarded: None,
+        }
+    }
+
+    /// The resource identifier (the configured public URL).
+    #[must_use]
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// The canonical form of the resource, for audience checks.
+    #[must_use]
+    pub fn canonical(&self) -> String {
+        canonical_resource(&self.inner.resource)
+    }
+
+    /// The metadata URL (path-inserted form, RFC 9728 §3.1), as `resource_metadata` says.
+    #[must_use]
+    pub fn metadata_url(&self) -> &str {
+        &self.inner.metadata_url
+    }
+
+    /// The paths to mount [`service`](Self::service) at: the path-inserted form for the MCP
+    /// endpoint, then the root form (clients try them in this order). For a resource at the
+    /// root both are the same.
+    #[must_use]
+    pub fn well_known_paths(&self) -> [&str; 2] {
+        [&self.inner.path_form, WELL_KNOWN_PATH]
+    }
+
+    /// `scopes_supported`.
+    #[must_use]
+    pub fn scopes_supported(&self) -> &[String] {
+        &self.inner.scopes_supported
+    }
+
+    /// The metadata document (JSON) as served without forwarding headers.
+    #[must_use]
+    pub fn document(&self) -> &[u8] {
+        &self.inner.document
+    }
+
+    /// `challenge` with `resource_metadata` pointing here and, for 401s, `scope` set to the
+    /// basic scopes (left out when there are none).
+    #[must_use]
+    pub fn apply(&self, challenge: Challenge) -> Challenge {
+        let challenge = challenge
+            .scope(&self.inner.basic_scopes)
+            .resource_metadata(self.inner.metadata_url.clone());
+        match &self.inner.trust_forwarded {
+            Some(proxies) => {
+                challenge.forwarded_metadata(proxies.clone(), self.inner.well_known_path.clone())
+            }
+            None => challenge,
+        }
+    }
+
+    /// A `Bearer` challenge pointing here ([`apply`](Self::apply) to `Challenge::bearer()`).
+    #[must_use]
+    pub fn challenge(&self) -> Challenge {
+        self.apply(Challenge::bearer())
+    }
+
+    /// The tower service answering metadata requests (see [`MetadataService`]).
+    #[must_use]
+    pub fn service(&self) -> MetadataService {
+        MetadataService { pr: self.clone() }
+    }
+}
+
+/// Serves the protected resource metadata: `GET`/`HEAD` on either of
+/// [`ProtectedResource::well_known_paths`] → 200 `application/json` with
+/// `Access-Control-Allow-Origin: *`; `OPTIONS` → 204 CORS preflight answer; other methods →
+/// 405; other paths → 404. Mount it outside any auth layer.
+#[derive(Clone, Debug)]
+pub struct MetadataService {
+    pr: ProtectedResource,
+}
+
+fn plain(status: StatusCode) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::new()));
+    *res.status_mut() = status;
+    res
+}
+
+impl MetadataService {
+    /// The response to `req` (the service's `call`, usable without tower).
+    pub fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        let inner = &self.pr.inner;
+        let path = req.uri().path();
+        let path = if path.len() > 1 {
+            path.strip_suffix('/').unwrap_or(path)
+        } else {
+            path
+        };
+        if path != inner.path_form && path != WELL_KNOWN_PATH {
+            return plain(StatusCode::NOT_FOUND);
+        }
+        let cors = HeaderValue::from_static("*");
+        let mut res = match *req.method() {
+            Method::GET | Method::HEAD => {
+                let body = match inner.forwarded_origin(req.headers(), req.extensions()) {
+                    Some(origin) => inner.render(&format!("{origin}{}", inner.path_and_query)),
+                    None => inner.document.clone(),
+                };
+                let len = body.len();
+                let body = if req.method() == Method::HEAD {
+                    Bytes::new()
+                } else {
+                    body
+                };
+                let mut res = Response::new(Full::new(body));
+                let h = res.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(len));
+                h.insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=300"),
+                );
+                if inner.trust_forwarded.is_some() {
+                    // The document depends on these headers (L11).
+                    h.insert(
+                        VARY,
+                        HeaderValue::from_static("X-Forwarded-Host, X-Forwarded-Proto"),
+                    );
+                }
+                res
+            }
+            Method::OPTIONS => {
+                let mut res = plain(StatusCode::NO_CONTENT);
+                let h = res.headers_mut();
+                h.insert(
+                    ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                h.insert(ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+                h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+                res
+            }
+            _ => {
+                let mut res = plain(StatusCode::METHOD_NOT_ALLOWED);
+                res.headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                res
+            }
+        };
+        res.headers_mut().insert(ACCESS_CONTROL_ALLOW_ORIGIN, cors);
+        res
+    }
+}
+
+impl<B> Service<Request<B>> for MetadataService {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ready(Ok(self.respond(&req)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pr(resource: &str) -> ProtectedResource {
+        ProtectedResource::builder(resource)
+            .authorization_server("https://as.example.com")
+            .build()
+            .unwrap()
+    }
+
+    fn get(svc: &MetadataService, path: &str, headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+        let mut req = Request::get(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        svc.respond(&req.body(()).unwrap())
+    }
+
+    async fn body(res: Response<Full<Bytes>>) -> serde_json::Value {
+        use http_body_util::BodyExt;
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn metadata_urls_insert_the_well_known_path_and_keep_the_query() {
+        let cases = [
+            (
+                "https://h.example/mcp",
+                "https://h.example/.well-known/oauth-protected-resource/mcp",
+            ),
+            (
+                "https://h.example/public/mcp/",
+                "https://h.example/.well-known/oauth-protected-resource/public/mcp",
+            ),
+            (
+                "https://h.example",
+                "https://h.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://h.example/",
+                "https://h.example/.well-known/oauth-protected-resource",
+            ),
+            (
+                "https://h.example/mcp?tenant=a",
+                "https://h.example/.well-known/oauth-protected-resource/mcp?tenant=a",
+            ),
+            (
+                "http://127.0.0.1:8080/mcp",
+                "http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp",
+            ),
+        ];
+        for (resource, url) in cases {
+            assert_eq!(pr(resource).metadata_url(), url, "{resource}");
+        }
+        assert_eq!(
+            pr("https://h.example").well_known_paths(),
+            [WELL_KNOWN_PATH, WELL_KNOWN_PATH]
+        );
+    }
+
+    #[test]
+    fn configuration_problems_are_reported_together() {
+        let err = ProtectedResource::builder("http://mcp.example.com/mcp#x")
+            .authorization_server("http://as.example.com")
+            .build()
+            .unwrap_err();
+        let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+        assert_eq!(settings, ["resource", "resource", "authorization_servers"]);
+        let err = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at least one authorization server")
+        );
+    }
+
+    #[tokio::test]
+    async fn both_paths_serve_the_exact_resource_and_cors() {
+        let pr = ProtectedResource::builder("https://MCP.example.com/mcp")
+            .authorization_server("https://as.example.com")
+            .scopes_supported(["a", "offline_access", "a", "b"])
+            .build()
+            .unwrap();
+        let svc = pr.service();
+        for path in pr.well_known_paths() {
+            let res = get(&svc, path, &[]);
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-type"], "application/json");
+            assert_eq!(res.headers()["access-control-allow-origin"], "*");
+            let doc = body(res).await;
+            assert_eq!(doc["resource"], "https://MCP.example.com/mcp", "byte-exact");
+            assert_eq!(doc["scopes_supported"], serde_json::json!(["a", "b"]));
+            assert_eq!(
+                doc["authorization_servers"],
+                serde_json::json!(["https://as.example.com"])
+            );
+        }
+        assert_eq!(
+            get(&svc, "/.well-known/oauth-protected-resource/other", &[]).status(),
+            404
+        );
+        let pre = svc.respond(
+            &Request::builder()
+                .method(Method::OPTIONS)
+                .uri(pr.well_known_paths()[0])
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(pre.status(), 204);
+        assert_eq!(pre.headers()["access-control-allow-origin"], "*");
+        let post = svc.respond(&Request::post(WELL_KNOWN_PATH).body(()).unwrap());
+        assert_eq!(post.status(), 405);
+    }
+
+    fn from_peer(mut req: Request<()>, peer: [u8; 4]) -> Request<()> {
+        req.extensions_mut()
+            .insert(std::net::SocketAddr::from((peer, 4000)));
+        req
+    }
+
+    fn get_from(
+        svc: &MetadataService,
+        peer: [u8; 4],
+        headers: &[(&str, &str)],
+    ) -> Response<Full<Bytes>> {
+        let mut req = Request::get(WELL_KNOWN_PATH);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        svc.respond(&from_peer(req.body(()).unwrap(), peer))
+    }
+
+    #[tokio::test]
+    async fn forwarding_headers_count_only_from_trusted_proxies() {
+        let fwd = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example, public.example.com"),
+        ];
+        let plain = pr("http://127.0.0.1:8080/mcp");
+        let doc = body(get_from(&plain.service(), [127, 0, 0, 1], &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+
+        let trusted = ProtectedResource::builder("http://127.0.0.1:8080/mcp")
+            .authorization_server("https://as.example.com")
+            .trust_forwarded_headers(TrustedProxies::parse("p", "10.0.0.0/8").unwrap())
+            .build()
+            .unwrap();
+        let svc = trusted.service();
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &fwd)).await;
+        assert_eq!(doc["resource"], "https://public.example.com/mcp");
+        // A peer that is not a trusted proxy (M1), or no peer at all: configured URL.
+        let doc = body(get_from(&svc, [192, 0, 2, 1], &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+        let doc = body(get(&svc, WELL_KNOWN_PATH, &fwd)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+        // Malformed values fall back to the configured URL.
+        let bad = [
+            ("x-forwarded-proto", "javascript"),
+            ("x-forwarded-host", "x"),
+        ];
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &bad)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+        let bad_host = [("x-forwarded-proto", "https"), ("x-forwarded-host", "a\"b")];
+        let doc = body(get_from(&svc, [10, 0, 0, 2], &bad_host)).await;
+        assert_eq!(doc["resource"], "http://127.0.0.1:8080/mcp");
+
+        let head = |peer: [u8; 4]| {
+            let mut req = Request::get("/mcp");
+            for (k, v) in fwd {
+                req = req.header(k, v);
+            }
+            from_peer(req.body(()).unwrap(), peer).into_parts().0
+        };
+        let challenge = trusted.challenge();
+        assert_eq!(
+            challenge
+                .for_request(&head([10, 0, 0, 2]))
+                .resource_metadata_url(),
+            Some("https://public.example.com/.well-known/oauth-protected-resource/mcp")
+        );
+        assert_eq!(
+            challenge
+                .for_request(&head([192, 0, 2, 1]))
+                .resource_metadata_url(),
+            Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"),
+            "a direct client cannot choose the URL challenges advertise"
+        );
+        let plain_challenge = plain.challenge();
+        assert_eq!(
+            plain_challenge
+                .for_request(&head([10, 0, 0, 2]))
+                .resource_metadata_url(),
+            Some("http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp")
+        );
+    }
+
+    #[test]
+    fn metadata_that_follows_forwarded_headers_varies_on_them() {
+        let plain = pr("https://mcp.example.com/mcp");
+        let res = get(&plain.service(), WELL_KNOWN_PATH, &[]);
+        assert!(res.headers().get("vary").is_none());
+        let trusted = ProtectedResource::builder("https://mcp.example.com/mcp")
+            .authorization_server("https://as.example.com")
+            .trust_forwarded_headers(TrustedProxies::loopback())
+            .build()
+            .unwrap();
+        for peer in [[127, 0, 0, 1], [192, 0, 2, 1]] {
+            let res = get_from(&trusted.service(), peer, &[]);
+            assert_eq!(res.headers()["vary"], "X-Forwarded-Host, X-Forwarded-Proto");
+            assert_eq!(res.headers()["cache-control"], "public, max-age=300");
+        }
+    }
+
+    #[test]
+    fn urls_are_checked_with_the_parser_the_client_uses() {
+        for ok in [
+            "https://idp.example.com/jwks",
+            "https://idp.example.com:8443",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.0.1/x",
+            "http://localhost/jwks",
+            "http://LOCALHOST:9/jwks",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_url("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            // L1: reqwest connects to evil.example; `\\` ends the authority for http(s).
+            "http://evil.example\\@localhost/",
+            "http://idp.evil.example\\@127.0.0.1/jwks",
+            "http://evil@localhost/",
+            "https://user:pass@idp.example.com/",
+            "https://user@idp.example.com/",
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.com/",
+            "http://localhost.evil.com/",
+            "http://[::2]/",
+            "ftp://x",
+            "https://",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            let err = check_url("jwks_uri", bad).expect_err(bad);
+            assert_eq!(err.problems()[0].setting(), "jwks_uri", "{bad}");
+        }
+    }
+}
