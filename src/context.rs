@@ -51,6 +51,27 @@ impl AuthMethod {
     }
 }
 
+impl AuthMethod {
+    /// The method named by `name`, the inverse of [`as_str`](Self::as_str): a built-in name
+    /// gives its variant, any other name [`AuthMethod::Custom`].
+    ///
+    /// ```
+    /// use mcp_auth::AuthMethod;
+    /// assert_eq!(AuthMethod::from_name("jwt"), AuthMethod::Jwt);
+    /// assert_eq!(AuthMethod::from_name("mtls").as_str(), "mtls");
+    /// ```
+    #[must_use]
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "api_key" => Self::ApiKey,
+            "bearer" => Self::Bearer,
+            "jwt" => Self::Jwt,
+            "introspection" => Self::Introspection,
+            other => Self::Custom(other.into()),
+        }
+    }
+}
+
 impl fmt::Display for AuthMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -455,7 +476,9 @@ impl AuthContextBuilder {
 #[non_exhaustive]
 pub struct Anonymous;
 
-fn push_escaped(out: &mut String, part: &str) {
+/// Appends `part` with `%` and `|` escaped (`%25`, `%7C`), so `|`-joined keys built from
+/// several parts can never collide.
+pub(crate) fn push_escaped(out: &mut String, part: &str) {
     for c in part.chars() {
         match c {
             '%' => out.push_str("%25"),

@@ -358,6 +358,38 @@ impl fmt::Display for ConfigError {
 
 impl StdError for ConfigError {}
 
+/// Collects configuration problems while a builder validates, so `build()` reports every
+/// problem at once: `check` each fallible step, then `finish` with the built value.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    problems: Vec<ConfigProblem>,
+}
+
+impl Problems {
+    /// Records `problem`.
+    pub(crate) fn push(&mut self, problem: ConfigError) {
+        self.problems.extend(problem.problems);
+    }
+
+    /// Records a problem with `setting`.
+    pub(crate) fn add(&mut self, setting: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(ConfigProblem::new(setting, message));
+    }
+
+    /// The value of `result`, or `None` with its problems recorded.
+    pub(crate) fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|e| self.push(e)).ok()
+    }
+
+    /// `value` when nothing was recorded, otherwise every problem.
+    pub(crate) fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, ConfigError> {
+        match ConfigError::from_problems(self.problems) {
+            None => Ok(value()),
+            Some(err) => Err(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

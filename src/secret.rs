@@ -99,6 +99,19 @@ pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(secret).into()
 }
 
+/// `prefix` followed by `N` bytes from the operating system's random source, URL-safe
+/// base64 without padding: token values, token ids, `jti`s. The random bytes are wiped after
+/// use; `None` when the random source fails.
+pub(crate) fn random_urlsafe<const N: usize>(prefix: &str) -> Option<String> {
+    use base64::Engine as _;
+    let mut bytes = zeroize::Zeroizing::new([0u8; N]);
+    getrandom::fill(bytes.as_mut()).ok()?;
+    let mut out = String::with_capacity(prefix.len().saturating_add(N.saturating_mul(4) / 3 + 1));
+    out.push_str(prefix);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut out);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -95,7 +95,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -188,12 +188,7 @@ fn not_found() -> Response<Bytes> {
 }
 
 fn json(status: StatusCode, code: &str, description: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
+    crate::rejection::json_error(status, code, description)
 }
 
 fn store_down(err: &StoreError) -> Response<Bytes> {

@@ -69,13 +69,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
+use http::header::RETRY_AFTER;
 use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::AuthBody;
 use crate::error::{AuthError, AuthErrorKind};
+use crate::rejection::json_error;
 use crate::request_info::TrustedProxies;
 use crate::store::StoreError;
 use crate::store::{AttemptStore, MAX_WINDOW, Reservation};
@@ -263,34 +264,29 @@ impl<St> Clone for TicketHandle<St> {
 }
 
 fn too_many(retry_after: Duration) -> Response<Bytes> {
-    let body = serde_json::json!({
-        "error": "too_many_requests",
-        "error_description": "too many failed authentication attempts; retry later",
-    })
-    .to_string();
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let mut res = json_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many failed authentication attempts; retry later",
+    );
     let secs = retry_after
         .as_secs()
         .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
         .max(1);
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(secs));
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 
 fn store_down(err: &StoreError) -> Response<Bytes> {
     tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %err, "failure-limit store unavailable; refusing (fail closed)");
-    let mut res = Response::new(Bytes::from_static(
-        br#"{"error":"temporarily_unavailable","error_description":"authentication is temporarily unavailable"}"#,
-    ));
-    *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let mut res = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "authentication is temporarily unavailable",
+    );
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 

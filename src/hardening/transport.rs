@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, ORIGIN};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::header::ORIGIN;
+use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -97,12 +97,7 @@ where
 }
 
 fn refusal(status: StatusCode, code: &'static str, description: &'static str) -> Response<Bytes> {
-    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
+    crate::rejection::json_error(status, code, description)
 }
 
 /// A check made on the request head before the inner service runs.

@@ -19,7 +19,7 @@ use tower_service::Service;
 use super::uri::{
     WELL_KNOWN_PATH, canonical_resource, check_url, split_origin, well_known_path_for,
 };
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Problems};
 use crate::rejection::Challenge;
 use crate::request_info::TrustedProxies;
 
@@ -112,42 +112,8 @@ impl ProtectedResourceBuilder {
     /// loopback host), has a fragment or no host; no authorization server; an authorization
     /// server, documentation or JWKS URL that is not `https://` (or loopback `http://`).
     pub fn build(self) -> Result<ProtectedResource, ConfigError> {
-        let mut problems: Option<ConfigError> = None;
-        let mut fail = |e: ConfigError| match &mut problems {
-            Some(p) => p.merge(e),
-            None => problems = Some(e),
-        };
         let resource = self.resource.trim().to_owned();
-        if let Err(e) = check_url("resource", &resource) {
-            fail(e);
-        }
-        if resource.contains('#') {
-            fail(ConfigError::new("resource", "must not have a fragment"));
-        }
-        if self.authorization_servers.is_empty() {
-            fail(ConfigError::new(
-                "authorization_servers",
-                "at least one authorization server is required (RFC 9728, MCP)",
-            ));
-        }
-        for url in &self.authorization_servers {
-            if let Err(e) = check_url("authorization_servers", url) {
-                fail(e);
-            }
-        }
-        for (name, url) in [
-            ("resource_documentation", &self.resource_documentation),
-            ("jwks_uri", &self.jwks_uri),
-        ] {
-            if let Some(url) = url
-                && let Err(e) = check_url(name, url)
-            {
-                fail(e);
-            }
-        }
-        if let Some(p) = problems {
-            return Err(p);
-        }
+        self.validate(&resource)?;
         let (origin, path_and_query) = split_origin(&resource).unwrap_or((&resource, ""));
         let well_known_path = well_known_path_for(path_and_query);
         let basic = self
@@ -176,6 +142,33 @@ impl ProtectedResourceBuilder {
         Ok(ProtectedResource {
             inner: Arc::new(Inner { document, ..inner }),
         })
+    }
+
+    /// Every problem with the URLs and the authorization server list.
+    fn validate(&self, resource: &str) -> Result<(), ConfigError> {
+        let mut problems = Problems::default();
+        problems.check(check_url("resource", resource));
+        if resource.contains('#') {
+            problems.add("resource", "must not have a fragment");
+        }
+        if self.authorization_servers.is_empty() {
+            problems.add(
+                "authorization_servers",
+                "at least one authorization server is required (RFC 9728, MCP)",
+            );
+        }
+        for url in &self.authorization_servers {
+            problems.check(check_url("authorization_servers", url));
+        }
+        for (name, url) in [
+            ("resource_documentation", &self.resource_documentation),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if let Some(url) = url {
+                problems.check(check_url(name, url));
+            }
+        }
+        problems.finish(|| ())
     }
 }
 

@@ -434,10 +434,8 @@ impl<'a> Rejection<'a> {
     /// The response this crate sends by default.
     #[must_use]
     pub fn default_response(&self) -> Response<Bytes> {
-        let mut res = Response::new(self.json_body());
-        *res.status_mut() = self.status();
+        let mut res = json_response(self.status(), self.json_body());
         let headers = res.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for value in self.www_authenticate() {
             headers.append(WWW_AUTHENTICATE, value);
@@ -451,6 +449,24 @@ impl<'a> Rejection<'a> {
         }
         res
     }
+}
+
+/// A JSON refusal, `{"error": code, "error_description": description}` with `status`: the
+/// body of every refusal that is not an authentication rejection (origin, HTTPS, malformed
+/// MCP requests, failure limits, session bindings), in the same shape as
+/// [`Rejection::json_body`].
+pub(crate) fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Bytes> {
+    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+    json_response(status, Bytes::from(body))
+}
+
+/// `body` as an `application/json` response with `status`.
+fn json_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
 }
 
 /// Builds the response for a refused request. Implement it (or pass a closure

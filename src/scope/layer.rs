@@ -201,14 +201,7 @@ impl<S: fmt::Debug> fmt::Debug for RequireScope<S> {
 }
 
 fn status_response(status: StatusCode, code: &str, description: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
-    let mut res = Response::new(Bytes::from(body));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    res
+    crate::rejection::json_error(status, code, description)
 }
 
 /// No auth layer ran before this one: a wiring bug, answered 500 and said so.

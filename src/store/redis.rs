@@ -721,13 +721,7 @@ impl StoredRecord {
 
     /// The record, or `None` when a time in it is out of the platform's range.
     fn into_record(self, revoked: bool) -> Option<TokenRecord> {
-        let method = match self.method.as_str() {
-            "api_key" => AuthMethod::ApiKey,
-            "bearer" => AuthMethod::Bearer,
-            "jwt" => AuthMethod::Jwt,
-            "introspection" => AuthMethod::Introspection,
-            other => AuthMethod::Custom(other.into()),
-        };
+        let method = AuthMethod::from_name(&self.method);
         let mut b = AuthContext::builder(self.sub, method)
             .scopes(self.scopes)
             .roles(self.roles)

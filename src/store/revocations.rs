@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::context::AuthContext;
+use crate::context::{AuthContext, push_escaped};
 
 use super::StoreError;
 
@@ -42,7 +42,11 @@ impl Principal<'_> {
     /// `|` escaped so no two principals share a key.
     #[must_use]
     pub fn key(&self) -> String {
-        let esc = |s: &str| s.replace('%', "%25").replace('|', "%7C");
+        let esc = |s: &str| {
+            let mut out = String::with_capacity(s.len());
+            push_escaped(&mut out, s);
+            out
+        };
         match self {
             Principal::Subject { issuer, subject } => {
                 format!("sub|{}|{}", esc(issuer.unwrap_or("")), esc(subject))

@@ -4,12 +4,9 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::context::{AuthContext, AuthMethod};
 use crate::error::ConfigError;
-use crate::secret::Secret;
+use crate::secret::{Secret, random_urlsafe};
 use crate::store::{StoreError, TokenDigest, TokenRecord, TokenStore};
 
 /// Generates a token: 256 bits from the operating system's random source, URL-safe base64
@@ -30,23 +27,17 @@ pub fn generate_token(prefix: &str) -> Result<Secret, ConfigError> {
             "must be at most 32 characters of [A-Za-z0-9_-]",
         ));
     }
-    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    getrandom::fill(bytes.as_mut()).map_err(|_| {
+    let token = random_urlsafe::<32>(prefix).ok_or_else(|| {
         ConfigError::new(
             "token generator",
             "the operating system's random source failed",
         )
     })?;
-    let mut out = String::with_capacity(prefix.len().saturating_add(43));
-    out.push_str(prefix);
-    URL_SAFE_NO_PAD.encode_string(bytes.as_ref(), &mut out);
-    Ok(Secret::new(out))
+    Ok(Secret::new(token))
 }
 
 fn generate_id() -> Result<String, StoreError> {
-    let mut bytes = [0u8; 12];
-    getrandom::fill(&mut bytes).map_err(|_| StoreError::unavailable("random source failed"))?;
-    Ok(format!("tok_{}", URL_SAFE_NO_PAD.encode(bytes)))
+    random_urlsafe::<12>("tok_").ok_or_else(|| StoreError::unavailable("random source failed"))
 }
 
 /// A freshly issued token. The token is shown once; the store keeps only its digest.

@@ -210,16 +210,9 @@ impl JwtMinter {
             claims.insert("exp".into(), exp.into());
         }
         if !claims.contains_key("jti") {
-            let mut id = [0u8; 12];
-            getrandom::fill(&mut id)
-                .map_err(|_| ConfigError::new("jwt minter", "random source failed"))?;
-            use base64::Engine as _;
-            claims.insert(
-                "jti".into(),
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .encode(id)
-                    .into(),
-            );
+            let id = crate::secret::random_urlsafe::<12>("")
+                .ok_or_else(|| ConfigError::new("jwt minter", "random source failed"))?;
+            claims.insert("jti".into(), id.into());
         }
         let mut header = Header::new(self.alg);
         header.kid.clone_from(&self.kid);
