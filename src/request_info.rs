@@ -275,6 +275,25 @@ pub(crate) fn has_forwarding_headers(headers: &HeaderMap) -> bool {
     headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded")
 }
 
+/// A header that may appear at most once appeared more than once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RepeatedHeader;
+
+/// The only value of header `name`: `Ok(None)` when absent, [`RepeatedHeader`] when it
+/// appears more than once (as separate fields; a comma inside one value is that value's
+/// business).
+pub(crate) fn only_value<K: http::header::AsHeaderName>(
+    headers: &HeaderMap,
+    name: K,
+) -> Result<Option<&http::HeaderValue>, RepeatedHeader> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(RepeatedHeader);
+    }
+    Ok(first)
+}
+
 /// The last value of a forwarding header (the nearest proxy's entry), trimmed.
 pub fn last_forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
     let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;

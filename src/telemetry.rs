@@ -30,7 +30,7 @@
 //! event on [`REJECTION_TARGET`](crate::telemetry::REJECTION_TARGET).
 //!
 //! ```
-//! assert_eq!(mcp_auth::telemetry::AUDIT_TARGET, "mcp_auth::telemetry");
+//! assert_eq!(mcp_auth::telemetry::AUDIT_TARGET, "mcp_auth::audit");
 //! ```
 
 use std::borrow::Cow;
@@ -42,7 +42,10 @@ use crate::context::AuthContext;
 use crate::error::AuthError;
 
 /// The `tracing` target of audit events.
-pub const AUDIT_TARGET: &str = "mcp_auth::telemetry";
+pub const AUDIT_TARGET: &str = "mcp_auth::audit";
+
+/// The `tracing` target of JWT key-source events (JWKS refreshes, skipped keys).
+pub const JWT_TARGET: &str = "mcp_auth::jwt";
 
 /// Longest `path` logged, in bytes; a longer one is cut and ends in [`TRUNCATED`].
 pub const MAX_PATH: usize = 256;
@@ -79,9 +82,8 @@ pub(crate) fn bounded(value: &str, max: usize) -> Cow<'_, str> {
 /// A header value fit for a log: one value, at most `max` bytes, visible ASCII letters,
 /// digits and `-_./:` only; anything else is left out (`None`).
 fn plain<'a>(headers: &'a HeaderMap, name: &str, max: usize) -> Option<&'a str> {
-    let mut values = headers.get_all(name).iter();
-    let v = values.next()?;
-    if values.next().is_some() || v.len() > max || v.is_empty() {
+    let v = crate::request_info::only_value(headers, name).ok()??;
+    if v.len() > max || v.is_empty() {
         return None;
     }
     v.to_str().ok().filter(|s| {

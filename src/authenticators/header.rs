@@ -25,6 +25,7 @@ use http::request::Parts;
 use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
 
 use crate::error::AuthError;
+use crate::request_info::only_value;
 
 /// Longest bearer token accepted (8 KiB). Longer values are refused before any work.
 pub const MAX_BEARER_LEN: usize = 8 * 1024;
@@ -39,14 +40,8 @@ pub fn single_header<'a>(
     parts: &'a Parts,
     name: &HeaderName,
 ) -> Result<Option<&'a HeaderValue>, AuthError> {
-    let mut values = parts.headers.get_all(name).iter();
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(AuthError::invalid_request(
-            "the credential header appears more than once",
-        ));
-    }
-    Ok(first)
+    only_value(&parts.headers, name)
+        .map_err(|_| AuthError::invalid_request("the credential header appears more than once"))
 }
 
 /// Whether `b` may appear in an RFC 6750 b64token / RFC 9110 token68 (before the trailing `=`).

@@ -16,7 +16,8 @@ use tower_service::Service;
 
 use crate::body::AuthBody;
 use crate::request_info::{
-    TlsConnection, TrustedProxies, has_forwarding_headers, last_forwarded, peer_addr,
+    RepeatedHeader, TlsConnection, TrustedProxies, has_forwarding_headers, last_forwarded,
+    only_value, peer_addr,
 };
 
 /// Sets each request's [`ClientAddr`] to its real client: the socket address, or behind
@@ -286,10 +287,14 @@ impl OriginLayer {
 
 impl Check for AllowedOrigins {
     fn check<B>(&self, req: &Request<B>) -> Option<Response<Bytes>> {
-        let mut values = req.headers().get_all(ORIGIN).iter();
-        let first = values.next()?;
-        let allowed = values.next().is_none()
-            && first.to_str().is_ok_and(|o| {
+        // No Origin: not a browser's cross-origin call. More than one: refused.
+        let origin = match only_value(req.headers(), ORIGIN) {
+            Ok(None) => return None,
+            Ok(Some(origin)) => Some(origin),
+            Err(RepeatedHeader) => None,
+        };
+        let allowed = origin.is_some_and(|first| {
+            first.to_str().is_ok_and(|o| {
                 let o = o.trim().trim_end_matches('/').to_ascii_lowercase();
                 self.0.iter().any(|a| match a.strip_suffix(":*") {
                     Some(host) => o.strip_prefix(host).is_some_and(|rest| {
@@ -300,7 +305,8 @@ impl Check for AllowedOrigins {
                     }),
                     None => *a == o,
                 })
-            });
+            })
+        });
         if allowed {
             return None;
         }

@@ -788,12 +788,8 @@ pub(crate) fn parse_operations_limited(
 /// When a header is repeated or not visible ASCII/UTF-8.
 pub fn operation_from_headers(headers: &HeaderMap) -> Result<Option<Operation>, OperationError> {
     let one = |name: &str| -> Result<Option<String>, OperationError> {
-        let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(OperationError("duplicate_header"));
-        }
-        first
+        crate::request_info::only_value(headers, name)
+            .map_err(|_| OperationError("duplicate_header"))?
             .map(|v| {
                 v.to_str()
                     .map(str::to_owned)

@@ -271,12 +271,12 @@ impl JwksCache {
                 });
                 self.snapshot.store(next.clone());
                 state.last_error = None;
-                tracing::debug!(target: "mcp_auth::authenticators::jwt", keys = next.keys.len(), ?ttl, "JWKS refreshed");
+                tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
                 Refreshed::New(next)
             }
             Err(error) => {
                 tracing::warn!(
-                    target: "mcp_auth::authenticators::jwt",
+                    target: crate::telemetry::JWT_TARGET,
                     %error,
                     serving_stale = snap.usable(Instant::now()),
                     "JWKS refresh failed"

@@ -71,7 +71,7 @@ impl KeySet {
         for (kid, idx) in &by_kid {
             if idx.len() > 1 {
                 tracing::warn!(
-                    target: "mcp_auth::authenticators::jwt",
+                    target: crate::telemetry::JWT_TARGET,
                     kid = ?kid,
                     "several keys share one kid; tokens naming it are refused"
                 );
@@ -154,7 +154,7 @@ pub(crate) fn keys_from_jwk_set(set: &JwkSet, origin: Origin) -> (Vec<VerifyKey>
         match key_from_jwk(jwk, origin) {
             Ok(k) => keys.push(k),
             Err(reason) => {
-                tracing::warn!(target: "mcp_auth::authenticators::jwt", index = i, kid = ?jwk.common.key_id, %reason, "JWK skipped");
+                tracing::warn!(target: crate::telemetry::JWT_TARGET, index = i, kid = ?jwk.common.key_id, %reason, "JWK skipped");
                 skipped.push(format!("key {i}: {reason}"));
             }
         }
