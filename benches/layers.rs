@@ -12,9 +12,9 @@ use std::task::{Context, Poll, Waker};
 
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
-use mcp_auth::bearer::BearerAuthenticator;
-use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
-use mcp_auth::transport::ClientAddr;
+use mcp_auth::authenticators::bearer::BearerAuthenticator;
+use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
+use mcp_auth::request_info::ClientAddr;
 use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, BearerLayer, Credential};
 use tower::{Layer, Service, service_fn};
 

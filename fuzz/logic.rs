@@ -7,8 +7,8 @@
 use std::sync::OnceLock;
 
 use mcp_auth::Authenticator;
-use mcp_auth::header::{bearer_token, is_token68};
-use mcp_auth::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtMinter};
+use mcp_auth::authenticators::header::{bearer_token, is_token68};
+use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtMinter};
 use mcp_auth::scope::{operation_from_headers, parse_operations};
 use mcp_auth::{ApiKeyAuthenticator, BearerAuthenticator, Credential};
 
