@@ -6,14 +6,16 @@ the document and the check cannot drift apart. Every `crate::…` path in code c
 signatures, calls, grouped `use crate::{a, b::{c, d}}`), as do `super::` paths that climb out of
 a top-level module. Comments and string literals are ignored.
 
-Usage: scripts/check_tiers.py [--graph]   (exit status 1 on a violation)
+Usage: scripts/check_tiers.py [--graph] [--self-test]   (exit status 1 on a violation)
+
+`--self-test` first runs the check on a small made-up crate with one upward import, a grouped
+one and a `super::` one, and fails unless all three are reported.
 """
 import pathlib
 import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SRC = ROOT / "src"
 
 TOKEN = re.compile(
     r'//[^\n]*|/\*.*?\*/|r(#*)".*?"\1|b?"(?:\\.|[^"\\])*"|b?\'(?:\\.|[^\'\\])\'',
@@ -26,11 +28,11 @@ def strip(text):
     return TOKEN.sub(lambda m: "\n" * m.group(0).count("\n") + " ", text)
 
 
-def read_tiers():
+def read_tiers(root):
     """The tier table of ARCHITECTURE.md: rows `| <tier> | `mod`, `mod` | …`."""
     tiers = {}
     in_table = False
-    for line in (ROOT / "ARCHITECTURE.md").read_text().splitlines():
+    for line in (root / "ARCHITECTURE.md").read_text().splitlines():
         if line.startswith("## "):
             in_table = line.strip() == "## Tiers"
             continue
@@ -45,9 +47,9 @@ def read_tiers():
     return tiers
 
 
-def module_path(path):
+def module_path(path, src):
     """`src/a/b/mod.rs` -> ["a", "b"]; `src/a/c.rs` -> ["a", "c"]; `src/lib.rs` -> []."""
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    parts = list(path.relative_to(src).with_suffix("").parts)
     if parts[-1] in ("mod", "lib"):
         parts.pop()
     return parts
@@ -111,18 +113,20 @@ def targets(text, mod):
     return found
 
 
-def main():
-    tiers = read_tiers()
+def check(root, graph=False):
+    """The problems found in the crate at `root` (its src/ and ARCHITECTURE.md)."""
+    src = root / "src"
+    tiers = read_tiers(root)
     problems, edges = [], set()
     tops = set()
-    for path in sorted(SRC.rglob("*.rs")):
-        mod = module_path(path)
+    for path in sorted(src.rglob("*.rs")):
+        mod = module_path(path, src)
         if not mod:
             continue  # lib.rs declares the modules and re-exports upward
         top = mod[0]
         tops.add(top)
         if top not in tiers:
-            problems.append(f"{path.relative_to(ROOT)}: module `{top}` has no tier in ARCHITECTURE.md")
+            problems.append(f"{path.relative_to(root)}: module `{top}` has no tier in ARCHITECTURE.md")
             continue
         text = strip(path.read_text())
         for line, target in targets(text, mod):
@@ -131,18 +135,51 @@ def main():
             edges.add((top, target))
             if tiers[target] >= tiers[top]:
                 problems.append(
-                    f"{path.relative_to(ROOT)}:{line}: `{top}` (tier {tiers[top]}) imports "
+                    f"{path.relative_to(root)}:{line}: `{top}` (tier {tiers[top]}) imports "
                     f"`{target}` (tier {tiers[target]}); a module may import lower tiers only"
                 )
     for name in sorted(set(tiers) - tops):
         problems.append(f"ARCHITECTURE.md names `{name}`, which is not a module of src/")
-    if "--graph" in sys.argv:
+    if graph:
         for a, b in sorted(edges):
             print(f"{a} (tier {tiers.get(a)}) -> {b} (tier {tiers.get(b)})")
-    for p in sorted(set(problems)):
+    return sorted(set(problems)), tops, edges
+
+
+def self_test():
+    """The check must catch a plain, a grouped and a `super::` upward import."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        (root / "src" / "core").mkdir(parents=True)
+        (root / "src" / "layer").mkdir()
+        (root / "ARCHITECTURE.md").write_text(
+            "## Tiers\n| tier | modules |\n|---|---|\n| 0 | `core` |\n| 1 | `layer` |\n"
+        )
+        (root / "src" / "lib.rs").write_text("mod core;\nmod layer;\n")
+        (root / "src" / "layer" / "mod.rs").write_text("use crate::core::A; // fine\n")
+        (root / "src" / "core" / "mod.rs").write_text(
+            'use crate::layer::B;\nuse crate::{x, layer::C};\nfn f() { let s = "crate::layer"; }\n'
+        )
+        (root / "src" / "core" / "deep.rs").write_text("fn g() { super::super::layer::D; }\n")
+        problems, _, _ = check(root)
+    caught = sorted(p.split(":")[0] + ":" + p.split(":")[1] for p in problems)
+    expected = ["src/core/deep.rs:1", "src/core/mod.rs:1", "src/core/mod.rs:2"]
+    if caught != expected:
+        print(f"check_tiers self-test failed: expected {expected}, got {problems}")
+        return False
+    return True
+
+
+def main():
+    if "--self-test" in sys.argv and not self_test():
+        return 1
+    problems, tops, edges = check(ROOT, "--graph" in sys.argv)
+    for p in problems:
         print(p)
     if problems:
-        print(f"check_tiers: {len(set(problems))} problem(s)", file=sys.stderr)
+        print(f"check_tiers: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"check_tiers: {len(tops)} top-level modules, {len(edges)} edges, all downward")
     return 0
