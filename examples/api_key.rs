@@ -2,7 +2,7 @@
 //! the keys in `MCP_API_KEYS`, in the `X-API-Key` header.
 //!
 //! ```text
-//! MCP_API_KEYS='k_demo_alice_0123456789;sub=alice;scopes=data:read, k_demo_bob_0123456789;sub=bob' \
+//! MCP_API_KEYS='k_alice_0123456789;sub=alice;scopes=data:write, k_bob_0123456789;sub=bob' \
 //!   cargo run --example api_key --features axum,rmcp
 //! ```
 //!
@@ -17,7 +17,7 @@
 //! scopes), and without one (401 with `WWW-Authenticate: ApiKey header="x-api-key"`):
 //!
 //! ```text
-//! curl -i http://127.0.0.1:8080/mcp -H 'X-API-Key: k_demo_alice_0123456789' \
+//! curl -i http://127.0.0.1:8080/mcp -H 'X-API-Key: k_alice_0123456789' \
 //!   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 //! ```
@@ -84,7 +84,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let keys = keys.unwrap_or_default(); // `finish` succeeded, so the keys were read
 
     // rmcp's streamable HTTP transport, stateless with JSON answers, so that each curl
-    // request stands alone (no `initialize` handshake or session id to carry along).
+    // request stands alone (no `initialize` handshake or session id to carry along). MCP
+    // clients work either way; a server that sends requests or notifications to its clients
+    // keeps rmcp's default session mode, as `examples/mcp_server.rs` does.
     let mcp = StreamableHttpService::new(
         || Ok(WhoAmI),
         LocalSessionManager::default().into(),

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! cargo run --example oauth_resource_server --features axum,rmcp               # demo mode
-//! MCP_OIDC_ISSUER=https://login.example.com/realms/mcp MCP_PUBLIC_URL=https://mcp.example.com/mcp \
+//! MCP_OIDC_ISSUER=https://login.example.com/realms/mcp \
+//! MCP_PUBLIC_URL=https://mcp.example.com/mcp \
 //!   cargo run --example oauth_resource_server --features axum,rmcp             # your provider
 //! ```
 //!
@@ -16,9 +17,9 @@
 //! the server prints one for itself and one for another server, to try both.
 //!
 //! ```text
-//! curl -i http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp   # 200, no token needed
-//! curl -i http://127.0.0.1:8080/mcp -X POST     # 401 WWW-Authenticate: Bearer scope="data:read",
-//!                                               #   resource_metadata="http://127.0.0.1:8080/.well-known/…"
+//! curl -i http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp  # 200, no token
+//! curl -i -X POST http://127.0.0.1:8080/mcp   # 401, WWW-Authenticate: Bearer scope="data:read",
+//!   # resource_metadata="http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp"
 //! curl -i http://127.0.0.1:8080/mcp -H "Authorization: Bearer $TOKEN" \
 //!   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
 //!   -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
