@@ -23,7 +23,7 @@
 //! ```
 
 use mcp_auth::env::EnvReader;
-use mcp_auth::rmcp::Auth;
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, ConfigError};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

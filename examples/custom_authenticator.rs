@@ -26,10 +26,10 @@ use std::collections::HashMap;
 
 use http::header::AUTHORIZATION;
 use http::request::Parts;
-use mcp_auth::bearer::generate_token;
-use mcp_auth::header::single_header;
-use mcp_auth::response::Scheme;
-use mcp_auth::rmcp::Auth;
+use mcp_auth::authenticators::bearer::generate_token;
+use mcp_auth::authenticators::header::single_header;
+use mcp_auth::Scheme;
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

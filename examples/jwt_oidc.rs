@@ -31,7 +31,7 @@
 //! while the provider's keys cannot be fetched (never a 401 for a token that may be good).
 
 use mcp_auth::env::EnvReader;
-use mcp_auth::rmcp::Auth;
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{ConfigError, JwtAuthenticator, JwtLayer};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

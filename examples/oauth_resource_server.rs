@@ -28,10 +28,10 @@
 //! The token for this server gets 200; the one for another server gets 401 `invalid_token`,
 //! although its signature is good: a token is only accepted where it was meant to be used.
 
-use mcp_auth::bearer::generate_token;
-use mcp_auth::jwt::{Algorithm, JwtKey, JwtMinter};
-use mcp_auth::resource::ProtectedResource;
-use mcp_auth::rmcp::Auth;
+use mcp_auth::authenticators::bearer::generate_token;
+use mcp_auth::authenticators::jwt::{Algorithm, JwtKey, JwtMinter};
+use mcp_auth::oauth::ProtectedResource;
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{JwtAuthenticator, JwtLayer};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

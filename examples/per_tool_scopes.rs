@@ -20,8 +20,8 @@
 //! | `write_data` | `data:write` | 403 | 200 | 200 |
 //! | `delete_data` | `data:admin` | 403 | 403 | 200 |
 
-use mcp_auth::bearer::generate_token;
-use mcp_auth::rmcp::Auth;
+use mcp_auth::authenticators::bearer::generate_token;
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::scope::{
     ImpliedScopes, Requirement, ScopeLayer, ScopePolicy, Unlisted, WildcardAndPairs,
 };
@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(BearerLayer::new(tokens))
         .layer(ScopeLayer::new(policy))
         .service(mcp);
-    // (Wrapping `Data` in `mcp_auth::rmcp::ScopedServer` would also hide from `tools/list` the
+    // (Wrapping `Data` in `mcp_auth::integrations::rmcp::ScopedServer` would also hide from `tools/list` the
     // tools a caller may not call.)
     let app = axum::Router::new().nest_service("/mcp", mcp);
 

@@ -28,11 +28,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mcp_auth::bearer::{TokenManager, TokenSpec};
+use mcp_auth::authenticators::bearer::{TokenManager, TokenSpec};
 use mcp_auth::env::EnvReader;
-use mcp_auth::limit::FailureLimitLayer;
-use mcp_auth::redis::{Redis, RedisConfig};
-use mcp_auth::rmcp::Auth;
+use mcp_auth::hardening::FailureLimitLayer;
+use mcp_auth::store::redis::{Redis, RedisConfig};
+use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{BearerAuthenticator, BearerLayer};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
