@@ -36,13 +36,17 @@
 //! assert_eq!(err.required_scopes(), ["data:admin"]);
 //! ```
 
+mod implication;
 mod layer;
 mod operation;
 mod policy;
+mod requirement;
+mod resource_uri;
 
+pub use self::implication::{
+    ExactScopes, ImpliedScopes, PrefixWildcard, RoleHierarchy, ScopeImplication, WildcardAndPairs,
+};
 pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
 pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
-pub use self::policy::{
-    ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RequirementParseError, RoleHierarchy,
-    ScopeImplication, ScopePolicy, Unlisted, WildcardAndPairs,
-};
+pub use self::policy::{ScopePolicy, Unlisted};
+pub use self::requirement::{Requirement, RequirementParseError};

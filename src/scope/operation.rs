@@ -1137,4 +1137,28 @@ mod tests {
             "duplicate_header"
         );
     }
+
+    #[test]
+    fn batches_of_responses_and_null_params_are_read() {
+        use crate::scope::parse_operations;
+        let ops = parse_operations(br#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#).unwrap();
+        assert!(ops.is_empty());
+        assert!(parse_operations(b"[]").is_err());
+        let ops =
+            parse_operations(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#).unwrap();
+        assert_eq!(ops[0].method(), "ping");
+    }
+    #[test]
+    fn values_the_decision_does_not_use_are_skipped_not_decoded() {
+        use crate::scope::parse_operations;
+        // Found by fuzzing: a lone surrogate inside `arguments`. The parser skips values it
+        // does not decide on (as fast as a serde skim); rmcp refuses such a body itself, so it
+        // is never dispatched. What the decision uses (method, name, uri) is decoded strictly.
+        let lone = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"k":"\ud800"}}}"#;
+        assert!(serde_json::from_slice::<serde_json::Value>(lone).is_err());
+        assert_eq!(parse_operations(lone).unwrap()[0].name(), Some("a"));
+        let bad_name =
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#;
+        assert!(parse_operations(bad_name).is_err());
+    }
 }
