@@ -15,9 +15,9 @@ use http_body_util::{BodyExt, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::operation::{
-    DEFAULT_MAX_BATCH, Operation, operation_from_headers, parse_operations_limited,
-};
+use super::headers::{headers_agree, operation_from_headers};
+use super::jsonrpc::{DEFAULT_MAX_BATCH, parse_operations_limited};
+use super::operation::Operation;
 use super::policy::ScopePolicy;
 use crate::body::AuthBody;
 use crate::context::AuthContext;
@@ -287,26 +287,6 @@ impl Shared {
         self.policy
             .check(ctx, &ops)
             .map_err(|e| Refusal::Auth(Box::new((e, ops.first().cloned()))))
-    }
-}
-
-/// Whether the `Mcp-Method`/`Mcp-Name` headers (`h`) describe the body's operations: one
-/// message of that method whose target (name or URI) is the `Mcp-Name` value. The methods the
-/// MCP spec gives an `Mcp-Name` (`tools/call`, `prompts/get`, `resources/read`) need it; for
-/// the others a missing `Mcp-Name` checks the method only (`subscriptions/listen` may then
-/// yield one operation per URI).
-fn headers_agree(h: &Operation, body: &[Operation]) -> bool {
-    let target = |o: &Operation| o.name().or(o.uri()).map(str::to_owned);
-    let named = matches!(h.method(), "tools/call" | "prompts/get" | "resources/read");
-    match (body, target(h)) {
-        ([b], Some(t)) => b.method() == h.method() && target(b).as_deref() == Some(t.as_str()),
-        ([b], None) => b.method() == h.method() && !named,
-        (many, None) => {
-            h.method() == "subscriptions/listen"
-                && !many.is_empty()
-                && many.iter().all(|b| b.method() == h.method())
-        }
-        _ => false,
     }
 }
 
@@ -797,48 +777,6 @@ mod tests {
         );
         let (res, calls) = run_with(ScopeLayer::new(policy()).max_batch(2), post(&batch(3))).await;
         assert_eq!((res.status(), calls), (StatusCode::BAD_REQUEST, 0));
-    }
-
-    #[test]
-    fn headers_are_checked_against_every_target() {
-        let op = |m: &str, n: Option<&str>, u: Option<&str>| {
-            Operation::new(m, n.map(str::to_owned), u.map(str::to_owned))
-        };
-        let skill = [op("skills/get", None, Some("skill://a"))];
-        assert!(headers_agree(&op("skills/get", None, None), &skill));
-        assert!(headers_agree(
-            &op("skills/get", Some("skill://a"), None),
-            &skill
-        ));
-        assert!(!headers_agree(
-            &op("skills/get", Some("skill://b"), None),
-            &skill
-        ));
-        assert!(!headers_agree(
-            &op("resources/read", None, None),
-            &[op("resources/read", None, Some("x"))]
-        ));
-        assert!(headers_agree(
-            &op("resources/read", None, Some("x")),
-            &[op("resources/read", None, Some("x"))]
-        ));
-        let listen = [
-            op("subscriptions/listen", None, Some("a")),
-            op("subscriptions/listen", None, Some("b")),
-        ];
-        assert!(headers_agree(
-            &op("subscriptions/listen", None, None),
-            &listen
-        ));
-        assert!(!headers_agree(
-            &op("subscriptions/listen", Some("a"), None),
-            &listen
-        ));
-        assert!(!headers_agree(&op("tools/list", None, None), &[]));
-        assert!(!headers_agree(
-            &op("tools/list", None, None),
-            &[op("tools/list", None, None), op("tools/list", None, None)]
-        ));
     }
 
     #[tokio::test]

@@ -36,17 +36,21 @@
 //! assert_eq!(err.required_scopes(), ["data:admin"]);
 //! ```
 
+mod headers;
 mod implication;
+mod jsonrpc;
 mod layer;
 mod operation;
 mod policy;
 mod requirement;
 mod resource_uri;
 
+pub use self::headers::operation_from_headers;
 pub use self::implication::{
     ExactScopes, ImpliedScopes, PrefixWildcard, RoleHierarchy, ScopeImplication, WildcardAndPairs,
 };
+pub use self::jsonrpc::parse_operations;
 pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
-pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
+pub use self::operation::{Operation, OperationError};
 pub use self::policy::{ScopePolicy, Unlisted};
 pub use self::requirement::{Requirement, RequirementParseError};
