@@ -42,6 +42,8 @@ mod jsonrpc;
 mod layer;
 mod operation;
 mod policy;
+mod read_body;
+mod refusal;
 mod requirement;
 mod resource_uri;
 
