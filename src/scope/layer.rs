@@ -18,7 +18,7 @@ use super::headers::{headers_agree, operation_from_headers};
 use super::jsonrpc::DEFAULT_MAX_BATCH;
 use super::operation::Operation;
 use super::policy::ScopePolicy;
-use super::read_body::{BodyLimits, expect_no_body, read_operations};
+use super::read_body::{BodyLimits, ReadError, expect_no_body, read_operations};
 use super::refusal::{METHOD_NOT_ALLOWED, Refusal, WIRING_BUG};
 use crate::body::AuthBody;
 use crate::context::AuthContext;
@@ -192,11 +192,11 @@ impl<S: fmt::Debug> fmt::Debug for RequireScope<S> {
 
 impl Enforcer {
     /// Everything before the inner service: the bytes it gets, or why it is not called.
-    async fn admit<B>(&self, parts: &Parts, body: B) -> Result<Bytes, Refusal>
-    where
-        B: Body,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+    async fn admit<B: Body<Error: Into<ReadError>>>(
+        &self,
+        parts: &Parts,
+        body: B,
+    ) -> Result<Bytes, Refusal> {
         // Authentication first: no context means no body is read.
         let Some(ctx) = parts.extensions.get::<AuthContext>() else {
             return Err(WIRING_BUG);
@@ -243,7 +243,7 @@ where
     S::Error: Send + 'static,
     ReqBody: Body + From<Bytes> + Send + 'static,
     ReqBody::Data: Send,
-    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ReqBody::Error: Into<ReadError>,
     ResBody: Send + 'static,
 {
     type Response = Response<AuthBody<ResBody>>;

@@ -36,6 +36,8 @@
 //! assert_eq!(err.required_scopes(), ["data:admin"]);
 //! ```
 
+#[cfg(test)]
+mod fixtures;
 mod headers;
 mod implication;
 mod jsonrpc;

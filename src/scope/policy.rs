@@ -170,11 +170,8 @@ impl ScopePolicy {
     /// [Targeted methods](Self#targeted-methods)). The URI is compared in canonical form (see
     /// [Resource URIs](Self#resource-uris)).
     #[must_use]
-    pub fn resource(mut self, uri: impl Into<String>, req: Requirement) -> Self {
-        let uri = uri.into();
-        let uri = fold_case(&uri).into_owned();
-        self.resources.push((uri, true, req));
-        self
+    pub fn resource(self, uri: impl Into<String>, req: Requirement) -> Self {
+        self.push_resource(&uri.into(), true, req)
     }
 
     /// Required for every resource method on URIs starting with `prefix` (the longest
@@ -195,10 +192,15 @@ impl ScopePolicy {
     /// assert!(!policy.permits(&caller, &read("file:///public/%2e%2e/secret/k")));
     /// ```
     #[must_use]
-    pub fn resource_prefix(mut self, prefix: impl Into<String>, req: Requirement) -> Self {
-        let prefix = prefix.into();
-        let prefix = fold_case(&prefix).into_owned();
-        self.resources.push((prefix, false, req));
+    pub fn resource_prefix(self, prefix: impl Into<String>, req: Requirement) -> Self {
+        self.push_resource(&prefix.into(), false, req)
+    }
+
+    /// Adds a resource rule on the canonical form of `uri`: for that URI alone (`exact`) or
+    /// for every URI it starts.
+    fn push_resource(mut self, uri: &str, exact: bool, req: Requirement) -> Self {
+        self.resources
+            .push((fold_case(uri).into_owned(), exact, req));
         self
     }
 

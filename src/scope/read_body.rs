@@ -6,9 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::request::Parts;
+use http::{HeaderName, HeaderValue, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -28,7 +28,7 @@ pub(super) struct BodyLimits {
 }
 
 /// The error a body read with [`Limited`] reports.
-type ReadError = Box<dyn std::error::Error + Send + Sync>;
+pub(super) type ReadError = Box<dyn std::error::Error + Send + Sync>;
 
 const TOO_SLOW: Refusal = Refusal::Status(
     StatusCode::REQUEST_TIMEOUT,
@@ -60,21 +60,14 @@ const BODY_ON_BODYLESS: Refusal =
 /// 415 for a `Content-Encoding` other than `identity`; 413 for a body declared or found
 /// larger than the limit; 408 when it is not received in time; 400 when it cannot be read or
 /// is not a JSON-RPC request this server accepts.
-pub(super) async fn read_operations<B>(
+pub(super) async fn read_operations<B: Body<Error: Into<ReadError>>>(
     parts: &Parts,
     body: B,
     limits: &BodyLimits,
-) -> Result<(Bytes, Vec<Operation>), Refusal>
-where
-    B: Body,
-    B::Error: Into<ReadError>,
-{
-    let encoded = parts
-        .headers
-        .get_all(CONTENT_ENCODING)
-        .iter()
-        .any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if encoded {
+) -> Result<(Bytes, Vec<Operation>), Refusal> {
+    if any_value(parts, CONTENT_ENCODING, |v| {
+        !v.as_bytes().eq_ignore_ascii_case(b"identity")
+    }) {
         return Err(ENCODED);
     }
     let declared = parts
@@ -85,12 +78,8 @@ where
     if declared.is_some_and(|n| n > u64::try_from(limits.max_body).unwrap_or(u64::MAX)) {
         return Err(TOO_LARGE);
     }
-    let bytes = match within(
-        limits.timeout,
-        Limited::new(body, limits.max_body).collect(),
-    )
-    .await
-    {
+    let read = Limited::new(body, limits.max_body).collect();
+    let bytes = match within(limits.timeout, read).await {
         None => return Err(TOO_SLOW),
         Some(Ok(collected)) => collected.to_bytes(),
         Some(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(TOO_LARGE),
@@ -110,21 +99,14 @@ where
 /// # Errors
 ///
 /// 400 for a body declared or sent; 408 when the body does not end in time.
-pub(super) async fn expect_no_body<B>(
+pub(super) async fn expect_no_body<B: Body<Error: Into<ReadError>>>(
     parts: &Parts,
     body: B,
     timeout: Duration,
-) -> Result<(), Refusal>
-where
-    B: Body,
-    B::Error: Into<ReadError>,
-{
-    let declared = parts
-        .headers
-        .get_all(CONTENT_LENGTH)
-        .iter()
-        .any(|v| v != "0");
-    if declared || parts.headers.contains_key(TRANSFER_ENCODING) {
+) -> Result<(), Refusal> {
+    if any_value(parts, CONTENT_LENGTH, |v| v != "0")
+        || parts.headers.contains_key(TRANSFER_ENCODING)
+    {
         return Err(BODY_ON_BODYLESS);
     }
     match within(timeout, Limited::new(body, 0).collect()).await {
@@ -132,6 +114,11 @@ where
         Some(Ok(_)) => Ok(()),
         Some(Err(_)) => Err(BODY_ON_BODYLESS),
     }
+}
+
+/// Whether `test` holds for any value of the header `name`.
+fn any_value(parts: &Parts, name: HeaderName, test: impl Fn(&HeaderValue) -> bool) -> bool {
+    parts.headers.get_all(name).iter().any(test)
 }
 
 /// The reason given for a body `parse_operations` refused (400).

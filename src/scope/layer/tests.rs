@@ -10,17 +10,11 @@ use tower::{ServiceExt, service_fn};
 
 use super::*;
 use crate::context::AuthMethod;
-use crate::scope::{ImpliedScopes, Requirement, Unlisted, WildcardAndPairs};
+use crate::scope::fixtures::with_data_tools;
+use crate::scope::{Requirement, Unlisted};
 
 fn policy() -> ScopePolicy {
-    ScopePolicy::new(Unlisted::Deny)
-        .method("initialize", Requirement::default())
-        .tool("read_data", Requirement::all(["data:read"]))
-        .tool("write_data", Requirement::all(["data:write"]))
-        .tool("delete_data", Requirement::all(["data:admin"]))
-        .implication(WildcardAndPairs(
-            ImpliedScopes::new().pair("data:write", "data:read"),
-        ))
+    with_data_tools(ScopePolicy::new(Unlisted::Deny).method("initialize", Requirement::default()))
 }
 
 /// Runs one request through the layer around a recording inner service; returns the
@@ -60,6 +54,14 @@ fn post(body: &str) -> Request<Body> {
     Request::post("/mcp")
         .body(Body::from(body.to_owned()))
         .unwrap()
+}
+
+/// `req` with the headers `Mcp-Method: tools/call` and `Mcp-Name: <tool>`.
+fn calling(mut req: Request<Body>, tool: &str) -> Request<Body> {
+    req.headers_mut()
+        .insert("mcp-method", "tools/call".parse().unwrap());
+    req.headers_mut().insert("mcp-name", tool.parse().unwrap());
+    req
 }
 
 fn call(tool: &str) -> String {
@@ -110,19 +112,11 @@ async fn duplicate_names_and_header_mismatches_are_bad_requests() {
     let (status, _, seen) = run(post(dup), Some(&["data:read"])).await;
     assert_eq!((status, seen.len()), (StatusCode::BAD_REQUEST, 0));
 
-    let mut req = post(&call("delete_data"));
-    req.headers_mut()
-        .insert("mcp-method", "tools/call".parse().unwrap());
-    req.headers_mut()
-        .insert("mcp-name", "read_data".parse().unwrap());
+    let req = calling(post(&call("delete_data")), "read_data");
     let (status, _, seen) = run(req, Some(&["data:read"])).await;
     assert_eq!((status, seen.len()), (StatusCode::BAD_REQUEST, 0));
 
-    let mut req = post(&call("read_data"));
-    req.headers_mut()
-        .insert("mcp-method", "tools/call".parse().unwrap());
-    req.headers_mut()
-        .insert("mcp-name", "read_data".parse().unwrap());
+    let req = calling(post(&call("read_data")), "read_data");
     assert_eq!(run(req, Some(&["data:read"])).await.0, StatusCode::OK);
 }
 
@@ -248,18 +242,16 @@ async fn get_decisions_never_rest_on_mcp_headers() {
     // Only the every-request rule: a header naming a tool the caller may not call is not
     // an operation, nor is one naming a tool it may call a pass for a POST-less request.
     let policy = ScopePolicy::new(Unlisted::Allow).every_request(Requirement::all(["data:admin"]));
-    let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
-    req.headers_mut()
-        .insert("mcp-method", "tools/call".parse().unwrap());
-    req.headers_mut()
-        .insert("mcp-name", "read_data".parse().unwrap());
+    let req = calling(
+        Request::get("/mcp").body(Body::empty()).unwrap(),
+        "read_data",
+    );
     let (res, calls) = run_with(ScopeLayer::new(policy), req).await;
     assert_eq!((res.status(), calls), (StatusCode::FORBIDDEN, 0));
-    let mut req = Request::get("/mcp").body(Body::empty()).unwrap();
-    req.headers_mut()
-        .insert("mcp-method", "tools/call".parse().unwrap());
-    req.headers_mut()
-        .insert("mcp-name", "delete_data".parse().unwrap());
+    let req = calling(
+        Request::get("/mcp").body(Body::empty()).unwrap(),
+        "delete_data",
+    );
     let (res, calls) = run_with(ScopeLayer::new(policy_allowing_reads()), req).await;
     assert_eq!((res.status(), calls), (StatusCode::OK, 1));
 }

@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::context::AuthMethod;
-use crate::scope::{ImpliedScopes, PrefixWildcard, WildcardAndPairs};
+use crate::scope::PrefixWildcard;
+use crate::scope::fixtures::with_data_tools;
 
 fn ctx(scopes: &[&str], roles: &[&str]) -> AuthContext {
     AuthContext::builder("u", AuthMethod::Jwt)
@@ -16,15 +17,11 @@ fn call(tool: &str) -> Operation {
 }
 
 fn policy() -> ScopePolicy {
-    ScopePolicy::new(Unlisted::Deny)
-        .method("tools/list", Requirement::default())
-        .tool("read_data", Requirement::all(["data:read"]))
-        .tool("write_data", Requirement::all(["data:write"]))
-        .tool("delete_data", Requirement::all(["data:admin"]))
-        .tool("whoami", Requirement::default())
-        .implication(WildcardAndPairs(
-            ImpliedScopes::new().pair("data:write", "data:read"),
-        ))
+    with_data_tools(
+        ScopePolicy::new(Unlisted::Deny)
+            .method("tools/list", Requirement::default())
+            .tool("whoami", Requirement::default()),
+    )
 }
 
 #[test]
@@ -317,18 +314,21 @@ fn scheme_host_and_hex_case_do_not_escape_a_rule() {
         .resource("file:///a%c3%a9", Requirement::all(["e"]));
     let anyone = ctx(&[], &[]);
     let read = |uri: &str| res("resources/read", uri);
+    let needs = |uri: &str, scope: &str| {
+        assert_eq!(
+            p.check(&anyone, &[read(uri)])
+                .unwrap_err()
+                .required_scopes(),
+            [scope],
+            "{uri}"
+        );
+    };
     for uri in [
         "HTTPS://EXAMPLE.COM/secret/k",
         "https://example.com/secret/k",
         "hTTps://example.COM/secret/",
     ] {
-        assert_eq!(
-            p.check(&anyone, &[read(uri)])
-                .unwrap_err()
-                .required_scopes(),
-            ["s"],
-            "{uri}"
-        );
+        needs(uri, "s");
     }
     // The path stays case-sensitive.
     assert!(
@@ -336,13 +336,7 @@ fn scheme_host_and_hex_case_do_not_escape_a_rule() {
             .is_ok()
     );
     for uri in ["file:///a%C3%A9", "FILE:///a%c3%A9"] {
-        assert_eq!(
-            p.check(&anyone, &[read(uri)])
-                .unwrap_err()
-                .required_scopes(),
-            ["e"],
-            "{uri}"
-        );
+        needs(uri, "e");
     }
     // Templates (`{…}`) and non-hierarchical URIs are fine.
     assert!(
