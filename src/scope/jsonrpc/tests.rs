@@ -330,3 +330,16 @@ fn values_the_decision_does_not_use_are_skipped_not_decoded() {
     let bad_name = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#;
     assert!(parse_operations(bad_name).is_err());
 }
+
+#[test]
+fn params_that_are_neither_object_array_nor_null_are_invalid() {
+    for params in ["5", "\"x\"", "true", "1.5"] {
+        let body = format!(r#"{{"method":"tools/call","params":{params}}}"#);
+        assert_eq!(codes(&body), "invalid_json", "{body}");
+    }
+    // Positional params carry no target: the name is then missing.
+    assert_eq!(
+        codes(r#"{"method":"tools/call","params":[{"name":"a"}]}"#),
+        "missing_name"
+    );
+}

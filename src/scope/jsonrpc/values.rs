@@ -129,30 +129,34 @@ fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 pub(super) trait MemberValue<'de>: Sized {
     /// What the member reads as.
     type Value;
-    /// What the value should be (for serde's messages).
-    const EXPECTING: &'static str;
-
-    /// What a value of a shape this reader does not take reads as.
-    fn unexpected<E: de::Error>(self) -> Result<Self::Value, E>;
+    /// What a value of a shape this reader does not take reads as; `None` refuses it (the
+    /// body is then not JSON-RPC this server reads).
+    const OTHERWISE: Option<Self::Value>;
 
     fn string<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        self.unexpected()
+        otherwise::<Self, E>()
     }
     fn null<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.unexpected()
+        otherwise::<Self, E>()
     }
     fn map<A: MapAccess<'de>>(self, access: A) -> Result<Self::Value, A::Error> {
         drain_map(access)?;
-        self.unexpected()
+        otherwise::<Self, A::Error>()
     }
     fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         drain_seq(seq)?;
-        self.unexpected()
+        otherwise::<Self, A::Error>()
     }
 }
 
+/// [`MemberValue::OTHERWISE`], or the refusal it stands for.
+fn otherwise<'de, R: MemberValue<'de>, E: de::Error>() -> Result<R::Value, E> {
+    R::OTHERWISE.ok_or_else(|| E::custom("unexpected JSON value"))
+}
+
 /// The seed and visitor of every member value: any JSON value, handed to its
-/// [`MemberValue`] reader by shape (booleans and numbers are always unexpected).
+/// [`MemberValue`] reader by shape (booleans and numbers always read as
+/// [`MemberValue::OTHERWISE`]).
 pub(super) struct Lenient<R>(pub(super) R);
 
 impl<'de, R: MemberValue<'de>> DeserializeSeed<'de> for Lenient<R> {
@@ -165,7 +169,7 @@ impl<'de, R: MemberValue<'de>> DeserializeSeed<'de> for Lenient<R> {
 impl<'de, R: MemberValue<'de>> Visitor<'de> for Lenient<R> {
     type Value = R::Value;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(R::EXPECTING)
+        f.write_str("a JSON-RPC member value")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<R::Value, E> {
         self.0.string(v)
@@ -180,16 +184,16 @@ impl<'de, R: MemberValue<'de>> Visitor<'de> for Lenient<R> {
         self.0.seq(seq)
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<R::Value, E> {
-        self.0.unexpected()
+        otherwise::<R, E>()
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<R::Value, E> {
-        self.0.unexpected()
+        otherwise::<R, E>()
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<R::Value, E> {
-        self.0.unexpected()
+        otherwise::<R, E>()
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<R::Value, E> {
-        self.0.unexpected()
+        otherwise::<R, E>()
     }
 }
 
@@ -217,10 +221,7 @@ struct TextSeed;
 
 impl MemberValue<'_> for TextSeed {
     type Value = Text;
-    const EXPECTING: &'static str = "any JSON value";
-    fn unexpected<E: de::Error>(self) -> Result<Text, E> {
-        Ok(Text::Other)
-    }
+    const OTHERWISE: Option<Text> = Some(Text::Other);
     fn string<E: de::Error>(self, v: &str) -> Result<Text, E> {
         Ok(Text::Str(v.to_owned()))
     }
@@ -262,10 +263,7 @@ pub(super) struct MethodSeed;
 
 impl MemberValue<'_> for MethodSeed {
     type Value = Option<Cow<'static, str>>;
-    const EXPECTING: &'static str = "any JSON value";
-    fn unexpected<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
+    const OTHERWISE: Option<Self::Value> = Some(None);
     fn string<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         Ok(Some(match METHODS.iter().find(|m| **m == v) {
             Some(m) => Cow::Borrowed(m),
@@ -287,10 +285,7 @@ struct RefSeed;
 
 impl<'de> MemberValue<'de> for RefSeed {
     type Value = Reference;
-    const EXPECTING: &'static str = "a completion reference";
-    fn unexpected<E: de::Error>(self) -> Result<Reference, E> {
-        Ok(Reference::Bad)
-    }
+    const OTHERWISE: Option<Reference> = Some(Reference::Bad);
     fn map<A: MapAccess<'de>>(self, access: A) -> Result<Reference, A::Error> {
         const TRACKED: &[Member] = &[Member::Type, Member::Name, Member::Uri];
         let (mut kind, mut name, mut uri) = (None, None, None);
@@ -330,10 +325,7 @@ struct UrisSeed;
 
 impl<'de> MemberValue<'de> for UrisSeed {
     type Value = Subscriptions;
-    const EXPECTING: &'static str = "an array of resource URIs";
-    fn unexpected<E: de::Error>(self) -> Result<Subscriptions, E> {
-        Ok(Subscriptions::Bad)
-    }
+    const OTHERWISE: Option<Subscriptions> = Some(Subscriptions::Bad);
     fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Subscriptions, A::Error> {
         let mut uris = Vec::new();
         while let Some(t) = seq.next_element_seed(Lenient(TextSeed))? {
@@ -359,10 +351,7 @@ struct FilterSeed;
 
 impl<'de> MemberValue<'de> for FilterSeed {
     type Value = Subscriptions;
-    const EXPECTING: &'static str = "a subscription filter";
-    fn unexpected<E: de::Error>(self) -> Result<Subscriptions, E> {
-        Ok(Subscriptions::Bad)
-    }
+    const OTHERWISE: Option<Subscriptions> = Some(Subscriptions::Bad);
     fn map<A: MapAccess<'de>>(self, access: A) -> Result<Subscriptions, A::Error> {
         const TRACKED: &[Member] = &[Member::ResourceSubscriptions];
         let mut subs = Subscriptions::Uris(Vec::new());
@@ -388,14 +377,8 @@ pub(super) struct ParamsSeed;
 
 impl<'de> MemberValue<'de> for ParamsSeed {
     type Value = Params;
-    const EXPECTING: &'static str = "an object";
     // `params` must be an object, an array or `null`.
-    fn unexpected<E: de::Error>(self) -> Result<Params, E> {
-        Err(E::invalid_type(
-            de::Unexpected::Other("a scalar"),
-            &Self::EXPECTING,
-        ))
-    }
+    const OTHERWISE: Option<Params> = None;
     fn map<A: MapAccess<'de>>(self, access: A) -> Result<Params, A::Error> {
         const TRACKED: &[Member] = &[
             Member::Name,
