@@ -4,7 +4,7 @@
 //! This module holds the policy ([`ScopePolicy`]) and the strict reading of MCP operations from
 //! requests ([`parse_operations`], [`operation_from_headers`]). Decisions are 403
 //! `insufficient_scope` errors naming every scope the whole request needs, ready for
-//! [`crate::rejection`].
+//! [`Rejection`](crate::Rejection).
 //!
 //! Every MCP method that names a tool, prompt or resource is decided on that target's rule:
 //! `tools/call`, `prompts/get`, `completion/complete`, `resources/read`,
