@@ -17,11 +17,11 @@ mod values;
 /// is refused (`batch_too_large`) after reading one element past the limit.
 ///
 /// [`ScopeLayer::max_batch`]: super::ScopeLayer::max_batch
-pub(crate) const DEFAULT_MAX_BATCH: usize = 100;
+pub(super) const DEFAULT_MAX_BATCH: usize = 100;
 
 /// Most operations one body may yield (the URIs of `subscriptions/listen` count one each); more
 /// are refused (`too_many_targets`) without being collected.
-pub(crate) const MAX_OPERATIONS: usize = 1000;
+const MAX_OPERATIONS: usize = 1000;
 
 /// Appends the operations of one message (one per target) to `ops`.
 fn operations<E: de::Error>(
@@ -214,7 +214,7 @@ pub fn parse_operations(body: &[u8]) -> Result<Vec<Operation>, OperationError> {
 }
 
 /// [`parse_operations`] with a batch limit of `max_batch` messages.
-pub(crate) fn parse_operations_limited(
+pub(super) fn parse_operations_limited(
     body: &[u8],
     max_batch: usize,
 ) -> Result<Vec<Operation>, OperationError> {
