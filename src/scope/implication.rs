@@ -175,4 +175,29 @@ mod tests {
         assert!(rel.implies("a", "b"));
         assert!(!rel.implies("a", "c"));
     }
+
+    #[test]
+    fn role_cycles_terminate_and_inclusion_is_transitive() {
+        let roles = RoleHierarchy::new()
+            .include("admin", "editor")
+            .include("editor", "viewer")
+            .include("viewer", "admin");
+        assert!(roles.satisfies("admin", "viewer"));
+        assert!(roles.satisfies("viewer", "editor"));
+        assert!(!roles.satisfies("admin", "owner"));
+    }
+
+    #[test]
+    fn relations_debug_as_their_edges() {
+        let rel = ImpliedScopes::new().pair("a", "b");
+        assert_eq!(
+            format!("{rel:?}"),
+            r#"ImpliedScopes { edges: {"a": ["b"]} }"#
+        );
+        let roles = RoleHierarchy::new().include("admin", "editor");
+        assert_eq!(
+            format!("{roles:?}"),
+            r#"RoleHierarchy { includes: {"admin": ["editor"]} }"#
+        );
+    }
 }
