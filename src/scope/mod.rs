@@ -4,7 +4,7 @@
 //! This module holds the policy ([`ScopePolicy`]) and the strict reading of MCP operations from
 //! requests ([`parse_operations`], [`operation_from_headers`]). Decisions are 403
 //! `insufficient_scope` errors naming every scope the whole request needs, ready for
-//! [`crate::rejection`].
+//! [`Rejection`](crate::Rejection).
 //!
 //! Every MCP method that names a tool, prompt or resource is decided on that target's rule:
 //! `tools/call`, `prompts/get`, `completion/complete`, `resources/read`,
@@ -36,13 +36,25 @@
 //! assert_eq!(err.required_scopes(), ["data:admin"]);
 //! ```
 
+#[cfg(test)]
+mod fixtures;
+mod headers;
+mod implication;
+mod jsonrpc;
 mod layer;
 mod operation;
 mod policy;
+mod read_body;
+mod refusal;
+mod requirement;
+mod resource_uri;
 
-pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
-pub use self::operation::{Operation, OperationError, operation_from_headers, parse_operations};
-pub use self::policy::{
-    ExactScopes, ImpliedScopes, PrefixWildcard, Requirement, RequirementParseError, RoleHierarchy,
-    ScopeImplication, ScopePolicy, Unlisted, WildcardAndPairs,
+pub use self::headers::operation_from_headers;
+pub use self::implication::{
+    ExactScopes, ImpliedScopes, PrefixWildcard, RoleHierarchy, ScopeImplication, WildcardAndPairs,
 };
+pub use self::jsonrpc::parse_operations;
+pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
+pub use self::operation::{Operation, OperationError};
+pub use self::policy::{ScopePolicy, Unlisted};
+pub use self::requirement::{Requirement, RequirementParseError};
