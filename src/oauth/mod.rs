@@ -62,6 +62,7 @@ mod server_metadata;
 
 pub use self::metadata_service::MetadataService;
 pub use self::protected_resource::{ProtectedResource, ProtectedResourceBuilder};
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use self::uri::check_url;
 pub use self::uri::{WELL_KNOWN_PATH, canonical_resource};
 
