@@ -123,15 +123,9 @@ impl<B> Service<Request<B>> for MetadataService {
 mod tests {
     use super::*;
     use crate::oauth::ProtectedResource;
+    use crate::oauth::protected_resource::tests::pr;
     use crate::oauth::uri::WELL_KNOWN_PATH;
     use crate::request_info::TrustedProxies;
-
-    fn pr(resource: &str) -> ProtectedResource {
-        ProtectedResource::builder(resource)
-            .authorization_server("https://as.example.com")
-            .build()
-            .unwrap()
-    }
 
     fn get(svc: &MetadataService, path: &str, headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
         let mut req = Request::get(path);

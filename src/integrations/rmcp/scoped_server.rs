@@ -212,15 +212,7 @@ macro_rules! handler_methods {
         handler_methods!($($rest)*);
     };
     (method $name:ident($params:ty) -> $out:ty = $method:literal; $($rest:tt)*) => {
-        async fn $name(
-            &self,
-            request: $params,
-            context: RequestContext<RoleServer>,
-        ) -> Result<$out, ErrorData> {
-            self.check_method(&context, $method)?;
-            self.inner.$name(request, context).await
-        }
-        handler_methods!($($rest)*);
+        handler_methods!(target $name($params) -> $out = |_request| method_op($method); $($rest)*);
     };
     (target $name:ident($params:ty) -> $out:ty = |$r:ident| $op:expr; $($rest:tt)*) => {
         async fn $name(
