@@ -54,7 +54,7 @@ pub mod session;
 pub mod integrations;
 
 // The public items of the private modules, each reachable at exactly one path: here, at the
-// root (rustdoc documents them here). No module re-exports another module's items.
+// root (rustdoc documents them here). No module of the crate re-exports a sibling's items.
 pub use auth_layer::future;
 pub use auth_layer::{AuthLayer, Authenticator, Chain, FnAuthenticator, RequireAuth, from_fn};
 pub use body::AuthBody;
