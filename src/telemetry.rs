@@ -27,7 +27,7 @@
 //! (visible ASCII letters, digits and `-_./:`) are left out.
 //!
 //! A refusal is logged once: as its audit event when this target is enabled, otherwise as one
-//! event on [`REJECTION_TARGET`](crate::telemetry::REJECTION_TARGET).
+//! event on [`REJECTION_TARGET`].
 //!
 //! ```
 //! assert_eq!(mcp_auth::telemetry::AUDIT_TARGET, "mcp_auth::audit");

@@ -56,8 +56,8 @@ impl<A: Authenticator> AuthLayer<A> {
 }
 
 impl<A: Authenticator, R: RejectionResponse> AuthLayer<A, R> {
-    /// Optional mode: a request with no credentials passes without an [`AuthContext`];
-    /// a request with bad credentials is still rejected.
+    /// Optional mode: a request with no credentials passes without an
+    /// [`AuthContext`](crate::AuthContext); a request with bad credentials is still rejected.
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self

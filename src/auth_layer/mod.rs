@@ -2,7 +2,7 @@
 //! credential layer uses, and [`Authenticator`], the extension point that decides who is calling.
 //!
 //! On success the [`AuthContext`] goes into the request's extensions and the inner service
-//! is called. On rejection the layer answers itself (see [`RejectionResponse`](crate::RejectionResponse)) and the inner
+//! is called. On rejection the layer answers itself (see [`RejectionResponse`]) and the inner
 //! service is never called; the response's extensions carry the [`AuthError`].
 //! `poll_ready` only forwards. An authenticator that can decide at once
 //! ([`Authenticator::authenticate_now`]) costs no allocation per request.

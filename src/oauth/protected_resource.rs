@@ -1,6 +1,6 @@
 //! [`ProtectedResource`]: the RFC 9728 metadata of this server and the challenge settings
 //! that point to it, configured with a [`ProtectedResourceBuilder`]. The document is served by
-//! [`MetadataService`](super::MetadataService) (`metadata_service.rs`).
+//! [`MetadataService`] (`metadata_service.rs`).
 
 use std::fmt;
 use std::sync::Arc;
