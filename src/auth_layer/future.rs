@@ -46,8 +46,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::Gate;
-use crate::auth_layer::Authenticator;
+use super::{Authenticator, Gate};
 use crate::body::AuthBody;
 use crate::context::AuthContext;
 use crate::error::AuthError;
