@@ -53,6 +53,8 @@ pub mod session;
 // Tier 5: framework integrations.
 pub mod integrations;
 
+// The public items of the private modules, each reachable at exactly one path: here, at the
+// root (rustdoc documents them here). No module of the crate re-exports a sibling's items.
 pub use auth_layer::future;
 pub use auth_layer::{AuthLayer, Authenticator, Chain, FnAuthenticator, RequireAuth, from_fn};
 pub use body::AuthBody;
@@ -61,7 +63,8 @@ pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigProblem};
 pub use rejection::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
 pub use secret::Secret;
 
-// The headline types of the public folders, also at the root.
+// The headline types of the public folders, also at the root (listed as re-exports; their
+// documentation stays in their folder).
 #[cfg(feature = "api-key")]
 pub use authenticators::api_key::{ApiKeyAuthenticator, ApiKeyLayer};
 #[cfg(feature = "bearer")]

@@ -27,7 +27,7 @@
 //! (visible ASCII letters, digits and `-_./:`) are left out.
 //!
 //! A refusal is logged once: as its audit event when this target is enabled, otherwise as one
-//! event on [`REJECTION_TARGET`](crate::telemetry::REJECTION_TARGET).
+//! event on [`REJECTION_TARGET`].
 //!
 //! ```
 //! assert_eq!(mcp_auth::telemetry::AUDIT_TARGET, "mcp_auth::audit");
@@ -121,6 +121,25 @@ fn fields<'a>(
     }
 }
 
+/// One audit event on [`AUDIT_TARGET`] at `$level`: the event's own fields (each followed by
+/// a comma), then the request fields every audit event but `authz_denied` ends with, in this
+/// order.
+macro_rules! audit_event {
+    ($level:expr, $f:ident, $($fields:tt)*) => {
+        tracing::event!(
+            target: AUDIT_TARGET,
+            $level,
+            $($fields)*
+            http_method = %$f.http_method,
+            path = &*$f.path,
+            client_addr = opt($f.client_addr),
+            mcp_method = $f.mcp_method.unwrap_or(""),
+            tool = $f.tool.unwrap_or(""),
+            request_id = $f.request_id.unwrap_or(""),
+        )
+    };
+}
+
 fn opt<T: std::fmt::Display>(v: Option<T>) -> tracing::field::DisplayValue<String> {
     tracing::field::display(v.map(|v| v.to_string()).unwrap_or_default())
 }
@@ -152,17 +171,12 @@ pub(crate) fn success(parts: &Parts, ctx: &AuthContext) {
         return;
     }
     let f = fields(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
-    tracing::debug!(
-        target: AUDIT_TARGET,
+    audit_event!(
+        tracing::Level::DEBUG,
+        f,
         event = "authn_success",
         principal = &*bounded(ctx.principal(), MAX_PRINCIPAL),
         auth_method = &*bounded(ctx.method().as_str(), MAX_MCP_METHOD),
-        http_method = %f.http_method,
-        path = &*f.path,
-        client_addr = opt(f.client_addr),
-        mcp_method = f.mcp_method.unwrap_or(""),
-        tool = f.tool.unwrap_or(""),
-        request_id = f.request_id.unwrap_or(""),
     );
 }
 
@@ -173,31 +187,21 @@ pub(crate) fn failure(parts: &Parts, err: &AuthError) {
     }
     let f = fields(&parts.method, &parts.uri, &parts.headers, &parts.extensions);
     if err.is_rejection() {
-        tracing::info!(
-            target: AUDIT_TARGET,
+        audit_event!(
+            tracing::Level::INFO,
+            f,
             event = "authn_failure",
             reason = err.reason(),
             detail = err.detail().unwrap_or(""),
-            http_method = %f.http_method,
-            path = &*f.path,
-            client_addr = opt(f.client_addr),
-            mcp_method = f.mcp_method.unwrap_or(""),
-            tool = f.tool.unwrap_or(""),
-            request_id = f.request_id.unwrap_or(""),
         );
     } else {
-        tracing::warn!(
-            target: AUDIT_TARGET,
+        audit_event!(
+            tracing::Level::WARN,
+            f,
             event = "authn_failure",
             reason = err.reason(),
             detail = err.detail().unwrap_or(""),
             error = error_source(err).as_str(),
-            http_method = %f.http_method,
-            path = &*f.path,
-            client_addr = opt(f.client_addr),
-            mcp_method = f.mcp_method.unwrap_or(""),
-            tool = f.tool.unwrap_or(""),
-            request_id = f.request_id.unwrap_or(""),
         );
     }
 }
@@ -255,17 +259,7 @@ fn event<B>(req: &Request<B>, event: &'static str, reason: &'static str) {
         return;
     }
     let f = fields(req.method(), req.uri(), req.headers(), req.extensions());
-    tracing::info!(
-        target: AUDIT_TARGET,
-        event,
-        reason,
-        http_method = %f.http_method,
-        path = &*f.path,
-        client_addr = opt(f.client_addr),
-        mcp_method = f.mcp_method.unwrap_or(""),
-        tool = f.tool.unwrap_or(""),
-        request_id = f.request_id.unwrap_or(""),
-    );
+    audit_event!(tracing::Level::INFO, f, event, reason,);
 }
 
 /// The `tracing` target of rejection events.
@@ -273,17 +267,16 @@ pub const REJECTION_TARGET: &str = "mcp_auth::rejection";
 
 /// Logs a refused request on [`REJECTION_TARGET`]: rejections at `debug`, failures at `warn`,
 /// with the reason code, the HTTP method and the path (bounded like every logged value, see
-/// [`crate::telemetry`]); never a header value.
+/// the [module docs](self)); never a header value.
 ///
-/// A refusal is logged once: when its audit event ([`crate::telemetry::AUDIT_TARGET`]) is enabled,
+/// A refusal is logged once: when its audit event ([`AUDIT_TARGET`]) is enabled,
 /// that event is the only line and this one is skipped.
 pub(crate) fn log_rejection(err: &AuthError, parts: &Parts) {
-    if crate::telemetry::failure_enabled(err) {
+    if failure_enabled(err) {
         return;
     }
-    let path = crate::telemetry::bounded(parts.uri.path(), crate::telemetry::MAX_PATH);
-    let method =
-        crate::telemetry::bounded(parts.method.as_str(), crate::telemetry::MAX_HTTP_METHOD);
+    let path = bounded(parts.uri.path(), MAX_PATH);
+    let method = bounded(parts.method.as_str(), MAX_HTTP_METHOD);
     if err.is_rejection() {
         tracing::debug!(
             target: REJECTION_TARGET,
@@ -299,7 +292,7 @@ pub(crate) fn log_rejection(err: &AuthError, parts: &Parts) {
             reason = err.reason(),
             http.method = %method,
             path = &*path,
-            error = crate::telemetry::error_source(err).as_str(),
+            error = error_source(err).as_str(),
             "authentication failed"
         );
     }

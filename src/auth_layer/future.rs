@@ -7,8 +7,8 @@
 //! # Example
 //!
 //! ```
-//! use mcp_auth::{AuthLayer, AuthContext, AuthError, AuthMethod, from_fn};
-//! use mcp_auth::auth_layer::future::ResponseFuture;
+//! use mcp_auth::future::ResponseFuture;
+//! use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, from_fn};
 //! use tower::{Layer, Service, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -24,9 +24,13 @@
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
 //! }));
 //! let req = http::Request::builder().header("x-trusted", "1").body(String::new()).unwrap();
-//! let fut = svc.ready().await.unwrap().call(req);
-//! assert!(format!("{fut:?}").contains("authenticating"));
+//! // An asynchronous authenticator: the future first waits for it, then calls the inner service.
+//! let fut: ResponseFuture<_, _, _, _> = svc.ready().await.unwrap().call(req);
 //! assert_eq!(fut.await.unwrap().status(), 200);
+//!
+//! // No `x-trusted` header: the same future answers the refusal, the inner service is not called.
+//! let fut = svc.ready().await.unwrap().call(http::Request::new(String::new()));
+//! assert_eq!(fut.await.unwrap().status(), 401);
 //! # }
 //! ```
 
@@ -42,8 +46,7 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::Gate;
-use crate::auth_layer::Authenticator;
+use super::{Authenticator, Gate};
 use crate::body::AuthBody;
 use crate::context::AuthContext;
 use crate::error::AuthError;
@@ -224,5 +227,32 @@ mod tests {
             panic!("a completed future must not be pending");
         };
         assert_eq!(again.unwrap().status(), 500);
+    }
+
+    #[tokio::test]
+    async fn debug_names_the_state_of_an_asynchronous_authentication() {
+        let auth = from_fn(|parts: &Parts| {
+            let ok = parts.headers.contains_key("x-trusted");
+            async move {
+                if ok {
+                    Ok(
+                        AuthContext::builder("svc", crate::AuthMethod::Custom("mtls".into()))
+                            .build(),
+                    )
+                } else {
+                    Err(AuthError::missing_credentials())
+                }
+            }
+        });
+        let mut svc = AuthLayer::new(auth).layer(service_fn(|_req: Request<String>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+        }));
+        let req = Request::builder()
+            .header("x-trusted", "1")
+            .body(String::new())
+            .unwrap();
+        let fut = svc.call(req);
+        assert!(format!("{fut:?}").contains("authenticating"));
+        assert_eq!(fut.await.unwrap().status(), 200);
     }
 }

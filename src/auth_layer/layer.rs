@@ -1,22 +1,17 @@
-//! [`AuthLayer`] and its builder methods, and the [`RequireAuth`] service.
+//! [`AuthLayer`] and its builder methods.
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use http::{Request, Response};
 use tower_layer::Layer;
-use tower_service::Service;
 
-use super::{Authenticator, Gate};
-use crate::auth_layer::future::ResponseFuture;
-use crate::body::AuthBody;
+use super::{Authenticator, Gate, RequireAuth};
 use crate::rejection::{Challenge, DefaultRejection, RejectionResponse};
 
 /// Layer that authenticates every request with an [`Authenticator`].
 ///
 /// [`ApiKeyLayer`](crate::ApiKeyLayer) and [`BearerLayer`](crate::BearerLayer) are this
-/// layer with their own authenticators. See the [module docs](crate::auth_layer) for an example.
+/// layer with their own authenticators. See the [crate docs](crate) for a full stack.
 #[must_use]
 pub struct AuthLayer<A, R = DefaultRejection> {
     authenticator: Arc<A>,
@@ -61,8 +56,8 @@ impl<A: Authenticator> AuthLayer<A> {
 }
 
 impl<A: Authenticator, R: RejectionResponse> AuthLayer<A, R> {
-    /// Optional mode: a request with no credentials passes without an [`AuthContext`];
-    /// a request with bad credentials is still rejected.
+    /// Optional mode: a request with no credentials passes without an
+    /// [`AuthContext`](crate::AuthContext); a request with bad credentials is still rejected.
     pub fn optional(mut self) -> Self {
         self.optional = true;
         self
@@ -126,96 +121,14 @@ impl<S, A, R> Layer<S> for AuthLayer<A, R> {
     type Service = RequireAuth<S, A, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireAuth {
+        RequireAuth::new(
             inner,
-            shared: Arc::new(Gate {
+            Arc::new(Gate {
                 authenticator: self.authenticator.clone(),
                 responder: self.responder.clone(),
                 challenge: self.challenge.clone(),
                 optional: self.optional,
             }),
-        }
-    }
-}
-
-/// The service built by [`AuthLayer`].
-#[must_use]
-pub struct RequireAuth<S, A, R = DefaultRejection> {
-    inner: S,
-    shared: Arc<Gate<A, R>>,
-}
-
-impl<S, A, R> RequireAuth<S, A, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: Clone, A, R> Clone for RequireAuth<S, A, R> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, A: fmt::Debug, R> fmt::Debug for RequireAuth<S, A, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequireAuth")
-            .field("inner", &self.inner)
-            .field("authenticator", &self.shared.authenticator)
-            .field("optional", &self.shared.optional)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, A, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireAuth<S, A, R>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    A: Authenticator,
-    R: RejectionResponse,
-    ReqBody: Send + 'static,
-{
-    type Response = Response<AuthBody<ResBody>>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody, A, R>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Authentication adds no backpressure: readiness is the inner service's.
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let (mut parts, body) = req.into_parts();
-        match self.shared.authenticator.authenticate_now(&parts) {
-            Some(result) => match self.shared.decide(result, &mut parts) {
-                None => ResponseFuture::called(self.inner.call(Request::from_parts(parts, body))),
-                Some(rejection) => ResponseFuture::rejected(rejection),
-            },
-            None => {
-                // The inner service made ready is the one we call later; leave a clone behind.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                let shared = self.shared.clone();
-                let auth = self.shared.authenticator.clone();
-                let fut = Box::pin(async move {
-                    let result = auth.authenticate(&parts).await;
-                    (result, parts)
-                });
-                ResponseFuture::authenticating(fut, inner, body, shared)
-            }
-        }
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! credential layer uses, and [`Authenticator`], the extension point that decides who is calling.
 //!
 //! On success the [`AuthContext`] goes into the request's extensions and the inner service
-//! is called. On rejection the layer answers itself (see [`RejectionResponse`](crate::RejectionResponse)) and the inner
+//! is called. On rejection the layer answers itself (see [`RejectionResponse`]) and the inner
 //! service is never called; the response's extensions carry the [`AuthError`].
 //! `poll_ready` only forwards. An authenticator that can decide at once
 //! ([`Authenticator::authenticate_now`]) costs no allocation per request.
@@ -34,10 +34,10 @@
 //! );
 //! # }
 //! ```
-
 //!
 //! Inside this module: `authenticator.rs` (the trait, [`Chain`], [`from_fn`]), `layer.rs`
-//! ([`AuthLayer`], [`RequireAuth`]), `future.rs` (the response future) and, here, the
+//! ([`AuthLayer`] and its builder), `service.rs` ([`RequireAuth`]), `future.rs` (the response
+//! future, which depends only on the [`Gate`]) and, here, the
 //! [`Gate`] both the service and its future use to turn an authentication result into a
 //! pass or a refusal.
 
@@ -54,9 +54,11 @@ use crate::rejection::{Challenge, Rejection, RejectionResponse};
 mod authenticator;
 pub mod future;
 mod layer;
+mod service;
 
 pub use self::authenticator::{Authenticator, Chain, FnAuthenticator, from_fn};
-pub use self::layer::{AuthLayer, RequireAuth};
+pub use self::layer::AuthLayer;
+pub use self::service::RequireAuth;
 
 /// Everything a [`RequireAuth`] service shares with its clones.
 pub(crate) struct Gate<A, R> {

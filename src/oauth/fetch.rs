@@ -137,6 +137,8 @@ impl<F: HttpFetcher> DynFetcher for F {
 
 /// Parses `Cache-Control` for `max-age`; `no-store`/`no-cache` count as zero.
 #[must_use]
+// Only the reqwest fetcher reads `Cache-Control` (and the tests).
+#[cfg_attr(not(feature = "reqwest"), allow(dead_code))]
 pub(crate) fn cache_control_max_age(value: &str) -> Option<Duration> {
     let mut max_age = None;
     for directive in value.split(',') {

@@ -51,6 +51,7 @@
 //!         .service(mcp));
 //! ```
 
+mod metadata_service;
 mod protected_resource;
 mod uri;
 
@@ -59,7 +60,9 @@ mod fetch;
 #[cfg(any(feature = "jwt", feature = "introspection"))]
 mod server_metadata;
 
-pub use self::protected_resource::{MetadataService, ProtectedResource, ProtectedResourceBuilder};
+pub use self::metadata_service::MetadataService;
+pub use self::protected_resource::{ProtectedResource, ProtectedResourceBuilder};
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 pub(crate) use self::uri::check_url;
 pub use self::uri::{WELL_KNOWN_PATH, canonical_resource};
 

@@ -92,3 +92,42 @@ pub(crate) fn well_known_path_for(path_and_query: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_with_the_parser_the_client_uses() {
+        for ok in [
+            "https://idp.example.com/jwks",
+            "https://idp.example.com:8443",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.0.1/x",
+            "http://localhost/jwks",
+            "http://LOCALHOST:9/jwks",
+            "http://[::1]:9/x",
+        ] {
+            assert!(check_url("u", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            // L1: reqwest connects to evil.example; `\\` ends the authority for http(s).
+            "http://evil.example\\@localhost/",
+            "http://idp.evil.example\\@127.0.0.1/jwks",
+            "http://evil@localhost/",
+            "https://user:pass@idp.example.com/",
+            "https://user@idp.example.com/",
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.com/",
+            "http://localhost.evil.com/",
+            "http://[::2]/",
+            "ftp://x",
+            "https://",
+            "not a url",
+            "file:///etc/passwd",
+        ] {
+            let err = check_url("jwks_uri", bad).expect_err(bad);
+            assert_eq!(err.problems()[0].setting(), "jwks_uri", "{bad}");
+        }
+    }
+}
