@@ -62,6 +62,12 @@ pub(crate) fn is_token68_byte(b: u8) -> bool {
     is_token68_char(b) || b == b'='
 }
 
+/// Visible ASCII except space: what an API key header value may hold.
+#[cfg(feature = "api-key")]
+pub(crate) fn is_visible_ascii(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
 /// Query parameters that name a credential, refused by [`reject_query_token`].
 pub const QUERY_CREDENTIAL_NAMES: [&str; 2] = ["access_token", "api_key"];
 
