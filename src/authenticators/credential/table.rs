@@ -6,7 +6,6 @@
 //! [`BearerAuthenticator`]: crate::authenticators::bearer::BearerAuthenticator
 
 use std::collections::HashMap;
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::SystemTime;
 
@@ -144,29 +143,10 @@ impl CredentialTable {
             .map_err(|msg| ConfigError::new(setting, format!("credential {n}: {msg}")))
     }
 
-    /// Adds every entry of a comma-separated list in the environment syntax, reporting every
-    /// bad entry by position (parse errors and check failures alike).
-    pub(crate) fn insert_list(
-        &mut self,
-        setting: &str,
-        list: &str,
-        valid_char: fn(u8) -> bool,
-    ) -> Result<(), ConfigError> {
-        self.insert_setting(setting, list, SecretOrigin::Variable, valid_char)
-    }
-
-    /// Adds every credential of a credentials file's text (one per line), reporting every bad
-    /// line by number.
-    pub(crate) fn insert_lines(
-        &mut self,
-        setting: &str,
-        text: &str,
-        valid_char: fn(u8) -> bool,
-    ) -> Result<(), ConfigError> {
-        self.insert_setting(setting, text, SecretOrigin::File, valid_char)
-    }
-
-    /// [`CredentialTable::insert_list`] or [`CredentialTable::insert_lines`], by origin.
+    /// Adds every credential of a setting's value: the entries of a comma-separated list in
+    /// the environment syntax (`origin` [`SecretOrigin::Variable`]) or the lines of a
+    /// credentials file ([`SecretOrigin::File`]). Every bad entry or line is reported by
+    /// position, parse errors and check failures alike.
     pub(crate) fn insert_setting(
         &mut self,
         setting: &str,
@@ -222,15 +202,6 @@ fn check_secret(secret: &[u8], valid_char: fn(u8) -> bool) -> Result<[u8; 32], S
     Ok(digest(secret))
 }
 
-impl fmt::Debug for CredentialTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CredentialTable")
-            .field("method", &self.method)
-            .field("credentials", &self.len)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The builder methods [`ApiKeyAuthenticator`] and [`BearerAuthenticator`] share, written
 /// once: each keeps its credentials in a [`CredentialTable`] field and checks their characters
 /// with its own `valid_char`, and names them in its docs (`one`, `many`).
@@ -273,7 +244,8 @@ macro_rules! static_credential_methods {
         ///
         /// Every invalid entry, each naming `setting` and its position.
         pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, $crate::error::ConfigError> {
-            self.$table.insert_list(setting, list, $valid)?;
+            self.$table
+                .insert_setting(setting, list, $crate::env::SecretOrigin::Variable, $valid)?;
             Ok(self)
         }
 
@@ -285,7 +257,8 @@ macro_rules! static_credential_methods {
         ///
         /// Every invalid line, each naming `setting` and its line number; a file with none.
         pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, $crate::error::ConfigError> {
-            self.$table.insert_lines(setting, text, $valid)?;
+            self.$table
+                .insert_setting(setting, text, $crate::env::SecretOrigin::File, $valid)?;
             Ok(self)
         }
 

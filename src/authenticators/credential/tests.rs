@@ -1,12 +1,21 @@
 //! Tests of the environment syntax and the digest table together: every message is checked
 //! for what it must never show.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::table::Lookup;
+use super::timestamp::parse_timestamp;
 use super::*;
 use crate::authenticators::header::is_visible_ascii;
 use crate::context::AuthMethod;
+use crate::env::SecretOrigin;
+use crate::error::ConfigError;
+
+/// Reads `value` (a list from the variable, or a file's text) into an empty API key table.
+fn read(setting: &str, value: &str, origin: SecretOrigin) -> Result<(), ConfigError> {
+    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
+    t.insert_setting(setting, value, origin, is_visible_ascii)
+}
 
 fn table(keys: &[&str]) -> CredentialTable {
     let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
@@ -89,14 +98,12 @@ fn env_syntax_reports_every_bad_entry_by_position() {
 
 #[test]
 fn list_reports_parse_and_check_failures_together() {
-    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
-    let err = t
-        .insert_list(
-            "V",
-            "tiny, ,aaaaaaaaaaaaaaaa;exp=never,bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb",
-            is_visible_ascii,
-        )
-        .unwrap_err();
+    let err = read(
+        "V",
+        "tiny, ,aaaaaaaaaaaaaaaa;exp=never,bbbbbbbbbbbbbbbb,bbbbbbbbbbbbbbbb",
+        SecretOrigin::Variable,
+    )
+    .unwrap_err();
     let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
     assert_eq!(
         msgs,
@@ -112,14 +119,12 @@ fn list_reports_parse_and_check_failures_together() {
 #[test]
 fn env_key_with_comma_is_refused_without_its_fragment() {
     // Review L9: a `,` cuts the key in two; the short half fails, naming only the entry.
-    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
-    let err = t
-        .insert_list(
-            "MCP_API_KEYS",
-            "QJW-half,QJWQJWQJW-other-half",
-            is_visible_ascii,
-        )
-        .unwrap_err();
+    let err = read(
+        "MCP_API_KEYS",
+        "QJW-half,QJWQJWQJW-other-half",
+        SecretOrigin::Variable,
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid configuration: MCP_API_KEYS: entry 1: the secret is shorter than 16 characters"
@@ -171,11 +176,9 @@ fn no_config_error_ever_contains_secret_bytes() {
         for b in pieces {
             for c in pieces {
                 let value = format!("{a}{b}{c}");
-                let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
                 let mut errors = Vec::new();
-                errors.extend(t.insert_list("V", &value, is_visible_ascii).err());
-                let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
-                errors.extend(t.insert_lines("V", &value, is_visible_ascii).err());
+                errors.extend(read("V", &value, SecretOrigin::Variable).err());
+                errors.extend(read("V", &value, SecretOrigin::File).err());
                 errors.extend(Credential::parse_list("V", &value).err());
                 errors.extend(Credential::parse_lines("V", &value).err());
                 for e in errors {
@@ -204,7 +207,8 @@ fn file_lines_carry_any_visible_character_in_the_secret() {
     assert_eq!(list[2].subject_name(), Some("bob"));
     assert!(list[2].expiry().is_some());
     let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
-    t.insert_lines("F", text, is_visible_ascii).unwrap();
+    t.insert_setting("F", text, SecretOrigin::File, is_visible_ascii)
+        .unwrap();
     assert!(matches!(
         t.lookup(b"k,ey;with=odd#chars-01234", SystemTime::now()),
         Lookup::Valid(c) if c.subject() == "alice"
@@ -238,14 +242,12 @@ fn file_with_no_credential_or_bad_lines_is_refused_by_line_number() {
             .to_string(),
         "invalid configuration: F: holds no credential"
     );
-    let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
-    let err = t
-        .insert_lines(
-            "F",
-            "aaaaaaaaaaaaaaaa\n\ntiny\naaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb sub=a b",
-            is_visible_ascii,
-        )
-        .unwrap_err();
+    let err = read(
+        "F",
+        "aaaaaaaaaaaaaaaa\n\ntiny\naaaaaaaaaaaaaaaa\nbbbbbbbbbbbbbbbb sub=a b",
+        SecretOrigin::File,
+    )
+    .unwrap_err();
     let msgs: Vec<_> = err.problems().iter().map(ToString::to_string).collect();
     assert_eq!(
         msgs,
@@ -273,6 +275,27 @@ fn subject_with_whitespace_is_refused() {
 #[test]
 fn empty_variable_is_refused() {
     assert!(Credential::parse_list("V", "  ").is_err());
+}
+
+#[test]
+fn timestamps_parse_in_both_forms() {
+    let a = parse_timestamp("1767225600").unwrap();
+    let b = parse_timestamp("2026-01-01T00:00:00Z").unwrap();
+    assert_eq!(a, b);
+    assert_eq!(parse_timestamp("1970-01-01T00:00:00Z").unwrap(), UNIX_EPOCH);
+    assert_eq!(
+        parse_timestamp("2000-03-01T00:00:00Z").unwrap(),
+        UNIX_EPOCH + Duration::from_secs(951_868_800)
+    );
+    for bad in [
+        "",
+        "2026-13-01T00:00:00Z",
+        "2026-01-01 00:00:00",
+        "tomorrow",
+        "-1",
+    ] {
+        assert!(parse_timestamp(bad).is_err(), "{bad}");
+    }
 }
 
 #[test]
