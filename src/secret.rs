@@ -50,13 +50,13 @@ impl Secret {
     /// Length in bytes (not secret: it is visible on the wire anyway).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.expose().len()
     }
 
     /// Whether the secret is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
