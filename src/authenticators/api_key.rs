@@ -240,6 +240,19 @@ mod tests {
         )
     }
 
+    /// Asserts a 400 `invalid_request` refusal that never reached the inner service.
+    fn assert_invalid_request(res: &Response<String>, calls: usize, case: &str) {
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert_eq!(calls, 0, "{case}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_request"),
+            "{case}"
+        );
+    }
+
     fn with_key(v: &[u8]) -> Request<String> {
         Request::builder()
             .header("x-api-key", http::HeaderValue::from_bytes(v).unwrap())
@@ -301,14 +314,7 @@ mod tests {
             .body(String::new())
             .unwrap();
         let (res, calls) = send(req).await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(calls, 0);
-        assert!(
-            res.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .contains("invalid_request")
-        );
+        assert_invalid_request(&res, calls, "repeated header");
     }
 
     #[tokio::test]
@@ -327,14 +333,7 @@ mod tests {
                     req = req.header("x-api-key", k);
                 }
                 let (res, calls) = send(req.body(String::new()).unwrap()).await;
-                assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri} {key:?}");
-                assert_eq!(calls, 0);
-                assert!(
-                    res.headers()["www-authenticate"]
-                        .to_str()
-                        .unwrap()
-                        .contains("invalid_request")
-                );
+                assert_invalid_request(&res, calls, &format!("{uri} {key:?}"));
             }
         }
         let req = Request::builder()

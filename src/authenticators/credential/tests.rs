@@ -17,6 +17,15 @@ fn read(setting: &str, value: &str, origin: SecretOrigin) -> Result<(), ConfigEr
     t.insert_setting(setting, value, origin, is_visible_ascii)
 }
 
+/// The message of parsing `value` as a list or a file's text, which must fail.
+fn parse_error(setting: &str, value: &str, origin: SecretOrigin) -> String {
+    let parsed = match origin {
+        SecretOrigin::Variable => Credential::parse_list(setting, value),
+        SecretOrigin::File => Credential::parse_lines(setting, value),
+    };
+    parsed.unwrap_err().to_string()
+}
+
 fn table(keys: &[&str]) -> CredentialTable {
     let mut t = CredentialTable::new(AuthMethod::ApiKey, "api-key");
     for k in keys {
@@ -139,8 +148,7 @@ fn env_key_with_semicolon_never_echoes_the_fragment() {
         "aaaaaaaaaaaaaaaa;QJWQJW-secret-part",
         "aaaaaaaaaaaaaaaa;sub=ok;QJWQJW=QJW",
     ] {
-        let err = Credential::parse_list("MCP_API_KEYS", list).unwrap_err();
-        let text = err.to_string();
+        let text = parse_error("MCP_API_KEYS", list, SecretOrigin::Variable);
         assert!(text.contains("MCP_API_KEYS: entry 1: attribute "), "{text}");
         assert!(
             !text.contains("QJW") && !text.contains("secret-part"),
@@ -223,11 +231,10 @@ fn file_lines_refuse_the_variable_syntax_pasted_whole() {
         "aaaaaaaaaaaaaaaa;sub=alice",
         "aaaaaaaaaaaaaaaa;x;roles=admin",
     ] {
-        let err = Credential::parse_lines("F", line).unwrap_err();
+        let text = parse_error("F", line, SecretOrigin::File);
         assert!(
-            err.to_string()
-                .contains("F: line 1: the secret contains `;name=`"),
-            "{err}"
+            text.contains("F: line 1: the secret contains `;name=`"),
+            "{text}"
         );
     }
     // A `;` alone, or before something that is no attribute, is part of the secret.
