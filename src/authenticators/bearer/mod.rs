@@ -52,7 +52,6 @@
 
 mod issue;
 
-use std::fmt;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -91,20 +90,13 @@ impl AuthLayer<BearerAuthenticator> {
 }
 
 /// Authenticates `Authorization: Bearer` tokens: static ones, then issued ones in a store.
+///
+/// `Debug` shows the number of static tokens, never a token.
+#[derive(Debug)]
 pub struct BearerAuthenticator<S = NoStore> {
-    statics: CredentialTable,
+    static_tokens: CredentialTable,
     store: S,
     defer_unknown: bool,
-}
-
-impl<S: fmt::Debug> fmt::Debug for BearerAuthenticator<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuthenticator")
-            .field("static_tokens", &self.statics.len())
-            .field("store", &self.store)
-            .field("defer_unknown", &self.defer_unknown)
-            .finish()
-    }
 }
 
 impl Default for BearerAuthenticator {
@@ -118,7 +110,7 @@ impl BearerAuthenticator {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            statics: CredentialTable::new(AuthMethod::Bearer, "token"),
+            static_tokens: CredentialTable::new(AuthMethod::Bearer, "token"),
             store: NoStore,
             defer_unknown: false,
         }
@@ -140,7 +132,7 @@ impl<S> BearerAuthenticator<S> {
     /// Also accepts tokens issued into `store` (checked after the static tokens).
     pub fn with_store<S2: TokenStore>(self, store: S2) -> BearerAuthenticator<S2> {
         BearerAuthenticator {
-            statics: self.statics,
+            static_tokens: self.static_tokens,
             store,
             defer_unknown: self.defer_unknown,
         }
@@ -163,14 +155,14 @@ impl<S> BearerAuthenticator<S> {
     /// When the token is shorter than 16 or longer than 4096 characters, is not token68
     /// syntax, or duplicates another token.
     pub fn with_token(mut self, token: Credential) -> Result<Self, ConfigError> {
-        self.statics
+        self.static_tokens
             .insert_one(token, "bearer token", is_token68_byte)?;
         Ok(self)
     }
 
     static_credential_methods!(
         setters,
-        table: statics,
+        table: static_tokens,
         valid_char: is_token68_byte,
         one: "static token",
         many: "static tokens"
@@ -179,7 +171,7 @@ impl<S> BearerAuthenticator<S> {
     /// Number of static tokens.
     #[must_use]
     pub fn static_len(&self) -> usize {
-        self.statics.len()
+        self.static_tokens.len()
     }
 
     /// The token store.
@@ -218,7 +210,7 @@ impl<S: TokenStore> BearerAuthenticator<S> {
         };
         let digest = TokenDigest::of(token);
         match self
-            .statics
+            .static_tokens
             .lookup_digest(digest.as_bytes(), now)
             .known(INVALID)
         {
