@@ -144,7 +144,8 @@ impl Credential {
         self
     }
 
-    /// Sets a non-secret id, reported as [`AuthContext::credential_id`] (for logs and
+    /// Sets a non-secret id, reported as
+    /// [`AuthContext::credential_id`](crate::AuthContext::credential_id) (for logs and
     /// rotation: two keys of one subject can be told apart).
     #[must_use]
     pub fn id(mut self, id: impl Into<String>) -> Self {
