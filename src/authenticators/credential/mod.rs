@@ -82,8 +82,8 @@ pub(crate) use self::table::{CredentialTable, static_credential_methods};
 /// Shortest secret accepted: 16 characters. A floor against typos and toy values, not a
 /// strength guarantee: 16 characters drawn at random carry about 105 bits (visible ASCII) or
 /// 97 bits (token68), far fewer if a person chose them. For 128 bits use at least 20 random
-/// visible ASCII or 22 random base64url characters ([`crate::authenticators::bearer::generate_token`] makes
-/// 256-bit tokens).
+/// visible ASCII or 22 random base64url characters
+/// ([`generate_token`](crate::authenticators::bearer::generate_token) makes 256-bit tokens).
 pub const MIN_SECRET_LEN: usize = 16;
 
 /// Longest secret accepted, and longest presented value hashed (longer ones are refused

@@ -221,8 +221,9 @@ fn check_secret(secret: &[u8], valid_char: fn(u8) -> bool) -> Result<[u8; 32], S
 /// [`BearerAuthenticator`]: crate::authenticators::bearer::BearerAuthenticator
 macro_rules! static_credential_methods {
     (from_env_var, one: $one:literal, many: $many:literal) => {
-        #[doc = concat!("The ", $many, " in environment variable `var`, or in the file named by")]
-        #[doc = concat!("`<var>_FILE` (one ", $one, " per line, see [`crate::authenticators::credential`]).")]
+        #[doc = concat!("The ", $many, " in environment variable `var`, or in the file")]
+        #[doc = concat!("named by `<var>_FILE` (one ", $one, " per line, see")]
+        /// [`crate::authenticators::credential`]).
         ///
         /// # Errors
         ///
@@ -236,38 +237,52 @@ macro_rules! static_credential_methods {
             Ok(read.unwrap_or_default())
         }
     };
-    (setters, table: $table:ident, valid_char: $valid:path, one: $one:literal, many: $many:literal) => {
-        #[doc = concat!("Scopes for ", $many, " configured without `scopes=`. Applies to ", $many)]
-        /// added afterwards.
+    (
+        setters,
+        table: $table:ident,
+        valid_char: $valid:path,
+        one: $one:literal,
+        many: $many:literal
+    ) => {
+        #[doc = concat!("Scopes for ", $many, " configured without `scopes=`. Applies to")]
+        #[doc = concat!($many, " added afterwards.")]
         #[must_use]
-        pub fn default_scopes<I: IntoIterator<Item = T>, T: Into<String>>(mut self, scopes: I) -> Self {
+        pub fn default_scopes<I, T>(mut self, scopes: I) -> Self
+        where
+            I: IntoIterator<Item = T>,
+            T: Into<String>,
+        {
             self.$table.set_default_scopes(scopes.into_iter().collect());
             self
         }
 
-        #[doc = concat!("Adds every ", $one, " of a comma-separated list in the environment syntax;")]
-        /// `setting` names the source in errors.
+        #[doc = concat!("Adds every ", $one, " of a comma-separated list in the environment")]
+        /// syntax; `setting` names the source in errors.
         ///
         /// # Errors
         ///
         /// Every invalid entry, each naming `setting` and its position.
-        pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, $crate::error::ConfigError> {
-            self.$table
-                .insert_setting(setting, list, $crate::env::SecretOrigin::Variable, $valid)?;
-            Ok(self)
+        pub fn with_list(
+            self,
+            setting: &str,
+            list: &str,
+        ) -> Result<Self, $crate::error::ConfigError> {
+            self.with_setting(setting, list, $crate::env::SecretOrigin::Variable)
         }
 
-        #[doc = concat!("Adds every ", $one, " of a credentials file's text, one per line (syntax in")]
-        /// [`crate::authenticators::credential`]: the secret may hold `,` and `;`); `setting`
-        /// names the source in errors.
+        #[doc = concat!("Adds every ", $one, " of a credentials file's text, one per line")]
+        /// (syntax in [`crate::authenticators::credential`]: the secret may hold `,` and `;`);
+        /// `setting` names the source in errors.
         ///
         /// # Errors
         ///
         /// Every invalid line, each naming `setting` and its line number; a file with none.
-        pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, $crate::error::ConfigError> {
-            self.$table
-                .insert_setting(setting, text, $crate::env::SecretOrigin::File, $valid)?;
-            Ok(self)
+        pub fn with_lines(
+            self,
+            setting: &str,
+            text: &str,
+        ) -> Result<Self, $crate::error::ConfigError> {
+            self.with_setting(setting, text, $crate::env::SecretOrigin::File)
         }
 
         /// [`Self::with_list`] for a value read from a variable, [`Self::with_lines`] for one
