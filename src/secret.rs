@@ -102,6 +102,7 @@ pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
 /// `prefix` followed by `N` bytes from the operating system's random source, URL-safe
 /// base64 without padding: token values, token ids, `jti`s. The random bytes are wiped after
 /// use; `None` when the random source fails.
+#[cfg(any(feature = "bearer", feature = "jwt"))]
 pub(crate) fn random_urlsafe<const N: usize>(prefix: &str) -> Option<String> {
     use base64::Engine as _;
     let mut bytes = zeroize::Zeroizing::new([0u8; N]);

@@ -149,7 +149,7 @@ enum Unusable {
 /// # Errors
 ///
 /// A list that is empty, a file that holds no credential, or any problem.
-pub(crate) fn read_setting(
+pub(super) fn read_setting(
     setting: &str,
     value: &str,
     origin: SecretOrigin,
