@@ -1,8 +1,9 @@
 //! [`ApiKeyLayer`]: API keys in a header (default `X-API-Key`).
 //!
 //! Keys come from code ([`Credential`]) or from an environment variable (default
-//! `MCP_API_KEYS`, syntax in [`crate::authenticators::credential`]). Only SHA-256 digests are kept; lookup
-//! cost does not depend on the number of keys and is constant-time in the key's contents.
+//! `MCP_API_KEYS`, syntax in [`crate::authenticators::credential`]). Only SHA-256 digests are
+//! kept; lookup cost does not depend on the number of keys and is constant-time in the key's
+//! contents.
 //! Unknown, expired and malformed keys get byte-identical 401 responses (the log's reason
 //! code tells them apart); a repeated header gets 400.
 //!

@@ -1,10 +1,12 @@
 //! [`BearerLayer`]: opaque bearer tokens in `Authorization: Bearer <token>`.
 //!
 //! Static tokens come from code ([`Credential`]) or an environment variable (default
-//! `MCP_AUTH_TOKENS`, syntax in [`crate::authenticators::credential`]). Issued tokens (with expiry, rotation
-//! and revocation) live in a [`TokenStore`]; [`MemoryTokenStore`](crate::store::MemoryTokenStore) is the in-memory one and
-//! [`TokenManager`] issues into any store. Header parsing is strict (see [`crate::authenticators::header`]).
-//! Static tokens are checked first, with no allocation; the store is asked next.
+//! `MCP_AUTH_TOKENS`, syntax in [`crate::authenticators::credential`]). Issued tokens (with
+//! expiry, rotation and revocation) live in a [`TokenStore`];
+//! [`MemoryTokenStore`](crate::store::MemoryTokenStore) is the in-memory one and
+//! [`TokenManager`] issues into any store. Header parsing is strict (see
+//! [`crate::authenticators::header`]). Static tokens are checked first, with no allocation;
+//! the store is asked next.
 //!
 //! # Example
 //!
