@@ -262,11 +262,7 @@ macro_rules! static_credential_methods {
         /// # Errors
         ///
         /// Every invalid entry, each naming `setting` and its position.
-        pub fn with_list(
-            self,
-            setting: &str,
-            list: &str,
-        ) -> Result<Self, $crate::error::ConfigError> {
+        pub fn with_list(self, setting: &str, list: &str) -> Result<Self, $crate::ConfigError> {
             self.with_setting(setting, list, $crate::env::SecretOrigin::Variable)
         }
 
@@ -277,11 +273,7 @@ macro_rules! static_credential_methods {
         /// # Errors
         ///
         /// Every invalid line, each naming `setting` and its line number; a file with none.
-        pub fn with_lines(
-            self,
-            setting: &str,
-            text: &str,
-        ) -> Result<Self, $crate::error::ConfigError> {
+        pub fn with_lines(self, setting: &str, text: &str) -> Result<Self, $crate::ConfigError> {
             self.with_setting(setting, text, $crate::env::SecretOrigin::File)
         }
 
