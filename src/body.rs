@@ -1,5 +1,8 @@
 //! [`AuthBody`]: the response body of the auth layers — the inner service's body, or a
 //! rejection's small JSON body.
+//!
+//! Why every layer wraps the body, and why the wrappers stack, is told on [`AuthBody`]
+//! (users see only that item: this module is private).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,6 +17,50 @@ pin_project! {
     /// Implements [`http_body::Body`] with the inner body's error type, so it works with
     /// axum, hyper and rmcp's `StreamableHttpService` without conversion. Inner bodies pass
     /// through untouched (streams stay streams).
+    ///
+    /// # Why every layer wraps the body, and why the wrappers stack
+    ///
+    /// A layer that refuses a request answers with its own small JSON body (`{"error": …,
+    /// "error_description": …}`, or what a [`RejectionResponse`](crate::RejectionResponse)
+    /// builds), and that answer must have the same type as the inner service's responses,
+    /// whatever body type the inner service uses (axum's `Body`, rmcp's boxed body, a
+    /// `String`, a stream). The layers therefore answer `Response<AuthBody<B>>`: the inner body
+    /// `B` untouched, or the refusal's bytes. This is a deliberate choice over tower-http's
+    /// convention of requiring `B: Default` and refusing with an empty body: clients get the
+    /// error in the body as well as in `WWW-Authenticate`, and no bound on `B` is needed.
+    ///
+    /// Each layer wraps what it is given, so the wrappers stack: under an
+    /// [`AuthLayer`](crate::AuthLayer) and a [`ScopeLayer`](crate::ScopeLayer) the response
+    /// body is `AuthBody<AuthBody<B>>`, one level per layer. That is by design too: a layer's
+    /// own refusal must fit *any* inner body type, so it cannot know (or use) that its inner
+    /// body is already an `AuthBody`, and merging the levels would need specialization. The
+    /// cost is one enum match per frame per level; inner bodies still stream, and `size_hint`
+    /// and `is_end_stream` pass through, so a server sees the same bytes either way. Let the
+    /// type be inferred from the layers rather than spelling it out, or box it
+    /// (`http_body_util::BodyExt::boxed`) where one concrete type is needed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::BodyExt;
+    /// use mcp_auth::AuthBody;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // What an auth layer under a second layer answers: a refusal of the inner layer...
+    /// let refusal = Bytes::from_static(br#"{"error":"invalid_token"}"#);
+    /// let inner: AuthBody<String> = AuthBody::rejection(refusal);
+    /// // ...passed through the outer one untouched.
+    /// let stacked: AuthBody<AuthBody<String>> = AuthBody::inner(inner);
+    /// let bytes = stacked.collect().await.unwrap().to_bytes();
+    /// assert_eq!(bytes, r#"{"error":"invalid_token"}"#);
+    ///
+    /// // The inner service's own body streams through both levels.
+    /// let passed = AuthBody::inner(AuthBody::inner(String::from("hello")));
+    /// assert_eq!(passed.collect().await.unwrap().to_bytes(), "hello");
+    /// # }
+    /// ```
     #[derive(Debug)]
     pub struct AuthBody<B> {
         #[pin]

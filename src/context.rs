@@ -16,10 +16,14 @@
 //! assert_eq!(ctx.principal(), "|alice|");
 //! ```
 
+mod scopes;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+pub use self::scopes::Scopes;
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -78,110 +82,9 @@ impl fmt::Display for AuthMethod {
     }
 }
 
-/// A set of OAuth scopes (or any permission strings), ordered and deduplicated.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(BTreeSet<String>);
-
-impl Scopes {
-    /// An empty set.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Parses a space-separated scope string (the OAuth `scope` format). Extra whitespace is
-    /// ignored.
-    #[must_use]
-    pub fn from_space_separated(s: &str) -> Self {
-        s.split_ascii_whitespace().collect()
-    }
-
-    /// Whether `scope` is in the set.
-    #[must_use]
-    pub fn contains(&self, scope: &str) -> bool {
-        self.0.contains(scope)
-    }
-
-    /// Whether every scope of `required` is in the set.
-    #[must_use]
-    pub fn contains_all<'a>(&self, required: impl IntoIterator<Item = &'a str>) -> bool {
-        required.into_iter().all(|s| self.contains(s))
-    }
-
-    /// Adds a scope; returns whether it was new.
-    pub fn insert(&mut self, scope: impl Into<String>) -> bool {
-        self.0.insert(scope.into())
-    }
-
-    /// The scopes in order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        self.0.iter().map(String::as_str)
-    }
-
-    /// Number of scopes.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The scopes joined by single spaces (the OAuth `scope` format).
-    #[must_use]
-    pub fn to_space_separated(&self) -> String {
-        let mut out = String::new();
-        for (i, s) in self.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(s);
-        }
-        out
-    }
-}
-
-impl fmt::Debug for Scopes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.iter()).finish()
-    }
-}
-
-impl<S: Into<String>> FromIterator<S> for Scopes {
-    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
-        Self(iter.into_iter().map(Into::into).collect())
-    }
-}
-
-impl<S: Into<String>> Extend<S> for Scopes {
-    fn extend<I: IntoIterator<Item = S>>(&mut self, iter: I) {
-        self.0.extend(iter.into_iter().map(Into::into));
-    }
-}
-
-impl<'a> IntoIterator for &'a Scopes {
-    type Item = &'a str;
-    type IntoIter =
-        std::iter::Map<std::collections::btree_set::Iter<'a, String>, fn(&String) -> &str>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(String::as_str)
-    }
-}
-
+/// A finished context: the builder's fields, and the principal key derived from them.
 struct Inner {
-    subject: String,
-    method: AuthMethod,
-    scopes: Scopes,
-    roles: BTreeSet<String>,
-    client_id: Option<String>,
-    issuer: Option<String>,
-    audience: Vec<String>,
-    expires_at: Option<SystemTime>,
-    credential_id: Option<String>,
-    claims: Claims,
+    fields: AuthContextBuilder,
     principal: String,
 }
 
@@ -228,73 +131,73 @@ impl AuthContext {
     /// The subject (user or service) the credential belongs to.
     #[must_use]
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        &self.0.fields.subject
     }
 
     /// How the caller authenticated.
     #[must_use]
     pub fn method(&self) -> &AuthMethod {
-        &self.0.method
+        &self.0.fields.method
     }
 
     /// The granted scopes.
     #[must_use]
     pub fn scopes(&self) -> &Scopes {
-        &self.0.scopes
+        &self.0.fields.scopes
     }
 
     /// Whether `scope` was granted (exact match; scope implication is the scope layer's job).
     #[must_use]
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.contains(scope)
+        self.0.fields.scopes.contains(scope)
     }
 
     /// The granted roles.
     pub fn roles(&self) -> impl Iterator<Item = &str> + '_ {
-        self.0.roles.iter().map(String::as_str)
+        self.0.fields.roles.iter().map(String::as_str)
     }
 
     /// Whether the caller has `role`.
     #[must_use]
     pub fn has_role(&self, role: &str) -> bool {
-        self.0.roles.contains(role)
+        self.0.fields.roles.contains(role)
     }
 
     /// The OAuth client id (`client_id` / `azp`), if known.
     #[must_use]
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.0.fields.client_id.as_deref()
     }
 
     /// The issuer (`iss`), if known.
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
-        self.0.issuer.as_deref()
+        self.0.fields.issuer.as_deref()
     }
 
     /// The audiences the credential was issued for.
     #[must_use]
     pub fn audience(&self) -> &[String] {
-        &self.0.audience
+        &self.0.fields.audience
     }
 
     /// When the credential expires, if it does.
     #[must_use]
     pub fn expires_at(&self) -> Option<SystemTime> {
-        self.0.expires_at
+        self.0.fields.expires_at
     }
 
     /// A non-secret identifier of the credential used (an API key's configured id, an issued
     /// token's id, a JWT's `jti`), for logs and revocation. Never the credential itself.
     #[must_use]
     pub fn credential_id(&self) -> Option<&str> {
-        self.0.credential_id.as_deref()
+        self.0.fields.credential_id.as_deref()
     }
 
     /// The raw claims, when the credential carried any (JWT, introspection).
     #[must_use]
     pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        match &self.0.claims {
+        match &self.0.fields.claims {
             Claims::None => None,
             Claims::Map(m) => Some(m),
             // The text was checked to be a JSON object when the context was built.
@@ -314,7 +217,7 @@ impl AuthContext {
     pub fn claims_as<T: serde::de::DeserializeOwned>(
         &self,
     ) -> Option<Result<T, serde_json::Error>> {
-        match &self.0.claims {
+        match &self.0.fields.claims {
             Claims::None => None,
             Claims::Map(m) => Some(serde_json::from_value(serde_json::Value::Object(m.clone()))),
             #[cfg(feature = "jwt")]
@@ -333,7 +236,7 @@ impl AuthContext {
 
 impl fmt::Debug for AuthContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let i = &self.0;
+        let i = &self.0.fields;
         f.debug_struct("AuthContext")
             .field("subject", &i.subject)
             .field("method", &i.method)
@@ -454,16 +357,7 @@ impl AuthContextBuilder {
         principal.push('|');
         push_escaped(&mut principal, self.client_id.as_deref().unwrap_or(""));
         AuthContext(Arc::new(Inner {
-            subject: self.subject,
-            method: self.method,
-            scopes: self.scopes,
-            roles: self.roles,
-            client_id: self.client_id,
-            issuer: self.issuer,
-            audience: self.audience,
-            expires_at: self.expires_at,
-            credential_id: self.credential_id,
-            claims: self.claims,
+            fields: self,
             principal,
         }))
     }
@@ -526,14 +420,6 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(dbg.contains("secretish"));
         assert!(!dbg.contains("v4lue-xyz"));
-    }
-
-    #[test]
-    fn scopes_parse_space_separated_and_dedupe() {
-        let s = Scopes::from_space_separated("  b a  b ");
-        assert_eq!(s.to_space_separated(), "a b");
-        assert!(s.contains_all(["a", "b"]));
-        assert!(!s.contains_all(["a", "c"]));
     }
 
     #[test]

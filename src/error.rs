@@ -89,7 +89,7 @@ impl fmt::Display for AuthErrorKind {
 /// Cheap to clone (the source error is shared), so it can be placed in response extensions.
 /// The description is shown to the client (in `error_description` and the JSON body): it
 /// must never contain a credential. Build it from fixed text, not from request data.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct AuthError {
     kind: AuthErrorKind,
     description: Option<Cow<'static, str>>,
@@ -237,19 +237,6 @@ impl AuthError {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
-    }
-}
-
-impl fmt::Debug for AuthError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthError")
-            .field("kind", &self.kind)
-            .field("description", &self.description)
-            .field("scopes", &self.scopes)
-            .field("retry_after", &self.retry_after)
-            .field("detail", &self.detail)
-            .field("source", &self.source)
-            .finish()
     }
 }
 

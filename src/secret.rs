@@ -50,13 +50,13 @@ impl Secret {
     /// Length in bytes (not secret: it is visible on the wire anyway).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.expose().len()
     }
 
     /// Whether the secret is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
@@ -102,6 +102,7 @@ pub(crate) fn digest(secret: &[u8]) -> [u8; 32] {
 /// `prefix` followed by `N` bytes from the operating system's random source, URL-safe
 /// base64 without padding: token values, token ids, `jti`s. The random bytes are wiped after
 /// use; `None` when the random source fails.
+#[cfg(any(feature = "bearer", feature = "jwt"))]
 pub(crate) fn random_urlsafe<const N: usize>(prefix: &str) -> Option<String> {
     use base64::Engine as _;
     let mut bytes = zeroize::Zeroizing::new([0u8; N]);

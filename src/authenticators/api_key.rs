@@ -1,8 +1,9 @@
 //! [`ApiKeyLayer`]: API keys in a header (default `X-API-Key`).
 //!
 //! Keys come from code ([`Credential`]) or from an environment variable (default
-//! `MCP_API_KEYS`, syntax in [`crate::authenticators::credential`]). Only SHA-256 digests are kept; lookup
-//! cost does not depend on the number of keys and is constant-time in the key's contents.
+//! `MCP_API_KEYS`, syntax in [`crate::authenticators::credential`]). Only SHA-256 digests are
+//! kept; lookup cost does not depend on the number of keys and is constant-time in the key's
+//! contents.
 //! Unknown, expired and malformed keys get byte-identical 401 responses (the log's reason
 //! code tells them apart); a repeated header gets 400.
 //!
@@ -35,7 +36,6 @@
 //! # }
 //! ```
 
-use std::fmt;
 use std::time::SystemTime;
 
 use http::HeaderName;
@@ -44,11 +44,10 @@ use http::request::Parts;
 use crate::auth_layer::AuthLayer;
 use crate::auth_layer::Authenticator;
 use crate::authenticators::credential::{
-    Credential, CredentialTable, Lookup, MAX_SECRET_LEN, is_visible_ascii,
+    Credential, CredentialTable, MAX_SECRET_LEN, static_credential_methods,
 };
-use crate::authenticators::header::{reject_query_credential, single_header};
-use crate::context::{AuthContext, AuthMethod, Scopes};
-use crate::env::{EnvReader, SecretOrigin};
+use crate::authenticators::header::{is_visible_ascii, reject_query_credential, single_header};
+use crate::context::{AuthContext, AuthMethod};
 use crate::error::{AuthError, ConfigError};
 use crate::rejection::Scheme;
 
@@ -74,19 +73,12 @@ impl AuthLayer<ApiKeyAuthenticator> {
     }
 }
 
-/// Authenticates requests by an API key header.
+/// Authenticates requests by an API key header. `Debug` shows the header and the number of
+/// keys, never a key.
+#[derive(Debug)]
 pub struct ApiKeyAuthenticator {
     header: HeaderName,
     keys: CredentialTable,
-}
-
-impl fmt::Debug for ApiKeyAuthenticator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyAuthenticator")
-            .field("header", &self.header)
-            .field("keys", &self.keys.len())
-            .finish()
-    }
 }
 
 impl Default for ApiKeyAuthenticator {
@@ -114,33 +106,12 @@ impl ApiKeyAuthenticator {
         Self::from_env_var(DEFAULT_ENV_VAR)
     }
 
-    /// The keys in environment variable `var`, or in the file named by `<var>_FILE` (one key
-    /// per line, see [`crate::authenticators::credential`]).
-    ///
-    /// # Errors
-    ///
-    /// When the variable is missing, empty, or has an invalid entry (every problem listed).
-    pub fn from_env_var(var: &str) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new();
-        let keys = env.required_secret(var, |name, value, origin| {
-            Self::new().with_setting(name, value, origin)
-        });
-        env.finish()?;
-        Ok(keys.unwrap_or_default())
-    }
+    static_credential_methods!(from_env_var, one: "key", many: "keys");
 
     /// Reads keys from a header other than `X-API-Key`.
     #[must_use]
     pub fn header(mut self, header: HeaderName) -> Self {
         self.header = header;
-        self
-    }
-
-    /// Scopes for keys configured without `scopes=`. Applies to keys added afterwards.
-    #[must_use]
-    pub fn default_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.keys
-            .set_default_scopes(scopes.into_iter().collect::<Scopes>());
         self
     }
 
@@ -155,45 +126,13 @@ impl ApiKeyAuthenticator {
         Ok(self)
     }
 
-    /// Adds every key of a comma-separated list in the environment syntax; `setting` names
-    /// the source in errors.
-    ///
-    /// # Errors
-    ///
-    /// Every invalid entry, each naming `setting` and its position.
-    pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, ConfigError> {
-        self.keys.insert_list(setting, list, is_visible_ascii)?;
-        Ok(self)
-    }
-
-    /// Adds every key of a credentials file's text, one per line (syntax in
-    /// [`crate::authenticators::credential`]: the secret may hold `,` and `;`); `setting` names the source in
-    /// errors.
-    ///
-    /// # Errors
-    ///
-    /// Every invalid line, each naming `setting` and its line number; a file with none.
-    pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, ConfigError> {
-        self.keys.insert_lines(setting, text, is_visible_ascii)?;
-        Ok(self)
-    }
-
-    /// [`Self::with_list`] for a value read from a variable, [`Self::with_lines`] for one read
-    /// from a file: the parser for what [`EnvReader::optional_secret`] hands over.
-    ///
-    /// # Errors
-    ///
-    /// As [`Self::with_list`] and [`Self::with_lines`].
-    pub fn with_setting(
-        mut self,
-        setting: &str,
-        value: &str,
-        origin: SecretOrigin,
-    ) -> Result<Self, ConfigError> {
-        self.keys
-            .insert_setting(setting, value, origin, is_visible_ascii)?;
-        Ok(self)
-    }
+    static_credential_methods!(
+        setters,
+        table: keys,
+        valid_char: is_visible_ascii,
+        one: "key",
+        many: "keys"
+    );
 
     /// Number of keys.
     #[must_use]
@@ -219,11 +158,10 @@ impl ApiKeyAuthenticator {
         {
             return Err(AuthError::invalid_token(INVALID));
         }
-        match self.keys.lookup(raw, SystemTime::now()) {
-            Lookup::Valid(ctx) => Ok(ctx.clone()),
-            Lookup::Expired => Err(AuthError::expired(INVALID)),
-            Lookup::Unknown => Err(AuthError::invalid_token(INVALID)),
-        }
+        self.keys
+            .lookup(raw, SystemTime::now())
+            .known(INVALID)
+            .unwrap_or_else(|| Err(AuthError::invalid_token(INVALID)))
     }
 }
 
@@ -295,6 +233,19 @@ mod tests {
         )
     }
 
+    /// Asserts a 400 `invalid_request` refusal that never reached the inner service.
+    fn assert_invalid_request(res: &Response<String>, calls: usize, case: &str) {
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert_eq!(calls, 0, "{case}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("invalid_request"),
+            "{case}"
+        );
+    }
+
     fn with_key(v: &[u8]) -> Request<String> {
         Request::builder()
             .header("x-api-key", http::HeaderValue::from_bytes(v).unwrap())
@@ -356,14 +307,7 @@ mod tests {
             .body(String::new())
             .unwrap();
         let (res, calls) = send(req).await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(calls, 0);
-        assert!(
-            res.headers()["www-authenticate"]
-                .to_str()
-                .unwrap()
-                .contains("invalid_request")
-        );
+        assert_invalid_request(&res, calls, "repeated header");
     }
 
     #[tokio::test]
@@ -382,14 +326,7 @@ mod tests {
                     req = req.header("x-api-key", k);
                 }
                 let (res, calls) = send(req.body(String::new()).unwrap()).await;
-                assert_eq!(res.status(), StatusCode::BAD_REQUEST, "{uri} {key:?}");
-                assert_eq!(calls, 0);
-                assert!(
-                    res.headers()["www-authenticate"]
-                        .to_str()
-                        .unwrap()
-                        .contains("invalid_request")
-                );
+                assert_invalid_request(&res, calls, &format!("{uri} {key:?}"));
             }
         }
         let req = Request::builder()

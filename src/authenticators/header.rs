@@ -62,6 +62,12 @@ pub(crate) fn is_token68_byte(b: u8) -> bool {
     is_token68_char(b) || b == b'='
 }
 
+/// Visible ASCII except space: what an API key header value may hold.
+#[cfg(feature = "api-key")]
+pub(crate) fn is_visible_ascii(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
 /// Query parameters that name a credential, refused by [`reject_query_token`].
 pub const QUERY_CREDENTIAL_NAMES: [&str; 2] = ["access_token", "api_key"];
 
@@ -184,6 +190,13 @@ mod tests {
         parse_bearer(raw).map_err(|e| e.kind())
     }
 
+    /// Asserts that every value of `values` is refused with `want`.
+    fn assert_each_refused(values: &[&str], want: AuthErrorKind) {
+        for v in values {
+            assert_eq!(kind(v.as_bytes()), Err(want), "{v:?}");
+        }
+    }
+
     #[test]
     fn scheme_is_case_insensitive() {
         for v in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR abc"] {
@@ -203,31 +216,25 @@ mod tests {
 
     #[test]
     fn empty_or_bare_bearer_is_an_invalid_token() {
-        for v in ["Bearer", "Bearer ", "Bearer    "] {
-            assert_eq!(
-                kind(v.as_bytes()),
-                Err(AuthErrorKind::InvalidToken),
-                "{v:?}"
-            );
-        }
+        assert_each_refused(
+            &["Bearer", "Bearer ", "Bearer    "],
+            AuthErrorKind::InvalidToken,
+        );
     }
 
     #[test]
     fn tokens_outside_b64token_are_invalid() {
-        for v in [
-            "Bearer a b",
-            "Bearer abc,def",
-            "Bearer \"abc\"",
-            "Bearer a, Bearer b",
-            "Bearer abc ",
-            "Bearer =abc",
-        ] {
-            assert_eq!(
-                kind(v.as_bytes()),
-                Err(AuthErrorKind::InvalidToken),
-                "{v:?}"
-            );
-        }
+        assert_each_refused(
+            &[
+                "Bearer a b",
+                "Bearer abc,def",
+                "Bearer \"abc\"",
+                "Bearer a, Bearer b",
+                "Bearer abc ",
+                "Bearer =abc",
+            ],
+            AuthErrorKind::InvalidToken,
+        );
     }
 
     #[test]
@@ -237,19 +244,16 @@ mod tests {
 
     #[test]
     fn other_schemes_count_as_missing_credentials() {
-        for v in [
-            "Basic dXNlcjpwYXNz",
-            "Digest x",
-            "Bearerx abc",
-            "",
-            "DPoP abc",
-        ] {
-            assert_eq!(
-                kind(v.as_bytes()),
-                Err(AuthErrorKind::MissingCredentials),
-                "{v:?}"
-            );
-        }
+        assert_each_refused(
+            &[
+                "Basic dXNlcjpwYXNz",
+                "Digest x",
+                "Bearerx abc",
+                "",
+                "DPoP abc",
+            ],
+            AuthErrorKind::MissingCredentials,
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //!
 //! Entries expire with the tokens they revoke (a `jti` entry lives until the token's `exp`;
 //! a subject or client entry lives as long as the longest token lifetime you give it), so the
-//! list stays small. [`MemoryRevocationList`] serves one instance; a shared list (Redis)
-//! makes a revocation hold on every instance. When the list cannot answer, requests get 503
-//! (fail closed) unless [`Revocable::fail_open`] is set.
+//! list stays small. [`MemoryRevocationList`](crate::store::MemoryRevocationList) serves one
+//! instance; a shared list (Redis) makes a revocation hold on every instance. When the list
+//! cannot answer, requests get 503 (fail closed) unless [`Revocable::fail_open`] is set.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};

@@ -1,10 +1,12 @@
 //! [`BearerLayer`]: opaque bearer tokens in `Authorization: Bearer <token>`.
 //!
 //! Static tokens come from code ([`Credential`]) or an environment variable (default
-//! `MCP_AUTH_TOKENS`, syntax in [`crate::authenticators::credential`]). Issued tokens (with expiry, rotation
-//! and revocation) live in a [`TokenStore`]; [`MemoryTokenStore`] is the in-memory one and
-//! [`TokenManager`] issues into any store. Header parsing is strict (see [`crate::authenticators::header`]).
-//! Static tokens are checked first, with no allocation; the store is asked next.
+//! `MCP_AUTH_TOKENS`, syntax in [`crate::authenticators::credential`]). Issued tokens (with
+//! expiry, rotation and revocation) live in a [`TokenStore`];
+//! [`MemoryTokenStore`](crate::store::MemoryTokenStore) is the in-memory one and
+//! [`TokenManager`] issues into any store. Header parsing is strict (see
+//! [`crate::authenticators::header`]). Static tokens are checked first, with no allocation;
+//! the store is asked next.
 //!
 //! # Example
 //!
@@ -52,7 +54,6 @@
 
 mod issue;
 
-use std::fmt;
 use std::time::SystemTime;
 
 use http::request::Parts;
@@ -62,10 +63,9 @@ pub use self::issue::{
 };
 use crate::auth_layer::AuthLayer;
 use crate::auth_layer::Authenticator;
-use crate::authenticators::credential::{Credential, CredentialTable, Lookup};
+use crate::authenticators::credential::{Credential, CredentialTable, static_credential_methods};
 use crate::authenticators::header::{bearer_token, is_token68_byte};
-use crate::context::{AuthContext, AuthMethod, Scopes};
-use crate::env::{EnvReader, SecretOrigin};
+use crate::context::{AuthContext, AuthMethod};
 use crate::error::{AuthError, ConfigError};
 use crate::rejection::Scheme;
 use crate::store::{NoStore, StoreError, TokenDigest, TokenRecord, TokenStore};
@@ -92,20 +92,13 @@ impl AuthLayer<BearerAuthenticator> {
 }
 
 /// Authenticates `Authorization: Bearer` tokens: static ones, then issued ones in a store.
+///
+/// `Debug` shows the number of static tokens, never a token.
+#[derive(Debug)]
 pub struct BearerAuthenticator<S = NoStore> {
-    statics: CredentialTable,
+    static_tokens: CredentialTable,
     store: S,
     defer_unknown: bool,
-}
-
-impl<S: fmt::Debug> fmt::Debug for BearerAuthenticator<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BearerAuthenticator")
-            .field("static_tokens", &self.statics.len())
-            .field("store", &self.store)
-            .field("defer_unknown", &self.defer_unknown)
-            .finish()
-    }
 }
 
 impl Default for BearerAuthenticator {
@@ -119,7 +112,7 @@ impl BearerAuthenticator {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            statics: CredentialTable::new(AuthMethod::Bearer, "token"),
+            static_tokens: CredentialTable::new(AuthMethod::Bearer, "token"),
             store: NoStore,
             defer_unknown: false,
         }
@@ -134,27 +127,14 @@ impl BearerAuthenticator {
         Self::from_env_var(DEFAULT_ENV_VAR)
     }
 
-    /// The static tokens in environment variable `var`, or in the file named by `<var>_FILE`
-    /// (one token per line, see [`crate::authenticators::credential`]).
-    ///
-    /// # Errors
-    ///
-    /// When the variable is missing, empty, or has an invalid entry (every problem listed).
-    pub fn from_env_var(var: &str) -> Result<Self, ConfigError> {
-        let mut env = EnvReader::new();
-        let auth = env.required_secret(var, |name, value, origin| {
-            Self::new().with_setting(name, value, origin)
-        });
-        env.finish()?;
-        Ok(auth.unwrap_or_default())
-    }
+    static_credential_methods!(from_env_var, one: "token", many: "static tokens");
 }
 
 impl<S> BearerAuthenticator<S> {
     /// Also accepts tokens issued into `store` (checked after the static tokens).
     pub fn with_store<S2: TokenStore>(self, store: S2) -> BearerAuthenticator<S2> {
         BearerAuthenticator {
-            statics: self.statics,
+            static_tokens: self.static_tokens,
             store,
             defer_unknown: self.defer_unknown,
         }
@@ -170,15 +150,6 @@ impl<S> BearerAuthenticator<S> {
         self
     }
 
-    /// Scopes for static tokens configured without `scopes=`. Applies to tokens added
-    /// afterwards.
-    #[must_use]
-    pub fn default_scopes<I: IntoIterator<Item = T>, T: Into<String>>(mut self, scopes: I) -> Self {
-        self.statics
-            .set_default_scopes(scopes.into_iter().collect::<Scopes>());
-        self
-    }
-
     /// Adds a static token.
     ///
     /// # Errors
@@ -186,54 +157,23 @@ impl<S> BearerAuthenticator<S> {
     /// When the token is shorter than 16 or longer than 4096 characters, is not token68
     /// syntax, or duplicates another token.
     pub fn with_token(mut self, token: Credential) -> Result<Self, ConfigError> {
-        self.statics
+        self.static_tokens
             .insert_one(token, "bearer token", is_token68_byte)?;
         Ok(self)
     }
 
-    /// Adds every static token of a comma-separated list in the environment syntax.
-    ///
-    /// # Errors
-    ///
-    /// Every invalid entry, each naming `setting` and its position.
-    pub fn with_list(mut self, setting: &str, list: &str) -> Result<Self, ConfigError> {
-        self.statics.insert_list(setting, list, is_token68_byte)?;
-        Ok(self)
-    }
-
-    /// Adds every static token of a credentials file's text, one per line (syntax in
-    /// [`crate::authenticators::credential`]: the secret may hold `,` and `;`); `setting` names the source in
-    /// errors.
-    ///
-    /// # Errors
-    ///
-    /// Every invalid line, each naming `setting` and its line number; a file with none.
-    pub fn with_lines(mut self, setting: &str, text: &str) -> Result<Self, ConfigError> {
-        self.statics.insert_lines(setting, text, is_token68_byte)?;
-        Ok(self)
-    }
-
-    /// [`Self::with_list`] for a value read from a variable, [`Self::with_lines`] for one read
-    /// from a file: the parser for what [`EnvReader::optional_secret`] hands over.
-    ///
-    /// # Errors
-    ///
-    /// As [`Self::with_list`] and [`Self::with_lines`].
-    pub fn with_setting(
-        mut self,
-        setting: &str,
-        value: &str,
-        origin: SecretOrigin,
-    ) -> Result<Self, ConfigError> {
-        self.statics
-            .insert_setting(setting, value, origin, is_token68_byte)?;
-        Ok(self)
-    }
+    static_credential_methods!(
+        setters,
+        table: static_tokens,
+        valid_char: is_token68_byte,
+        one: "static token",
+        many: "static tokens"
+    );
 
     /// Number of static tokens.
     #[must_use]
     pub fn static_len(&self) -> usize {
-        self.statics.len()
+        self.static_tokens.len()
     }
 
     /// The token store.
@@ -271,10 +211,13 @@ impl<S: TokenStore> BearerAuthenticator<S> {
             Err(e) => return Static::Decided(Err(e)),
         };
         let digest = TokenDigest::of(token);
-        match self.statics.lookup_digest(digest.as_bytes(), now) {
-            Lookup::Valid(ctx) => Static::Decided(Ok(ctx.clone())),
-            Lookup::Expired => Static::Decided(Err(AuthError::expired(INVALID))),
-            Lookup::Unknown => Static::AskStore(digest),
+        match self
+            .static_tokens
+            .lookup_digest(digest.as_bytes(), now)
+            .known(INVALID)
+        {
+            Some(decided) => Static::Decided(decided),
+            None => Static::AskStore(digest),
         }
     }
 }
