@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::keys::{KeySet, Origin, keys_from_json};
+use crate::authenticators::claims::instant_after;
 use crate::error::ConfigError;
 
 /// Least [`JwksPolicy::min_refresh_gap`] and [`JwksPolicy::fetch_timeout`] accepted (100 ms):
@@ -28,14 +29,6 @@ pub const MIN_POLICY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A discovered `jwks_uri` is discovered again after this long (and after a failed fetch).
 pub const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// `now + d`, saturating far in the future instead of overflowing `Instant`.
-pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(d)
-        .or_else(|| now.checked_add(FAR))
-        .unwrap_or(now)
-}
 
 /// Timing and size limits of a JWKS cache.
 #[derive(Debug, Clone)]
@@ -146,7 +139,6 @@ struct RefreshState {
     last_attempt: Option<Instant>,
     /// The discovered `jwks_uri` and when it was discovered.
     jwks_uri: Option<(String, Instant)>,
-    last_error: Option<String>,
 }
 
 /// The cache. Shared by every clone of the authenticator.
@@ -195,7 +187,6 @@ impl JwksCache {
             refresh: tokio::sync::Mutex::new(RefreshState {
                 last_attempt: None,
                 jwks_uri: None,
-                last_error: None,
             }),
             background: AtomicBool::new(false),
         }
@@ -270,7 +261,6 @@ impl JwksCache {
                     generation: snap.generation.wrapping_add(1),
                 });
                 self.snapshot.store(next.clone());
-                state.last_error = None;
                 tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
                 Refreshed::New(next)
             }
@@ -281,7 +271,6 @@ impl JwksCache {
                     serving_stale = snap.usable(Instant::now()),
                     "JWKS refresh failed"
                 );
-                state.last_error = Some(error);
                 // Push the lifetime forward so every request does not spawn a refresh; the
                 // stale limit still applies.
                 if snap.loaded_at.is_some() {
