@@ -11,6 +11,9 @@ use crate::oauth::canonical_resource;
 use crate::strict_json::numeric_date;
 
 /// Why claims were refused; decides the description and the log detail.
+// Introspection alone never refuses for these JWT-only reasons (`iat`, key-bound issuers,
+// required claims, the claims hook).
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClaimError {
     Expired,
@@ -59,7 +62,9 @@ pub(crate) fn check_nbf(v: &Value, now: u64, leeway: u64) -> Result<(), ClaimErr
     )
 }
 
-/// Checks `iat`: a NumericDate not after `now` plus `leeway`.
+/// Checks `iat`: a NumericDate not after `now` plus `leeway` (JWT only: introspection
+/// answers' `iat` is informational).
+#[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 pub(crate) fn check_iat(v: &Value, now: u64, leeway: u64) -> Result<(), ClaimError> {
     not_after(
         v,

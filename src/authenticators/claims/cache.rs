@@ -57,7 +57,8 @@ impl<V: Clone, D: Ord + Copy> TtlCache<V, D> {
         }
     }
 
-    /// The most entries held.
+    /// The most entries held (shown by introspection's `Debug`).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
