@@ -9,7 +9,7 @@ use super::cache::AnswerCache;
 use super::endpoint::Endpoint;
 use super::{
     ClientAuth, DEFAULT_DISCOVERY_COOLDOWN, DEFAULT_NEGATIVE_CACHE_ENTRIES,
-    DEFAULT_NEGATIVE_CACHE_TTL, Inner, IntrospectionAuthenticator, MIN_TIMEOUT,
+    DEFAULT_NEGATIVE_CACHE_TTL, Inner, IntrospectionAuthenticator, MIN_TIMEOUT, Settings,
 };
 use crate::context::AuthContext;
 use crate::error::{ConfigError, Problems};
@@ -23,16 +23,10 @@ pub struct IntrospectionBuilder {
     issuer: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Secret>,
-    client_auth: ClientAuth,
-    audiences: Vec<String>,
-    issuers: Vec<String>,
-    timeout: Duration,
-    leeway: Duration,
-    max_body_bytes: usize,
+    settings: Settings,
     cache: Option<(usize, Duration)>,
     negative_cache: Option<(usize, Duration)>,
     discovery_cooldown: Duration,
-    client_id_as_subject: bool,
     fetcher: Option<Arc<dyn DynFetcher>>,
 }
 
@@ -42,8 +36,8 @@ impl fmt::Debug for IntrospectionBuilder {
             .field("endpoint", &self.endpoint)
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
-            .field("client_auth", &self.client_auth)
-            .field("audiences", &self.audiences)
+            .field("client_auth", &self.settings.client_auth)
+            .field("audiences", &self.settings.audiences)
             .finish_non_exhaustive()
     }
 }
@@ -57,16 +51,10 @@ impl IntrospectionBuilder {
             issuer: None,
             client_id: None,
             client_secret: None,
-            client_auth: ClientAuth::Basic,
-            audiences: Vec::new(),
-            issuers: Vec::new(),
-            timeout: Duration::from_secs(5),
-            leeway: Duration::from_secs(30),
-            max_body_bytes: 64 * 1024,
+            settings: Settings::default(),
             cache: None,
             negative_cache: Some((DEFAULT_NEGATIVE_CACHE_ENTRIES, DEFAULT_NEGATIVE_CACHE_TTL)),
             discovery_cooldown: DEFAULT_DISCOVERY_COOLDOWN,
-            client_id_as_subject: false,
             fetcher: None,
         }
     }
@@ -81,7 +69,7 @@ impl IntrospectionBuilder {
     /// use) unless [`endpoint`](Self::endpoint) is set. Also accepted as `iss`.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
-        self.issuers.push(issuer.clone());
+        self.settings.issuers.push(issuer.clone());
         self.issuer = Some(issuer);
         self
     }
@@ -95,33 +83,35 @@ impl IntrospectionBuilder {
 
     /// `client_secret_basic` (default) or `client_secret_post`.
     pub fn client_auth(mut self, auth: ClientAuth) -> Self {
-        self.client_auth = auth;
+        self.settings.client_auth = auth;
         self
     }
 
     /// An accepted audience: this server's resource URI (compared canonically: scheme and
     /// host case-insensitive, trailing slash tolerated). At least one is required.
     pub fn audience(mut self, aud: impl AsRef<str>) -> Self {
-        self.audiences.push(canonical_resource(aud.as_ref()));
+        self.settings
+            .audiences
+            .push(canonical_resource(aud.as_ref()));
         self
     }
 
     /// An accepted `iss` in introspection answers (when the answer carries one).
     pub fn accept_issuer(mut self, iss: impl Into<String>) -> Self {
-        self.issuers.push(iss.into());
+        self.settings.issuers.push(iss.into());
         self
     }
 
     /// Timeout of one introspection call, discovery included (default 5 s, at least
     /// [`MIN_TIMEOUT`]).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.settings.timeout = timeout;
         self
     }
 
     /// Clock skew tolerated on `exp` and `nbf` (default 30 s, at most 5 min).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway.min(Duration::from_secs(300));
+        self.settings.leeway = leeway.min(Duration::from_secs(300));
         self
     }
 
@@ -158,7 +148,7 @@ impl IntrospectionBuilder {
     /// differs, as it includes the `client_id`). Turn it on when client ids and user subjects
     /// cannot collide at your authorization server, or when your tools key on `principal()`.
     pub fn client_id_as_subject(mut self) -> Self {
-        self.client_id_as_subject = true;
+        self.settings.client_id_as_subject = true;
         self
     }
 
@@ -223,13 +213,13 @@ impl IntrospectionBuilder {
     /// At least one audience, and a timeout of at least [`MIN_TIMEOUT`].
     fn check_limits(&self) -> Result<(), ConfigError> {
         let mut problems = Problems::default();
-        if self.audiences.is_empty() {
+        if self.settings.audiences.is_empty() {
             problems.add(
                 "audience",
                 "at least one audience (this server's resource URI) is required",
             );
         }
-        if self.timeout < MIN_TIMEOUT {
+        if self.settings.timeout < MIN_TIMEOUT {
             problems.add("introspection timeout", "must be at least 100 ms");
         }
         problems.finish(|| ())
@@ -255,19 +245,13 @@ impl IntrospectionBuilder {
                 issuer: self.issuer,
                 client_id,
                 client_secret,
-                client_auth: self.client_auth,
-                audiences: self.audiences,
-                issuers: self.issuers,
-                timeout: self.timeout,
-                leeway: self.leeway,
-                max_body_bytes: self.max_body_bytes,
+                settings: self.settings,
                 cache: self
                     .cache
                     .map(|(max, ttl)| AnswerCache::<AuthContext>::new(max, ttl)),
                 negative: self
                     .negative_cache
                     .map(|(max, ttl)| AnswerCache::new(max, ttl)),
-                client_id_as_subject: self.client_id_as_subject,
                 fetcher,
             }),
         }

@@ -91,8 +91,12 @@ impl IntrospectionAuthenticator {
 /// `introspection_endpoint` from the issuer's metadata (OpenID configuration, then RFC 8414).
 async fn discover(inner: &Inner) -> Result<String, String> {
     let issuer = inner.issuer.as_deref().unwrap_or_default();
-    let (url, meta) =
-        discover_metadata(inner.fetcher.as_ref(), issuer, inner.max_body_bytes).await?;
+    let (url, meta) = discover_metadata(
+        inner.fetcher.as_ref(),
+        issuer,
+        inner.settings.max_body_bytes,
+    )
+    .await?;
     let endpoint = meta
         .get("introspection_endpoint")
         .and_then(|v| v.as_str())

@@ -39,14 +39,14 @@ impl IntrospectionAuthenticator {
     ) -> Result<AuthContext, AuthError> {
         let inner = &*self.inner;
         check_active(&answer)?;
-        let exp = check_times(&answer, now, inner.leeway)?;
-        let audiences: Vec<String> = audience_bound(answer.get("aud"), &inner.audiences)
+        let exp = check_times(&answer, now, inner.settings.leeway)?;
+        let audiences: Vec<String> = audience_bound(answer.get("aud"), &inner.settings.audiences)
             .map_err(refusal)?
             .into_iter()
             .map(str::to_owned)
             .collect();
-        check_issuer(&answer, &inner.issuers)?;
-        let subject = subject(&answer, inner.client_id_as_subject)?.to_owned();
+        check_issuer(&answer, &inner.settings.issuers)?;
+        let subject = subject(&answer, inner.settings.client_id_as_subject)?.to_owned();
         Ok(into_context(answer, subject, audiences, exp))
     }
 }

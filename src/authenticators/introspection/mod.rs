@@ -26,7 +26,7 @@
 //! - `sub` is required: a token without one is refused unless
 //!   [`client_id_as_subject`](IntrospectionBuilder::client_id_as_subject) lets the
 //!   `client_id` stand in (client-credentials tokens).
-//! - The HTTP client is an [`HttpFetcher`]: pass the same one to the JWT builder to share one
+//! - The HTTP client is an [`HttpFetcher`](crate::oauth::HttpFetcher): pass the same one to the JWT builder to share one
 //!   connection pool with the JWKS cache.
 //!
 //! # Example
@@ -95,16 +95,38 @@ struct Inner {
     issuer: Option<String>,
     client_id: String,
     client_secret: Secret,
+    settings: Settings,
+    cache: Option<AnswerCache<AuthContext>>,
+    negative: Option<AnswerCache<AuthError>>,
+    fetcher: Arc<dyn DynFetcher>,
+}
+
+/// The plain settings, kept as configured.
+struct Settings {
     client_auth: ClientAuth,
+    /// Canonical forms.
     audiences: Vec<String>,
+    /// Accepted `iss` values (any when empty).
     issuers: Vec<String>,
     timeout: Duration,
     leeway: Duration,
     max_body_bytes: usize,
-    cache: Option<AnswerCache<AuthContext>>,
-    negative: Option<AnswerCache<AuthError>>,
     client_id_as_subject: bool,
-    fetcher: Arc<dyn DynFetcher>,
+}
+
+impl Default for Settings {
+    /// `client_secret_basic`, 5 s timeout, 30 s leeway, 64 KiB answer limit.
+    fn default() -> Self {
+        Self {
+            client_auth: ClientAuth::Basic,
+            audiences: Vec::new(),
+            issuers: Vec::new(),
+            timeout: Duration::from_secs(5),
+            leeway: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+            client_id_as_subject: false,
+        }
+    }
 }
 
 /// [`AuthLayer`](crate::AuthLayer) with an [`IntrospectionAuthenticator`].
@@ -124,7 +146,7 @@ impl fmt::Debug for IntrospectionAuthenticator {
             .field("issuer", &self.inner.issuer)
             .field("client_id", &self.inner.client_id)
             .field("client_secret", &"<redacted>")
-            .field("audiences", &self.inner.audiences)
+            .field("audiences", &self.inner.settings.audiences)
             .field(
                 "cache",
                 &self.inner.cache.as_ref().map(AnswerCache::settings),
@@ -189,7 +211,7 @@ impl IntrospectionAuthenticator {
             let secret = inner.client_secret.expose();
             let mut form: Vec<(&str, &str)> =
                 vec![("token", token), ("token_type_hint", "access_token")];
-            let basic = match inner.client_auth {
+            let basic = match inner.settings.client_auth {
                 ClientAuth::Basic => Some((inner.client_id.as_str(), secret)),
                 ClientAuth::Post => {
                     form.push(("client_id", &inner.client_id));
@@ -199,11 +221,11 @@ impl IntrospectionAuthenticator {
             };
             inner
                 .fetcher
-                .post_form_boxed(&endpoint, &form, basic, inner.max_body_bytes)
+                .post_form_boxed(&endpoint, &form, basic, inner.settings.max_body_bytes)
                 .await
                 .map_err(answer_error)
         };
-        let fetched = tokio::time::timeout(inner.timeout, call)
+        let fetched = tokio::time::timeout(inner.settings.timeout, call)
             .await
             .map_err(|_| unavailable("introspection timed out".into()))??;
         let answer: serde_json::Map<String, serde_json::Value> =

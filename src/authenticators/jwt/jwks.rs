@@ -242,52 +242,58 @@ impl JwksCache {
             tokio::time::timeout(self.policy.fetch_timeout, self.fetch_keys(&mut state)).await;
         let result = result.unwrap_or_else(|_| Err("timed out".into()));
         match result {
-            Ok((keys, max_age)) => {
-                // `max`, then `min`: never panics, even when a policy has min_ttl > max_ttl
-                // (the builder refuses that); the upper bound wins.
-                let ttl = max_age
-                    .unwrap_or(self.policy.default_ttl)
-                    .max(self.policy.min_ttl)
-                    .min(self.policy.max_ttl);
-                let now = Instant::now();
-                let next = Arc::new(Snapshot {
-                    keys,
-                    loaded_at: Some(now),
-                    fresh_until: Some(instant_after(now, ttl)),
-                    usable_until: Some(instant_after(
-                        now,
-                        ttl.saturating_add(self.policy.max_stale),
-                    )),
-                    generation: snap.generation.wrapping_add(1),
-                });
-                self.snapshot.store(next.clone());
-                tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
-                Refreshed::New(next)
-            }
-            Err(error) => {
-                tracing::warn!(
-                    target: crate::telemetry::JWT_TARGET,
-                    %error,
-                    serving_stale = snap.usable(Instant::now()),
-                    "JWKS refresh failed"
-                );
-                // Push the lifetime forward so every request does not spawn a refresh; the
-                // stale limit still applies.
-                if snap.loaded_at.is_some() {
-                    let retry = instant_after(Instant::now(), self.policy.min_refresh_gap);
-                    let next = Arc::new(Snapshot {
-                        keys: snap.keys.clone(),
-                        loaded_at: snap.loaded_at,
-                        fresh_until: Some(retry),
-                        usable_until: snap.usable_until,
-                        generation: snap.generation,
-                    });
-                    self.snapshot.store(next.clone());
-                    return Refreshed::Unchanged(next, self.policy.min_refresh_gap);
-                }
-                Refreshed::Unchanged(snap, self.policy.min_refresh_gap)
-            }
+            Ok((keys, max_age)) => Refreshed::New(self.loaded(&snap, keys, max_age)),
+            Err(error) => self.failed(snap, &error),
         }
+    }
+
+    /// Publishes freshly fetched keys, for `max-age` clamped by the policy.
+    fn loaded(&self, snap: &Snapshot, keys: KeySet, max_age: Option<Duration>) -> Arc<Snapshot> {
+        // `max`, then `min`: never panics, even when a policy has min_ttl > max_ttl
+        // (the builder refuses that); the upper bound wins.
+        let ttl = max_age
+            .unwrap_or(self.policy.default_ttl)
+            .max(self.policy.min_ttl)
+            .min(self.policy.max_ttl);
+        let now = Instant::now();
+        let next = Arc::new(Snapshot {
+            keys,
+            loaded_at: Some(now),
+            fresh_until: Some(instant_after(now, ttl)),
+            usable_until: Some(instant_after(
+                now,
+                ttl.saturating_add(self.policy.max_stale),
+            )),
+            generation: snap.generation.wrapping_add(1),
+        });
+        self.snapshot.store(next.clone());
+        tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
+        next
+    }
+
+    /// Logs a failed refresh and keeps serving the last good keys (within the stale limit).
+    fn failed(&self, snap: Arc<Snapshot>, error: &str) -> Refreshed {
+        tracing::warn!(
+            target: crate::telemetry::JWT_TARGET,
+            %error,
+            serving_stale = snap.usable(Instant::now()),
+            "JWKS refresh failed"
+        );
+        // Push the lifetime forward so every request does not spawn a refresh; the
+        // stale limit still applies.
+        if snap.loaded_at.is_some() {
+            let retry = instant_after(Instant::now(), self.policy.min_refresh_gap);
+            let next = Arc::new(Snapshot {
+                keys: snap.keys.clone(),
+                loaded_at: snap.loaded_at,
+                fresh_until: Some(retry),
+                usable_until: snap.usable_until,
+                generation: snap.generation,
+            });
+            self.snapshot.store(next.clone());
+            return Refreshed::Unchanged(next, self.policy.min_refresh_gap);
+        }
+        Refreshed::Unchanged(snap, self.policy.min_refresh_gap)
     }
 
     async fn fetch_keys(

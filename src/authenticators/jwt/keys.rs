@@ -138,22 +138,27 @@ pub(crate) enum Origin {
     Fetched { allow_symmetric: bool },
 }
 
-/// Checks an HMAC key: `alg` must be HS256, HS384 or HS512, the secret at least
-/// [`MIN_HMAC_SECRET_LEN`] bytes long. Problems name `setting`.
-pub(crate) fn check_hmac(setting: &str, alg: Algorithm, len: usize) -> Result<(), ConfigError> {
+/// Checks an HMAC key and returns its secret: `alg` must be HS256, HS384 or HS512, the secret
+/// at least [`MIN_HMAC_SECRET_LEN`] bytes long. Problems name `setting`.
+pub(crate) fn check_hmac(
+    setting: &str,
+    secret: impl Into<Secret>,
+    alg: Algorithm,
+) -> Result<Secret, ConfigError> {
+    let secret = secret.into();
     if alg.family() != AlgorithmFamily::Hmac {
         return Err(ConfigError::new(
             setting,
             "an HMAC secret needs HS256, HS384 or HS512",
         ));
     }
-    if len < MIN_HMAC_SECRET_LEN {
+    if secret.len() < MIN_HMAC_SECRET_LEN {
         return Err(ConfigError::new(
             setting,
             format!("the HMAC secret is shorter than {MIN_HMAC_SECRET_LEN} bytes"),
         ));
     }
-    Ok(())
+    Ok(secret)
 }
 
 /// A key configured in code or the environment.
@@ -193,10 +198,8 @@ impl JwtKey {
     ///
     /// When `alg` is not an HMAC algorithm or the secret is shorter than 32 bytes.
     pub fn hmac(secret: impl Into<Secret>, alg: Algorithm) -> Result<Self, ConfigError> {
-        let secret = secret.into();
-        check_hmac("jwt key", alg, secret.len())?;
         Ok(Self {
-            inner: KeyMaterial::Hmac(secret),
+            inner: KeyMaterial::Hmac(check_hmac("jwt key", secret, alg)?),
             alg,
             kid: None,
             issuers: Vec::new(),

@@ -66,8 +66,7 @@ impl JwtMinter {
     ///
     /// When `alg` is not HS256/384/512 or the secret is too short.
     pub fn hmac(secret: impl Into<Secret>, alg: Algorithm) -> Result<Self, ConfigError> {
-        let secret = secret.into();
-        check_hmac("jwt minter", alg, secret.len())?;
+        let secret = check_hmac("jwt minter", secret, alg)?;
         // jsonwebtoken copies the secret into the `EncodingKey` (a plain `Vec<u8>` it does not
         // zeroize); `secret` itself is zeroized when dropped here.
         Ok(Self::with_key(
