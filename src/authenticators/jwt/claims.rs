@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-pub(crate) use crate::authenticators::claims::ClaimError;
+use crate::authenticators::claims::ClaimError;
 use crate::authenticators::claims::{audience_bound, check_exp, check_iat, check_nbf};
 use crate::context::{AuthContext, AuthMethod};
 use crate::strict_json::Key;

@@ -10,10 +10,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use super::claims::{ClaimError, Header, Issuers, Registered, check_and_map, parse_claims};
+use super::claims::{Header, Issuers, Registered, check_and_map, parse_claims};
 use super::jwks::Snapshot;
 use super::keys::{MAX_KID_LEN, VerifyKey};
 use super::{INVALID, Inner, JwtAuthenticator, MAX_TOKEN_LEN, Step, invalid};
+use crate::authenticators::claims::ClaimError;
 use crate::context::AuthContext;
 use crate::error::AuthError;
 use crate::secret::digest;
