@@ -4,7 +4,9 @@
 //! introspection endpoint, authenticated as a confidential client (`client_secret_basic` or
 //! `client_secret_post`), and accepts it only when the answer says `"active": true`, the token
 //! is unexpired (`exp`, `nbf`) and its audience (`aud`) names this resource (RFC 8707; the
-//! MCP spec requires audience binding). `sub`, `scope`, `client_id`, `exp`, `aud` and `iss`
+//! MCP spec requires audience binding). `exp` and `nbf` are read as for JWTs (non-negative
+//! seconds up to 2^53), and so is `aud` (a string or an array of strings; any other type is
+//! refused as malformed). `sub`, `scope`, `client_id`, `exp`, `aud` and `iss`
 //! become the [`AuthContext`].
 //!
 //! - The endpoint is configured, or found in the authorization server's metadata
@@ -18,7 +20,8 @@
 //!   metadata on every request.
 //! - An optional cache of active results (off by default: a revoked token then stays usable
 //!   until its entry expires) is bounded in entries and lifetime, never outlives `exp`, and
-//!   is keyed by the SHA-256 of the token.
+//!   is keyed by the SHA-256 of the token. When full, expired entries make room first, then
+//!   the oldest (as in the negative cache).
 //! - A short negative cache (on by default: [`DEFAULT_NEGATIVE_CACHE_TTL`], at most
 //!   [`DEFAULT_NEGATIVE_CACHE_ENTRIES`] tokens, keyed by SHA-256) answers a refused token again
 //!   without asking the authorization server, so replaying garbage does not spend this

@@ -228,7 +228,8 @@ impl JwtBuilder {
     }
 
     /// Caches up to `capacity` verified tokens so a repeated token skips signature
-    /// verification while unexpired (never past its own `exp`).
+    /// verification while unexpired (never past its own `exp`). When full, expired entries
+    /// make room first, then the oldest.
     pub fn verified_token_cache(mut self, capacity: usize) -> Self {
         self.cache_capacity = Some(capacity.max(1));
         self
