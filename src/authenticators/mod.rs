@@ -22,6 +22,8 @@
 //! assert_eq!(bearer_token(&req.into_parts().0).unwrap(), "abc.def");
 //! ```
 
+#[cfg(any(feature = "jwt", feature = "introspection"))]
+mod claims;
 #[cfg(any(feature = "api-key", feature = "bearer"))]
 pub mod credential;
 pub mod header;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::{AuthContext, push_escaped};
+use crate::strict_json::numeric_date;
 
 use super::StoreError;
 
@@ -108,7 +109,7 @@ impl TokenFacts {
         let issued_at = ctx
             .claims()
             .and_then(|c| c.get("iat"))
-            .and_then(serde_json::Value::as_u64)
+            .and_then(numeric_date)
             .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)));
         Self {
             token_id: ctx.credential_id().map(str::to_owned),

@@ -1,5 +1,6 @@
 //! Parsing and checking the JWT header and claims: strict JSON (duplicate members refused),
-//! registered-claim types, audience canonicalisation, and the mapping into [`AuthContext`].
+//! registered-claim types, and the mapping into [`AuthContext`] (the time and audience rules
+//! are shared with introspection: [`crate::authenticators::claims`]).
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -10,6 +11,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::authenticators::claims::ClaimError;
+use crate::authenticators::claims::{audience_bound, check_exp, check_iat, check_nbf};
 use crate::context::{AuthContext, AuthMethod};
 use crate::strict_json::Key;
 
@@ -133,47 +136,6 @@ pub(crate) struct Header<'a> {
     pub(crate) crit: Option<de::IgnoredAny>,
 }
 
-/// Why claims were refused; decides the description and the log detail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ClaimError {
-    Expired,
-    NotYetValid,
-    IssuedInFuture,
-    BadIssuer,
-    BadAudience,
-    Malformed(&'static str),
-    MissingClaim,
-    Rejected,
-}
-
-impl ClaimError {
-    pub(crate) fn detail(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::NotYetValid => "not_yet_valid",
-            Self::IssuedInFuture => "iat_in_future",
-            Self::BadIssuer => "issuer_mismatch",
-            Self::BadAudience => "audience_mismatch",
-            Self::Malformed(d) => d,
-            Self::MissingClaim => "required_claim_missing",
-            Self::Rejected => "claims_check_failed",
-        }
-    }
-}
-
-/// Reads a NumericDate: a non-negative JSON number of seconds (integer or finite float below
-/// 2^53). Strings, negatives and absurd values are refused.
-fn numeric_date(v: &Value) -> Option<u64> {
-    const MAX: f64 = 9_007_199_254_740_992.0; // 2^53
-    if let Some(u) = v.as_u64() {
-        return (u as f64 <= MAX).then_some(u);
-    }
-    let f = v.as_f64()?;
-    (f.is_finite() && (0.0..=MAX).contains(&f)).then(|| f.floor() as u64)
-}
-
-use crate::oauth::canonical_resource as canonical_audience;
-
 /// What the claims must satisfy.
 #[derive(Debug, Clone)]
 pub(crate) struct ClaimRules {
@@ -223,6 +185,9 @@ impl Issuers {
 
 /// Checks registered claims and builds the context (with the raw claims text); returns it
 /// with its expiry. `issuers` are those of the key that verified the signature.
+///
+/// The steps, in order: [`check_times`], [`issuer`], the audience ([`audience_bound`]),
+/// [`subject`], required claims, [`collect_scopes`], [`collect_roles`], [`into_context`].
 pub(crate) fn check_and_map(
     claims: Registered,
     raw: String,
@@ -231,94 +196,93 @@ pub(crate) fn check_and_map(
     mapping: &ClaimMapping,
     now: SystemTime,
 ) -> Result<(AuthContext, u64), ClaimError> {
-    let now = secs(now);
-    let leeway = rules.leeway.as_secs();
+    let exp = check_times(&claims, secs(now), rules.leeway.as_secs())?;
+    let iss = issuer(&claims, issuers)?;
+    let aud = audience_bound(claims.aud.as_ref(), &rules.audiences)?;
+    let sub = subject(&claims)?;
+    if claims.required_seen < rules.required.len() {
+        return Err(ClaimError::MissingClaim);
+    }
+    let scopes = collect_scopes(&claims)?;
+    let roles = collect_roles(&claims, mapping);
+    let named = Named {
+        sub,
+        iss,
+        aud: &aud,
+        exp,
+    };
+    Ok((into_context(&claims, named, scopes, roles, raw), exp))
+}
 
+/// `exp` (required), `nbf` and `iat`, with leeway. Returns `exp`.
+fn check_times(claims: &Registered, now: u64, leeway: u64) -> Result<u64, ClaimError> {
     let exp = match &claims.exp {
-        Some(v) => numeric_date(v).ok_or(ClaimError::Malformed("bad_exp"))?,
+        Some(v) => check_exp(v, now, leeway)?,
         None => return Err(ClaimError::Malformed("missing_exp")),
     };
-    // RFC 7519 §4.1.4: the current time must be before `exp` (plus leeway).
-    if now >= exp.saturating_add(leeway) {
-        return Err(ClaimError::Expired);
-    }
     if let Some(v) = &claims.nbf {
-        let nbf = numeric_date(v).ok_or(ClaimError::Malformed("bad_nbf"))?;
-        if nbf > now.saturating_add(leeway) {
-            return Err(ClaimError::NotYetValid);
-        }
+        check_nbf(v, now, leeway)?;
     }
     if let Some(v) = &claims.iat {
-        let iat = numeric_date(v).ok_or(ClaimError::Malformed("bad_iat"))?;
-        if iat > now.saturating_add(leeway) {
-            return Err(ClaimError::IssuedInFuture);
-        }
+        check_iat(v, now, leeway)?;
     }
+    Ok(exp)
+}
 
+/// `iss`: a string, if present, accepted by the verifying key's issuers.
+fn issuer<'c>(claims: &'c Registered, issuers: &Issuers) -> Result<Option<&'c str>, ClaimError> {
     let iss = match &claims.iss {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(ClaimError::Malformed("bad_iss")),
         None => None,
     };
-    if !issuers.accepts(iss) {
-        return Err(ClaimError::BadIssuer);
+    if issuers.accepts(iss) {
+        Ok(iss)
+    } else {
+        Err(ClaimError::BadIssuer)
     }
+}
 
-    let aud: Vec<&str> = match &claims.aud {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().ok_or(ClaimError::Malformed("bad_aud")))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(ClaimError::Malformed("bad_aud")),
-        None => Vec::new(),
-    };
-    let matches = aud.iter().any(|a| {
-        let a = canonical_audience(a);
-        rules.audiences.contains(&a)
-    });
-    if !matches {
-        return Err(ClaimError::BadAudience);
+/// `sub`: a non-empty string.
+fn subject(claims: &Registered) -> Result<String, ClaimError> {
+    match &claims.sub {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(ClaimError::Malformed("bad_sub")),
     }
+}
 
-    let sub = match &claims.sub {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(ClaimError::Malformed("bad_sub")),
-    };
-    if claims.required_seen < rules.required.len() {
-        return Err(ClaimError::MissingClaim);
-    }
-
+/// Scopes from `scope` (a space-separated string), `scp` and `permissions` (a string or an
+/// array of strings).
+fn collect_scopes(claims: &Registered) -> Result<BTreeSet<String>, ClaimError> {
     let mut scopes: BTreeSet<String> = BTreeSet::new();
     match &claims.scope {
-        Some(Value::String(s)) => {
-            scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
-        }
+        Some(Value::String(s)) => scopes.extend(split_spaces(s)),
         Some(_) => return Err(ClaimError::Malformed("bad_scope")),
         None => {}
     }
-    let mut list_claim = |value: &Option<Value>| -> Result<(), ClaimError> {
-        match value {
-            Some(Value::String(s)) => {
-                scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
-            }
+    for list in [&claims.scp, &claims.permissions] {
+        match list {
+            Some(Value::String(s)) => scopes.extend(split_spaces(s)),
             Some(Value::Array(items)) => {
                 for v in items {
-                    scopes.insert(
-                        v.as_str()
-                            .ok_or(ClaimError::Malformed("bad_scope"))?
-                            .to_owned(),
-                    );
+                    let s = v.as_str().ok_or(ClaimError::Malformed("bad_scope"))?;
+                    scopes.insert(s.to_owned());
                 }
             }
             Some(_) => return Err(ClaimError::Malformed("bad_scope")),
             None => {}
         }
-        Ok(())
-    };
-    list_claim(&claims.scp)?;
-    list_claim(&claims.permissions)?;
+    }
+    Ok(scopes)
+}
 
+fn split_spaces(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(' ').filter(|s| !s.is_empty()).map(String::from)
+}
+
+/// Roles at the mapping's claim paths: an array (its strings) or a space-separated string;
+/// anything else, or a missing path, adds none.
+fn collect_roles(claims: &Registered, mapping: &ClaimMapping) -> Vec<String> {
     let mut roles: Vec<String> = Vec::new();
     for path in &mapping.role_paths {
         let mut segs = path.split('.');
@@ -335,22 +299,39 @@ pub(crate) fn check_and_map(
             Some(Value::Array(items)) => {
                 roles.extend(items.iter().filter_map(|r| r.as_str().map(String::from)))
             }
-            Some(Value::String(s)) => {
-                roles.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
-            }
+            Some(Value::String(s)) => roles.extend(split_spaces(s)),
             _ => {}
         }
     }
+    roles
+}
 
-    let mut b = AuthContext::builder(sub, AuthMethod::Jwt)
+/// The checked registered claims that name the caller and the token.
+struct Named<'c> {
+    sub: String,
+    iss: Option<&'c str>,
+    aud: &'c [&'c str],
+    exp: u64,
+}
+
+/// The context: subject, scopes, roles, audiences, expiry, issuer, client (`client_id`, else
+/// `azp`), token id (`jti`) and the raw claims.
+fn into_context(
+    claims: &Registered,
+    named: Named<'_>,
+    scopes: BTreeSet<String>,
+    roles: Vec<String>,
+    raw: String,
+) -> AuthContext {
+    let mut b = AuthContext::builder(named.sub, AuthMethod::Jwt)
         .scopes(scopes)
         .roles(roles)
-        .audience(aud.iter().map(|s| (*s).to_owned()));
+        .audience(named.aud.iter().map(|s| (*s).to_owned()));
     // `exp` is at most 2^53 (`numeric_date`), which a `SystemTime` holds; checked anyway.
-    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(exp)) {
+    if let Some(t) = UNIX_EPOCH.checked_add(Duration::from_secs(named.exp)) {
         b = b.expires_at(t);
     }
-    if let Some(i) = iss {
+    if let Some(i) = named.iss {
         b = b.issuer(i);
     }
     if let Some(c) = claims
@@ -364,280 +345,8 @@ pub(crate) fn check_and_map(
     if let Some(jti) = claims.jti.as_ref().and_then(Value::as_str) {
         b = b.credential_id(jti);
     }
-    Ok((b.claims_json(raw).build(), exp))
+    b.claims_json(raw).build()
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::Map;
-
-    use super::*;
-
-    fn rules() -> ClaimRules {
-        ClaimRules {
-            audiences: vec![canonical_audience("https://mcp.example.com/mcp")],
-            leeway: Duration::from_secs(60),
-            required: vec![],
-        }
-    }
-
-    fn now() -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-    }
-
-    fn base() -> Map<String, Value> {
-        serde_json::from_value(serde_json::json!({
-            "sub": "alice", "iss": "https://as.example.com", "aud": "https://mcp.example.com/mcp",
-            "exp": 1_800_000_600u64, "iat": 1_800_000_000u64
-        }))
-        .unwrap()
-    }
-
-    fn run(
-        c: Map<String, Value>,
-        mapping: &ClaimMapping,
-    ) -> Result<(AuthContext, u64), ClaimError> {
-        let text = serde_json::to_string(&c).unwrap();
-        let reg = parse_claims(text.as_bytes(), mapping, &[]).expect("parses");
-        let issuers = Issuers::OneOf(vec!["https://as.example.com".into()]);
-        check_and_map(reg, text, &rules(), &issuers, mapping, now())
-    }
-
-    fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {
-        let mut c = base();
-        edit(&mut c);
-        run(c, &ClaimMapping::default()).map(|(ctx, _)| ctx)
-    }
-
-    #[test]
-    fn duplicate_members_are_refused() {
-        let m = ClaimMapping::default();
-        assert!(parse_claims(br#"{"scope":"a","scope":"a b"}"#, &m, &[]).is_none());
-        assert!(parse_claims(br#"{"tenant":1,"tenant":2}"#, &m, &[]).is_none());
-        assert!(parse_claims(br#"{"t\u0065nant":1,"tenant":2}"#, &m, &[]).is_none());
-        assert!(parse_claims(br#"{"scope":"a"}"#, &m, &[]).is_some());
-        assert!(parse_claims(b"[1]", &m, &[]).is_none());
-        assert!(parse_claims(br#"{"a":1} {"b":2}"#, &m, &[]).is_none());
-        assert!(serde_json::from_str::<Header<'_>>(r#"{"alg":"HS256","alg":"none"}"#).is_err());
-    }
-
-    #[test]
-    fn audience_canonicalisation_lowercases_scheme_and_host_only() {
-        assert_eq!(
-            canonical_audience("HTTPS://MCP.Example.COM/Mcp/"),
-            "https://mcp.example.com/Mcp"
-        );
-        assert_eq!(
-            canonical_audience("https://mcp.example.com"),
-            "https://mcp.example.com"
-        );
-        assert_eq!(canonical_audience("api://Default"), "api://default");
-        assert_eq!(canonical_audience("My-API"), "My-API");
-    }
-
-    #[test]
-    fn audience_near_misses_are_refused() {
-        for aud in [
-            "https://mcp.example.com.evil.com/mcp",
-            "https://mcp.example.com/other",
-            "https://mcp.example.com@evil/mcp",
-            "https://mcp.example.com",
-        ] {
-            assert_eq!(
-                check(|c| {
-                    c.insert("aud".into(), aud.into());
-                })
-                .unwrap_err(),
-                ClaimError::BadAudience,
-                "{aud}"
-            );
-        }
-        for aud in [
-            "https://MCP.example.com/mcp/",
-            "HTTPS://mcp.example.com/mcp",
-        ] {
-            assert!(
-                check(|c| {
-                    c.insert("aud".into(), aud.into());
-                })
-                .is_ok(),
-                "{aud}"
-            );
-        }
-        let arr = serde_json::json!(["https://other", "https://mcp.example.com/mcp"]);
-        assert!(
-            check(|c| {
-                c.insert("aud".into(), arr);
-            })
-            .is_ok()
-        );
-    }
-
-    #[test]
-    fn audience_of_wrong_type_or_missing_is_refused() {
-        for aud in [
-            serde_json::json!(123),
-            serde_json::json!({"a": 1}),
-            serde_json::json!(null),
-            serde_json::json!([1, 2]),
-        ] {
-            assert!(
-                check(|c| {
-                    c.insert("aud".into(), aud);
-                })
-                .is_err()
-            );
-        }
-        assert_eq!(
-            check(|c| {
-                c.remove("aud");
-            })
-            .unwrap_err(),
-            ClaimError::BadAudience
-        );
-        assert_eq!(
-            check(|c| {
-                c.insert("aud".into(), serde_json::json!([]));
-            })
-            .unwrap_err(),
-            ClaimError::BadAudience
-        );
-    }
-
-    #[test]
-    fn time_claims_are_checked_with_leeway() {
-        let t = 1_800_000_000u64;
-        assert!(
-            check(|c| {
-                c.insert("exp".into(), (t - 30).into());
-            })
-            .is_ok()
-        );
-        assert_eq!(
-            check(|c| {
-                c.insert("exp".into(), (t - 90).into());
-            })
-            .unwrap_err(),
-            ClaimError::Expired
-        );
-        assert_eq!(
-            check(|c| {
-                c.insert("nbf".into(), (t + 3600).into());
-            })
-            .unwrap_err(),
-            ClaimError::NotYetValid
-        );
-        assert_eq!(
-            check(|c| {
-                c.insert("iat".into(), (t + 86_400).into());
-            })
-            .unwrap_err(),
-            ClaimError::IssuedInFuture
-        );
-        for bad in [
-            serde_json::json!("1999999999"),
-            serde_json::json!(-1),
-            serde_json::json!(1e300),
-            serde_json::json!(null),
-        ] {
-            assert!(
-                check(|c| {
-                    c.insert("exp".into(), bad);
-                })
-                .is_err()
-            );
-        }
-        assert!(
-            check(|c| {
-                c.remove("exp");
-            })
-            .is_err()
-        );
-        assert!(
-            check(|c| {
-                c.insert("nbf".into(), "99999999999".into());
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn issuer_must_be_an_exact_string() {
-        assert_eq!(
-            check(|c| {
-                c.insert("iss".into(), "https://as.example.com/".into());
-            })
-            .unwrap_err(),
-            ClaimError::BadIssuer
-        );
-        assert_eq!(
-            check(|c| {
-                c.remove("iss");
-            })
-            .unwrap_err(),
-            ClaimError::BadIssuer
-        );
-        assert!(
-            check(|c| {
-                c.insert("iss".into(), 123.into());
-            })
-            .is_err()
-        );
-        let arr = serde_json::json!(["https://evil", "https://as.example.com"]);
-        assert!(
-            check(|c| {
-                c.insert("iss".into(), arr);
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn subject_is_required() {
-        assert!(
-            check(|c| {
-                c.remove("sub");
-            })
-            .is_err()
-        );
-        assert!(
-            check(|c| {
-                c.insert("sub".into(), 5.into());
-            })
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn scopes_come_from_scope_and_scp_and_roles_from_paths() {
-        let mut c = base();
-        c.insert("scope".into(), "read  write".into());
-        c.insert("scp".into(), serde_json::json!(["admin"]));
-        c.insert("permissions".into(), serde_json::json!(["perm:x"]));
-        c.insert(
-            "realm_access".into(),
-            serde_json::json!({"roles": ["editor"]}),
-        );
-        c.insert("azp".into(), "client-1".into());
-        let mapping = ClaimMapping {
-            role_paths: vec!["realm_access.roles".into()],
-            permissions_as_scopes: true,
-        };
-        let (ctx, _) = run(c, &mapping).unwrap();
-        assert_eq!(ctx.scopes().to_space_separated(), "admin perm:x read write");
-        assert!(ctx.has_role("editor"));
-        assert_eq!(ctx.client_id(), Some("client-1"));
-        assert_eq!(ctx.principal(), "https://as.example.com|alice|client-1");
-        assert!(ctx.claims().unwrap().contains_key("realm_access"));
-    }
-
-    #[test]
-    fn non_string_scope_is_refused() {
-        assert!(
-            check(|c| {
-                c.insert("scope".into(), serde_json::json!(["read"]));
-            })
-            .is_err()
-        );
-    }
-}
+mod tests;

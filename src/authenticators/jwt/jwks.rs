@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::keys::{KeySet, Origin, keys_from_json};
+use crate::authenticators::claims::instant_after;
 use crate::error::ConfigError;
 
 /// Least [`JwksPolicy::min_refresh_gap`] and [`JwksPolicy::fetch_timeout`] accepted (100 ms):
@@ -28,14 +29,6 @@ pub const MIN_POLICY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// A discovered `jwks_uri` is discovered again after this long (and after a failed fetch).
 pub const REDISCOVERY_INTERVAL: Duration = Duration::from_secs(24 * 3600);
-
-/// `now + d`, saturating far in the future instead of overflowing `Instant`.
-pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(d)
-        .or_else(|| now.checked_add(FAR))
-        .unwrap_or(now)
-}
 
 /// Timing and size limits of a JWKS cache.
 #[derive(Debug, Clone)]
@@ -146,7 +139,6 @@ struct RefreshState {
     last_attempt: Option<Instant>,
     /// The discovered `jwks_uri` and when it was discovered.
     jwks_uri: Option<(String, Instant)>,
-    last_error: Option<String>,
 }
 
 /// The cache. Shared by every clone of the authenticator.
@@ -195,7 +187,6 @@ impl JwksCache {
             refresh: tokio::sync::Mutex::new(RefreshState {
                 last_attempt: None,
                 jwks_uri: None,
-                last_error: None,
             }),
             background: AtomicBool::new(false),
         }
@@ -251,54 +242,58 @@ impl JwksCache {
             tokio::time::timeout(self.policy.fetch_timeout, self.fetch_keys(&mut state)).await;
         let result = result.unwrap_or_else(|_| Err("timed out".into()));
         match result {
-            Ok((keys, max_age)) => {
-                // `max`, then `min`: never panics, even when a policy has min_ttl > max_ttl
-                // (the builder refuses that); the upper bound wins.
-                let ttl = max_age
-                    .unwrap_or(self.policy.default_ttl)
-                    .max(self.policy.min_ttl)
-                    .min(self.policy.max_ttl);
-                let now = Instant::now();
-                let next = Arc::new(Snapshot {
-                    keys,
-                    loaded_at: Some(now),
-                    fresh_until: Some(instant_after(now, ttl)),
-                    usable_until: Some(instant_after(
-                        now,
-                        ttl.saturating_add(self.policy.max_stale),
-                    )),
-                    generation: snap.generation.wrapping_add(1),
-                });
-                self.snapshot.store(next.clone());
-                state.last_error = None;
-                tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
-                Refreshed::New(next)
-            }
-            Err(error) => {
-                tracing::warn!(
-                    target: crate::telemetry::JWT_TARGET,
-                    %error,
-                    serving_stale = snap.usable(Instant::now()),
-                    "JWKS refresh failed"
-                );
-                state.last_error = Some(error);
-                // Push the lifetime forward so every request does not spawn a refresh; the
-                // stale limit still applies.
-                if snap.loaded_at.is_some() {
-                    let retry = instant_after(Instant::now(), self.policy.min_refresh_gap);
-                    let next = Arc::new(Snapshot {
-                        keys: snap.keys.clone(),
-                        loaded_at: snap.loaded_at,
-                        fresh_until: Some(retry),
-                        usable_until: snap.usable_until,
-                        generation: snap.generation,
-                    });
-                    self.snapshot.store(next.clone());
-                    return Refreshed::Unchanged(next, self.policy.min_refresh_gap);
-                }
-                Refreshed::Unchanged(snap, self.policy.min_refresh_gap)
-            }
+            Ok((keys, max_age)) => Refreshed::New(self.loaded(&snap, keys, max_age)),
+            Err(error) => self.failed(snap, &error),
         }
+    }
+
+    /// Publishes freshly fetched keys, for `max-age` clamped by the policy.
+    fn loaded(&self, snap: &Snapshot, keys: KeySet, max_age: Option<Duration>) -> Arc<Snapshot> {
+        // `max`, then `min`: never panics, even when a policy has min_ttl > max_ttl
+        // (the builder refuses that); the upper bound wins.
+        let ttl = max_age
+            .unwrap_or(self.policy.default_ttl)
+            .max(self.policy.min_ttl)
+            .min(self.policy.max_ttl);
+        let now = Instant::now();
+        let next = Arc::new(Snapshot {
+            keys,
+            loaded_at: Some(now),
+            fresh_until: Some(instant_after(now, ttl)),
+            usable_until: Some(instant_after(
+                now,
+                ttl.saturating_add(self.policy.max_stale),
+            )),
+            generation: snap.generation.wrapping_add(1),
+        });
+        self.snapshot.store(next.clone());
+        tracing::debug!(target: crate::telemetry::JWT_TARGET, keys = next.keys.len(), ?ttl, "JWKS refreshed");
+        next
+    }
+
+    /// Logs a failed refresh and keeps serving the last good keys (within the stale limit).
+    fn failed(&self, snap: Arc<Snapshot>, error: &str) -> Refreshed {
+        tracing::warn!(
+            target: crate::telemetry::JWT_TARGET,
+            %error,
+            serving_stale = snap.usable(Instant::now()),
+            "JWKS refresh failed"
+        );
+        // Push the lifetime forward so every request does not spawn a refresh; the
+        // stale limit still applies.
+        if snap.loaded_at.is_some() {
+            let retry = instant_after(Instant::now(), self.policy.min_refresh_gap);
+            let next = Arc::new(Snapshot {
+                keys: snap.keys.clone(),
+                loaded_at: snap.loaded_at,
+                fresh_until: Some(retry),
+                usable_until: snap.usable_until,
+                generation: snap.generation,
+            });
+            self.snapshot.store(next.clone());
+            return Refreshed::Unchanged(next, self.policy.min_refresh_gap);
+        }
+        Refreshed::Unchanged(snap, self.policy.min_refresh_gap)
     }
 
     async fn fetch_keys(

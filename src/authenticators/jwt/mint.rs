@@ -3,10 +3,11 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, EncodingKey, Header};
 use serde_json::{Map, Value};
 
-use super::keys::MIN_HMAC_SECRET_LEN;
+use super::keys::check_hmac;
+use crate::context::Scopes;
 use crate::error::ConfigError;
 use crate::secret::Secret;
 
@@ -65,19 +66,7 @@ impl JwtMinter {
     ///
     /// When `alg` is not HS256/384/512 or the secret is too short.
     pub fn hmac(secret: impl Into<Secret>, alg: Algorithm) -> Result<Self, ConfigError> {
-        let secret = secret.into();
-        if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-            return Err(ConfigError::new(
-                "jwt minter",
-                "an HMAC secret needs HS256, HS384 or HS512",
-            ));
-        }
-        if secret.len() < MIN_HMAC_SECRET_LEN {
-            return Err(ConfigError::new(
-                "jwt minter",
-                format!("the HMAC secret is shorter than {MIN_HMAC_SECRET_LEN} bytes"),
-            ));
-        }
+        let secret = check_hmac("jwt minter", secret, alg)?;
         // jsonwebtoken copies the secret into the `EncodingKey` (a plain `Vec<u8>` it does not
         // zeroize); `secret` itself is zeroized when dropped here.
         Ok(Self::with_key(
@@ -93,16 +82,11 @@ impl JwtMinter {
     /// When the PEM is not a private key of `alg`'s family.
     pub fn pem(pem: impl AsRef<[u8]>, alg: Algorithm) -> Result<Self, ConfigError> {
         let pem = pem.as_ref();
-        let key = match alg {
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => EncodingKey::from_rsa_pem(pem),
-            Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(pem),
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
-            _ => {
+        let key = match alg.family() {
+            AlgorithmFamily::Rsa => EncodingKey::from_rsa_pem(pem),
+            AlgorithmFamily::Ec => EncodingKey::from_ec_pem(pem),
+            AlgorithmFamily::Ed => EncodingKey::from_ed_pem(pem),
+            AlgorithmFamily::Hmac => {
                 return Err(ConfigError::new(
                     "jwt minter",
                     "use JwtMinter::hmac for HMAC algorithms",
@@ -158,7 +142,8 @@ impl JwtMinter {
         self
     }
 
-    /// Mints a token for `subject` with these scopes.
+    /// Mints a token for `subject` with these scopes (its `scope` claim lists them sorted,
+    /// each once).
     ///
     /// # Errors
     ///
@@ -168,11 +153,11 @@ impl JwtMinter {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let scope: Vec<String> = scopes.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        let scopes: Scopes = scopes.into_iter().map(|s| s.as_ref().to_owned()).collect();
         let mut claims = Map::new();
         claims.insert("sub".into(), subject.into());
-        if !scope.is_empty() {
-            claims.insert("scope".into(), scope.join(" ").into());
+        if !scopes.is_empty() {
+            claims.insert("scope".into(), scopes.to_space_separated().into());
         }
         self.mint_claims(claims)
     }

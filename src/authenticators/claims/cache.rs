@@ -1,0 +1,185 @@
+//! [`TtlCache`]: the bounded, expiring map behind the JWT verified-token cache and the
+//! introspection caches.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// `now + d`, saturating far in the future instead of overflowing `Instant`.
+pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FAR))
+        .unwrap_or(now)
+}
+
+/// A map from 32-byte keys (token digests) to values that expire, holding at most
+/// `capacity` entries. `D` is the deadline's clock (an `Instant`, or seconds since the
+/// epoch); an entry is served while `now < until`.
+///
+/// Eviction rule: an insert of a new key into a full cache first drops every expired entry
+/// (only when one may have expired: the earliest deadline is tracked), then, while the cache
+/// is still full, the oldest insertion. Memory stays bounded under a flood of distinct keys,
+/// and each insert costs amortised O(1) while no entry expires.
+pub(crate) struct TtlCache<V, D = Instant> {
+    capacity: usize,
+    state: RwLock<State<V, D>>,
+}
+
+struct Entry<V, D> {
+    value: V,
+    until: D,
+    /// Insertion number: tells the live queue slot of a key from stale ones.
+    seq: u64,
+}
+
+struct State<V, D> {
+    map: HashMap<[u8; 32], Entry<V, D>>,
+    /// Keys in insertion order, with their insertion numbers; slots of replaced or dropped
+    /// entries are skipped, and compacted away once the queue is twice the capacity.
+    order: VecDeque<([u8; 32], u64)>,
+    next_seq: u64,
+    /// No entry expires before this (`None`: no entry).
+    earliest: Option<D>,
+}
+
+impl<V: Clone, D: Ord + Copy> TtlCache<V, D> {
+    /// An empty cache of at most `capacity` entries (at least one).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            state: RwLock::new(State {
+                map: HashMap::new(),
+                order: VecDeque::new(),
+                next_seq: 0,
+                earliest: None,
+            }),
+        }
+    }
+
+    /// The most entries held (shown by introspection's `Debug`).
+    #[cfg_attr(not(feature = "introspection"), allow(dead_code))]
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The value under `key`, unless it expired (`now >= until`).
+    pub(crate) fn get(&self, key: &[u8; 32], now: D) -> Option<V> {
+        let state = self.state.read().ok()?;
+        state
+            .map
+            .get(key)
+            .filter(|e| now < e.until)
+            .map(|e| e.value.clone())
+    }
+
+    /// Stores `value` under `key` until `until`, making room by the eviction rule.
+    pub(crate) fn insert(&self, key: [u8; 32], value: V, until: D, now: D) {
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        if !state.map.contains_key(&key) && state.map.len() >= self.capacity {
+            state.make_room(self.capacity, now);
+        }
+        state.push(key, value, until, self.capacity);
+    }
+
+    #[cfg(test)]
+    fn sizes(&self) -> (usize, usize) {
+        let state = self.state.read().unwrap();
+        (state.map.len(), state.order.len())
+    }
+}
+
+impl<V, D: Ord + Copy> State<V, D> {
+    fn make_room(&mut self, capacity: usize, now: D) {
+        if self.earliest.is_some_and(|e| now >= e) {
+            self.map.retain(|_, e| now < e.until);
+            self.earliest = self.map.values().map(|e| e.until).min();
+        }
+        while self.map.len() >= capacity {
+            let Some((key, seq)) = self.order.pop_front() else {
+                return;
+            };
+            if self.map.get(&key).is_some_and(|e| e.seq == seq) {
+                self.map.remove(&key);
+            }
+        }
+    }
+
+    fn push(&mut self, key: [u8; 32], value: V, until: D, capacity: usize) {
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        self.map.insert(key, Entry { value, until, seq });
+        self.order.push_back((key, seq));
+        self.earliest = Some(self.earliest.map_or(until, |e| e.min(until)));
+        if self.order.len() > capacity.saturating_mul(2) {
+            let map = &self.map;
+            self.order
+                .retain(|(k, seq)| map.get(k).is_some_and(|e| e.seq == *seq));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 32] {
+        let mut k = [0; 32];
+        k[..4].copy_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    #[test]
+    fn entries_are_served_until_their_deadline() {
+        let c: TtlCache<&str, u64> = TtlCache::new(4);
+        c.insert(key(1), "a", 10, 0);
+        assert_eq!(c.get(&key(1), 9), Some("a"));
+        assert_eq!(c.get(&key(1), 10), None);
+        assert_eq!(c.get(&key(2), 0), None);
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_entries_first_then_the_oldest() {
+        let c: TtlCache<u32, u64> = TtlCache::new(2);
+        c.insert(key(1), 1, 100, 0);
+        c.insert(key(2), 2, 5, 0);
+        // Key 2 expired: it goes, the older key 1 stays.
+        c.insert(key(3), 3, 100, 10);
+        assert_eq!(c.get(&key(1), 10), Some(1));
+        assert_eq!(c.get(&key(3), 10), Some(3));
+        // Nothing expired: the oldest (key 1) goes.
+        c.insert(key(4), 4, 100, 10);
+        assert_eq!(c.get(&key(1), 10), None);
+        assert_eq!(c.get(&key(3), 10), Some(3));
+        assert_eq!(c.get(&key(4), 10), Some(4));
+        // Replacing a key evicts nothing.
+        c.insert(key(3), 33, 100, 10);
+        assert_eq!(c.get(&key(3), 10), Some(33));
+        assert_eq!(c.get(&key(4), 10), Some(4));
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_flood_of_distinct_keys() {
+        let c: TtlCache<u32, u64> = TtlCache::new(100);
+        for i in 0..100_000 {
+            c.insert(key(i), i, u64::MAX, 0);
+            // The same few keys again and again leave stale queue slots behind.
+            c.insert(key(i % 7), i, u64::MAX, 0);
+            let (entries, queue) = c.sizes();
+            assert!(entries <= 100 && queue <= 201, "{entries} {queue}");
+        }
+        assert_eq!(c.get(&key(99_999), 0), Some(99_999));
+    }
+
+    #[test]
+    fn instants_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert!(instant_after(now, Duration::MAX) > now);
+        assert_eq!(
+            instant_after(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+    }
+}
