@@ -3,14 +3,15 @@
 //! [`MemoryAttemptStore`] (bounded: when it fills up, expired counters go first, and a client
 //! that is locked out is never evicted to make room).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::StoreError;
+use super::bounded::{Locked, Queue};
 
 /// The longest window: longer settings are cut to this (a year), so deadlines never overflow.
 pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -135,21 +136,21 @@ fn deadline(now: Instant, window: Duration) -> Instant {
 /// never clients already counted; memory stays bounded either way.
 #[derive(Clone)]
 pub struct MemoryAttemptStore {
-    inner: Arc<Mutex<Counters>>,
+    inner: Locked<Counters>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     count: u32,
     until: Instant,
-    /// Identifies this window in the eviction queue.
+    /// Its place in the table's eviction queue (while it is queued).
     seq: u64,
 }
 
 /// One bounded table of counters with its eviction queue (oldest window first).
 struct Table {
     map: HashMap<String, Entry>,
-    order: VecDeque<(String, u64)>,
+    order: Queue<String>,
     capacity: usize,
 }
 
@@ -157,7 +158,7 @@ impl Table {
     fn new(capacity: usize) -> Self {
         Self {
             map: HashMap::new(),
-            order: VecDeque::new(),
+            order: Queue::default(),
             capacity: capacity.max(1),
         }
     }
@@ -167,10 +168,20 @@ impl Table {
     }
 
     fn purge(&mut self, now: Instant) {
-        self.map.retain(|_, e| e.until > now);
-        let map = &self.map;
-        self.order
-            .retain(|(k, seq)| map.get(k).is_some_and(|e| e.seq == *seq));
+        let order = &mut self.order;
+        self.map.retain(|_, e| {
+            let live = e.until > now;
+            if !live {
+                order.remove(e.seq);
+            }
+            live
+        });
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(e) = self.map.remove(key) {
+            self.order.remove(e.seq);
+        }
     }
 
     /// The live entry of `key`, opening a window if there is none and there is room (making
@@ -181,7 +192,6 @@ impl Table {
         window: Duration,
         threshold: u32,
         now: Instant,
-        seq: &mut u64,
     ) -> Option<&mut Entry> {
         let open = self.map.get(key).is_some_and(|e| e.until > now);
         if !open {
@@ -192,36 +202,28 @@ impl Table {
                     return None;
                 }
             }
-            *seq = seq.wrapping_add(1);
+            self.remove(key);
             let entry = Entry {
                 count: 0,
                 until: deadline(now, window),
-                seq: *seq,
+                seq: self.order.push(key.to_owned()),
             };
             self.map.insert(key.to_owned(), entry);
-            self.order.push_back((key.to_owned(), *seq));
-            if self.order.len() > self.capacity.saturating_mul(2).saturating_add(16) {
-                let map = &self.map;
-                self.order
-                    .retain(|(k, s)| map.get(k).is_some_and(|e| e.seq == *s));
-            }
         }
         self.map.get_mut(key)
     }
 
     fn make_room(&mut self, threshold: u32, now: Instant) {
-        while let Some((k, seq)) = self.order.pop_front() {
+        while let Some((_, k)) = self.order.pop_oldest() {
             let Some(e) = self.map.get(&k).copied() else {
                 continue;
             };
-            if e.seq != seq {
-                continue; // a later window of this key is queued further back
-            }
             if e.until <= now || e.count < threshold {
                 self.map.remove(&k);
                 return;
             }
-            // At or above the limit: kept until its window ends (purge drops it then).
+            // At or above the limit: out of the queue, kept until its window ends (purge
+            // drops it then).
         }
         // The queue is empty: every entry is locked. Expired ones go in the next purge (at
         // most once a second, so a flood of new keys never costs a scan each).
@@ -249,7 +251,6 @@ struct Counters {
     /// The limit the layer asked for last ([`AttemptStore::reserve`]); entries at or above it
     /// are never evicted. `u32::MAX` until then.
     threshold: u32,
-    seq: u64,
     last_purge: Instant,
 }
 
@@ -295,11 +296,7 @@ impl Counters {
             self.maybe_purge(now);
         }
         let threshold = self.threshold;
-        if self
-            .main
-            .slot(key, window, threshold, now, &mut self.seq)
-            .is_some()
-        {
+        if self.main.slot(key, window, threshold, now).is_some() {
             // Borrowck: look the entry up again.
             if let Some(e) = self.main.map.get_mut(key) {
                 return (e, Place::Main);
@@ -308,7 +305,7 @@ impl Counters {
         let prefix = prefix_key(key);
         if self
             .overflow
-            .slot(&prefix, window, threshold, now, &mut self.seq)
+            .slot(&prefix, window, threshold, now)
             .is_some()
             && let Some(e) = self.overflow.map.get_mut(&prefix)
         {
@@ -369,15 +366,15 @@ impl MemoryAttemptStore {
     /// overflow prefixes.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
+        let counters = Counters {
+            main: Table::new(capacity),
+            overflow: Table::new(capacity / 8),
+            last: None,
+            threshold: u32::MAX,
+            last_purge: Instant::now(),
+        };
         Self {
-            inner: Arc::new(Mutex::new(Counters {
-                main: Table::new(capacity),
-                overflow: Table::new(capacity / 8),
-                last: None,
-                threshold: u32::MAX,
-                seq: 0,
-                last_purge: Instant::now(),
-            })),
+            inner: Locked::new("attempt store", counters),
         }
     }
 
@@ -385,8 +382,7 @@ impl MemoryAttemptStore {
     #[must_use]
     pub fn len(&self) -> usize {
         self.inner
-            .lock()
-            .map(|c| c.main.map.len().saturating_add(c.overflow.map.len()))
+            .peek(|c| c.main.map.len().saturating_add(c.overflow.map.len()))
             .unwrap_or(0)
     }
 
@@ -394,10 +390,6 @@ impl MemoryAttemptStore {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn poisoned() -> StoreError {
-        StoreError::unavailable("attempt store lock poisoned")
     }
 }
 
@@ -407,7 +399,7 @@ impl AttemptStore for MemoryAttemptStore {
         key: &str,
     ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send {
         let now = Instant::now();
-        let result = self.inner.lock().map_err(|_| Self::poisoned()).map(|c| {
+        let result = self.inner.with(|c| {
             c.find(key, now).map(|e| Attempts {
                 count: e.count,
                 resets_in: e.until.saturating_duration_since(now),
@@ -422,18 +414,14 @@ impl AttemptStore for MemoryAttemptStore {
         window: Duration,
     ) -> impl Future<Output = Result<Attempts, StoreError>> + Send {
         let now = Instant::now();
-        let result = self
-            .inner
-            .lock()
-            .map_err(|_| Self::poisoned())
-            .map(|mut c| {
-                let (e, _) = c.entry(key, window, now);
-                e.count = e.count.saturating_add(1);
-                Attempts {
-                    count: e.count,
-                    resets_in: e.until.saturating_duration_since(now),
-                }
-            });
+        let result = self.inner.with(|c| {
+            let (e, _) = c.entry(key, window, now);
+            e.count = e.count.saturating_add(1);
+            Attempts {
+                count: e.count,
+                resets_in: e.until.saturating_duration_since(now),
+            }
+        });
         std::future::ready(result)
     }
 
@@ -444,52 +432,44 @@ impl AttemptStore for MemoryAttemptStore {
         max_failures: u32,
     ) -> impl Future<Output = Result<Reservation, StoreError>> + Send {
         let now = Instant::now();
-        let result = self
-            .inner
-            .lock()
-            .map_err(|_| Self::poisoned())
-            .map(|mut c| {
-                c.threshold = max_failures;
-                let (e, place) = c.entry(key, window, now);
-                if e.count >= max_failures {
-                    let refused = Attempts {
-                        count: e.count,
-                        resets_in: e.until.saturating_duration_since(now),
-                    };
-                    // A window opened just now for a refusal holds nothing: drop it.
-                    if e.count == 0
-                        && let Place::Main = place
-                    {
-                        c.main.map.remove(key);
-                    }
-                    return Reservation::Refused(refused);
+        let result = self.inner.with(|c| {
+            c.threshold = max_failures;
+            let (e, place) = c.entry(key, window, now);
+            if e.count >= max_failures {
+                let refused = Attempts {
+                    count: e.count,
+                    resets_in: e.until.saturating_duration_since(now),
+                };
+                // A window opened just now for a refusal holds nothing: drop it.
+                if e.count == 0
+                    && let Place::Main = place
+                {
+                    c.main.remove(key);
                 }
-                e.count = e.count.saturating_add(1);
-                Reservation::Reserved
-            });
+                return Reservation::Refused(refused);
+            }
+            e.count = e.count.saturating_add(1);
+            Reservation::Reserved
+        });
         std::future::ready(result)
     }
 
     fn refund(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = Instant::now();
-        let result = self
-            .inner
-            .lock()
-            .map_err(|_| Self::poisoned())
-            .map(|mut c| {
-                if c.main.refund(key, now) || c.main.map.len() < c.main.capacity {
-                    return;
-                }
-                let prefix = prefix_key(key);
-                if c.overflow.refund(&prefix, now) {
-                    return;
-                }
-                if let Some(last) = &mut c.last
-                    && last.until > now
-                {
-                    last.count = last.count.saturating_sub(1);
-                }
-            });
+        let result = self.inner.with(|c| {
+            if c.main.refund(key, now) || c.main.map.len() < c.main.capacity {
+                return;
+            }
+            let prefix = prefix_key(key);
+            if c.overflow.refund(&prefix, now) {
+                return;
+            }
+            if let Some(last) = &mut c.last
+                && last.until > now
+            {
+                last.count = last.count.saturating_sub(1);
+            }
+        });
         std::future::ready(result)
     }
 }

@@ -10,12 +10,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::{AuthContext, push_escaped};
 
 use super::StoreError;
+use super::bounded::Locked;
 
 /// Whose tokens a time-based revocation covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,7 +168,7 @@ impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
 /// silently).
 #[derive(Clone)]
 pub struct MemoryRevocationList {
-    inner: Arc<Mutex<Entries>>,
+    inner: Locked<Entries>,
 }
 
 struct Entries {
@@ -196,7 +197,7 @@ impl Entries {
 
 impl fmt::Debug for MemoryRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.inner.lock().map(|e| e.len()).unwrap_or(0);
+        let len = self.inner.peek(Entries::len).unwrap_or(0);
         f.debug_struct("MemoryRevocationList")
             .field("entries", &len)
             .finish()
@@ -219,19 +220,14 @@ impl MemoryRevocationList {
     /// A list of up to `capacity` entries.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
+        let entries = Entries {
+            token_ids: HashMap::new(),
+            principals: HashMap::new(),
+            capacity: capacity.max(1),
+        };
         Self {
-            inner: Arc::new(Mutex::new(Entries {
-                token_ids: HashMap::new(),
-                principals: HashMap::new(),
-                capacity: capacity.max(1),
-            })),
+            inner: Locked::new("revocation list", entries),
         }
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, StoreError> {
-        self.inner
-            .lock()
-            .map_err(|_| StoreError::unavailable("revocation list lock poisoned"))
     }
 }
 
@@ -251,13 +247,14 @@ impl RevocationList for MemoryRevocationList {
         expires_at: SystemTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = SystemTime::now();
-        let result = self.lock().and_then(|mut e| {
+        let result = self.inner.with(|e| {
             if !e.token_ids.contains_key(token_id) {
                 e.make_room(now)?;
             }
             e.token_ids.insert(token_id.to_owned(), expires_at);
             Ok(())
         });
+        let result = result.and_then(|r| r);
         std::future::ready(result)
     }
 
@@ -269,7 +266,7 @@ impl RevocationList for MemoryRevocationList {
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         let now = SystemTime::now();
         let key = principal.key();
-        let result = self.lock().and_then(|mut e| {
+        let result = self.inner.with(|e| {
             if !e.principals.contains_key(&key) {
                 e.make_room(now)?;
             }
@@ -279,12 +276,13 @@ impl RevocationList for MemoryRevocationList {
             entry.1 = entry.1.max(until);
             Ok(())
         });
+        let result = result.and_then(|r| r);
         std::future::ready(result)
     }
 
     fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let now = SystemTime::now();
-        let result = self.lock().map(|e| {
+        let result = self.inner.with(|e| {
             let by_id = facts
                 .token_id
                 .as_ref()

@@ -222,9 +222,8 @@ impl Default for MemoryTokenStore {
     }
 }
 
-fn poisoned() -> StoreError {
-    StoreError::unavailable("token store lock poisoned")
-}
+/// What the store is called in the error of a poisoned lock.
+const NAME: &str = "token store";
 
 impl MemoryTokenStore {
     /// An empty store holding at most [`DEFAULT_MEMORY_CAPACITY`] tokens.
@@ -266,7 +265,7 @@ impl MemoryTokenStore {
     }
 
     fn read(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
-        let map = self.inner.read().map_err(|_| poisoned())?;
+        let map = self.inner.read().map_err(|_| StoreError::poisoned(NAME))?;
         Ok(map.get(digest).cloned())
     }
 
@@ -274,7 +273,7 @@ impl MemoryTokenStore {
         &self,
         f: impl FnOnce(&mut HashMap<TokenDigest, TokenRecord>) -> usize,
     ) -> Result<usize, StoreError> {
-        let mut map = self.inner.write().map_err(|_| poisoned())?;
+        let mut map = self.inner.write().map_err(|_| StoreError::poisoned(NAME))?;
         Ok(f(&mut map))
     }
 }
@@ -303,7 +302,7 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
-        let mut map = self.inner.write().map_err(|_| poisoned())?;
+        let mut map = self.inner.write().map_err(|_| StoreError::poisoned(NAME))?;
         if map.len() >= self.capacity {
             let now = SystemTime::now();
             map.retain(|_, r| r.expires_at > now);
