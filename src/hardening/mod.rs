@@ -41,11 +41,14 @@
 //! # }
 //! ```
 
+mod client_addr;
 mod failure_limit;
-mod transport;
+mod future;
+mod https_only;
+mod origin;
 
+pub use self::client_addr::{ClientAddrLayer, ClientAddrService};
 pub use self::failure_limit::{FailureLimit, FailureLimitLayer, Release, ReleaseLayer};
-pub use self::transport::{
-    AllowedOrigins, ClientAddrLayer, ClientAddrService, Guard, GuardFuture, HttpsOnly,
-    HttpsOnlyLayer, OriginLayer,
-};
+pub use self::future::ResponseFuture;
+pub use self::https_only::{HttpsOnly, HttpsOnlyLayer};
+pub use self::origin::{OriginLayer, ValidateOrigin};
