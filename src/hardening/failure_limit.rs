@@ -64,7 +64,6 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -74,6 +73,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::release::{ReleaseLayer, Ticket, TicketHandle};
 use crate::body::AuthBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::rejection::json_error;
@@ -197,9 +197,7 @@ impl<St: AttemptStore> FailureLimitLayer<St> {
     /// has authenticated, so its reserved attempt is refunded at once instead of when the
     /// response comes back (a client's in-flight requests then never use up its allowance).
     pub fn release(&self) -> ReleaseLayer<St> {
-        ReleaseLayer {
-            _store: std::marker::PhantomData,
-        }
+        ReleaseLayer::new()
     }
 }
 
@@ -237,29 +235,6 @@ impl<S: fmt::Debug, St> fmt::Debug for FailureLimit<S, St> {
         f.debug_struct("FailureLimit")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-/// A reserved attempt travelling with its request, so [`ReleaseLayer`] can refund it.
-struct Ticket<St> {
-    store: Arc<St>,
-    key: String,
-    settled: AtomicBool,
-}
-
-impl<St> Ticket<St> {
-    /// Whether this call is the first to settle the ticket.
-    fn settle(&self) -> bool {
-        !self.settled.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// The request extension carrying a [`Ticket`].
-struct TicketHandle<St>(Arc<Ticket<St>>);
-
-impl<St> Clone for TicketHandle<St> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
     }
 }
 
@@ -323,68 +298,89 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone goes back into `self`; the instance `poll_ready` readied serves the call.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let settings = &shared.settings;
-            let (mut parts, body) = req.into_parts();
-            if let Some(proxies) = &settings.proxies {
-                proxies.resolve(&mut parts.extensions, &parts.headers);
-            }
-            let Some(key) = (settings.key)(&parts) else {
-                let req = Request::from_parts(parts, body);
-                return Ok(inner.call(req).await?.map(AuthBody::inner));
-            };
-            let reservation = match shared
-                .store
-                .reserve(&key, settings.window, settings.max_failures)
-                .await
-            {
-                Ok(Reservation::Refused(a)) => {
-                    crate::telemetry::rate_limited(&Request::from_parts(parts, ()));
-                    return Ok(too_many(a.resets_in).map(AuthBody::rejection));
-                }
-                Ok(r) => Some(r),
-                Err(e) if settings.fail_open => {
-                    tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "failure-limit store unavailable; not limiting (fail open)");
-                    None
-                }
-                Err(e) => return Ok(store_down(&e).map(AuthBody::rejection)),
-            };
-            if reservation != Some(Reservation::Reserved) {
-                // Checked (a store without reservations), or not limited (fail open).
-                let req = Request::from_parts(parts, body);
-                let result = inner.call(req).await;
-                if reservation == Some(Reservation::Checked)
-                    && result.as_ref().is_ok_and(is_failure)
-                {
-                    record(&shared, &key).await;
-                }
-                return Ok(result?.map(AuthBody::inner));
-            }
-            let ticket = Arc::new(Ticket {
-                store: shared.store.clone(),
-                key,
-                settled: AtomicBool::new(false),
-            });
-            parts.extensions.insert(TicketHandle(ticket.clone()));
-            let req = Request::from_parts(parts, body);
-            let result = inner.call(req).await;
-            if result.as_ref().is_ok_and(is_failure) {
-                // The reservation stands as the failure, unless ReleaseLayer already refunded
-                // it (a layer inside the auth layer refused): then count it again.
-                if !ticket.settle() {
-                    record(&shared, &ticket.key).await;
-                }
-            } else if ticket.settle()
-                && let Err(e) = shared.store.refund(&ticket.key).await
-            {
-                tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
-            }
-            Ok(result?.map(AuthBody::inner))
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(limit(self.shared.clone(), inner, req))
     }
+}
+
+/// One request through the limit (see the [module docs](self)): reserve an attempt, call
+/// the inner service, then count the failure or refund the attempt.
+async fn limit<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<AuthBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: AttemptStore,
+{
+    let settings = &shared.settings;
+    let (mut parts, body) = req.into_parts();
+    if let Some(proxies) = &settings.proxies {
+        proxies.resolve(&mut parts.extensions, &parts.headers);
+    }
+    let Some(key) = (settings.key)(&parts) else {
+        let req = Request::from_parts(parts, body);
+        return Ok(inner.call(req).await?.map(AuthBody::inner));
+    };
+    let reservation = match shared
+        .store
+        .reserve(&key, settings.window, settings.max_failures)
+        .await
+    {
+        Ok(Reservation::Refused(a)) => {
+            crate::telemetry::rate_limited(&Request::from_parts(parts, ()));
+            return Ok(too_many(a.resets_in).map(AuthBody::rejection));
+        }
+        Ok(r) => Some(r),
+        Err(e) if settings.fail_open => {
+            tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "failure-limit store unavailable; not limiting (fail open)");
+            None
+        }
+        Err(e) => return Ok(store_down(&e).map(AuthBody::rejection)),
+    };
+    if reservation == Some(Reservation::Reserved) {
+        return reserved(&shared, inner, parts, body, key).await;
+    }
+    // Checked (a store without reservations), or not limited (fail open).
+    let result = inner.call(Request::from_parts(parts, body)).await;
+    if reservation == Some(Reservation::Checked) && result.as_ref().is_ok_and(is_failure) {
+        record(&shared, &key).await;
+    }
+    Ok(result?.map(AuthBody::inner))
+}
+
+/// Calls the inner service with the attempt reserved for `key`, its ticket in the request
+/// (for [`ReleaseLayer`]): a failure keeps it as the counted failure, anything else refunds
+/// it.
+async fn reserved<S, St, ReqBody, ResBody>(
+    shared: &Shared<St>,
+    mut inner: S,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    key: String,
+) -> Result<Response<AuthBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: AttemptStore,
+{
+    let ticket = Arc::new(Ticket::new(shared.store.clone(), key));
+    parts.extensions.insert(TicketHandle(ticket.clone()));
+    let result = inner.call(Request::from_parts(parts, body)).await;
+    if result.as_ref().is_ok_and(is_failure) {
+        // The reservation stands as the failure, unless ReleaseLayer already refunded it (a
+        // layer inside the auth layer refused): then count it again.
+        if !ticket.settle() {
+            record(shared, &ticket.key).await;
+        }
+    } else if ticket.settle()
+        && let Err(e) = shared.store.refund(&ticket.key).await
+    {
+        tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
+    }
+    Ok(result?.map(AuthBody::inner))
 }
 
 async fn record<St: AttemptStore>(shared: &Shared<St>, key: &str) {
@@ -394,97 +390,6 @@ async fn record<St: AttemptStore>(shared: &Shared<St>, key: &str) {
         .await
     {
         tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not count a failed attempt");
-    }
-}
-
-/// Refunds the attempt [`FailureLimitLayer`] reserved for a request, as the request passes
-/// (see [`FailureLimitLayer::release`]). Put it just inside the auth layer.
-#[must_use]
-pub struct ReleaseLayer<St> {
-    _store: std::marker::PhantomData<fn() -> St>,
-}
-
-impl<St> Clone for ReleaseLayer<St> {
-    fn clone(&self) -> Self {
-        Self {
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<St> fmt::Debug for ReleaseLayer<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReleaseLayer").finish()
-    }
-}
-
-impl<S, St> Layer<S> for ReleaseLayer<St> {
-    type Service = Release<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Release {
-            inner,
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-/// The service built by [`ReleaseLayer`].
-pub struct Release<S, St> {
-    inner: S,
-    _store: std::marker::PhantomData<fn() -> St>,
-}
-
-impl<S: Clone, St> Clone for Release<S, St> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<S: fmt::Debug, St> fmt::Debug for Release<S, St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Release")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
-type PlainFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
-impl<S, St, ReqBody> Service<Request<ReqBody>> for Release<S, St>
-where
-    S: Service<Request<ReqBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    St: AttemptStore,
-    ReqBody: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = PlainFuture<S::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let ticket = req
-            .extensions()
-            .get::<TicketHandle<St>>()
-            .map(|t| t.0.clone());
-        Box::pin(async move {
-            if let Some(t) = ticket
-                && t.settle()
-                && let Err(e) = t.store.refund(&t.key).await
-            {
-                tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
-            }
-            inner.call(req).await
-        })
     }
 }
 

@@ -46,9 +46,11 @@ mod failure_limit;
 mod future;
 mod https_only;
 mod origin;
+mod release;
 
 pub use self::client_addr::{ClientAddrLayer, ClientAddrService};
-pub use self::failure_limit::{FailureLimit, FailureLimitLayer, Release, ReleaseLayer};
+pub use self::failure_limit::{FailureLimit, FailureLimitLayer};
 pub use self::future::ResponseFuture;
 pub use self::https_only::{HttpsOnly, HttpsOnlyLayer};
 pub use self::origin::{OriginLayer, ValidateOrigin};
+pub use self::release::{Release, ReleaseLayer};
