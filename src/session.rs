@@ -203,6 +203,9 @@ fn store_down(err: &StoreError) -> Response<Bytes> {
     res
 }
 
+/// A refusal on its way out (boxed: it is the rare path).
+type Refused = Box<Response<Bytes>>;
+
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionBinding<S, St>
@@ -242,7 +245,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     St: SessionStore,
 {
-    let refuse = |res: Response<Bytes>| Ok(res.map(AuthBody::rejection));
+    let refuse = |res: Refused| Ok(res.map(AuthBody::rejection));
     let (owner, session) = match caller_and_session(&req) {
         Ok(found) => found,
         Err(res) => return refuse(res),
@@ -277,30 +280,28 @@ where
 
 /// The caller's [`Owner`] and the session the request names; refused (500) without a caller,
 /// (400) with more than one `Mcp-Session-Id`.
-fn caller_and_session<B>(
-    req: &Request<B>,
-) -> Result<(Owner, Option<SessionDigest>), Response<Bytes>> {
+fn caller_and_session<B>(req: &Request<B>) -> Result<(Owner, Option<SessionDigest>), Refused> {
     let owner = match req.extensions().get::<AuthContext>() {
         Some(ctx) => Owner::of(ctx.principal()),
         None if req.extensions().get::<Anonymous>().is_some() => Owner::anonymous(),
         None => {
             tracing::error!(target: crate::telemetry::REJECTION_TARGET, reason = "server_error", "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer");
-            return Err(json(
+            return Err(Box::new(json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer",
-            ));
+            )));
         }
     };
     let mut ids = req.headers().get_all(SESSION_HEADER).iter();
     let session = ids.next().map(|v| SessionDigest::of(v.as_bytes()));
     if ids.next().is_some() {
         tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason = "invalid_request", "more than one Mcp-Session-Id header");
-        return Err(json(
+        return Err(Box::new(json(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "more than one Mcp-Session-Id header",
-        ));
+        )));
     }
     Ok((owner, session))
 }
@@ -312,7 +313,7 @@ fn check_owner<B>(
     session: &SessionDigest,
     owner: &Owner,
     req: &Request<B>,
-) -> Result<(), Response<Bytes>> {
+) -> Result<(), Refused> {
     match found {
         Ok(Some(o)) if o == *owner => Ok(()),
         Ok(found) => {
@@ -323,9 +324,9 @@ fn check_owner<B>(
             };
             tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason, session = %session.short(), "session refused (404)");
             crate::telemetry::refused(req, reason);
-            Err(not_found())
+            Err(Box::new(not_found()))
         }
-        Err(e) => Err(store_down(&e)),
+        Err(e) => Err(Box::new(store_down(&e))),
     }
 }
 
@@ -334,7 +335,7 @@ async fn bind_created<St: SessionStore>(
     store: &St,
     created: &SessionDigest,
     owner: &Owner,
-) -> Result<(), Response<Bytes>> {
+) -> Result<(), Refused> {
     match store.bind(created, owner).await {
         Ok(o) if o == *owner => {
             tracing::debug!(session = %created.short(), "session bound to its creator");
@@ -343,13 +344,13 @@ async fn bind_created<St: SessionStore>(
         Ok(_) => {
             // Another principal's session already has this id: never hand it over.
             tracing::error!(target: crate::telemetry::REJECTION_TARGET, session = %created.short(), "a new session id is already bound to another principal; refusing");
-            Err(json(
+            Err(Box::new(json(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "the session could not be created",
-            ))
+            )))
         }
-        Err(e) => Err(store_down(&e)),
+        Err(e) => Err(Box::new(store_down(&e))),
     }
 }
 
