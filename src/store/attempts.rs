@@ -90,29 +90,22 @@ pub trait AttemptStore: Send + Sync + 'static {
 }
 
 impl<T: AttemptStore + ?Sized> AttemptStore for Arc<T> {
-    fn failures(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send {
-        (**self).failures(key)
+    async fn failures(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
+        (**self).failures(key).await
     }
-    fn record_failure(
-        &self,
-        key: &str,
-        window: Duration,
-    ) -> impl Future<Output = Result<Attempts, StoreError>> + Send {
-        (**self).record_failure(key, window)
+    async fn record_failure(&self, key: &str, window: Duration) -> Result<Attempts, StoreError> {
+        (**self).record_failure(key, window).await
     }
-    fn reserve(
+    async fn reserve(
         &self,
         key: &str,
         window: Duration,
         max_failures: u32,
-    ) -> impl Future<Output = Result<Reservation, StoreError>> + Send {
-        (**self).reserve(key, window, max_failures)
+    ) -> Result<Reservation, StoreError> {
+        (**self).reserve(key, window, max_failures).await
     }
-    fn refund(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).refund(key)
+    async fn refund(&self, key: &str) -> Result<(), StoreError> {
+        (**self).refund(key).await
     }
 }
 
@@ -394,45 +387,36 @@ impl MemoryAttemptStore {
 }
 
 impl AttemptStore for MemoryAttemptStore {
-    fn failures(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send {
+    async fn failures(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
         let now = Instant::now();
-        let result = self.inner.with(|c| {
+        self.inner.with(|c| {
             c.find(key, now).map(|e| Attempts {
                 count: e.count,
                 resets_in: e.until.saturating_duration_since(now),
             })
-        });
-        std::future::ready(result)
+        })
     }
 
-    fn record_failure(
-        &self,
-        key: &str,
-        window: Duration,
-    ) -> impl Future<Output = Result<Attempts, StoreError>> + Send {
+    async fn record_failure(&self, key: &str, window: Duration) -> Result<Attempts, StoreError> {
         let now = Instant::now();
-        let result = self.inner.with(|c| {
+        self.inner.with(|c| {
             let (e, _) = c.entry(key, window, now);
             e.count = e.count.saturating_add(1);
             Attempts {
                 count: e.count,
                 resets_in: e.until.saturating_duration_since(now),
             }
-        });
-        std::future::ready(result)
+        })
     }
 
-    fn reserve(
+    async fn reserve(
         &self,
         key: &str,
         window: Duration,
         max_failures: u32,
-    ) -> impl Future<Output = Result<Reservation, StoreError>> + Send {
+    ) -> Result<Reservation, StoreError> {
         let now = Instant::now();
-        let result = self.inner.with(|c| {
+        self.inner.with(|c| {
             c.threshold = max_failures;
             let (e, place) = c.entry(key, window, now);
             if e.count >= max_failures {
@@ -450,13 +434,12 @@ impl AttemptStore for MemoryAttemptStore {
             }
             e.count = e.count.saturating_add(1);
             Reservation::Reserved
-        });
-        std::future::ready(result)
+        })
     }
 
-    fn refund(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    async fn refund(&self, key: &str) -> Result<(), StoreError> {
         let now = Instant::now();
-        let result = self.inner.with(|c| {
+        self.inner.with(|c| {
             if c.main.refund(key, now) || c.main.map.len() < c.main.capacity {
                 return;
             }
@@ -469,8 +452,7 @@ impl AttemptStore for MemoryAttemptStore {
             {
                 last.count = last.count.saturating_sub(1);
             }
-        });
-        std::future::ready(result)
+        })
     }
 }
 

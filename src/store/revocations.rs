@@ -143,23 +143,23 @@ pub trait RevocationList: Send + Sync + 'static {
 }
 
 impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
-    fn revoke_token_id(
+    async fn revoke_token_id(
         &self,
         token_id: &str,
         expires_at: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_token_id(token_id, expires_at)
+    ) -> Result<(), StoreError> {
+        (**self).revoke_token_id(token_id, expires_at).await
     }
-    fn revoke_before(
+    async fn revoke_before(
         &self,
         principal: Principal<'_>,
         before: SystemTime,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_before(principal, before, ttl)
+    ) -> Result<(), StoreError> {
+        (**self).revoke_before(principal, before, ttl).await
     }
-    fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoked(facts)
+    async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {
+        (**self).revoked(facts).await
     }
 }
 
@@ -241,32 +241,30 @@ fn expiry(now: SystemTime, ttl: Duration) -> Result<SystemTime, StoreError> {
 }
 
 impl RevocationList for MemoryRevocationList {
-    fn revoke_token_id(
+    async fn revoke_token_id(
         &self,
         token_id: &str,
         expires_at: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let now = SystemTime::now();
-        let result = self.inner.with(|e| {
+        self.inner.with(|e| {
             if !e.token_ids.contains_key(token_id) {
                 e.make_room(now)?;
             }
             e.token_ids.insert(token_id.to_owned(), expires_at);
             Ok(())
-        });
-        let result = result.and_then(|r| r);
-        std::future::ready(result)
+        })?
     }
 
-    fn revoke_before(
+    async fn revoke_before(
         &self,
         principal: Principal<'_>,
         before: SystemTime,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let now = SystemTime::now();
         let key = principal.key();
-        let result = self.inner.with(|e| {
+        self.inner.with(|e| {
             if !e.principals.contains_key(&key) {
                 e.make_room(now)?;
             }
@@ -275,14 +273,12 @@ impl RevocationList for MemoryRevocationList {
             entry.0 = entry.0.max(before);
             entry.1 = entry.1.max(until);
             Ok(())
-        });
-        let result = result.and_then(|r| r);
-        std::future::ready(result)
+        })?
     }
 
-    fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {
         let now = SystemTime::now();
-        let result = self.inner.with(|e| {
+        self.inner.with(|e| {
             let by_id = facts
                 .token_id
                 .as_ref()
@@ -295,8 +291,7 @@ impl RevocationList for MemoryRevocationList {
                         .get(k)
                         .is_some_and(|(before, exp)| *exp > now && issued < *before)
                 })
-        });
-        std::future::ready(result)
+        })
     }
 }
 

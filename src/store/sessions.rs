@@ -124,25 +124,14 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
-    fn owner(
-        &self,
-        session: &SessionDigest,
-    ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
-        (**self).owner(session)
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
+        (**self).owner(session).await
     }
-    fn bind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
-        (**self).bind(session, owner)
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
+        (**self).bind(session, owner).await
     }
-    fn unbind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).unbind(session, owner)
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
+        (**self).unbind(session, owner).await
     }
 }
 
@@ -358,28 +347,21 @@ impl MemorySessionStore {
 }
 
 impl SessionStore for MemorySessionStore {
-    fn owner(
-        &self,
-        session: &SessionDigest,
-    ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
         let now = Instant::now();
-        std::future::ready(self.inner.with(|b| {
+        self.inner.with(|b| {
             let last_use = b.map.get(session).map(|e| e.last_use)?;
             if b.expired(last_use, now) {
                 b.remove(session);
                 return None;
             }
             b.touch(session, now)
-        }))
+        })
     }
 
-    fn bind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
         let now = Instant::now();
-        std::future::ready(self.inner.with(|b| {
+        self.inner.with(|b| {
             b.sweep(now);
             if let Some(existing) = b.touch(session, now) {
                 return existing;
@@ -387,22 +369,18 @@ impl SessionStore for MemorySessionStore {
             b.make_room(owner);
             b.insert(*session, *owner, now);
             *owner
-        }))
+        })
     }
 
-    fn unbind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        std::future::ready(self.inner.with(|b| {
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
+        self.inner.with(|b| {
             if b.map.get(session).is_some_and(|e| e.owner == *owner) {
                 b.remove(session);
                 true
             } else {
                 false
             }
-        }))
+        })
     }
 }
 

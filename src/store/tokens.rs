@@ -136,36 +136,23 @@ pub trait TokenStore: Send + Sync + 'static {
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
-    fn get(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
-        (**self).get(digest)
+    async fn get(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).get(digest).await
     }
     fn get_now(&self, digest: &TokenDigest) -> Option<Result<Option<TokenRecord>, StoreError>> {
         (**self).get_now(digest)
     }
-    fn insert(
-        &self,
-        digest: TokenDigest,
-        record: TokenRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).insert(digest, record)
+    async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
+        (**self).insert(digest, record).await
     }
-    fn revoke(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoke(digest)
+    async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        (**self).revoke(digest).await
     }
-    fn revoke_id(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoke_id(id)
+    async fn revoke_id(&self, id: &str) -> Result<bool, StoreError> {
+        (**self).revoke_id(id).await
     }
-    fn revoke_subject(
-        &self,
-        subject: &str,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_subject(subject)
+    async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError> {
+        (**self).revoke_subject(subject).await
     }
 }
 

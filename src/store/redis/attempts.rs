@@ -1,7 +1,6 @@
 //! Failure counters in Redis ([`RedisAttemptStore`]): one fixed-window counter per client,
 //! reserved and refunded by atomic scripts.
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -87,99 +86,83 @@ pub struct RedisAttemptStore {
 }
 
 impl AttemptStore for RedisAttemptStore {
-    fn failures(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Attempts>, StoreError>> + Send {
+    async fn failures(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
         let key = self.redis.key("fail", key);
-        let redis = self.redis.clone();
-        async move {
-            let (count, ttl): (Option<u32>, i64) = redis
-                .run(|mut c| async move {
-                    redis::pipe()
-                        .atomic()
-                        .get(&key)
-                        .pttl(&key)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
-            Ok(count.filter(|_| ttl > 0).map(|count| Attempts {
-                count,
-                resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
-            }))
-        }
+        let (count, ttl): (Option<u32>, i64) = self
+            .redis
+            .run(|mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .get(&key)
+                    .pttl(&key)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(count.filter(|_| ttl > 0).map(|count| Attempts {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        }))
     }
 
-    fn record_failure(
-        &self,
-        key: &str,
-        window: Duration,
-    ) -> impl Future<Output = Result<Attempts, StoreError>> + Send {
+    async fn record_failure(&self, key: &str, window: Duration) -> Result<Attempts, StoreError> {
         let key = self.redis.key("fail", key);
         let window_ms = window_ms(window);
-        let redis = self.redis.clone();
-        async move {
-            let (count, ttl): (u32, i64) = redis
-                .run(|mut c| async move {
-                    RECORD_FAILURE
-                        .key(&key)
-                        .arg(window_ms)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            Ok(Attempts {
-                count,
-                resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        let (count, ttl): (u32, i64) = self
+            .redis
+            .run(|mut c| async move {
+                RECORD_FAILURE
+                    .key(&key)
+                    .arg(window_ms)
+                    .invoke_async(&mut c)
+                    .await
             })
-        }
+            .await?;
+        Ok(Attempts {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        })
     }
 
-    fn reserve(
+    async fn reserve(
         &self,
         key: &str,
         window: Duration,
         max_failures: u32,
-    ) -> impl Future<Output = Result<Reservation, StoreError>> + Send {
+    ) -> Result<Reservation, StoreError> {
         let key = self.redis.key("fail", key);
         let window_ms = window_ms(window);
-        let redis = self.redis.clone();
-        async move {
-            // The count comes back as a string when refused: it may exceed any integer type
-            // (anyone who can write to Redis can set it).
-            let (reserved, count, ttl): (i64, String, i64) = redis
-                .run(|mut c| async move {
-                    RESERVE
-                        .key(&key)
-                        .arg(window_ms)
-                        .arg(max_failures)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            if reserved == 1 {
-                return Ok(Reservation::Reserved);
-            }
-            // Refused means at least the limit; more than `u64` holds (or not finite) saturates.
-            let count = count
-                .parse::<u64>()
-                .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
-            Ok(Reservation::Refused(Attempts {
-                count,
-                resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
-            }))
+        // The count comes back as a string when refused: it may exceed any integer type
+        // (anyone who can write to Redis can set it).
+        let (reserved, count, ttl): (i64, String, i64) = self
+            .redis
+            .run(|mut c| async move {
+                RESERVE
+                    .key(&key)
+                    .arg(window_ms)
+                    .arg(max_failures)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        if reserved == 1 {
+            return Ok(Reservation::Reserved);
         }
+        // Refused means at least the limit; more than `u64` holds (or not finite) saturates.
+        let count = count
+            .parse::<u64>()
+            .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+        Ok(Reservation::Refused(Attempts {
+            count,
+            resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
+        }))
     }
 
-    fn refund(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+    async fn refund(&self, key: &str) -> Result<(), StoreError> {
         let key = self.redis.key("fail", key);
-        let redis = self.redis.clone();
-        async move {
-            redis
-                .run(|mut c| async move { REFUND.key(&key).invoke_async::<i64>(&mut c).await })
-                .await
-                .map(|_| ())
-        }
+        self.redis
+            .run(|mut c| async move { REFUND.key(&key).invoke_async::<i64>(&mut c).await })
+            .await
+            .map(|_| ())
     }
 }

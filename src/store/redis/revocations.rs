@@ -1,7 +1,6 @@
 //! JWT revocations in Redis ([`RedisRevocationList`]): `rev-jti:` and `rev-p:` entries that
 //! expire with what they cover.
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
@@ -35,61 +34,55 @@ pub struct RedisRevocationList {
 }
 
 impl RevocationList for RedisRevocationList {
-    fn revoke_token_id(
+    async fn revoke_token_id(
         &self,
         token_id: &str,
         expires_at: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let key = self.redis.key("rev-jti", token_id);
         let exp_ms = unix_ms(expires_at);
-        let redis = self.redis.clone();
-        async move {
-            if exp_ms <= now_ms() {
-                // Already expired: nothing left to refuse.
-                return Ok(());
-            }
-            redis
-                .run(|mut c| async move {
-                    redis::cmd("SET")
-                        .arg(&key)
-                        .arg(1)
-                        .arg("PXAT")
-                        .arg(exp_ms)
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await
+        if exp_ms <= now_ms() {
+            // Already expired: nothing left to refuse.
+            return Ok(());
         }
+        self.redis
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("PXAT")
+                    .arg(exp_ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
     }
 
-    fn revoke_before(
+    async fn revoke_before(
         &self,
         principal: Principal<'_>,
         before: SystemTime,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let key = self.redis.key("rev-p", &principal.key());
         let before_ms = unix_ms(before);
         let ttl_ms = u64::try_from(ttl.as_millis())
             .unwrap_or(u64::MAX)
             .clamp(1, 1 << 52);
-        let redis = self.redis.clone();
-        async move {
-            redis
-                .run(|mut c| async move {
-                    REVOKE_BEFORE
-                        .key(&key)
-                        .arg(before_ms)
-                        .arg(ttl_ms)
-                        .invoke_async::<i64>(&mut c)
-                        .await
-                })
-                .await
-                .map(|_| ())
-        }
+        self.redis
+            .run(|mut c| async move {
+                REVOKE_BEFORE
+                    .key(&key)
+                    .arg(before_ms)
+                    .arg(ttl_ms)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(|_| ())
     }
 
-    fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {
         let mut keys: Vec<String> = facts
             .principal_keys
             .iter()
@@ -101,22 +94,20 @@ impl RevocationList for RedisRevocationList {
         }
         // A token without `iat` counts as issued at the epoch: every cut-off covers it.
         let issued_ms = facts.issued_at.map_or(0, unix_ms);
-        let redis = self.redis.clone();
-        async move {
-            if keys.is_empty() {
-                return Ok(false);
-            }
-            let mut values: Vec<Option<String>> = redis
-                .run(|mut c| async move { c.mget(&keys).await })
-                .await?;
-            if has_jti && values.pop().flatten().is_some() {
-                return Ok(true);
-            }
-            Ok(values.iter().flatten().any(|before| {
-                before
-                    .parse::<u64>()
-                    .is_ok_and(|before_ms| issued_ms < before_ms)
-            }))
+        if keys.is_empty() {
+            return Ok(false);
         }
+        let mut values: Vec<Option<String>> = self
+            .redis
+            .run(|mut c| async move { c.mget(&keys).await })
+            .await?;
+        if has_jti && values.pop().flatten().is_some() {
+            return Ok(true);
+        }
+        Ok(values.iter().flatten().any(|before| {
+            before
+                .parse::<u64>()
+                .is_ok_and(|before_ms| issued_ms < before_ms)
+        }))
     }
 }

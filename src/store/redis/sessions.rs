@@ -1,7 +1,6 @@
 //! Session bindings in Redis ([`RedisSessionStore`]): one string per session, owned by
 //! Lua scripts that never replace a binding.
 
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -94,57 +93,40 @@ fn parse(v: &str) -> Result<Owner, StoreError> {
 }
 
 impl SessionStore for RedisSessionStore {
-    fn owner(
-        &self,
-        session: &SessionDigest,
-    ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
         let key = self.key(session);
         let idle = self.idle_ms();
-        let redis = self.redis.clone();
-        async move {
-            let v: Option<String> = redis
-                .run(|mut c| async move { OWNER.key(&key).arg(idle).invoke_async(&mut c).await })
-                .await?;
-            v.as_deref().map(parse).transpose()
-        }
+        let v: Option<String> = self
+            .redis
+            .run(|mut c| async move { OWNER.key(&key).arg(idle).invoke_async(&mut c).await })
+            .await?;
+        v.as_deref().map(parse).transpose()
     }
 
-    fn bind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
         let key = self.key(session);
         let owner = owner.to_hex();
         let idle = self.idle_ms();
-        let redis = self.redis.clone();
-        async move {
-            let v: String = redis
-                .run(|mut c| async move {
-                    BIND.key(&key)
-                        .arg(&owner)
-                        .arg(idle)
-                        .invoke_async(&mut c)
-                        .await
-                })
-                .await?;
-            parse(&v)
-        }
+        let v: String = self
+            .redis
+            .run(|mut c| async move {
+                BIND.key(&key)
+                    .arg(&owner)
+                    .arg(idle)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        parse(&v)
     }
 
-    fn unbind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
         let key = self.key(session);
         let owner = owner.to_hex();
-        let redis = self.redis.clone();
-        async move {
-            let n: i64 = redis
-                .run(|mut c| async move { UNBIND.key(&key).arg(&owner).invoke_async(&mut c).await })
-                .await?;
-            Ok(n > 0)
-        }
+        let n: i64 = self
+            .redis
+            .run(|mut c| async move { UNBIND.key(&key).arg(&owner).invoke_async(&mut c).await })
+            .await?;
+        Ok(n > 0)
     }
 }
