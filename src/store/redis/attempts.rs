@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::Redis;
+use super::{NO_ARGS, Redis};
 use crate::store::StoreError;
 use crate::store::{AttemptStore, Attempts, Reservation};
 
@@ -108,16 +108,7 @@ impl AttemptStore for RedisAttemptStore {
     async fn record_failure(&self, key: &str, window: Duration) -> Result<Attempts, StoreError> {
         let key = self.redis.key("fail", key);
         let window_ms = window_ms(window);
-        let (count, ttl): (u32, i64) = self
-            .redis
-            .run(|mut c| async move {
-                RECORD_FAILURE
-                    .key(&key)
-                    .arg(window_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let (count, ttl): (u32, i64) = self.redis.eval(&RECORD_FAILURE, &key, window_ms).await?;
         Ok(Attempts {
             count,
             resets_in: Duration::from_millis(u64::try_from(ttl).unwrap_or(0)),
@@ -136,14 +127,7 @@ impl AttemptStore for RedisAttemptStore {
         // (anyone who can write to Redis can set it).
         let (reserved, count, ttl): (i64, String, i64) = self
             .redis
-            .run(|mut c| async move {
-                RESERVE
-                    .key(&key)
-                    .arg(window_ms)
-                    .arg(max_failures)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .eval(&RESERVE, &key, (window_ms, max_failures))
             .await?;
         if reserved == 1 {
             return Ok(Reservation::Reserved);
@@ -160,9 +144,7 @@ impl AttemptStore for RedisAttemptStore {
 
     async fn refund(&self, key: &str) -> Result<(), StoreError> {
         let key = self.redis.key("fail", key);
-        self.redis
-            .run(|mut c| async move { REFUND.key(&key).invoke_async::<i64>(&mut c).await })
-            .await
-            .map(|_| ())
+        let _count: i64 = self.redis.eval(&REFUND, &key, NO_ARGS).await?;
+        Ok(())
     }
 }

@@ -69,17 +69,11 @@ impl RevocationList for RedisRevocationList {
         let ttl_ms = u64::try_from(ttl.as_millis())
             .unwrap_or(u64::MAX)
             .clamp(1, 1 << 52);
-        self.redis
-            .run(|mut c| async move {
-                REVOKE_BEFORE
-                    .key(&key)
-                    .arg(before_ms)
-                    .arg(ttl_ms)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map(|_| ())
+        let _done: i64 = self
+            .redis
+            .eval(&REVOKE_BEFORE, &key, (before_ms, ttl_ms))
+            .await?;
+        Ok(())
     }
 
     async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {

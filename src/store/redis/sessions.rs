@@ -96,10 +96,7 @@ impl SessionStore for RedisSessionStore {
     async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
         let key = self.key(session);
         let idle = self.idle_ms();
-        let v: Option<String> = self
-            .redis
-            .run(|mut c| async move { OWNER.key(&key).arg(idle).invoke_async(&mut c).await })
-            .await?;
+        let v: Option<String> = self.redis.eval(&OWNER, &key, idle).await?;
         v.as_deref().map(parse).transpose()
     }
 
@@ -107,26 +104,14 @@ impl SessionStore for RedisSessionStore {
         let key = self.key(session);
         let owner = owner.to_hex();
         let idle = self.idle_ms();
-        let v: String = self
-            .redis
-            .run(|mut c| async move {
-                BIND.key(&key)
-                    .arg(&owner)
-                    .arg(idle)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
+        let v: String = self.redis.eval(&BIND, &key, (owner.as_str(), idle)).await?;
         parse(&v)
     }
 
     async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
         let key = self.key(session);
         let owner = owner.to_hex();
-        let n: i64 = self
-            .redis
-            .run(|mut c| async move { UNBIND.key(&key).arg(&owner).invoke_async(&mut c).await })
-            .await?;
+        let n: i64 = self.redis.eval(&UNBIND, &key, owner.as_str()).await?;
         Ok(n > 0)
     }
 }

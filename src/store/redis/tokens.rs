@@ -8,7 +8,7 @@ use redis::Script;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Redis, from_unix_ms, now_ms, unix_ms};
+use super::{NO_ARGS, Redis, from_unix_ms, now_ms, unix_ms};
 use crate::Secret;
 use crate::context::{AuthContext, AuthMethod};
 use crate::store::StoreError;
@@ -171,12 +171,7 @@ impl RedisTokenStore {
 
     async fn revoke_index(&self, index: String) -> Result<usize, StoreError> {
         let now = now_ms();
-        let n: i64 = self
-            .redis
-            .run(
-                |mut c| async move { REVOKE_INDEX.key(&index).arg(now).invoke_async(&mut c).await },
-            )
-            .await?;
+        let n: i64 = self.redis.eval(&REVOKE_INDEX, &index, now).await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 }
@@ -272,10 +267,7 @@ impl TokenStore for RedisTokenStore {
 
     async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
         let key = self.record_key(digest);
-        let done: i64 = self
-            .redis
-            .run(|mut c| async move { REVOKE.key(&key).invoke_async(&mut c).await })
-            .await?;
+        let done: i64 = self.redis.eval(&REVOKE, &key, NO_ARGS).await?;
         Ok(done == 1)
     }
 
