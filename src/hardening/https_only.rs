@@ -87,16 +87,8 @@ guard_service!(HttpsOnly);
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_request as req;
     use super::*;
-    use http::StatusCode;
-
-    fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
-        let mut b = Request::get(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap()
-    }
 
     #[test]
     fn https_is_recognised_only_from_trustworthy_signals() {

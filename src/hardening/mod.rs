@@ -54,3 +54,13 @@ pub use self::future::ResponseFuture;
 pub use self::https_only::{HttpsOnly, HttpsOnlyLayer};
 pub use self::origin::{OriginLayer, ValidateOrigin};
 pub use self::release::{Release, ReleaseLayer};
+
+/// A `GET` of `uri` with `headers`, for the guards' tests.
+#[cfg(test)]
+fn test_request(uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut b = http::Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap()
+}

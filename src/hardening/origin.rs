@@ -92,16 +92,9 @@ guard_service!(ValidateOrigin);
 
 #[cfg(test)]
 mod tests {
+    use super::super::test_request as req;
     use super::*;
     use http::StatusCode;
-
-    fn req(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
-        let mut b = Request::get(uri);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap()
-    }
 
     #[test]
     fn origins_are_checked_when_present() {

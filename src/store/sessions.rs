@@ -15,6 +15,28 @@ use super::StoreError;
 use super::bounded::{Locked, Queue};
 use super::hex::{hex, unhex};
 
+/// `as_bytes` and `to_hex` of a SHA-256 digest newtype (`struct $digest([u8; 32])`).
+macro_rules! digest_accessors {
+    ($digest:ident) => {
+        impl $digest {
+            /// The digest's bytes.
+            #[must_use]
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The digest in lowercase hex.
+            #[must_use]
+            pub fn to_hex(&self) -> String {
+                hex(&self.0)
+            }
+        }
+    };
+}
+
+digest_accessors!(SessionDigest);
+digest_accessors!(Owner);
+
 /// The SHA-256 digest of a session id: what stores keep and logs name (by its first 8 hex
 /// digits), so the id itself is never stored or logged.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,18 +47,6 @@ impl SessionDigest {
     #[must_use]
     pub fn of(id: &[u8]) -> Self {
         Self(Sha256::digest(id).into())
-    }
-
-    /// The digest's bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The digest in lowercase hex.
-    #[must_use]
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
     }
 
     /// The first 8 hex digits: enough to correlate log lines, nothing of the id.
@@ -71,18 +81,6 @@ impl Owner {
     #[must_use]
     pub fn anonymous() -> Self {
         Self(Sha256::digest(b"mcp-auth session owner\0anonymous").into())
-    }
-
-    /// The digest's bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The digest in lowercase hex.
-    #[must_use]
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
     }
 
     /// Parses [`Owner::to_hex`]'s output.
