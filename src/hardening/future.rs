@@ -104,11 +104,23 @@ where
     }
 }
 
-/// Implements `Service` for a guard `$service<S>` whose `settings` answer
-/// `check(&Request<B>) -> Option<Refusal>` (`None`: the request passes): the check runs before
-/// the inner service, which a refused request never reaches.
+/// Implements `Layer` for a guard layer `$layer` (its `settings: Arc<_>` shared with every
+/// service it builds) and `Service` for its service `$service<S>` (`inner`, `settings`), whose
+/// settings answer `check(&Request<B>) -> Option<Refusal>` (`None`: the request passes): the
+/// check runs before the inner service, which a refused request never reaches.
 macro_rules! guard_service {
-    ($service:ident) => {
+    ($layer:ident => $service:ident) => {
+        impl<S> tower_layer::Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                $service {
+                    inner,
+                    settings: self.settings.clone(),
+                }
+            }
+        }
+
         impl<S, ReqBody, ResBody> tower_service::Service<http::Request<ReqBody>> for $service<S>
         where
             S: tower_service::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use http::Request;
-use tower_layer::Layer;
 
 use super::future::{Refusal, guard_service};
 use crate::request_info::{TlsConnection, TrustedProxies, last_forwarded};
@@ -17,7 +16,7 @@ use crate::request_info::{TlsConnection, TrustedProxies, last_forwarded};
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct HttpsOnlyLayer {
-    settings: Settings,
+    settings: Arc<Settings>,
 }
 
 /// The settings of an [`HttpsOnlyLayer`].
@@ -36,14 +35,14 @@ impl HttpsOnlyLayer {
     /// Believe `X-Forwarded-Proto: https` from these proxies only (the TCP peer must be one
     /// of them; the proxy must set the header and drop any a client sent).
     pub fn trust_forwarded_proto(mut self, proxies: TrustedProxies) -> Self {
-        self.settings.proxies = Some(Arc::new(proxies));
+        Arc::make_mut(&mut self.settings).proxies = Some(Arc::new(proxies));
         self
     }
 
     /// Development opt-out: let plain HTTP through (logged once per layer at `warn`).
     pub fn allow_plain_http(mut self) -> Self {
         tracing::warn!(target: crate::telemetry::REJECTION_TARGET, "HttpsOnlyLayer: plain HTTP allowed (development mode)");
-        self.settings.allow_plain_http = true;
+        Arc::make_mut(&mut self.settings).allow_plain_http = true;
         self
     }
 }
@@ -65,17 +64,6 @@ impl Settings {
     }
 }
 
-impl<S> Layer<S> for HttpsOnlyLayer {
-    type Service = HttpsOnly<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        HttpsOnly {
-            inner,
-            settings: Arc::new(self.settings.clone()),
-        }
-    }
-}
-
 /// The service built by [`HttpsOnlyLayer`].
 #[derive(Debug, Clone)]
 pub struct HttpsOnly<S> {
@@ -83,7 +71,7 @@ pub struct HttpsOnly<S> {
     settings: Arc<Settings>,
 }
 
-guard_service!(HttpsOnly);
+guard_service!(HttpsOnlyLayer => HttpsOnly);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use http::Request;
 use http::header::ORIGIN;
-use tower_layer::Layer;
 
 use super::future::{Refusal, guard_service};
 use crate::request_info::{RepeatedHeader, only_value};
@@ -70,17 +69,6 @@ impl AllowedOrigins {
     }
 }
 
-impl<S> Layer<S> for OriginLayer {
-    type Service = ValidateOrigin<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ValidateOrigin {
-            inner,
-            settings: self.settings.clone(),
-        }
-    }
-}
-
 /// The service built by [`OriginLayer`].
 #[derive(Debug, Clone)]
 pub struct ValidateOrigin<S> {
@@ -88,7 +76,7 @@ pub struct ValidateOrigin<S> {
     settings: Arc<AllowedOrigins>,
 }
 
-guard_service!(ValidateOrigin);
+guard_service!(OriginLayer => ValidateOrigin);
 
 #[cfg(test)]
 mod tests {

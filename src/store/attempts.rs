@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::StoreError;
-use super::bounded::{Locked, Queue};
+use super::bounded::{Locked, Queue, debug_entries, memory_store};
 
 /// The longest window: longer settings are cut to this (a year), so deadlines never overflow.
 pub const MAX_WINDOW: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -335,26 +335,18 @@ impl Counters {
 
 impl fmt::Debug for MemoryAttemptStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.len();
-        f.debug_struct("MemoryAttemptStore")
-            .field("entries", &len)
-            .finish()
+        debug_entries(f, "MemoryAttemptStore", self.len())
     }
 }
 
-impl Default for MemoryAttemptStore {
-    fn default() -> Self {
-        Self::with_capacity(100_000)
-    }
-}
+memory_store!(
+    MemoryAttemptStore,
+    capacity: 100_000,
+    new: "A store of up to 100,000 clients.",
+    empty: "Whether no client is counted."
+);
 
 impl MemoryAttemptStore {
-    /// A store of up to 100,000 clients.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A store of up to `capacity` clients (at least 1), plus `capacity / 8` (at least 1)
     /// overflow prefixes.
     #[must_use]
@@ -377,12 +369,6 @@ impl MemoryAttemptStore {
         self.inner
             .peek(|c| c.main.map.len().saturating_add(c.overflow.map.len()))
             .unwrap_or(0)
-    }
-
-    /// Whether no client is counted.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -11,6 +11,7 @@
 //! [`MemoryRevocationList`]: super::MemoryRevocationList
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use super::StoreError;
@@ -57,6 +58,48 @@ impl<T> Locked<T> {
         self.inner.lock().ok().map(|state| f(&state))
     }
 }
+
+/// The `Debug` of a store that shows only how many entries it holds.
+pub(super) fn debug_entries(
+    f: &mut fmt::Formatter<'_>,
+    store: &str,
+    entries: usize,
+) -> fmt::Result {
+    f.debug_struct(store).field("entries", &entries).finish()
+}
+
+/// `Default` (a store of `capacity` entries) and `new()` of a bounded memory store whose
+/// `with_capacity` is its own; with `empty`, also `is_empty()` from its own `len()`.
+macro_rules! memory_store {
+    ($store:ident, capacity: $capacity:expr, new: $new:literal) => {
+        impl Default for $store {
+            fn default() -> Self {
+                Self::with_capacity($capacity)
+            }
+        }
+
+        impl $store {
+            #[doc = $new]
+            #[must_use]
+            pub fn new() -> Self {
+                Self::default()
+            }
+        }
+    };
+    ($store:ident, capacity: $capacity:expr, new: $new:literal, empty: $empty:literal) => {
+        $crate::store::bounded::memory_store!($store, capacity: $capacity, new: $new);
+
+        impl $store {
+            #[doc = $empty]
+            #[must_use]
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+        }
+    };
+}
+
+pub(super) use memory_store;
 
 /// The order entries were queued in, oldest first, each under a sequence number its entry
 /// keeps so it can be taken out of the queue (or moved to the back) in `O(log n)`. A store

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::context::{AuthContext, push_escaped};
 
 use super::StoreError;
-use super::bounded::Locked;
+use super::bounded::{Locked, debug_entries, memory_store};
 
 /// Whose tokens a time-based revocation covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,25 +198,17 @@ impl Entries {
 impl fmt::Debug for MemoryRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let len = self.inner.peek(Entries::len).unwrap_or(0);
-        f.debug_struct("MemoryRevocationList")
-            .field("entries", &len)
-            .finish()
+        debug_entries(f, "MemoryRevocationList", len)
     }
 }
 
-impl Default for MemoryRevocationList {
-    fn default() -> Self {
-        Self::with_capacity(100_000)
-    }
-}
+memory_store!(
+    MemoryRevocationList,
+    capacity: 100_000,
+    new: "A list of up to 100,000 entries."
+);
 
 impl MemoryRevocationList {
-    /// A list of up to 100,000 entries.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A list of up to `capacity` entries.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {

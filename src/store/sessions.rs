@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest as _, Sha256};
 
 use super::StoreError;
-use super::bounded::{Locked, Queue};
+use super::bounded::{Locked, Queue, memory_store};
 use super::hex::{hex, unhex};
 
 /// `as_bytes` and `to_hex` of a SHA-256 digest newtype (`struct $digest([u8; 32])`).
@@ -284,19 +284,14 @@ impl fmt::Debug for MemorySessionStore {
     }
 }
 
-impl Default for MemorySessionStore {
-    fn default() -> Self {
-        Self::with_capacity(DEFAULT_SESSION_CAPACITY)
-    }
-}
+memory_store!(
+    MemorySessionStore,
+    capacity: DEFAULT_SESSION_CAPACITY,
+    new: "A store of up to 100,000 bindings, 1,000 per owner, idle timeout 1 hour.",
+    empty: "Whether no binding is held."
+);
 
 impl MemorySessionStore {
-    /// A store of up to 100,000 bindings, 1,000 per owner, idle timeout 1 hour.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A store of up to `capacity` bindings (at least 1).
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
@@ -335,12 +330,6 @@ impl MemorySessionStore {
     #[must_use]
     pub fn len(&self) -> usize {
         self.inner.peek(|b| b.map.len()).unwrap_or(0)
-    }
-
-    /// Whether no binding is held.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
