@@ -1,26 +1,29 @@
-//! Every Redis store against a live server (ignored unless asked for: `--ignored`).
+//! Every Redis store against a live server: `MCP_AUTH_TEST_REDIS` (default
+//! `redis://127.0.0.1:6379`). Ignored unless asked for (`--ignored`).
 
 use std::time::{Duration, SystemTime};
 
 use super::{Redis, RedisConfig, now_ms};
+use crate::context::{AuthContext, AuthMethod};
+use crate::store::{
+    AttemptStore, Owner, Principal, RedisSessionStore, Reservation, RevocationList, SessionDigest,
+    SessionStore, TokenDigest, TokenFacts, TokenRecord, TokenStore,
+};
 
-/// Every store against a live Redis: `MCP_AUTH_TEST_REDIS` (default
-/// `redis://127.0.0.1:6379`); run with `--ignored`.
-#[tokio::test]
-#[ignore = "needs a running Redis"]
-async fn every_store_round_trips_through_a_live_redis() {
-    use crate::context::{AuthContext, AuthMethod};
-    use crate::store::{
-        AttemptStore, Owner, Principal, RedisSessionStore, Reservation, RevocationList,
-        SessionDigest, SessionStore, TokenDigest, TokenFacts, TokenRecord, TokenStore,
-    };
+/// A handle on the test server, under a prefix of its own.
+async fn live(what: &str) -> Redis {
     let url = std::env::var("MCP_AUTH_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let prefix = format!("mcp-auth-unit-{}:", now_ms());
+    let prefix = format!("mcp-auth-unit-{what}-{}:", now_ms());
     let redis = Redis::new(RedisConfig::new(url).key_prefix(prefix)).unwrap();
     redis.ping().await.unwrap();
+    redis
+}
 
-    let attempts = redis.attempt_store();
+#[tokio::test]
+#[ignore = "needs a running Redis"]
+async fn attempts_are_counted_reserved_and_refunded() {
+    let attempts = live("attempts").await.attempt_store();
     let w = Duration::from_secs(60);
     assert_eq!(attempts.failures("a").await.unwrap(), None);
     assert_eq!(attempts.record_failure("a", w).await.unwrap().count, 1);
@@ -34,8 +37,12 @@ async fn every_store_round_trips_through_a_live_redis() {
     ));
     attempts.refund("a").await.unwrap();
     assert_eq!(attempts.failures("a").await.unwrap().unwrap().count, 1);
+}
 
-    let sessions = RedisSessionStore::new(&redis);
+#[tokio::test]
+#[ignore = "needs a running Redis"]
+async fn sessions_are_bound_once_and_unbound_by_their_owner() {
+    let sessions = RedisSessionStore::new(&live("sessions").await);
     let (s, alice, bob) = (
         SessionDigest::of(b"s-1"),
         Owner::of("alice"),
@@ -48,8 +55,12 @@ async fn every_store_round_trips_through_a_live_redis() {
     assert_eq!(sessions.owner(&s).await.unwrap(), Some(alice));
     assert!(sessions.unbind(&s, &alice).await.unwrap());
     assert_eq!(sessions.owner(&s).await.unwrap(), None);
+}
 
-    let tokens = redis.token_store();
+#[tokio::test]
+#[ignore = "needs a running Redis"]
+async fn tokens_are_stored_and_revoked() {
+    let tokens = live("tokens").await.token_store();
     let ctx = AuthContext::builder("carol", AuthMethod::Bearer)
         .credential_id("id-1")
         .build();
@@ -66,20 +77,23 @@ async fn every_store_round_trips_through_a_live_redis() {
         "already revoked"
     );
     assert!(!tokens.revoke_id("id-1").await.unwrap());
+}
 
-    let list = redis.revocation_list();
+#[tokio::test]
+#[ignore = "needs a running Redis"]
+async fn token_ids_and_principals_are_revoked() {
+    let list = live("revocations").await.revocation_list();
+    let dave = Principal::Subject {
+        issuer: None,
+        subject: "dave",
+    };
     let facts = TokenFacts {
         token_id: Some("j1".to_owned()),
         issued_at: Some(SystemTime::now() - Duration::from_secs(10)),
-        principal_keys: vec![
-            Principal::Subject {
-                issuer: None,
-                subject: "dave",
-            }
-            .key(),
-        ],
+        principal_keys: vec![dave.key()],
     };
     assert!(!list.revoked(&facts).await.unwrap());
+    let exp = SystemTime::now() + Duration::from_secs(60);
     list.revoke_token_id("j1", exp).await.unwrap();
     assert!(list.revoked(&facts).await.unwrap());
     let other = TokenFacts {
@@ -87,10 +101,6 @@ async fn every_store_round_trips_through_a_live_redis() {
         ..facts
     };
     assert!(!list.revoked(&other).await.unwrap());
-    let dave = Principal::Subject {
-        issuer: None,
-        subject: "dave",
-    };
     list.revoke_before(dave, SystemTime::now(), Duration::from_secs(60))
         .await
         .unwrap();
