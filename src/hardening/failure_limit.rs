@@ -1,63 +1,4 @@
-//! Failed-attempt limiting: after too many failed authentications from one client, answer
-//! 429 with `Retry-After` until the window ends, without asking the authenticator.
-//!
-//! - The client is its **address** by default (IPv6 by /64, so one host cannot rotate
-//!   through its own prefix): the connection's ([`crate::request_info::client_addr`]), or behind
-//!   [`TrustedProxies`] the address they report
-//!   ([`FailureLimitLayer::trust_forwarded_for`], or
-//!   [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) outside this layer). Never a
-//!   claimed identity, and never `X-Forwarded-For` from a peer that is not a trusted proxy.
-//!   Clients that share an address (a proxy you do not trust, NAT) share one counter: a
-//!   stranger behind the same address can lock them out, so behind a proxy configure it as
-//!   trusted, or turn the limit off. Or supply a key function.
-//! - Each attempt is **counted before** the authenticator runs (reserved) and refunded when
-//!   it succeeds, so parallel guesses cannot overtake the count: at most `max_failures`
-//!   attempts of one client are ever being authenticated or counted at once. Put
-//!   [`FailureLimitLayer::release`] just inside the auth layer to refund as soon as a request
-//!   has authenticated (otherwise the refund waits for the response).
-//! - A failure is a presented credential that was refused: 401 `invalid_token` / `expired` /
-//!   `revoked`, or 400 `invalid_request`. Requests without credentials (OAuth discovery
-//!   starts with one), scope denials and 503s are not failures. Successful requests cost one
-//!   counter lookup.
-//! - Counters live in an [`AttemptStore`]: [`MemoryAttemptStore`] (bounded, whatever the number
-//!   of distinct clients; it never forgets a locked-out client to make room) or a shared one
-//!   (Redis) so limits hold across instances. If the
-//!   store cannot answer, requests get 503 (fail closed) unless `fail_open` is set.
-//!
-//! Put the layer **outside** the auth layer (it reads the auth layer's verdict from the
-//! response).
-//!
-//! ```
-//! use std::time::Duration;
-//! use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
-//! use mcp_auth::request_info::ClientAddr;
-//! use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, Credential};
-//! use tower::{Layer, ServiceExt, service_fn};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let keys = ApiKeyAuthenticator::new().with_key(Credential::new("k-0123456789abcdef")).unwrap();
-//! let inner = service_fn(|_req: http::Request<()>| async {
-//!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-//! });
-//! let svc = FailureLimitLayer::new(MemoryAttemptStore::new())
-//!     .max_failures(3)
-//!     .window(Duration::from_secs(60))
-//!     .layer(ApiKeyLayer::new(keys).layer(inner));
-//! let attempt = |key: &'static str| {
-//!     let mut req = http::Request::get("/mcp").header("x-api-key", key).body(()).unwrap();
-//!     req.extensions_mut().insert(ClientAddr([203, 0, 113, 7].into()));
-//!     svc.clone().oneshot(req)
-//! };
-//! for _ in 0..3 {
-//!     assert_eq!(attempt("wrong-guess-000000").await.unwrap().status(), 401);
-//! }
-//! // Locked out, even with the right key, until the window ends.
-//! let res = attempt("k-0123456789abcdef").await.unwrap();
-//! assert_eq!(res.status(), 429);
-//! assert!(res.headers().contains_key("retry-after"));
-//! # }
-//! ```
+//! [`FailureLimitLayer`]: 429 after too many failed authentications from one client.
 
 use std::fmt;
 use std::future::Future;
@@ -111,7 +52,68 @@ struct Shared<St> {
     settings: Settings,
 }
 
-/// Layer limiting failed authentications per client (see the [module docs](self)).
+/// Layer limiting failed authentications per client: after too many failed authentications
+/// from one client, it answers 429 with `Retry-After` until the window ends, without asking
+/// the authenticator.
+///
+/// - The client is its **address** by default (IPv6 by /64, so one host cannot rotate
+///   through its own prefix): the connection's ([`crate::request_info::client_addr`]), or behind
+///   [`TrustedProxies`] the address they report
+///   ([`FailureLimitLayer::trust_forwarded_for`], or
+///   [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) outside this layer). Never a
+///   claimed identity, and never `X-Forwarded-For` from a peer that is not a trusted proxy.
+///   Clients that share an address (a proxy you do not trust, NAT) share one counter: a
+///   stranger behind the same address can lock them out, so behind a proxy configure it as
+///   trusted, or turn the limit off. Or supply a key function.
+/// - Each attempt is **counted before** the authenticator runs (reserved) and refunded when
+///   it succeeds, so parallel guesses cannot overtake the count: at most `max_failures`
+///   attempts of one client are ever being authenticated or counted at once. Put
+///   [`FailureLimitLayer::release`] just inside the auth layer to refund as soon as a request
+///   has authenticated (otherwise the refund waits for the response).
+/// - A failure is a presented credential that was refused: 401 `invalid_token` / `expired` /
+///   `revoked`, or 400 `invalid_request`. Requests without credentials (OAuth discovery
+///   starts with one), scope denials and 503s are not failures. Successful requests cost one
+///   counter lookup.
+/// - Counters live in an [`AttemptStore`]:
+///   [`MemoryAttemptStore`](crate::store::MemoryAttemptStore) (bounded, whatever the number of
+///   distinct clients; it never forgets a locked-out client to make room) or a shared one
+///   (Redis) so limits hold across instances. If the store cannot answer, requests get 503
+///   (fail closed) unless `fail_open` is set.
+///
+/// Put the layer **outside** the auth layer (it reads the auth layer's verdict from the
+/// response).
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
+/// use mcp_auth::request_info::ClientAddr;
+/// use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, Credential};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let keys = ApiKeyAuthenticator::new().with_key(Credential::new("k-0123456789abcdef")).unwrap();
+/// let inner = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// let svc = FailureLimitLayer::new(MemoryAttemptStore::new())
+///     .max_failures(3)
+///     .window(Duration::from_secs(60))
+///     .layer(ApiKeyLayer::new(keys).layer(inner));
+/// let attempt = |key: &'static str| {
+///     let mut req = http::Request::get("/mcp").header("x-api-key", key).body(()).unwrap();
+///     req.extensions_mut().insert(ClientAddr([203, 0, 113, 7].into()));
+///     svc.clone().oneshot(req)
+/// };
+/// for _ in 0..3 {
+///     assert_eq!(attempt("wrong-guess-000000").await.unwrap().status(), 401);
+/// }
+/// // Locked out, even with the right key, until the window ends.
+/// let res = attempt("k-0123456789abcdef").await.unwrap();
+/// assert_eq!(res.status(), 429);
+/// assert!(res.headers().contains_key("retry-after"));
+/// # }
+/// ```
 #[must_use]
 pub struct FailureLimitLayer<St> {
     store: Arc<St>,
@@ -305,7 +307,7 @@ where
     }
 }
 
-/// One request through the limit (see the [module docs](self)): reserve an attempt, call
+/// One request through the limit (see [`FailureLimitLayer`]): reserve an attempt, call
 /// the inner service, then count the failure or refund the attempt.
 async fn limit<S, St, ReqBody, ResBody>(
     shared: Arc<Shared<St>>,

@@ -62,7 +62,7 @@ impl fmt::Debug for SessionDigest {
 }
 
 /// Who a session belongs to: the SHA-256 digest of a principal key
-/// ([`AuthContext::principal`]), or the shared anonymous owner.
+/// ([`AuthContext::principal`](crate::AuthContext::principal)), or the shared anonymous owner.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Owner([u8; 32]);
 

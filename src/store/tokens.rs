@@ -156,7 +156,7 @@ impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
     }
 }
 
-/// A store with nothing in it: the default of [`BearerAuthenticator`](super::BearerAuthenticator)
+/// A store with nothing in it: the default of [`BearerAuthenticator`](crate::authenticators::bearer::BearerAuthenticator)
 /// when only static tokens are used.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoStore;

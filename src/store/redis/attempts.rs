@@ -77,7 +77,7 @@ fn window_ms(window: Duration) -> u64 {
         .clamp(1, 1 << 52)
 }
 
-/// Failure counters in Redis (see the [module docs](self)): fixed windows, counted across
+/// Failure counters in Redis (see the [module docs](super)): fixed windows, counted across
 /// every instance. Attempts are reserved before authenticating and refunded on success in
 /// one atomic script each, so parallel requests, on any instance, cannot overtake the limit.
 #[derive(Clone, Debug)]

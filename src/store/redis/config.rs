@@ -129,7 +129,7 @@ impl RedisConfig {
 
     /// Trusts only these CA certificates (PEM, one or more) for a `rediss://` server, instead
     /// of the system's trust store: for a deployment with its own CA or a self-signed
-    /// certificate. [`Redis::new`] refuses it with a `redis://` URL, or when it holds no
+    /// certificate. [`Redis::new`](super::Redis::new) refuses it with a `redis://` URL, or when it holds no
     /// certificate.
     pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.ca_pem = Some(pem.into());
@@ -137,7 +137,7 @@ impl RedisConfig {
     }
 
     /// Presents this client certificate (PEM chain, leaf first) and private key (PEM) to a
-    /// `rediss://` server that asks for one (`tls-auth-clients yes`). [`Redis::new`] refuses it
+    /// `rediss://` server that asks for one (`tls-auth-clients yes`). [`Redis::new`](super::Redis::new) refuses it
     /// with a `redis://` URL, or when either does not parse.
     pub fn client_cert_pem(
         mut self,

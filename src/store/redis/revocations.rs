@@ -26,7 +26,7 @@ return 1",
     )
 });
 
-/// JWT revocations in Redis (see the [module docs](self)): entries expire with what they
+/// JWT revocations in Redis (see the [module docs](super)): entries expire with what they
 /// cover.
 #[derive(Clone, Debug)]
 pub struct RedisRevocationList {

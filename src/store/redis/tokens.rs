@@ -157,7 +157,7 @@ return n",
     )
 });
 
-/// Issued tokens in Redis (see the [module docs](self)): records expire with their tokens;
+/// Issued tokens in Redis (see the [module docs](super)): records expire with their tokens;
 /// revoked ones stay (flagged) until then, so the authenticator can tell "revoked".
 #[derive(Clone, Debug)]
 pub struct RedisTokenStore {
