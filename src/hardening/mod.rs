@@ -7,6 +7,17 @@
 //! A request over plain HTTP, from a foreign page or from a client that keeps guessing is
 //! refused before any credential is looked at.
 //!
+//! | layer | service | refuses with |
+//! |---|---|---|
+//! | [`ClientAddrLayer`] | [`ClientAddrService`] | nothing (sets [`ClientAddr`](crate::request_info::ClientAddr)) |
+//! | [`OriginLayer`] | [`ValidateOrigin`] | 403 `forbidden_origin` |
+//! | [`HttpsOnlyLayer`] | [`HttpsOnly`] | 403 `https_required` |
+//! | [`FailureLimitLayer`] (and [`ReleaseLayer`] inside the auth layer) | [`FailureLimit`] ([`Release`]) | 429 `too_many_requests`, 503 when its store cannot answer |
+//!
+//! The two guards answer through one [`ResponseFuture`]: the inner service's future, or a
+//! refusal ready at once. Every layer wraps the response body in
+//! [`AuthBody`](crate::AuthBody), so a JSON refusal and the inner service's body share a type.
+//!
 //! # Example
 //!
 //! ```
