@@ -21,11 +21,11 @@ use http::HeaderMap;
 
 /// The client's address, as an extension a server can insert (axum users get the peer address
 /// from `ConnectInfo<SocketAddr>` without doing anything, feature `axum`). Behind trusted
-/// proxies, [`ClientAddrLayer`] replaces it with the client the proxies reported.
+/// proxies, [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) replaces it with the client the proxies reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
-/// The TCP peer of a request (the socket address), as [`ClientAddrLayer`] saw it before it
+/// The TCP peer of a request (the socket address), as [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) saw it before it
 /// set [`ClientAddr`] to the client behind the proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub IpAddr);
@@ -36,7 +36,7 @@ pub struct TlsConnection;
 
 /// The client address of a request: [`ClientAddr`], axum's `ConnectInfo<SocketAddr>` (feature
 /// `axum`), or a bare `SocketAddr` extension, in that order. Never a header: forwarded
-/// addresses count only through [`ClientAddrLayer`] (or
+/// addresses count only through [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) (or
 /// [`FailureLimitLayer::trust_forwarded_for`](crate::hardening::FailureLimitLayer::trust_forwarded_for)),
 /// and only from [`TrustedProxies`].
 #[must_use]

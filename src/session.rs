@@ -34,8 +34,8 @@
 //!   SHA-256 [`Owner`] digest of the principal; logs name a session by the first 8 hex digits
 //!   of its digest, never by its id.
 //!
-//! Stores: [`MemorySessionStore`] (one process; bounded, idle expiry) and, with feature
-//! `redis`, [`RedisSessionStore`] (shared by every instance, so sessions can move between
+//! Stores: [`MemorySessionStore`](crate::store::MemorySessionStore) (one process; bounded, idle expiry) and, with feature
+//! `redis`, [`RedisSessionStore`](crate::store::RedisSessionStore) (shared by every instance, so sessions can move between
 //! instances that share rmcp's session state).
 //!
 //! Limits:
@@ -203,6 +203,9 @@ fn store_down(err: &StoreError) -> Response<Bytes> {
     res
 }
 
+/// A refusal on its way out (boxed: it is the rare path).
+type Refused = Box<Response<Bytes>>;
+
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionBinding<S, St>
@@ -223,260 +226,133 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone goes back into `self`; the instance `poll_ready` readied serves the call.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.store.clone();
-        Box::pin(async move {
-            let refuse = |res: Response<Bytes>| Ok(res.map(AuthBody::rejection));
-            let owner = match req.extensions().get::<AuthContext>() {
-                Some(ctx) => Owner::of(ctx.principal()),
-                None if req.extensions().get::<Anonymous>().is_some() => Owner::anonymous(),
-                None => {
-                    tracing::error!(target: crate::telemetry::REJECTION_TARGET, reason = "server_error", "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer");
-                    return refuse(json(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer",
-                    ));
-                }
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(bind_session(self.store.clone(), inner, req))
+    }
+}
+
+/// One request through the binding (see the [module docs](self)): check the caller owns
+/// the session it names, call the inner service, then unbind a deleted session or bind a
+/// created one.
+async fn bind_session<S, St, ReqBody, ResBody>(
+    store: Arc<St>,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<AuthBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: SessionStore,
+{
+    let refuse = |res: Refused| Ok(res.map(AuthBody::rejection));
+    let (owner, session) = match caller_and_session(&req) {
+        Ok(found) => found,
+        Err(res) => return refuse(res),
+    };
+    if let Some(session) = &session {
+        let found = store.owner(session).await;
+        if let Err(res) = check_owner(found, session, &owner, &req) {
+            return refuse(res);
+        }
+    }
+    let delete = req.method() == Method::DELETE;
+    let res = inner.call(req).await?;
+    if let Some(session) = &session
+        && delete
+        && res.status().is_success()
+        && let Err(e) = store.unbind(session, &owner).await
+    {
+        tracing::warn!(error = %e, session = %session.short(), "could not remove a deleted session's binding; it expires on its own");
+    }
+    let created = res
+        .headers()
+        .get(SESSION_HEADER)
+        .map(|v| SessionDigest::of(v.as_bytes()))
+        .filter(|created| session.as_ref() != Some(created));
+    if let Some(created) = created
+        && let Err(res) = bind_created(&*store, &created, &owner).await
+    {
+        return refuse(res);
+    }
+    Ok(res.map(AuthBody::inner))
+}
+
+/// The caller's [`Owner`] and the session the request names; refused (500) without a caller,
+/// (400) with more than one `Mcp-Session-Id`.
+fn caller_and_session<B>(req: &Request<B>) -> Result<(Owner, Option<SessionDigest>), Refused> {
+    let owner = match req.extensions().get::<AuthContext>() {
+        Some(ctx) => Owner::of(ctx.principal()),
+        None if req.extensions().get::<Anonymous>().is_some() => Owner::anonymous(),
+        None => {
+            tracing::error!(target: crate::telemetry::REJECTION_TARGET, reason = "server_error", "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer");
+            return Err(Box::new(json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer",
+            )));
+        }
+    };
+    let mut ids = req.headers().get_all(SESSION_HEADER).iter();
+    let session = ids.next().map(|v| SessionDigest::of(v.as_bytes()));
+    if ids.next().is_some() {
+        tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason = "invalid_request", "more than one Mcp-Session-Id header");
+        return Err(Box::new(json(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "more than one Mcp-Session-Id header",
+        )));
+    }
+    Ok((owner, session))
+}
+
+/// Passes when the store `found` `session` bound to `owner`; a foreign or unknown session is
+/// refused with rmcp's 404, a store that could not answer with 503.
+fn check_owner<B>(
+    found: Result<Option<Owner>, StoreError>,
+    session: &SessionDigest,
+    owner: &Owner,
+    req: &Request<B>,
+) -> Result<(), Refused> {
+    match found {
+        Ok(Some(o)) if o == *owner => Ok(()),
+        Ok(found) => {
+            let reason = if found.is_some() {
+                "foreign_session"
+            } else {
+                "unknown_session"
             };
-            let mut ids = req.headers().get_all(SESSION_HEADER).iter();
-            let session = ids.next().map(|v| SessionDigest::of(v.as_bytes()));
-            if ids.next().is_some() {
-                tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason = "invalid_request", "more than one Mcp-Session-Id header");
-                return refuse(json(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_request",
-                    "more than one Mcp-Session-Id header",
-                ));
-            }
-            if let Some(session) = &session {
-                match store.owner(session).await {
-                    Ok(Some(o)) if o == owner => {}
-                    Ok(found) => {
-                        let reason = if found.is_some() {
-                            "foreign_session"
-                        } else {
-                            "unknown_session"
-                        };
-                        tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason, session = %session.short(), "session refused (404)");
-                        crate::telemetry::refused(&req, reason);
-                        return refuse(not_found());
-                    }
-                    Err(e) => return refuse(store_down(&e)),
-                }
-            }
-            let delete = req.method() == Method::DELETE;
-            let res = inner.call(req).await?;
-            if let Some(session) = &session
-                && delete
-                && res.status().is_success()
-                && let Err(e) = store.unbind(session, &owner).await
-            {
-                tracing::warn!(error = %e, session = %session.short(), "could not remove a deleted session's binding; it expires on its own");
-            }
-            let created = res
-                .headers()
-                .get(SESSION_HEADER)
-                .map(|v| SessionDigest::of(v.as_bytes()))
-                .filter(|created| session.as_ref() != Some(created));
-            if let Some(created) = created {
-                match store.bind(&created, &owner).await {
-                    Ok(o) if o == owner => {
-                        tracing::debug!(session = %created.short(), "session bound to its creator");
-                    }
-                    Ok(_) => {
-                        // Another principal's session already has this id: never hand it over.
-                        tracing::error!(target: crate::telemetry::REJECTION_TARGET, session = %created.short(), "a new session id is already bound to another principal; refusing");
-                        return refuse(json(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "server_error",
-                            "the session could not be created",
-                        ));
-                    }
-                    Err(e) => return refuse(store_down(&e)),
-                }
-            }
-            Ok(res.map(AuthBody::inner))
-        })
+            tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason, session = %session.short(), "session refused (404)");
+            crate::telemetry::refused(req, reason);
+            Err(Box::new(not_found()))
+        }
+        Err(e) => Err(Box::new(store_down(&e))),
+    }
+}
+
+/// Binds the session the inner service just created to `owner`, before its id leaves.
+async fn bind_created<St: SessionStore>(
+    store: &St,
+    created: &SessionDigest,
+    owner: &Owner,
+) -> Result<(), Refused> {
+    match store.bind(created, owner).await {
+        Ok(o) if o == *owner => {
+            tracing::debug!(session = %created.short(), "session bound to its creator");
+            Ok(())
+        }
+        Ok(_) => {
+            // Another principal's session already has this id: never hand it over.
+            tracing::error!(target: crate::telemetry::REJECTION_TARGET, session = %created.short(), "a new session id is already bound to another principal; refusing");
+            Err(Box::new(json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the session could not be created",
+            )))
+        }
+        Err(e) => Err(Box::new(store_down(&e))),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{MemorySessionStore, Owner, SessionDigest, SessionStore};
-
-    // --- the layer, over a stand-in MCP service ---------------------------------------------
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tower::{ServiceExt, service_fn};
-
-    /// Creates session "s-<n>" for requests without one, answers DELETE with 202 and counts
-    /// the requests it sees.
-    fn mcp(
-        seen: Arc<AtomicUsize>,
-    ) -> impl Service<
-        Request<()>,
-        Response = Response<String>,
-        Error = std::convert::Infallible,
-        Future = impl Send,
-    > + Clone
-    + Send
-    + 'static {
-        service_fn(move |req: Request<()>| {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            async move {
-                let mut res = Response::new(String::from("ok"));
-                if req.method() == Method::DELETE {
-                    *res.status_mut() = StatusCode::ACCEPTED;
-                } else if !req.headers().contains_key(SESSION_HEADER) {
-                    res.headers_mut()
-                        .insert(SESSION_HEADER, format!("s-{n}").parse().unwrap());
-                }
-                Ok(res)
-            }
-        })
-    }
-
-    fn req(method: Method, who: Option<&str>, sessions: &[&str]) -> Request<()> {
-        let mut req = Request::builder().method(method).uri("/mcp");
-        for s in sessions {
-            req = req.header(SESSION_HEADER, *s);
-        }
-        let mut req = req.body(()).unwrap();
-        match who {
-            Some("") => {
-                req.extensions_mut().insert(Anonymous);
-            }
-            Some(who) => {
-                req.extensions_mut()
-                    .insert(AuthContext::builder(who, crate::AuthMethod::ApiKey).build());
-            }
-            None => {}
-        }
-        req
-    }
-
-    async fn status<St: SessionStore>(
-        svc: &SessionBinding<
-            impl Service<
-                Request<()>,
-                Response = Response<String>,
-                Error = std::convert::Infallible,
-                Future = impl Send + 'static,
-            > + Clone
-            + Send
-            + 'static,
-            St,
-        >,
-        r: Request<()>,
-    ) -> (StatusCode, Option<String>) {
-        let res = svc.clone().oneshot(r).await.unwrap();
-        let id = res
-            .headers()
-            .get(SESSION_HEADER)
-            .map(|v| v.to_str().unwrap().to_owned());
-        (res.status(), id)
-    }
-
-    #[tokio::test]
-    async fn delete_unbinds_only_the_owners_session() {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let store = MemorySessionStore::new();
-        let svc = SessionBindingLayer::new(store.clone()).layer(mcp(seen.clone()));
-        let (_, id) = status(&svc, req(Method::POST, Some("alice"), &[])).await;
-        let id = id.unwrap();
-        assert_eq!(store.len(), 1);
-        let r = status(&svc, req(Method::DELETE, Some("bob"), &[&id])).await;
-        assert_eq!(r.0, StatusCode::NOT_FOUND);
-        assert_eq!(store.len(), 1, "bob's DELETE left it");
-        assert_eq!(
-            seen.load(Ordering::SeqCst),
-            1,
-            "and never reached the service"
-        );
-        let r = status(&svc, req(Method::DELETE, Some("alice"), &[&id])).await;
-        assert_eq!(r.0, StatusCode::ACCEPTED);
-        assert!(store.is_empty());
-        let r = status(&svc, req(Method::POST, Some("alice"), &[&id])).await;
-        assert_eq!(r.0, StatusCode::NOT_FOUND);
-    }
-
-    #[tokio::test]
-    async fn anonymous_sessions_belong_to_anonymous_callers_only() {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let svc = SessionBindingLayer::new(MemorySessionStore::new()).layer(mcp(seen.clone()));
-        let (_, anon) = status(&svc, req(Method::POST, Some(""), &[])).await;
-        let (_, alice) = status(&svc, req(Method::POST, Some("alice"), &[])).await;
-        let (anon, alice) = (anon.unwrap(), alice.unwrap());
-        assert_eq!(
-            status(&svc, req(Method::GET, Some(""), &[&anon])).await.0,
-            StatusCode::OK
-        );
-        assert_eq!(
-            status(&svc, req(Method::GET, Some("alice"), &[&anon]))
-                .await
-                .0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            status(&svc, req(Method::GET, Some(""), &[&alice])).await.0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            status(&svc, req(Method::GET, Some("alice"), &[&alice]))
-                .await
-                .0,
-            StatusCode::OK
-        );
-    }
-
-    #[tokio::test]
-    async fn without_an_auth_context_or_with_two_session_headers_nothing_passes() {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let svc = SessionBindingLayer::new(MemorySessionStore::new()).layer(mcp(seen.clone()));
-        let (_, id) = status(&svc, req(Method::POST, Some("alice"), &[])).await;
-        let id = id.unwrap();
-        let before = seen.load(Ordering::SeqCst);
-        let r = status(&svc, req(Method::POST, None, &[])).await;
-        assert_eq!(r, (StatusCode::INTERNAL_SERVER_ERROR, None), "wiring bug");
-        let r = status(&svc, req(Method::POST, Some("alice"), &[&id, "s-99"])).await;
-        assert_eq!(r.0, StatusCode::BAD_REQUEST);
-        let r = status(&svc, req(Method::POST, Some("bob"), &["s-99", &id])).await;
-        assert_eq!(r.0, StatusCode::BAD_REQUEST);
-        assert_eq!(seen.load(Ordering::SeqCst), before);
-    }
-
-    /// A store that cannot answer.
-    struct Down;
-    impl SessionStore for Down {
-        async fn owner(&self, _: &SessionDigest) -> Result<Option<Owner>, StoreError> {
-            Err(StoreError::unavailable("down"))
-        }
-        async fn bind(&self, _: &SessionDigest, _: &Owner) -> Result<Owner, StoreError> {
-            Err(StoreError::unavailable("down"))
-        }
-        async fn unbind(&self, _: &SessionDigest, _: &Owner) -> Result<bool, StoreError> {
-            Err(StoreError::unavailable("down"))
-        }
-    }
-
-    #[tokio::test]
-    async fn a_store_that_cannot_answer_fails_closed() {
-        let seen = Arc::new(AtomicUsize::new(0));
-        let svc = SessionBindingLayer::new(Down).layer(mcp(seen.clone()));
-        // Use of a session: 503 before the service.
-        let res = svc
-            .clone()
-            .oneshot(req(Method::GET, Some("alice"), &["s-1"]))
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(res.headers()[RETRY_AFTER], "5");
-        assert_eq!(seen.load(Ordering::SeqCst), 0);
-        // Creation: the id is never handed out unbound.
-        let r = status(&svc, req(Method::POST, Some("alice"), &[])).await;
-        assert_eq!(r, (StatusCode::SERVICE_UNAVAILABLE, None));
-    }
-}
+mod tests;

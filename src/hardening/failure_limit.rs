@@ -1,70 +1,10 @@
-//! Failed-attempt limiting: after too many failed authentications from one client, answer
-//! 429 with `Retry-After` until the window ends, without asking the authenticator.
-//!
-//! - The client is its **address** by default (IPv6 by /64, so one host cannot rotate
-//!   through its own prefix): the connection's ([`crate::request_info::client_addr`]), or behind
-//!   [`TrustedProxies`] the address they report
-//!   ([`FailureLimitLayer::trust_forwarded_for`], or
-//!   [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) outside this layer). Never a
-//!   claimed identity, and never `X-Forwarded-For` from a peer that is not a trusted proxy.
-//!   Clients that share an address (a proxy you do not trust, NAT) share one counter: a
-//!   stranger behind the same address can lock them out, so behind a proxy configure it as
-//!   trusted, or turn the limit off. Or supply a key function.
-//! - Each attempt is **counted before** the authenticator runs (reserved) and refunded when
-//!   it succeeds, so parallel guesses cannot overtake the count: at most `max_failures`
-//!   attempts of one client are ever being authenticated or counted at once. Put
-//!   [`FailureLimitLayer::release`] just inside the auth layer to refund as soon as a request
-//!   has authenticated (otherwise the refund waits for the response).
-//! - A failure is a presented credential that was refused: 401 `invalid_token` / `expired` /
-//!   `revoked`, or 400 `invalid_request`. Requests without credentials (OAuth discovery
-//!   starts with one), scope denials and 503s are not failures. Successful requests cost one
-//!   counter lookup.
-//! - Counters live in an [`AttemptStore`]: [`MemoryAttemptStore`] (bounded, whatever the number
-//!   of distinct clients; it never forgets a locked-out client to make room) or a shared one
-//!   (Redis) so limits hold across instances. If the
-//!   store cannot answer, requests get 503 (fail closed) unless `fail_open` is set.
-//!
-//! Put the layer **outside** the auth layer (it reads the auth layer's verdict from the
-//! response).
-//!
-//! ```
-//! use std::time::Duration;
-//! use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
-//! use mcp_auth::request_info::ClientAddr;
-//! use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, Credential};
-//! use tower::{Layer, ServiceExt, service_fn};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let keys = ApiKeyAuthenticator::new().with_key(Credential::new("k-0123456789abcdef")).unwrap();
-//! let inner = service_fn(|_req: http::Request<()>| async {
-//!     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-//! });
-//! let svc = FailureLimitLayer::new(MemoryAttemptStore::new())
-//!     .max_failures(3)
-//!     .window(Duration::from_secs(60))
-//!     .layer(ApiKeyLayer::new(keys).layer(inner));
-//! let attempt = |key: &'static str| {
-//!     let mut req = http::Request::get("/mcp").header("x-api-key", key).body(()).unwrap();
-//!     req.extensions_mut().insert(ClientAddr([203, 0, 113, 7].into()));
-//!     svc.clone().oneshot(req)
-//! };
-//! for _ in 0..3 {
-//!     assert_eq!(attempt("wrong-guess-000000").await.unwrap().status(), 401);
-//! }
-//! // Locked out, even with the right key, until the window ends.
-//! let res = attempt("k-0123456789abcdef").await.unwrap();
-//! assert_eq!(res.status(), 429);
-//! assert!(res.headers().contains_key("retry-after"));
-//! # }
-//! ```
+//! [`FailureLimitLayer`]: 429 after too many failed authentications from one client.
 
 use std::fmt;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -74,6 +14,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use super::release::{ReleaseLayer, Ticket, TicketHandle};
 use crate::body::AuthBody;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::rejection::json_error;
@@ -111,7 +52,68 @@ struct Shared<St> {
     settings: Settings,
 }
 
-/// Layer limiting failed authentications per client (see the [module docs](self)).
+/// Layer limiting failed authentications per client: after too many failed authentications
+/// from one client, it answers 429 with `Retry-After` until the window ends, without asking
+/// the authenticator.
+///
+/// - The client is its **address** by default (IPv6 by /64, so one host cannot rotate
+///   through its own prefix): the connection's ([`crate::request_info::client_addr`]), or behind
+///   [`TrustedProxies`] the address they report
+///   ([`FailureLimitLayer::trust_forwarded_for`], or
+///   [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) outside this layer). Never a
+///   claimed identity, and never `X-Forwarded-For` from a peer that is not a trusted proxy.
+///   Clients that share an address (a proxy you do not trust, NAT) share one counter: a
+///   stranger behind the same address can lock them out, so behind a proxy configure it as
+///   trusted, or turn the limit off. Or supply a key function.
+/// - Each attempt is **counted before** the authenticator runs (reserved) and refunded when
+///   it succeeds, so parallel guesses cannot overtake the count: at most `max_failures`
+///   attempts of one client are ever being authenticated or counted at once. Put
+///   [`FailureLimitLayer::release`] just inside the auth layer to refund as soon as a request
+///   has authenticated (otherwise the refund waits for the response).
+/// - A failure is a presented credential that was refused: 401 `invalid_token` / `expired` /
+///   `revoked`, or 400 `invalid_request`. Requests without credentials (OAuth discovery
+///   starts with one), scope denials and 503s are not failures. Successful requests cost one
+///   counter lookup.
+/// - Counters live in an [`AttemptStore`]:
+///   [`MemoryAttemptStore`](crate::store::MemoryAttemptStore) (bounded, whatever the number of
+///   distinct clients; it never forgets a locked-out client to make room) or a shared one
+///   (Redis) so limits hold across instances. If the store cannot answer, requests get 503
+///   (fail closed) unless `fail_open` is set.
+///
+/// Put the layer **outside** the auth layer (it reads the auth layer's verdict from the
+/// response).
+///
+/// ```
+/// use std::time::Duration;
+/// use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
+/// use mcp_auth::request_info::ClientAddr;
+/// use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, Credential};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let keys = ApiKeyAuthenticator::new().with_key(Credential::new("k-0123456789abcdef")).unwrap();
+/// let inner = service_fn(|_req: http::Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+/// });
+/// let svc = FailureLimitLayer::new(MemoryAttemptStore::new())
+///     .max_failures(3)
+///     .window(Duration::from_secs(60))
+///     .layer(ApiKeyLayer::new(keys).layer(inner));
+/// let attempt = |key: &'static str| {
+///     let mut req = http::Request::get("/mcp").header("x-api-key", key).body(()).unwrap();
+///     req.extensions_mut().insert(ClientAddr([203, 0, 113, 7].into()));
+///     svc.clone().oneshot(req)
+/// };
+/// for _ in 0..3 {
+///     assert_eq!(attempt("wrong-guess-000000").await.unwrap().status(), 401);
+/// }
+/// // Locked out, even with the right key, until the window ends.
+/// let res = attempt("k-0123456789abcdef").await.unwrap();
+/// assert_eq!(res.status(), 429);
+/// assert!(res.headers().contains_key("retry-after"));
+/// # }
+/// ```
 #[must_use]
 pub struct FailureLimitLayer<St> {
     store: Arc<St>,
@@ -197,9 +199,7 @@ impl<St: AttemptStore> FailureLimitLayer<St> {
     /// has authenticated, so its reserved attempt is refunded at once instead of when the
     /// response comes back (a client's in-flight requests then never use up its allowance).
     pub fn release(&self) -> ReleaseLayer<St> {
-        ReleaseLayer {
-            _store: std::marker::PhantomData,
-        }
+        ReleaseLayer::new()
     }
 }
 
@@ -237,29 +237,6 @@ impl<S: fmt::Debug, St> fmt::Debug for FailureLimit<S, St> {
         f.debug_struct("FailureLimit")
             .field("inner", &self.inner)
             .finish_non_exhaustive()
-    }
-}
-
-/// A reserved attempt travelling with its request, so [`ReleaseLayer`] can refund it.
-struct Ticket<St> {
-    store: Arc<St>,
-    key: String,
-    settled: AtomicBool,
-}
-
-impl<St> Ticket<St> {
-    /// Whether this call is the first to settle the ticket.
-    fn settle(&self) -> bool {
-        !self.settled.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// The request extension carrying a [`Ticket`].
-struct TicketHandle<St>(Arc<Ticket<St>>);
-
-impl<St> Clone for TicketHandle<St> {
-    fn clone(&self) -> Self {
-        Self(self.0.clone())
     }
 }
 
@@ -323,68 +300,89 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The clone goes back into `self`; the instance `poll_ready` readied serves the call.
         let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move {
-            let settings = &shared.settings;
-            let (mut parts, body) = req.into_parts();
-            if let Some(proxies) = &settings.proxies {
-                proxies.resolve(&mut parts.extensions, &parts.headers);
-            }
-            let Some(key) = (settings.key)(&parts) else {
-                let req = Request::from_parts(parts, body);
-                return Ok(inner.call(req).await?.map(AuthBody::inner));
-            };
-            let reservation = match shared
-                .store
-                .reserve(&key, settings.window, settings.max_failures)
-                .await
-            {
-                Ok(Reservation::Refused(a)) => {
-                    crate::telemetry::rate_limited(&Request::from_parts(parts, ()));
-                    return Ok(too_many(a.resets_in).map(AuthBody::rejection));
-                }
-                Ok(r) => Some(r),
-                Err(e) if settings.fail_open => {
-                    tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "failure-limit store unavailable; not limiting (fail open)");
-                    None
-                }
-                Err(e) => return Ok(store_down(&e).map(AuthBody::rejection)),
-            };
-            if reservation != Some(Reservation::Reserved) {
-                // Checked (a store without reservations), or not limited (fail open).
-                let req = Request::from_parts(parts, body);
-                let result = inner.call(req).await;
-                if reservation == Some(Reservation::Checked)
-                    && result.as_ref().is_ok_and(is_failure)
-                {
-                    record(&shared, &key).await;
-                }
-                return Ok(result?.map(AuthBody::inner));
-            }
-            let ticket = Arc::new(Ticket {
-                store: shared.store.clone(),
-                key,
-                settled: AtomicBool::new(false),
-            });
-            parts.extensions.insert(TicketHandle(ticket.clone()));
-            let req = Request::from_parts(parts, body);
-            let result = inner.call(req).await;
-            if result.as_ref().is_ok_and(is_failure) {
-                // The reservation stands as the failure, unless ReleaseLayer already refunded
-                // it (a layer inside the auth layer refused): then count it again.
-                if !ticket.settle() {
-                    record(&shared, &ticket.key).await;
-                }
-            } else if ticket.settle()
-                && let Err(e) = shared.store.refund(&ticket.key).await
-            {
-                tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
-            }
-            Ok(result?.map(AuthBody::inner))
-        })
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(limit(self.shared.clone(), inner, req))
     }
+}
+
+/// One request through the limit (see [`FailureLimitLayer`]): reserve an attempt, call
+/// the inner service, then count the failure or refund the attempt.
+async fn limit<S, St, ReqBody, ResBody>(
+    shared: Arc<Shared<St>>,
+    mut inner: S,
+    req: Request<ReqBody>,
+) -> Result<Response<AuthBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: AttemptStore,
+{
+    let settings = &shared.settings;
+    let (mut parts, body) = req.into_parts();
+    if let Some(proxies) = &settings.proxies {
+        proxies.resolve(&mut parts.extensions, &parts.headers);
+    }
+    let Some(key) = (settings.key)(&parts) else {
+        let req = Request::from_parts(parts, body);
+        return Ok(inner.call(req).await?.map(AuthBody::inner));
+    };
+    let reservation = match shared
+        .store
+        .reserve(&key, settings.window, settings.max_failures)
+        .await
+    {
+        Ok(Reservation::Refused(a)) => {
+            crate::telemetry::rate_limited(&Request::from_parts(parts, ()));
+            return Ok(too_many(a.resets_in).map(AuthBody::rejection));
+        }
+        Ok(r) => Some(r),
+        Err(e) if settings.fail_open => {
+            tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "failure-limit store unavailable; not limiting (fail open)");
+            None
+        }
+        Err(e) => return Ok(store_down(&e).map(AuthBody::rejection)),
+    };
+    if reservation == Some(Reservation::Reserved) {
+        return reserved(&shared, inner, parts, body, key).await;
+    }
+    // Checked (a store without reservations), or not limited (fail open).
+    let result = inner.call(Request::from_parts(parts, body)).await;
+    if reservation == Some(Reservation::Checked) && result.as_ref().is_ok_and(is_failure) {
+        record(&shared, &key).await;
+    }
+    Ok(result?.map(AuthBody::inner))
+}
+
+/// Calls the inner service with the attempt reserved for `key`, its ticket in the request
+/// (for [`ReleaseLayer`]): a failure keeps it as the counted failure, anything else refunds
+/// it.
+async fn reserved<S, St, ReqBody, ResBody>(
+    shared: &Shared<St>,
+    mut inner: S,
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    key: String,
+) -> Result<Response<AuthBody<ResBody>>, S::Error>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    St: AttemptStore,
+{
+    let ticket = Arc::new(Ticket::new(shared.store.clone(), key));
+    parts.extensions.insert(TicketHandle(ticket.clone()));
+    let result = inner.call(Request::from_parts(parts, body)).await;
+    if result.as_ref().is_ok_and(is_failure) {
+        // The reservation stands as the failure, unless ReleaseLayer already refunded it (a
+        // layer inside the auth layer refused): then count it again.
+        if !ticket.settle() {
+            record(shared, &ticket.key).await;
+        }
+    } else if ticket.settle()
+        && let Err(e) = shared.store.refund(&ticket.key).await
+    {
+        tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
+    }
+    Ok(result?.map(AuthBody::inner))
 }
 
 async fn record<St: AttemptStore>(shared: &Shared<St>, key: &str) {
@@ -394,97 +392,6 @@ async fn record<St: AttemptStore>(shared: &Shared<St>, key: &str) {
         .await
     {
         tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not count a failed attempt");
-    }
-}
-
-/// Refunds the attempt [`FailureLimitLayer`] reserved for a request, as the request passes
-/// (see [`FailureLimitLayer::release`]). Put it just inside the auth layer.
-#[must_use]
-pub struct ReleaseLayer<St> {
-    _store: std::marker::PhantomData<fn() -> St>,
-}
-
-impl<St> Clone for ReleaseLayer<St> {
-    fn clone(&self) -> Self {
-        Self {
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<St> fmt::Debug for ReleaseLayer<St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReleaseLayer").finish()
-    }
-}
-
-impl<S, St> Layer<S> for ReleaseLayer<St> {
-    type Service = Release<S, St>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Release {
-            inner,
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-/// The service built by [`ReleaseLayer`].
-pub struct Release<S, St> {
-    inner: S,
-    _store: std::marker::PhantomData<fn() -> St>,
-}
-
-impl<S: Clone, St> Clone for Release<S, St> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            _store: std::marker::PhantomData,
-        }
-    }
-}
-
-impl<S: fmt::Debug, St> fmt::Debug for Release<S, St> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Release")
-            .field("inner", &self.inner)
-            .finish()
-    }
-}
-
-type PlainFuture<R, E> = Pin<Box<dyn Future<Output = Result<R, E>> + Send>>;
-
-impl<S, St, ReqBody> Service<Request<ReqBody>> for Release<S, St>
-where
-    S: Service<Request<ReqBody>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    St: AttemptStore,
-    ReqBody: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = PlainFuture<S::Response, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let ticket = req
-            .extensions()
-            .get::<TicketHandle<St>>()
-            .map(|t| t.0.clone());
-        Box::pin(async move {
-            if let Some(t) = ticket
-                && t.settle()
-                && let Err(e) = t.store.refund(&t.key).await
-            {
-                tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "could not refund a reserved attempt");
-            }
-            inner.call(req).await
-        })
     }
 }
 

@@ -7,6 +7,17 @@
 //! A request over plain HTTP, from a foreign page or from a client that keeps guessing is
 //! refused before any credential is looked at.
 //!
+//! | layer | service | refuses with |
+//! |---|---|---|
+//! | [`ClientAddrLayer`] | [`ClientAddrService`] | nothing (sets [`ClientAddr`](crate::request_info::ClientAddr)) |
+//! | [`OriginLayer`] | [`ValidateOrigin`] | 403 `forbidden_origin` |
+//! | [`HttpsOnlyLayer`] | [`HttpsOnly`] | 403 `https_required` |
+//! | [`FailureLimitLayer`] (and [`ReleaseLayer`] inside the auth layer) | [`FailureLimit`] ([`Release`]) | 429 `too_many_requests`, 503 when its store cannot answer |
+//!
+//! The two guards answer through one [`ResponseFuture`]: the inner service's future, or a
+//! refusal ready at once. Every layer wraps the response body in
+//! [`AuthBody`](crate::AuthBody), so a JSON refusal and the inner service's body share a type.
+//!
 //! # Example
 //!
 //! ```
@@ -41,11 +52,26 @@
 //! # }
 //! ```
 
+mod client_addr;
 mod failure_limit;
-mod transport;
+mod future;
+mod https_only;
+mod origin;
+mod release;
 
-pub use self::failure_limit::{FailureLimit, FailureLimitLayer, Release, ReleaseLayer};
-pub use self::transport::{
-    AllowedOrigins, ClientAddrLayer, ClientAddrService, Guard, GuardFuture, HttpsOnly,
-    HttpsOnlyLayer, OriginLayer,
-};
+pub use self::client_addr::{ClientAddrLayer, ClientAddrService};
+pub use self::failure_limit::{FailureLimit, FailureLimitLayer};
+pub use self::future::ResponseFuture;
+pub use self::https_only::{HttpsOnly, HttpsOnlyLayer};
+pub use self::origin::{OriginLayer, ValidateOrigin};
+pub use self::release::{Release, ReleaseLayer};
+
+/// A `GET` of `uri` with `headers`, for the guards' tests.
+#[cfg(test)]
+fn test_request(uri: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut b = http::Request::get(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).unwrap()
+}

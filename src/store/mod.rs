@@ -15,6 +15,8 @@
 //! ```
 
 mod attempts;
+mod bounded;
+mod hex;
 mod revocations;
 mod sessions;
 mod tokens;
@@ -23,9 +25,9 @@ mod tokens;
 pub mod redis;
 
 pub use self::attempts::{AttemptStore, Attempts, MAX_WINDOW, MemoryAttemptStore, Reservation};
-pub use self::revocations::{MemoryRevocationList, Principal, RevocationList, TokenFacts};
 #[cfg(feature = "redis")]
-pub use self::sessions::RedisSessionStore;
+pub use self::redis::sessions::RedisSessionStore;
+pub use self::revocations::{MemoryRevocationList, Principal, RevocationList, TokenFacts};
 pub use self::sessions::{
     DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE_TIMEOUT, DEFAULT_SESSIONS_PER_OWNER,
     MemorySessionStore, Owner, SessionDigest, SessionStore,
@@ -60,6 +62,12 @@ impl StoreError {
             message: "store is full".into(),
             full: true,
         }
+    }
+
+    /// An in-memory store's lock was poisoned (a thread panicked while holding it): `what`
+    /// names the store, as in "token store lock poisoned".
+    pub(crate) fn poisoned(what: &str) -> Self {
+        Self::unavailable(format!("{what} lock poisoned"))
     }
 
     /// Whether this is a capacity refusal.

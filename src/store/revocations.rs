@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::context::{AuthContext, push_escaped};
 use crate::strict_json::numeric_date;
 
 use super::StoreError;
+use super::bounded::{Locked, debug_entries, memory_store};
 
 /// Whose tokens a time-based revocation covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,23 +144,23 @@ pub trait RevocationList: Send + Sync + 'static {
 }
 
 impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
-    fn revoke_token_id(
+    async fn revoke_token_id(
         &self,
         token_id: &str,
         expires_at: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_token_id(token_id, expires_at)
+    ) -> Result<(), StoreError> {
+        (**self).revoke_token_id(token_id, expires_at).await
     }
-    fn revoke_before(
+    async fn revoke_before(
         &self,
         principal: Principal<'_>,
         before: SystemTime,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_before(principal, before, ttl)
+    ) -> Result<(), StoreError> {
+        (**self).revoke_before(principal, before, ttl).await
     }
-    fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoked(facts)
+    async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {
+        (**self).revoked(facts).await
     }
 }
 
@@ -168,7 +169,7 @@ impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
 /// silently).
 #[derive(Clone)]
 pub struct MemoryRevocationList {
-    inner: Arc<Mutex<Entries>>,
+    inner: Locked<Entries>,
 }
 
 struct Entries {
@@ -197,42 +198,29 @@ impl Entries {
 
 impl fmt::Debug for MemoryRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let len = self.inner.lock().map(|e| e.len()).unwrap_or(0);
-        f.debug_struct("MemoryRevocationList")
-            .field("entries", &len)
-            .finish()
+        let len = self.inner.peek(Entries::len).unwrap_or(0);
+        debug_entries(f, "MemoryRevocationList", len)
     }
 }
 
-impl Default for MemoryRevocationList {
-    fn default() -> Self {
-        Self::with_capacity(100_000)
-    }
-}
+memory_store!(
+    MemoryRevocationList,
+    capacity: 100_000,
+    new: "A list of up to 100,000 entries."
+);
 
 impl MemoryRevocationList {
-    /// A list of up to 100,000 entries.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A list of up to `capacity` entries.
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
+        let entries = Entries {
+            token_ids: HashMap::new(),
+            principals: HashMap::new(),
+            capacity: capacity.max(1),
+        };
         Self {
-            inner: Arc::new(Mutex::new(Entries {
-                token_ids: HashMap::new(),
-                principals: HashMap::new(),
-                capacity: capacity.max(1),
-            })),
+            inner: Locked::new("revocation list", entries),
         }
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Entries>, StoreError> {
-        self.inner
-            .lock()
-            .map_err(|_| StoreError::unavailable("revocation list lock poisoned"))
     }
 }
 
@@ -246,31 +234,30 @@ fn expiry(now: SystemTime, ttl: Duration) -> Result<SystemTime, StoreError> {
 }
 
 impl RevocationList for MemoryRevocationList {
-    fn revoke_token_id(
+    async fn revoke_token_id(
         &self,
         token_id: &str,
         expires_at: SystemTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let now = SystemTime::now();
-        let result = self.lock().and_then(|mut e| {
+        self.inner.with(|e| {
             if !e.token_ids.contains_key(token_id) {
                 e.make_room(now)?;
             }
             e.token_ids.insert(token_id.to_owned(), expires_at);
             Ok(())
-        });
-        std::future::ready(result)
+        })?
     }
 
-    fn revoke_before(
+    async fn revoke_before(
         &self,
         principal: Principal<'_>,
         before: SystemTime,
         ttl: Duration,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> Result<(), StoreError> {
         let now = SystemTime::now();
         let key = principal.key();
-        let result = self.lock().and_then(|mut e| {
+        self.inner.with(|e| {
             if !e.principals.contains_key(&key) {
                 e.make_room(now)?;
             }
@@ -279,13 +266,12 @@ impl RevocationList for MemoryRevocationList {
             entry.0 = entry.0.max(before);
             entry.1 = entry.1.max(until);
             Ok(())
-        });
-        std::future::ready(result)
+        })?
     }
 
-    fn revoked(&self, facts: &TokenFacts) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    async fn revoked(&self, facts: &TokenFacts) -> Result<bool, StoreError> {
         let now = SystemTime::now();
-        let result = self.lock().map(|e| {
+        self.inner.with(|e| {
             let by_id = facts
                 .token_id
                 .as_ref()
@@ -298,8 +284,7 @@ impl RevocationList for MemoryRevocationList {
                         .get(k)
                         .is_some_and(|(before, exp)| *exp > now && issued < *before)
                 })
-        });
-        std::future::ready(result)
+        })
     }
 }
 

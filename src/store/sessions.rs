@@ -1,25 +1,41 @@
 //! Session bindings for [`SessionBindingLayer`](crate::session::SessionBindingLayer): the
 //! [`SessionStore`] trait, the digests it keys by ([`SessionDigest`], [`Owner`]), the
-//! bounded in-memory [`MemorySessionStore`] and, with feature `redis`, [`RedisSessionStore`].
+//! bounded in-memory [`MemorySessionStore`] and, with feature `redis`,
+//! [`RedisSessionStore`](crate::store::RedisSessionStore).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
 
 use super::StoreError;
+use super::bounded::{Locked, Queue, memory_store};
+use super::hex::{hex, unhex};
 
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len().saturating_mul(2));
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+/// `as_bytes` and `to_hex` of a SHA-256 digest newtype (`struct $digest([u8; 32])`).
+macro_rules! digest_accessors {
+    ($digest:ident) => {
+        impl $digest {
+            /// The digest's bytes.
+            #[must_use]
+            pub fn as_bytes(&self) -> &[u8; 32] {
+                &self.0
+            }
+
+            /// The digest in lowercase hex.
+            #[must_use]
+            pub fn to_hex(&self) -> String {
+                hex(&self.0)
+            }
+        }
+    };
 }
+
+digest_accessors!(SessionDigest);
+digest_accessors!(Owner);
 
 /// The SHA-256 digest of a session id: what stores keep and logs name (by its first 8 hex
 /// digits), so the id itself is never stored or logged.
@@ -31,18 +47,6 @@ impl SessionDigest {
     #[must_use]
     pub fn of(id: &[u8]) -> Self {
         Self(Sha256::digest(id).into())
-    }
-
-    /// The digest's bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The digest in lowercase hex.
-    #[must_use]
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
     }
 
     /// The first 8 hex digits: enough to correlate log lines, nothing of the id.
@@ -58,7 +62,7 @@ impl fmt::Debug for SessionDigest {
 }
 
 /// Who a session belongs to: the SHA-256 digest of a principal key
-/// ([`AuthContext::principal`]), or the shared anonymous owner.
+/// ([`AuthContext::principal`](crate::AuthContext::principal)), or the shared anonymous owner.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Owner([u8; 32]);
 
@@ -79,35 +83,10 @@ impl Owner {
         Self(Sha256::digest(b"mcp-auth session owner\0anonymous").into())
     }
 
-    /// The digest's bytes.
-    #[must_use]
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// The digest in lowercase hex.
-    #[must_use]
-    pub fn to_hex(&self) -> String {
-        hex(&self.0)
-    }
-
     /// Parses [`Owner::to_hex`]'s output.
     #[must_use]
     pub fn from_hex(s: &str) -> Option<Self> {
-        let s = s.as_bytes();
-        if s.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-            let digit = |c: u8| (c as char).to_digit(16);
-            let (hi, lo) = match pair {
-                [hi, lo] => (digit(*hi)?, digit(*lo)?),
-                _ => return None,
-            };
-            *byte = u8::try_from(hi * 16 + lo).ok()?;
-        }
-        Some(Self(out))
+        unhex(s)?.try_into().ok().map(Self)
     }
 }
 
@@ -143,25 +122,14 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 impl<T: SessionStore + ?Sized> SessionStore for Arc<T> {
-    fn owner(
-        &self,
-        session: &SessionDigest,
-    ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
-        (**self).owner(session)
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
+        (**self).owner(session).await
     }
-    fn bind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
-        (**self).bind(session, owner)
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
+        (**self).bind(session, owner).await
     }
-    fn unbind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).unbind(session, owner)
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
+        (**self).unbind(session, owner).await
     }
 }
 
@@ -188,44 +156,44 @@ pub const DEFAULT_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// including an attacker who flooded the store to evict it. Active sessions are the most
 /// recently used, so a flood must create more sessions than the capacity between two requests
 /// of a victim to end its session (and the victim's client then starts a new one).
+///
+/// [`SessionBindingLayer`]: crate::session::SessionBindingLayer
 #[derive(Clone)]
 pub struct MemorySessionStore {
-    inner: Arc<Mutex<Bindings>>,
+    inner: Locked<Bindings>,
 }
 
 struct Entry {
     owner: Owner,
-    /// Last use and a sequence number (ties): the key in `lru`.
-    stamp: (Instant, u64),
+    last_use: Instant,
+    /// Its place in `lru`.
+    seq: u64,
+    /// Its place in its owner's queue in `by_owner`.
+    owner_seq: u64,
 }
 
 struct Bindings {
     map: HashMap<SessionDigest, Entry>,
-    lru: BTreeMap<(Instant, u64), SessionDigest>,
-    /// Each owner's bindings by last use (its own LRU order).
-    by_owner: HashMap<Owner, BTreeMap<(Instant, u64), SessionDigest>>,
-    seq: u64,
+    /// Every binding, least recently used first.
+    lru: Queue<SessionDigest>,
+    /// Each owner's bindings, least recently used first.
+    by_owner: HashMap<Owner, Queue<SessionDigest>>,
     capacity: usize,
     per_owner: usize,
     idle: Duration,
 }
 
 impl Bindings {
-    fn stamp(&mut self, now: Instant) -> (Instant, u64) {
-        self.seq = self.seq.wrapping_add(1);
-        (now, self.seq)
-    }
-
-    fn expired(&self, stamp: (Instant, u64), now: Instant) -> bool {
-        now.saturating_duration_since(stamp.0) >= self.idle
+    fn expired(&self, last_use: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(last_use) >= self.idle
     }
 
     fn remove(&mut self, session: &SessionDigest) -> Option<Entry> {
         let entry = self.map.remove(session)?;
-        self.lru.remove(&entry.stamp);
+        self.lru.remove(entry.seq);
         if let Some(list) = self.by_owner.get_mut(&entry.owner) {
-            list.remove(&entry.stamp);
-            if list.is_empty() {
+            list.remove(entry.owner_seq);
+            if list.len() == 0 {
                 self.by_owner.remove(&entry.owner);
             }
         }
@@ -234,73 +202,109 @@ impl Bindings {
 
     /// Drops expired bindings, oldest first (amortised: each binding is dropped once).
     fn sweep(&mut self, now: Instant) {
-        while let Some((stamp, session)) = self.lru.first_key_value().map(|(k, v)| (*k, *v)) {
-            if !self.expired(stamp, now) {
+        while let Some(session) = self.lru.oldest().map(|(_, s)| *s) {
+            if self
+                .map
+                .get(&session)
+                .is_some_and(|e| !self.expired(e.last_use, now))
+            {
                 break;
             }
-            self.remove(&session);
+            self.evict_lru();
         }
     }
 
-    fn touch(&mut self, session: &SessionDigest, now: Instant) -> Option<Owner> {
-        let stamp = self.stamp(now);
-        let entry = self.map.get_mut(session)?;
-        let old = std::mem::replace(&mut entry.stamp, stamp);
-        let owner = entry.owner;
-        self.lru.remove(&old);
-        self.lru.insert(stamp, *session);
-        if let Some(list) = self.by_owner.get_mut(&owner) {
-            list.remove(&old);
-            list.insert(stamp, *session);
+    /// Evicts the least recently used binding of anyone.
+    fn evict_lru(&mut self) -> Option<SessionDigest> {
+        let (seq, session) = self.lru.oldest().map(|(seq, s)| (seq, *s))?;
+        if self.remove(&session).is_none() {
+            // Never queued without a binding; dropped all the same, so no loop can stall.
+            self.lru.remove(seq);
         }
-        Some(owner)
+        Some(session)
+    }
+
+    fn touch(&mut self, session: &SessionDigest, now: Instant) -> Option<Owner> {
+        let entry = self.map.get_mut(session)?;
+        entry.last_use = now;
+        entry.seq = self.lru.touch(entry.seq).unwrap_or(entry.seq);
+        if let Some(list) = self.by_owner.get_mut(&entry.owner) {
+            entry.owner_seq = list.touch(entry.owner_seq).unwrap_or(entry.owner_seq);
+        }
+        Some(entry.owner)
     }
 
     /// The owner's least recently used binding.
     fn owner_lru(&self, owner: &Owner) -> Option<SessionDigest> {
-        self.by_owner.get(owner)?.first_key_value().map(|(_, s)| *s)
+        self.by_owner.get(owner)?.oldest().map(|(_, s)| *s)
+    }
+
+    fn insert(&mut self, session: SessionDigest, owner: Owner, now: Instant) {
+        let seq = self.lru.push(session);
+        let owner_seq = self.by_owner.entry(owner).or_default().push(session);
+        self.map.insert(
+            session,
+            Entry {
+                owner,
+                last_use: now,
+                seq,
+                owner_seq,
+            },
+        );
+    }
+
+    /// Room for one more binding of `owner`: its own least recently used binding goes when it
+    /// is at its limit, then anyone's while the store is full.
+    fn make_room(&mut self, owner: &Owner) {
+        if self.by_owner.get(owner).map_or(0, Queue::len) >= self.per_owner
+            && let Some(oldest) = self.owner_lru(owner)
+        {
+            tracing::debug!(session = %oldest.short(), "session binding evicted: its owner reached the per-owner limit");
+            self.remove(&oldest);
+        }
+        while self.map.len() >= self.capacity {
+            let Some(oldest) = self.evict_lru() else {
+                break;
+            };
+            tracing::debug!(session = %oldest.short(), "session binding evicted: the store is full");
+        }
     }
 }
 
 impl fmt::Debug for MemorySessionStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("MemorySessionStore");
-        if let Ok(b) = self.inner.lock() {
+        self.inner.peek(|b| {
             d.field("bindings", &b.map.len())
                 .field("capacity", &b.capacity)
                 .field("per_owner", &b.per_owner)
                 .field("idle", &b.idle);
-        }
+        });
         d.finish()
     }
 }
 
-impl Default for MemorySessionStore {
-    fn default() -> Self {
-        Self::with_capacity(DEFAULT_SESSION_CAPACITY)
-    }
-}
+memory_store!(
+    MemorySessionStore,
+    capacity: DEFAULT_SESSION_CAPACITY,
+    new: "A store of up to 100,000 bindings, 1,000 per owner, idle timeout 1 hour.",
+    empty: "Whether no binding is held."
+);
 
 impl MemorySessionStore {
-    /// A store of up to 100,000 bindings, 1,000 per owner, idle timeout 1 hour.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// A store of up to `capacity` bindings (at least 1).
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
+        let bindings = Bindings {
+            map: HashMap::new(),
+            lru: Queue::default(),
+            by_owner: HashMap::new(),
+            capacity: capacity.max(1),
+            per_owner: DEFAULT_SESSIONS_PER_OWNER,
+            idle: DEFAULT_SESSION_IDLE_TIMEOUT,
+        };
         Self {
-            inner: Arc::new(Mutex::new(Bindings {
-                map: HashMap::new(),
-                lru: BTreeMap::new(),
-                by_owner: HashMap::new(),
-                seq: 0,
-                capacity: capacity.max(1),
-                per_owner: DEFAULT_SESSIONS_PER_OWNER,
-                idle: DEFAULT_SESSION_IDLE_TIMEOUT,
-            })),
+            inner: Locked::new("session store", bindings),
         }
     }
 
@@ -308,9 +312,7 @@ impl MemorySessionStore {
     /// recently used. Several agents sharing one credential count as one owner.
     #[must_use]
     pub fn per_owner(self, n: usize) -> Self {
-        if let Ok(mut b) = self.inner.lock() {
-            b.per_owner = n.max(1);
-        }
+        let _ = self.inner.with(|b| b.per_owner = n.max(1));
         self
     }
 
@@ -318,261 +320,54 @@ impl MemorySessionStore {
     /// session idle timeout, or idle sessions will be refused before the server ends them.
     #[must_use]
     pub fn idle_timeout(self, idle: Duration) -> Self {
-        if let Ok(mut b) = self.inner.lock() {
-            b.idle = idle.max(Duration::from_millis(1));
-        }
+        let _ = self
+            .inner
+            .with(|b| b.idle = idle.max(Duration::from_millis(1)));
         self
     }
 
     /// Bindings held (expired ones included until they are swept).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|b| b.map.len()).unwrap_or(0)
-    }
-
-    /// Whether no binding is held.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn with<T>(&self, f: impl FnOnce(&mut Bindings) -> T) -> Result<T, StoreError> {
-        self.inner
-            .lock()
-            .map(|mut b| f(&mut b))
-            .map_err(|_| StoreError::unavailable("session store lock poisoned"))
+        self.inner.peek(|b| b.map.len()).unwrap_or(0)
     }
 }
 
 impl SessionStore for MemorySessionStore {
-    fn owner(
-        &self,
-        session: &SessionDigest,
-    ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
+    async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
         let now = Instant::now();
-        std::future::ready(self.with(|b| {
-            let stamp = b.map.get(session).map(|e| e.stamp)?;
-            if b.expired(stamp, now) {
+        self.inner.with(|b| {
+            let last_use = b.map.get(session).map(|e| e.last_use)?;
+            if b.expired(last_use, now) {
                 b.remove(session);
                 return None;
             }
             b.touch(session, now)
-        }))
+        })
     }
 
-    fn bind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
+    async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
         let now = Instant::now();
-        std::future::ready(self.with(|b| {
+        self.inner.with(|b| {
             b.sweep(now);
             if let Some(existing) = b.touch(session, now) {
                 return existing;
             }
-            if b.by_owner.get(owner).map_or(0, BTreeMap::len) >= b.per_owner
-                && let Some(oldest) = b.owner_lru(owner)
-            {
-                tracing::debug!(session = %oldest.short(), "session binding evicted: its owner reached the per-owner limit");
-                b.remove(&oldest);
-            }
-            while b.map.len() >= b.capacity {
-                let Some(oldest) = b.lru.first_key_value().map(|(_, s)| *s) else {
-                    break;
-                };
-                tracing::debug!(session = %oldest.short(), "session binding evicted: the store is full");
-                b.remove(&oldest);
-            }
-            let stamp = b.stamp(now);
-            b.map.insert(
-                *session,
-                Entry {
-                    owner: *owner,
-                    stamp,
-                },
-            );
-            b.lru.insert(stamp, *session);
-            b.by_owner.entry(*owner).or_default().insert(stamp, *session);
+            b.make_room(owner);
+            b.insert(*session, *owner, now);
             *owner
-        }))
+        })
     }
 
-    fn unbind(
-        &self,
-        session: &SessionDigest,
-        owner: &Owner,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        std::future::ready(self.with(|b| {
+    async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
+        self.inner.with(|b| {
             if b.map.get(session).is_some_and(|e| e.owner == *owner) {
                 b.remove(session);
                 true
             } else {
                 false
             }
-        }))
-    }
-}
-
-// --- Redis store -----------------------------------------------------------------------------------
-
-#[cfg(feature = "redis")]
-pub use self::redis_store::RedisSessionStore;
-
-#[cfg(feature = "redis")]
-mod redis_store {
-    use std::future::Future;
-    use std::sync::LazyLock;
-    use std::time::Duration;
-
-    use redis::Script;
-
-    use super::{DEFAULT_SESSION_IDLE_TIMEOUT, Owner, SessionDigest, SessionStore};
-    use crate::store::StoreError;
-    use crate::store::redis::Redis;
-
-    /// The owner, refreshing the idle timeout. KEYS: the binding. ARGV: idle (ms).
-    static OWNER: LazyLock<Script> = LazyLock::new(|| {
-        Script::new(
-            r"
-local v = redis.call('GET', KEYS[1])
-if v then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return v",
-        )
-    });
-
-    /// Binds unless bound; returns the owner. KEYS: the binding. ARGV: owner, idle (ms).
-    static BIND: LazyLock<Script> = LazyLock::new(|| {
-        Script::new(
-            r"
-local v = redis.call('GET', KEYS[1])
-if v then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return v
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return ARGV[1]",
-        )
-    });
-
-    /// Deletes the binding if `owner` owns it. KEYS: the binding. ARGV: owner.
-    static UNBIND: LazyLock<Script> = LazyLock::new(|| {
-        Script::new(
-            r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0",
-        )
-    });
-
-    /// Bindings in Redis, shared by every instance (feature `redis`).
-    ///
-    /// One string per session: key `<prefix>session:<h>` where `<h>` is the hex SHA-256 of
-    /// the hex [`SessionDigest`] (so neither the id nor its plain digest is a key), value the
-    /// hex [`Owner`], expiring after the idle timeout (default 1 hour), which every use
-    /// restarts. Reads and writes are Lua scripts (atomic, one round trip); a binding is never
-    /// replaced, only removed by its owner or by expiry. Redis's own eviction (`maxmemory`)
-    /// may drop bindings: the layer then answers 404 for those sessions (fail closed). A value
-    /// that is not an owner digest makes the request 503.
-    #[derive(Clone, Debug)]
-    pub struct RedisSessionStore {
-        redis: Redis,
-        idle: Duration,
-    }
-
-    impl RedisSessionStore {
-        /// Bindings on `redis` (clones share its connection).
-        #[must_use]
-        pub fn new(redis: &Redis) -> Self {
-            Self {
-                redis: redis.clone(),
-                idle: DEFAULT_SESSION_IDLE_TIMEOUT,
-            }
-        }
-
-        /// Bindings unused for `idle` expire (at least 1 ms).
-        #[must_use]
-        pub fn idle_timeout(mut self, idle: Duration) -> Self {
-            self.idle = idle.max(Duration::from_millis(1));
-            self
-        }
-
-        fn key(&self, session: &SessionDigest) -> String {
-            self.redis.key("session", &session.to_hex())
-        }
-
-        fn idle_ms(&self) -> u64 {
-            u64::try_from(self.idle.as_millis())
-                .unwrap_or(u64::MAX)
-                .clamp(1, 1 << 52)
-        }
-    }
-
-    fn parse(v: &str) -> Result<Owner, StoreError> {
-        Owner::from_hex(v)
-            .ok_or_else(|| StoreError::unavailable("redis: malformed session binding"))
-    }
-
-    impl SessionStore for RedisSessionStore {
-        fn owner(
-            &self,
-            session: &SessionDigest,
-        ) -> impl Future<Output = Result<Option<Owner>, StoreError>> + Send {
-            let key = self.key(session);
-            let idle = self.idle_ms();
-            let redis = self.redis.clone();
-            async move {
-                let v: Option<String> = redis
-                    .run(
-                        |mut c| async move { OWNER.key(&key).arg(idle).invoke_async(&mut c).await },
-                    )
-                    .await?;
-                v.as_deref().map(parse).transpose()
-            }
-        }
-
-        fn bind(
-            &self,
-            session: &SessionDigest,
-            owner: &Owner,
-        ) -> impl Future<Output = Result<Owner, StoreError>> + Send {
-            let key = self.key(session);
-            let owner = owner.to_hex();
-            let idle = self.idle_ms();
-            let redis = self.redis.clone();
-            async move {
-                let v: String = redis
-                    .run(|mut c| async move {
-                        BIND.key(&key)
-                            .arg(&owner)
-                            .arg(idle)
-                            .invoke_async(&mut c)
-                            .await
-                    })
-                    .await?;
-                parse(&v)
-            }
-        }
-
-        fn unbind(
-            &self,
-            session: &SessionDigest,
-            owner: &Owner,
-        ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-            let key = self.key(session);
-            let owner = owner.to_hex();
-            let redis = self.redis.clone();
-            async move {
-                let n: i64 =
-                    redis
-                        .run(|mut c| async move {
-                            UNBIND.key(&key).arg(&owner).invoke_async(&mut c).await
-                        })
-                        .await?;
-                Ok(n > 0)
-            }
-        }
+        })
     }
 }
 
@@ -683,15 +478,16 @@ mod tests {
 
     /// The three indexes describe the same bindings.
     fn consistent(store: &MemorySessionStore) {
-        let inner = store.inner.lock().unwrap();
-        assert_eq!(inner.lru.len(), inner.map.len());
-        assert_eq!(
-            inner.by_owner.values().map(BTreeMap::len).sum::<usize>(),
-            inner.map.len()
-        );
-        for (d, e) in &inner.map {
-            assert_eq!(inner.lru.get(&e.stamp), Some(d));
-            assert_eq!(inner.by_owner[&e.owner].get(&e.stamp), Some(d));
-        }
+        store.inner.peek(|inner| {
+            assert_eq!(inner.lru.len(), inner.map.len());
+            assert_eq!(
+                inner.by_owner.values().map(Queue::len).sum::<usize>(),
+                inner.map.len()
+            );
+            for (d, e) in &inner.map {
+                assert_eq!(inner.lru.get(e.seq), Some(d));
+                assert_eq!(inner.by_owner[&e.owner].get(e.owner_seq), Some(d));
+            }
+        });
     }
 }

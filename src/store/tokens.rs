@@ -136,40 +136,27 @@ pub trait TokenStore: Send + Sync + 'static {
 }
 
 impl<T: TokenStore + ?Sized> TokenStore for Arc<T> {
-    fn get(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
-        (**self).get(digest)
+    async fn get(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
+        (**self).get(digest).await
     }
     fn get_now(&self, digest: &TokenDigest) -> Option<Result<Option<TokenRecord>, StoreError>> {
         (**self).get_now(digest)
     }
-    fn insert(
-        &self,
-        digest: TokenDigest,
-        record: TokenRecord,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).insert(digest, record)
+    async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
+        (**self).insert(digest, record).await
     }
-    fn revoke(
-        &self,
-        digest: &TokenDigest,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoke(digest)
+    async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
+        (**self).revoke(digest).await
     }
-    fn revoke_id(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        (**self).revoke_id(id)
+    async fn revoke_id(&self, id: &str) -> Result<bool, StoreError> {
+        (**self).revoke_id(id).await
     }
-    fn revoke_subject(
-        &self,
-        subject: &str,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_subject(subject)
+    async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError> {
+        (**self).revoke_subject(subject).await
     }
 }
 
-/// A store with nothing in it: the default of [`BearerAuthenticator`](super::BearerAuthenticator)
+/// A store with nothing in it: the default of [`BearerAuthenticator`](crate::authenticators::bearer::BearerAuthenticator)
 /// when only static tokens are used.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoStore;
@@ -222,9 +209,8 @@ impl Default for MemoryTokenStore {
     }
 }
 
-fn poisoned() -> StoreError {
-    StoreError::unavailable("token store lock poisoned")
-}
+/// What the store is called in the error of a poisoned lock.
+const NAME: &str = "token store";
 
 impl MemoryTokenStore {
     /// An empty store holding at most [`DEFAULT_MEMORY_CAPACITY`] tokens.
@@ -266,7 +252,7 @@ impl MemoryTokenStore {
     }
 
     fn read(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
-        let map = self.inner.read().map_err(|_| poisoned())?;
+        let map = self.inner.read().map_err(|_| StoreError::poisoned(NAME))?;
         Ok(map.get(digest).cloned())
     }
 
@@ -274,7 +260,7 @@ impl MemoryTokenStore {
         &self,
         f: impl FnOnce(&mut HashMap<TokenDigest, TokenRecord>) -> usize,
     ) -> Result<usize, StoreError> {
-        let mut map = self.inner.write().map_err(|_| poisoned())?;
+        let mut map = self.inner.write().map_err(|_| StoreError::poisoned(NAME))?;
         Ok(f(&mut map))
     }
 }
@@ -303,7 +289,7 @@ impl TokenStore for MemoryTokenStore {
     }
 
     async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
-        let mut map = self.inner.write().map_err(|_| poisoned())?;
+        let mut map = self.inner.write().map_err(|_| StoreError::poisoned(NAME))?;
         if map.len() >= self.capacity {
             let now = SystemTime::now();
             map.retain(|_, r| r.expires_at > now);
