@@ -77,6 +77,18 @@ pin_project! {
     }
 }
 
+/// The response future of the layers that await something before or after the inner service
+/// (reading the body, a store): boxed, answering with the inner body or a refusal.
+pub(crate) type BoxResponse<B, E> =
+    Pin<Box<dyn std::future::Future<Output = Result<http::Response<AuthBody<B>>, E>> + Send>>;
+
+/// Takes the service `poll_ready` made ready, leaving a clone in its place: the instance that
+/// was readied is the one that serves the call (tower's clone-and-swap).
+pub(crate) fn take_ready<S: Clone>(slot: &mut S) -> S {
+    let clone = slot.clone();
+    std::mem::replace(slot, clone)
+}
+
 impl<B> AuthBody<B> {
     /// Wraps the inner body.
     pub fn inner(body: B) -> Self {

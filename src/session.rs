@@ -89,8 +89,6 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -100,7 +98,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::body::AuthBody;
+use crate::body::{AuthBody, BoxResponse, take_ready};
 use crate::context::{Anonymous, AuthContext};
 use crate::store::StoreError;
 use crate::store::{Owner, SessionDigest, SessionStore};
@@ -206,8 +204,6 @@ fn store_down(err: &StoreError) -> Response<Bytes> {
 /// A refusal on its way out (boxed: it is the rare path).
 type Refused = Box<Response<Bytes>>;
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
-
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionBinding<S, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -219,17 +215,18 @@ where
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<ResBody, S::Error>;
+    type Future = BoxResponse<ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The clone goes back into `self`; the instance `poll_ready` readied serves the call.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(bind_session(self.store.clone(), inner, req))
+        Box::pin(bind_session(
+            self.store.clone(),
+            take_ready(&mut self.inner),
+            req,
+        ))
     }
 }
 

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::future::ResponseFuture;
 use super::{Authenticator, Gate};
-use crate::body::AuthBody;
+use crate::body::{AuthBody, take_ready};
 use crate::rejection::{DefaultRejection, RejectionResponse};
 
 /// The service built by [`AuthLayer`](crate::AuthLayer).
@@ -86,9 +86,7 @@ where
                 Some(rejection) => ResponseFuture::rejected(rejection),
             },
             None => {
-                // The inner service made ready is the one we call later; leave a clone behind.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
+                let inner = take_ready(&mut self.inner);
                 let shared = self.shared.clone();
                 let auth = self.shared.authenticator.clone();
                 let fut = Box::pin(async move {

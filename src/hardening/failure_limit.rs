@@ -1,9 +1,7 @@
 //! [`FailureLimitLayer`]: 429 after too many failed authentications from one client.
 
 use std::fmt;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -15,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::release::{ReleaseLayer, Ticket, TicketHandle};
-use crate::body::AuthBody;
+use crate::body::{AuthBody, BoxResponse, take_ready};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::rejection::json_error;
 use crate::request_info::TrustedProxies;
@@ -280,8 +278,6 @@ fn is_failure<B>(res: &Response<B>) -> bool {
     })
 }
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
-
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for FailureLimit<S, St>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -293,17 +289,14 @@ where
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = BoxFuture<ResBody, S::Error>;
+    type Future = BoxResponse<ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The clone goes back into `self`; the instance `poll_ready` readied serves the call.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(limit(self.shared.clone(), inner, req))
+        Box::pin(limit(self.shared.clone(), take_ready(&mut self.inner), req))
     }
 }
 

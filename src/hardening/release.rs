@@ -13,6 +13,7 @@ use http::Request;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::body::take_ready;
 use crate::store::AttemptStore;
 
 /// A reserved attempt travelling with its request, so [`ReleaseLayer`] can refund it.
@@ -127,8 +128,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = take_ready(&mut self.inner);
         let ticket = req
             .extensions()
             .get::<TicketHandle<St>>()

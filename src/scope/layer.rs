@@ -1,8 +1,6 @@
 //! [`ScopeLayer`]: applies a [`ScopePolicy`] to each request, inside an auth layer.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -20,7 +18,7 @@ use super::operation::Operation;
 use super::policy::ScopePolicy;
 use super::read_body::{BodyLimits, ReadError, expect_no_body, read_operations};
 use super::refusal::{METHOD_NOT_ALLOWED, Refusal, WIRING_BUG};
-use crate::body::AuthBody;
+use crate::body::{AuthBody, BoxResponse, take_ready};
 use crate::context::AuthContext;
 use crate::rejection::Challenge;
 
@@ -234,8 +232,6 @@ fn check_headers(parts: &Parts, body: &[Operation]) -> Result<(), Refusal> {
     Ok(())
 }
 
-type BoxResponse<B, E> = Pin<Box<dyn Future<Output = Result<Response<AuthBody<B>>, E>> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -255,9 +251,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The inner service made ready is the one called later; leave a clone behind.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let mut inner = take_ready(&mut self.inner);
         let enforcer = Arc::clone(&self.enforcer);
         // Boxed: the body must be read whole before the inner service is called.
         Box::pin(async move {

@@ -8,6 +8,8 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use tower::{ServiceExt, service_fn};
 
+use std::pin::Pin;
+
 use super::*;
 use crate::context::AuthMethod;
 use crate::scope::fixtures::with_data_tools;
