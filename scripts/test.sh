@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, integration tests (the example server on loopback,
-# driven by rmcp's MCP client and raw HTTP; JWT attacks; a JWKS server on loopback), and doc
-# tests. Installs what the tests need first. Usage: scripts/test.sh [extra cargo test args]
+# driven by rmcp's MCP client and raw HTTP; JWT attacks; a JWKS server on loopback), doc
+# tests, and the tests of the workspace's other members (the example server's crate in
+# examples/server, the load driver in tools/load). Installs what the tests need first.
+# Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,8 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 FEATURES="axum,rmcp"
 cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
+# The example server's crate (unit and doc tests) and the load driver.
+cargo test -p mcp-auth-example-server -p mcp-auth-load "$@"
 # End to end with the oidc-provider authorization server (these are #[ignore]d in plain
 # `cargo test` because they need the npm package installed above).
 cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py "$@" -- --ignored

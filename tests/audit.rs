@@ -6,10 +6,9 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use mcp_auth::jwt::{Algorithm, JwtMinter};
 use serde_json::json;
+use support::capture::Capture;
 use support::{Server, start_with};
 
 const KEY: &str = "key-alice-0123456789abcdef";
@@ -18,33 +17,9 @@ const JWT_SECRET: &str = "hardening-test-secret-0123456789abcdef";
 const KEYS: &str =
     "key-alice-0123456789abcdef;sub=alice;scopes=data:read, key-admin-0123456789abcdef;sub=admin";
 
+/// POSTs `initialize` with `headers`; returns the status.
 async fn attempt(srv: &Server, headers: &[(&str, &str)]) -> u16 {
-    let mut req = reqwest::Client::new()
-        .post(srv.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
-                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
-            .to_string(),
-        );
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap().status().as_u16()
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    support::raw::attempt(srv, headers).await.0
 }
 
 #[tokio::test]

@@ -1,9 +1,11 @@
 //! Composing layers: axum extractors, per-route chains, optional mode, async authenticators,
 //! custom rejection responses, CORS ordering, and logs that never carry a credential.
 
+mod support;
+
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use mcp_auth::{
     ApiKeyAuthenticator, AuthContext, AuthError, AuthErrorKind, AuthLayer, AuthMethod,
     Authenticator, Credential, Rejection,
 };
+use support::capture::Capture;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -342,19 +345,6 @@ async fn cors_inside_auth_blocks_preflights_which_is_why_the_order_matters() {
 }
 
 /// Collects every formatted log line.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_name_the_reason_but_never_a_credential() {
     let capture = Capture::default();

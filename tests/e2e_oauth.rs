@@ -17,7 +17,9 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use serde_json::{Value, json};
-use support::{connect, start_idp, start_with};
+use support::idp::start_idp;
+use support::raw::probe;
+use support::start_with;
 
 const IGNORE: &str = "needs the oidc-provider test IdP: run scripts/test.sh (it installs it)";
 
@@ -26,58 +28,12 @@ fn metadata_url(mcp_url: &str) -> String {
 }
 
 async fn token(issuer: &str, client: (&str, &str), resource: &str, scope: &str) -> String {
-    let res: Value = reqwest::Client::new()
-        .post(format!("{issuer}/token"))
-        .basic_auth(client.0, Some(client.1))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", scope),
-            ("resource", resource),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {res}"))
-        .to_owned()
+    support::idp::client_credentials_token(issuer, client, scope, Some(resource)).await
 }
 
 async fn whoami(url: &str, token: &str) -> Result<Value, String> {
     let auth = format!("Bearer {token}");
-    let client = connect(url.to_owned(), &[("authorization", &auth)]).await?;
-    let result = client
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = client.cancel().await;
-    Ok(serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap())
-}
-
-/// POSTs `tools/list` with `token`; returns the status, `WWW-Authenticate` and `Retry-After`.
-async fn probe(url: &str, token: Option<&str>) -> (u16, String, Option<String>) {
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    let header = |name: &str| {
-        res.headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_owned())
-    };
-    (
-        res.status().as_u16(),
-        header("www-authenticate").unwrap_or_default(),
-        header("retry-after"),
-    )
+    support::whoami(url.to_owned(), &[("authorization", &auth)]).await
 }
 
 #[tokio::test]

@@ -5,153 +5,45 @@
 //! Needs `npm ci --prefix tests/e2e/idp` (scripts/test.sh does it and runs these tests with
 //! `--ignored`).
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../examples/mcp_server.rs"]
-mod example;
+mod support;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-use http::{HeaderName, HeaderValue};
 use mcp_auth::env::EnvReader;
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, ClientConfig};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::Value;
-
-/// The authorization server, killed on drop.
-struct Idp {
-    child: Child,
-    issuer: String,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_idp() -> Idp {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
-    assert!(
-        std::path::Path::new(dir)
-            .join("node_modules/oidc-provider")
-            .exists(),
-        "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
-    );
-    let port = free_port();
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(dir)
-        .env("IDP_PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node is installed");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(issuer) = line.strip_prefix("listening ") {
-                let _ = tx.send(issuer.to_owned());
-            }
-        }
-    });
-    let issuer = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the IdP did not start within 30 s");
-    Idp { child, issuer }
-}
+use support::example;
+use support::idp::start_idp;
 
 /// Starts the example server with `env`, on a loopback port known before configuration (the
-/// audience is its own public URL).
+/// audience is its own public URL); it runs until the test ends.
 async fn start_server(extra_env: impl FnOnce(&str) -> Vec<(String, String)>) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let public_url = format!("http://{addr}/mcp");
-    let mut env = vec![("MCP_PUBLIC_URL".to_owned(), public_url.clone())];
-    env.extend(extra_env(&public_url));
-    let config = example::load_config(EnvReader::from_pairs(env)).expect("config");
-    let app = example::app(config);
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    let srv = support::start_with(|public_url| {
+        let mut env = vec![("MCP_PUBLIC_URL".to_owned(), public_url.to_owned())];
+        env.extend(extra_env(public_url));
+        env
+    })
+    .await;
+    srv.detach()
 }
 
 async fn client_credentials_token(issuer: &str, resource: Option<&str>) -> String {
-    let mut form = vec![
-        ("grant_type", "client_credentials"),
-        ("scope", "data:read data:write"),
-    ];
-    if let Some(r) = resource {
-        form.push(("resource", r));
-    }
-    let res: Value = reqwest::Client::new()
-        .post(format!("{issuer}/token"))
-        .basic_auth("cc-client", Some("cc-secret"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    res["access_token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no token: {res}"))
-        .to_owned()
+    support::idp::client_credentials_token(
+        issuer,
+        ("cc-client", "cc-secret"),
+        "data:read data:write",
+        resource,
+    )
+    .await
 }
 
 async fn whoami(url: String, token: &str) -> Result<Value, String> {
-    let mut headers = HashMap::new();
-    headers.insert(
-        HeaderName::from_static("authorization"),
-        HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
-    );
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
-    );
-    let client = ClientConfig::default()
-        .serve(transport)
-        .await
-        .map_err(|e| e.to_string())?;
-    let result = client
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = client.cancel().await;
-    Ok(serde_json::from_str(&result.content[0].as_text().unwrap().text).unwrap())
+    let auth = format!("Bearer {token}");
+    support::whoami(url, &[("authorization", &auth)]).await
 }
 
 async fn post_status(url: &str, token: &str) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
-        .send()
-        .await
-        .unwrap();
-    let challenge = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (res.status().as_u16(), challenge)
+    let (status, challenge, _) = support::raw::probe(url, Some(token)).await;
+    (status, challenge)
 }
 
 #[tokio::test]

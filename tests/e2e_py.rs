@@ -10,7 +10,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{start_idp, start_with};
+use support::idp::start_idp;
+use support::sdk::{observed, saw};
+use support::start_with;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/py-sdk");
 
@@ -22,39 +24,15 @@ async fn python(args: Vec<String>) -> Value {
         venv_python.exists(),
         "the Python SDK is not installed: run scripts/test.sh (it creates tests/e2e/py-sdk/.venv)"
     );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .arg("90")
-            .arg(venv_python)
-            .arg("client.py")
-            .args(&args)
-            .current_dir(DIR)
-            .output()
-            .expect("coreutils' timeout is installed")
-    })
+    support::sdk::run_client(
+        "Python",
+        venv_python,
+        "client.py",
+        args,
+        DIR,
+        "coreutils' timeout is installed",
+    )
     .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "no JSON from the Python client (status {}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success(), "{v:#}");
-    v
-}
-
-fn observed(v: &Value) -> Vec<Value> {
-    v["observed"].as_array().cloned().unwrap_or_default()
-}
-
-fn saw(v: &Value, method: &str, path: &str, status: u64) -> bool {
-    observed(v)
-        .iter()
-        .any(|o| o["method"] == method && o["path"] == path && o["status"] == status)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,7 +9,9 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{connect, start_idp, start_with};
+use support::idp::start_idp;
+use support::sdk::{observed, saw};
+use support::{connect, start_with};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ts-sdk");
 
@@ -21,39 +23,15 @@ async fn node(args: Vec<String>) -> Value {
             .exists(),
         "the TypeScript SDK is not installed: run `npm ci --prefix tests/e2e/ts-sdk` (scripts/test.sh does)"
     );
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .arg("90")
-            .arg("node")
-            .arg("client.mjs")
-            .args(&args)
-            .current_dir(DIR)
-            .output()
-            .expect("node and coreutils' timeout are installed")
-    })
+    support::sdk::run_client(
+        "TypeScript",
+        "node",
+        "client.mjs",
+        args,
+        DIR,
+        "node and coreutils' timeout are installed",
+    )
     .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let v: Value = serde_json::from_str(line).unwrap_or_else(|_| {
-        panic!(
-            "no JSON from the TypeScript client (status {}):\n{stdout}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success(), "{v:#}");
-    v
-}
-
-fn observed(v: &Value) -> Vec<Value> {
-    v["observed"].as_array().cloned().unwrap_or_default()
-}
-
-fn saw(v: &Value, method: &str, path: &str, status: u64) -> bool {
-    observed(v)
-        .iter()
-        .any(|o| o["method"] == method && o["path"] == path && o["status"] == status)
 }
 
 #[tokio::test(flavor = "multi_thread")]

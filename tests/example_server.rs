@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::{Server, example, start};
+use support::{Server, example, start, whoami};
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,8 +13,6 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use mcp_auth::bearer::TokenSpec;
 use mcp_auth::env::EnvReader;
-use rmcp::model::CallToolRequestParams;
-use serde_json::Value;
 
 const KEY: &str = "key-alice-0123456789abcdef";
 const TOKEN: &str = "token-bob-0123456789abcdef";
@@ -31,22 +29,6 @@ fn default_env() -> Vec<(&'static str, &'static str)> {
             "token-bob-0123456789abcdef;sub=bob;roles=admin",
         ),
     ]
-}
-
-/// Connects rmcp's client with the given headers and calls `whoami`.
-async fn whoami(url: String, headers: &[(&'static str, &str)]) -> Result<Value, String> {
-    let client = support::connect(url, headers).await?;
-    let result = client
-        .call_tool(CallToolRequestParams::new("whoami"))
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = client.cancel().await;
-    let text = result.content[0]
-        .as_text()
-        .expect("text content")
-        .text
-        .clone();
-    Ok(serde_json::from_str(&text).unwrap())
 }
 
 #[tokio::test]

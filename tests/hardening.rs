@@ -11,12 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mcp_auth::AuthLayer;
 use mcp_auth::env::EnvReader;
 use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
 use mcp_auth::transport::ClientAddr;
-use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
-use serde_json::json;
-use support::{Server, example, start};
+use support::auth::Slow;
+use support::raw::{attempt, attempt_from};
+use support::{example, start};
 use tower::{Layer, ServiceExt, service_fn};
 
 const KEY: &str = "key-alice-0123456789abcdef";
@@ -26,41 +27,6 @@ fn keys() -> (&'static str, &'static str) {
         "MCP_API_KEYS",
         "key-alice-0123456789abcdef;sub=alice;scopes=data:read, key-admin-0123456789abcdef;sub=admin",
     )
-}
-
-/// POSTs `initialize` with `headers`; returns the status and the `Retry-After` header.
-async fn attempt(srv: &Server, headers: &[(&str, &str)]) -> (u16, Option<String>) {
-    attempt_from([127, 0, 0, 1], srv, headers).await
-}
-
-/// [`attempt`] from a given local (loopback) address.
-async fn attempt_from(
-    local: [u8; 4],
-    srv: &Server,
-    headers: &[(&str, &str)],
-) -> (u16, Option<String>) {
-    let client = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(local))
-        .build()
-        .unwrap();
-    let mut req = client
-        .post(srv.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(
-            json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{
-                "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})
-            .to_string(),
-        );
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = req.send().await.unwrap();
-    let retry = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (res.status().as_u16(), retry)
 }
 
 #[tokio::test]
@@ -311,26 +277,6 @@ async fn a_huge_failure_window_neither_panics_nor_overflows() {
     assert_eq!(status, 429);
     let retry: u64 = retry.unwrap().parse().unwrap();
     assert!(retry <= 365 * 24 * 3600, "{retry}");
-}
-
-/// An authenticator that takes its time and counts the requests it sees.
-#[derive(Clone)]
-struct Slow {
-    seen: Arc<AtomicUsize>,
-}
-
-impl Authenticator for Slow {
-    async fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, AuthError> {
-        self.seen.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        match parts.headers.get("x-api-key") {
-            Some(v) if v == "the-right-key-0123456789" => {
-                Ok(AuthContext::builder("alice", AuthMethod::ApiKey).build())
-            }
-            Some(_) => Err(AuthError::invalid_token("unknown key")),
-            None => Err(AuthError::missing_credentials()),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,39 +9,14 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
+use support::capture::Capture;
 use support::{Server, start};
 
 const KEYS: &str = "key-alice-0123456789abcdef;sub=alice";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
+/// POSTs `initialize` from a local (loopback) address; returns the status.
 async fn attempt_from(local: [u8; 4], srv: &Server, headers: &[(&str, &str)]) -> u16 {
-    let client = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from(local))
-        .build()
-        .unwrap();
-    let mut req = client
-        .post(srv.url())
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    req.send().await.unwrap().status().as_u16()
+    support::raw::attempt_from(local, srv, headers).await.0
 }
 
 #[tokio::test]

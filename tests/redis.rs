@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,89 +21,11 @@ use mcp_auth::redis::{Redis, RedisConfig};
 use mcp_auth::revocation::{Principal, RevocationList, TokenFacts};
 use mcp_auth::store::StoreError;
 use mcp_auth::transport::ClientAddr;
-use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
+use mcp_auth::{AuthContext, AuthLayer, AuthMethod};
+use support::auth::Slow;
+use support::free_port;
+use support::redis_server::RedisServer as Server;
 use tower::{Layer, ServiceExt, service_fn};
-
-/// A redis-server on a loopback port, killed on drop.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start_on(port: u16) -> Self {
-        Self::spawn(port, &["--port", &port.to_string(), "--bind", "127.0.0.1"])
-    }
-
-    /// `redis-server` with `args`, once `port` accepts connections.
-    fn spawn(port: u16, args: &[&str]) -> Self {
-        let child = Command::new("redis-server")
-            .args(args)
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "redis-server is not installed ({e}): install it (apt-get install redis-server) \
-                     or run scripts/test.sh, which does"
-                )
-            });
-        let mut srv = Self {
-            child: Some(child),
-            port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = srv.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("redis-server exited ({status}) instead of listening on {port}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        srv
-    }
-
-    fn start() -> Self {
-        Self::start_on(free_port())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// A plain connection, to look at the keys.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 fn handle(url: &str) -> Redis {
     Redis::new(RedisConfig::new(url).timeout(Duration::from_millis(300))).unwrap()
@@ -661,25 +583,6 @@ async fn redis_reservations_count_before_and_refunds_give_back() {
         a.reserve(key, w, u32::MAX).await.unwrap(),
         Reservation::Refused(r) if r.count == u32::MAX
     ));
-}
-
-/// An authenticator that takes 200 ms and counts the requests it looks at.
-struct Slow {
-    seen: Arc<AtomicUsize>,
-}
-
-impl Authenticator for Slow {
-    async fn authenticate(&self, parts: &http::request::Parts) -> Result<AuthContext, AuthError> {
-        self.seen.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        match parts.headers.get("x-api-key") {
-            Some(v) if v == "the-right-key-0123456789" => {
-                Ok(AuthContext::builder("alice", AuthMethod::ApiKey).build())
-            }
-            Some(_) => Err(AuthError::invalid_token("unknown key")),
-            None => Err(AuthError::missing_credentials()),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

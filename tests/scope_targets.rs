@@ -9,6 +9,8 @@
 //! Requests are raw JSON-RPC over HTTP, as a client (or an attacker) sends them. Every
 //! handler counts its calls, so a refusal is shown not to reach it.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -387,32 +389,7 @@ async fn rpc(srv: &Server, key: &str, id: u64, method: &str, params: Value) -> R
 
 /// A legacy (2025-06-18) session, for `resources/subscribe` and `resources/unsubscribe`.
 async fn session(srv: &Server, key: &str) -> String {
-    let http = reqwest::Client::new();
-    let url = format!("http://{}/mcp", srv.addr);
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
-    let res = http
-        .post(&url)
-        .header("x-api-key", key)
-        .header("accept", "application/json, text/event-stream")
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    drop(res.text().await);
-    let res = http
-        .post(&url)
-        .header("x-api-key", key)
-        .header("mcp-session-id", &id)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    id
+    support::raw::raw_session(&format!("http://{}/mcp", srv.addr), key).await
 }
 
 async fn legacy(srv: &Server, key: &str, session: &str, id: u64, method: &str, uri: &str) -> Reply {

@@ -99,31 +99,7 @@ struct Reply {
 
 /// Initializes a session with `key` over raw HTTP; returns the `Mcp-Session-Id`.
 async fn session(srv: &Server, key: &str) -> String {
-    let http = reqwest::Client::new();
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
-    let res = http
-        .post(srv.url())
-        .header("x-api-key", key)
-        .header("accept", "application/json, text/event-stream")
-        .json(&init)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let id = res.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    drop(res.text().await);
-    let res = http
-        .post(srv.url())
-        .header("x-api-key", key)
-        .header("mcp-session-id", &id)
-        .header("accept", "application/json, text/event-stream")
-        .json(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
-    id
+    support::raw::raw_session(&srv.url(), key).await
 }
 
 async fn post(

@@ -7,12 +7,12 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mcp_auth::session::{NOT_FOUND_BODY, Owner, SessionDigest, SessionStore};
 use reqwest::header::HeaderMap;
+use support::redis_server::RedisServer;
 use support::{Server, example, start};
 
 const ALICE: &str = "key-alice-0123456789abcdef";
@@ -305,51 +305,6 @@ async fn rmcp_clients_of_two_users_work_side_by_side() {
 }
 
 // --- Redis ------------------------------------------------------------------------------------------
-
-/// A redis-server on a loopback port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "redis-server is not installed ({e}): install it (apt-get install redis-server) \
-                     or run scripts/test.sh, which does"
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
 
 #[tokio::test]
 #[ignore = "needs redis-server: run scripts/test.sh"]

@@ -1,10 +1,24 @@
-//! Shared harness for the integration tests that run the example server on a loopback port.
+//! Shared harness for the integration tests: the example server on a loopback port
+//! ([`start`], [`start_with`]) and rmcp's client for it ([`connect`], [`whoami`]), raw HTTP
+//! requests ([`raw`]), the test authorization server ([`idp`]) and the official SDK clients
+//! ([`sdk`]), a
+//! `redis-server` ([`redis_server`]), and a log capture and test authenticator ([`capture`],
+//! [`auth`]).
+//!
+//! Each test binary compiles this module with `mod support;` and uses part of it, so unused
+//! items are not warned about here.
 
 #![allow(dead_code)]
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../examples/mcp_server.rs"]
-pub mod example;
+pub mod auth;
+pub mod capture;
+pub mod idp;
+pub mod raw;
+pub mod redis_server;
+pub mod sdk;
+
+/// The example server's crate (`examples/server`), as the tests have always called it.
+pub use mcp_auth_example_server as example;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,10 +28,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use http::{HeaderName, HeaderValue};
 use mcp_auth::env::EnvReader;
 use rmcp::ServiceExt;
-use rmcp::model::ClientConfig;
+use rmcp::model::{CallToolRequestParams, ClientConfig};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 /// The example server on a loopback port, stopped on drop.
@@ -40,8 +55,15 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The MCP endpoint's URL.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)
+    }
+
+    /// Leaves the server running until the test process ends; its address.
+    pub fn detach(mut self) -> SocketAddr {
+        self.stop = CancellationToken::new();
+        self.addr
     }
 }
 
@@ -119,6 +141,15 @@ impl Server {
     }
 }
 
+/// A free loopback port (free when this returns).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Connects rmcp's MCP client with extra request headers.
 pub async fn connect(
     url: String,
@@ -142,63 +173,18 @@ pub async fn connect(
         .map_err(|e| e.to_string())
 }
 
-/// The oidc-provider test authorization server (tests/e2e/idp), killed on drop.
-pub struct Idp {
-    child: std::process::Child,
-    /// Its issuer URL (`http://127.0.0.1:<port>`).
-    pub issuer: String,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Idp {
-    /// Stops the authorization server now.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the test authorization server on a free loopback port.
-pub fn start_idp() -> Idp {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
-    assert!(
-        std::path::Path::new(dir)
-            .join("node_modules/oidc-provider")
-            .exists(),
-        "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new("node")
-        .arg("server.mjs")
-        .current_dir(dir)
-        .env("IDP_PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node is installed");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(issuer) = line.strip_prefix("listening ") {
-                let _ = tx.send(issuer.to_owned());
-            }
-        }
-    });
-    let issuer = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("the IdP did not start within 30 s");
-    Idp { child, issuer }
+/// Connects rmcp's client with the given headers and calls `whoami`.
+pub async fn whoami(url: String, headers: &[(&'static str, &str)]) -> Result<Value, String> {
+    let client = connect(url, headers).await?;
+    let result = client
+        .call_tool(CallToolRequestParams::new("whoami"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = client.cancel().await;
+    let text = result.content[0]
+        .as_text()
+        .expect("text content")
+        .text
+        .clone();
+    Ok(serde_json::from_str(&text).unwrap())
 }

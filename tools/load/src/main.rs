@@ -1,13 +1,14 @@
 //! Bounded loopback load and soak runs against the example server.
 //!
 //! ```text
-//! cargo run --release --example load -- throughput [--secs N] [--concurrency C] [--max-requests M] [--rounds R] [--only NAME]
-//! cargo run --release --example load -- soak [--secs N] [--concurrency C] [--max-requests M]
+//! cargo run --release -p mcp-auth-load -- throughput [--secs N] [--concurrency C] [--max-requests M] [--rounds R] [--only NAME]
+//! cargo run --release -p mcp-auth-load -- soak [--secs N] [--concurrency C] [--max-requests M]
 //! ```
 //!
 //! Everything runs on 127.0.0.1. The server is the example's application (`load_config` and
-//! `app` from `examples/mcp_server.rs`) in its own process: this binary re-executes itself
-//! as `load serve`, configured through the same `MCP_*` variables as the example, so its
+//! `app` from the `mcp-auth-example-server` crate in `examples/server/`) in its own process:
+//! this binary re-executes itself as `load serve`, configured through the same `MCP_*`
+//! variables as the example, so its
 //! resident memory (`VmRSS` in `/proc/<pid>/status`) is the server's alone. The server exits
 //! when its standard input closes (this process ended) or after a time limit.
 //!
@@ -41,10 +42,6 @@
 //! Every 10 s it samples the server's RSS and table sizes. A revoked token that is accepted,
 //! or a valid credential refused, is counted as a failure (and the run exits non-zero).
 
-#[allow(dead_code, unreachable_pub)]
-#[path = "mcp_server.rs"]
-mod example;
-
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -56,6 +53,7 @@ use std::time::{Duration, Instant};
 use mcp_auth::bearer::TokenSpec;
 use mcp_auth::env::EnvReader;
 use mcp_auth::jwt::{Algorithm, JwtMinter};
+use mcp_auth_example_server as example;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 const API_KEY: &str = "load-api-key-0123456789abcdef";
@@ -171,7 +169,7 @@ async fn main() {
 // The server process (`load serve`)
 // ---------------------------------------------------------------------------------------------
 
-/// Sets `TCP_NODELAY` on accepted connections, as the example's `main` does.
+/// Sets `TCP_NODELAY` on accepted connections, as the example's `serve` does.
 fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
     let _ = tcp.set_nodelay(true);
 }
