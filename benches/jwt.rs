@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
-use mcp_auth::oauth::{FetchError, Fetched, HttpFetcher};
 use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter};
+use mcp_auth::oauth::{FetchError, Fetched, HttpFetcher};
 use serde_json::{Map, Value};
 use tower::{Layer, Service, service_fn};
 

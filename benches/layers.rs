@@ -13,9 +13,9 @@ use std::task::{Context, Poll, Waker};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use mcp_auth::authenticators::bearer::BearerAuthenticator;
-use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
 use mcp_auth::request_info::ClientAddr;
 use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, BearerLayer, Credential};
+use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
 use tower::{Layer, Service, service_fn};
 
 /// Polls a future that is expected to be ready at once (every path benchmarked here is

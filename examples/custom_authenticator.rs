@@ -26,9 +26,9 @@ use std::collections::HashMap;
 
 use http::header::AUTHORIZATION;
 use http::request::Parts;
+use mcp_auth::Scheme;
 use mcp_auth::authenticators::bearer::generate_token;
 use mcp_auth::authenticators::header::single_header;
-use mcp_auth::Scheme;
 use mcp_auth::integrations::rmcp::Auth;
 use mcp_auth::{AuthContext, AuthError, AuthLayer, AuthMethod, Authenticator};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};

@@ -30,8 +30,8 @@
 
 use mcp_auth::authenticators::bearer::generate_token;
 use mcp_auth::authenticators::jwt::{Algorithm, JwtKey, JwtMinter};
-use mcp_auth::oauth::ProtectedResource;
 use mcp_auth::integrations::rmcp::Auth;
+use mcp_auth::oauth::ProtectedResource;
 use mcp_auth::{JwtAuthenticator, JwtLayer};
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;

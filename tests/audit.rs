@@ -6,7 +6,7 @@
 
 mod support;
 
-use mcp_auth::jwt::{Algorithm, JwtMinter};
+use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
 use serde_json::json;
 use support::capture::Capture;
 use support::{Server, start_with};
@@ -196,7 +196,7 @@ async fn audit_events_cover_an_attack_run_and_never_carry_a_credential() {
             lines[0].len()
         );
         assert!(
-            lines[0].contains(mcp_auth::audit::TRUNCATED),
+            lines[0].contains(mcp_auth::telemetry::TRUNCATED),
             "{}",
             lines[0]
         );

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use mcp_auth::bearer::BearerAuthenticator;
+use mcp_auth::authenticators::bearer::BearerAuthenticator;
 use mcp_auth::{
     ApiKeyAuthenticator, AuthContext, AuthError, AuthErrorKind, AuthLayer, AuthMethod,
     Authenticator, Credential, Rejection,
@@ -419,7 +419,7 @@ async fn logs_name_the_reason_but_never_a_credential() {
     assert!(!off.contains("mcp_auth::audit"), "{off}");
     let last = lines[5];
     assert!(
-        last.len() < 1024 && last.contains(mcp_auth::audit::TRUNCATED),
+        last.len() < 1024 && last.contains(mcp_auth::telemetry::TRUNCATED),
         "{last}"
     );
     logs.push_str(&off);

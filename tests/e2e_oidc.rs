@@ -145,7 +145,7 @@ fn a_jwks_url_without_an_issuer_is_a_startup_error_naming_both_variables() {
 /// issuer (its public URL), and the secret cannot mint tokens in the provider's name.
 #[test]
 fn the_jwt_secret_cannot_mint_tokens_in_the_identity_providers_name() {
-    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
     const SECRET: &str = "example-hmac-secret-0123456789abcdef";
     const PUBLIC: &str = "https://mcp.example.com/mcp";
     const IDP: &str = "http://127.0.0.1:9/realms/mcp";

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
-use mcp_auth::bearer::TokenSpec;
+use mcp_auth::authenticators::bearer::TokenSpec;
 use mcp_auth::env::EnvReader;
 
 const KEY: &str = "key-alice-0123456789abcdef";
@@ -393,7 +393,7 @@ async fn get_and_delete_need_credentials_too() {
 
 #[tokio::test]
 async fn jwts_signed_with_the_configured_secret_work_beside_static_tokens() {
-    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
     const SECRET: &str = "example-hmac-secret-0123456789abcdef";
     const AUD: &str = "https://mcp.example.com/mcp";
     let srv = start(&[
@@ -574,7 +574,7 @@ async fn credentials_in_the_query_are_refused_on_the_api_key_path() {
 async fn the_jwt_and_introspection_secrets_can_come_from_files() {
     // Issue 10 (L9): every secret has a `*_FILE` variable, so none has to sit in the
     // environment. A JWT minted with the secret read from MCP_JWT_SECRET_FILE is accepted.
-    use mcp_auth::jwt::{Algorithm, JwtMinter};
+    use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
     const SECRET: &str = "file-hmac-secret-0123456789abcdef-xyz";
     const AUD: &str = "https://mcp.example.com/mcp";
     let file = TempFile::new("jwt-secret", &format!("{SECRET}\n"));

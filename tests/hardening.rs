@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use mcp_auth::AuthLayer;
 use mcp_auth::env::EnvReader;
-use mcp_auth::limit::{FailureLimitLayer, MemoryAttemptStore};
-use mcp_auth::transport::ClientAddr;
+use mcp_auth::request_info::ClientAddr;
+use mcp_auth::{hardening::FailureLimitLayer, store::MemoryAttemptStore};
 use support::auth::Slow;
 use support::raw::{attempt, attempt_from};
 use support::{example, start};

@@ -11,8 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::{Request, Response, StatusCode};
 use jsonwebtoken::EncodingKey;
 use jsonwebtoken::jwk::Jwk;
-use mcp_auth::jwt::jwks::JwksPolicy;
-use mcp_auth::jwt::{Algorithm, JwkSet, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter};
+use mcp_auth::authenticators::jwt::jwks::JwksPolicy;
+use mcp_auth::authenticators::jwt::{
+    Algorithm, JwkSet, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter,
+};
 use mcp_auth::{AuthContext, AuthError, AuthErrorKind};
 use serde_json::{Value, json};
 use tower::{Layer, ServiceExt, service_fn};
@@ -925,7 +927,7 @@ const TOOLS_ISS: &str = "https://tools.internal";
 
 #[test]
 fn a_key_source_without_an_expected_issuer_is_a_config_error() {
-    let problems = |b: mcp_auth::jwt::JwtBuilder| -> Vec<String> {
+    let problems = |b: mcp_auth::authenticators::jwt::JwtBuilder| -> Vec<String> {
         b.audience(AUD)
             .build()
             .unwrap_err()

@@ -2,7 +2,7 @@
 //! `ScopePolicy::permits` agrees with `check`; requirement text never panics the parser;
 //! canonical resource URIs are stable.
 
-use mcp_auth::resource::canonical_resource;
+use mcp_auth::oauth::canonical_resource;
 use mcp_auth::scope::{
     ImpliedScopes, Operation, Requirement, ScopePolicy, Unlisted, WildcardAndPairs,
     parse_operations,

@@ -13,15 +13,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use mcp_auth::bearer::{
-    BearerAuthenticator, TokenDigest, TokenManager, TokenRecord, TokenSpec, TokenStore,
-};
-use mcp_auth::limit::{AttemptStore, FailureLimitLayer, Reservation};
-use mcp_auth::redis::{Redis, RedisConfig};
-use mcp_auth::revocation::{Principal, RevocationList, TokenFacts};
+use mcp_auth::request_info::ClientAddr;
 use mcp_auth::store::StoreError;
-use mcp_auth::transport::ClientAddr;
+use mcp_auth::store::redis::{Redis, RedisConfig};
+use mcp_auth::store::{Principal, RevocationList, TokenFacts};
 use mcp_auth::{AuthContext, AuthLayer, AuthMethod};
+use mcp_auth::{
+    authenticators::bearer::{BearerAuthenticator, TokenManager, TokenSpec},
+    store::{TokenDigest, TokenRecord, TokenStore},
+};
+use mcp_auth::{
+    hardening::FailureLimitLayer,
+    store::{AttemptStore, Reservation},
+};
 use support::auth::Slow;
 use support::free_port;
 use support::redis_server::RedisServer as Server;

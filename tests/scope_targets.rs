@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use mcp_auth::rmcp::ScopedServer;
+use mcp_auth::integrations::rmcp::ScopedServer;
 use mcp_auth::scope::{Requirement, ScopeLayer, ScopePolicy, Unlisted};
 use mcp_auth::{ApiKeyAuthenticator, ApiKeyLayer, Credential};
 use rmcp::model::*;

@@ -10,7 +10,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_auth::session::{NOT_FOUND_BODY, Owner, SessionDigest, SessionStore};
+use mcp_auth::{
+    session::NOT_FOUND_BODY,
+    store::{Owner, SessionDigest, SessionStore},
+};
 use reqwest::header::HeaderMap;
 use support::redis_server::RedisServer;
 use support::{Server, example, start};
@@ -309,8 +312,8 @@ async fn rmcp_clients_of_two_users_work_side_by_side() {
 #[tokio::test]
 #[ignore = "needs redis-server: run scripts/test.sh"]
 async fn redis_bindings_hold_across_instances_and_never_store_the_id() {
-    use mcp_auth::redis::{Redis, RedisConfig};
-    use mcp_auth::session::RedisSessionStore;
+    use mcp_auth::store::RedisSessionStore;
+    use mcp_auth::store::redis::{Redis, RedisConfig};
     let redis = RedisServer::start();
     let url = redis.url();
     let mut env = env();

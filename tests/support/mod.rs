@@ -43,7 +43,7 @@ pub struct Server {
     /// POST requests that reached the MCP service (rmcp's client also opens a GET stream in
     /// the background, at a time of its choosing, so tests of single calls count POSTs).
     pub posts: Arc<AtomicUsize>,
-    pub tokens: mcp_auth::bearer::TokenManager<example::Tokens>,
+    pub tokens: mcp_auth::authenticators::bearer::TokenManager<example::Tokens>,
     pub generated: Option<String>,
     stop: CancellationToken,
 }

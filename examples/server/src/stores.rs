@@ -4,13 +4,11 @@
 
 use std::time::Duration;
 
-use mcp_auth::bearer::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
-use mcp_auth::limit::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
-use mcp_auth::redis::{RedisAttemptStore, RedisTokenStore};
-use mcp_auth::session::{
-    MemorySessionStore, Owner, RedisSessionStore, SessionDigest, SessionStore,
-};
 use mcp_auth::store::StoreError;
+use mcp_auth::store::redis::{RedisAttemptStore, RedisTokenStore};
+use mcp_auth::store::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
+use mcp_auth::store::{MemorySessionStore, Owner, RedisSessionStore, SessionDigest, SessionStore};
+use mcp_auth::store::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
 
 /// Issued tokens: in memory, or in Redis when `MCP_REDIS_URL` is set.
 #[derive(Clone, Debug)]

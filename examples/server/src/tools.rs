@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mcp_auth::rmcp::{Auth, require};
+use mcp_auth::integrations::rmcp::{Auth, require};
 use mcp_auth::scope::{Requirement, ScopePolicy};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;

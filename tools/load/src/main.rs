@@ -50,9 +50,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mcp_auth::bearer::TokenSpec;
+use mcp_auth::authenticators::bearer::TokenSpec;
+use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
 use mcp_auth::env::EnvReader;
-use mcp_auth::jwt::{Algorithm, JwtMinter};
 use mcp_auth_example_server as example;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -234,9 +234,9 @@ async fn serve() {
         // Part of the example's stack, to attribute its cost: the auth layer alone; auth and
         // scope layers; the failure limit too; the Origin and HTTPS guards too (everything
         // but CORS). Configured as `example::router` configures them.
-        use mcp_auth::limit::FailureLimitLayer;
+        use mcp_auth::hardening::FailureLimitLayer;
+        use mcp_auth::hardening::{HttpsOnlyLayer, OriginLayer};
         use mcp_auth::scope::ScopeLayer;
-        use mcp_auth::transport::{HttpsOnlyLayer, OriginLayer};
         use tower::ServiceBuilder;
         let mcp = example::mcp_service(config.allowed_hosts.clone(), config.policy.clone());
         let auth = mcp_auth::AuthLayer::new(config.auth);
@@ -333,7 +333,7 @@ fn due(queue: &mut VecDeque<(Instant, String)>, now: Instant) -> Option<String> 
 }
 
 /// Issues [`CHURN_PER_TICK`] tokens every 100 ms; half are revoked two seconds later.
-async fn churn(tokens: mcp_auth::bearer::TokenManager<example::Tokens>) {
+async fn churn(tokens: mcp_auth::authenticators::bearer::TokenManager<example::Tokens>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut n: u64 = 0;
     let (mut to_revoke, mut to_retire) = (VecDeque::new(), VecDeque::new());

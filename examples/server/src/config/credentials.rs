@@ -1,6 +1,6 @@
 //! Static API keys and bearer tokens, and the token generated when no credential is set.
 
-use mcp_auth::bearer::generate_token;
+use mcp_auth::authenticators::bearer::generate_token;
 use mcp_auth::env::EnvReader;
 use mcp_auth::{ApiKeyAuthenticator, BearerAuthenticator, ConfigError, Credential, Secret};
 

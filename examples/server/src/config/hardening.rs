@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use mcp_auth::ConfigError;
 use mcp_auth::env::EnvReader;
-use mcp_auth::limit::MemoryAttemptStore;
-use mcp_auth::redis::Redis;
-use mcp_auth::session::{MemorySessionStore, RedisSessionStore};
-use mcp_auth::transport::TrustedProxies;
+use mcp_auth::request_info::TrustedProxies;
+use mcp_auth::store::MemoryAttemptStore;
+use mcp_auth::store::redis::Redis;
+use mcp_auth::store::{MemorySessionStore, RedisSessionStore};
 
 use super::{flag, list};
 use crate::stores::{Counters, Sessions};

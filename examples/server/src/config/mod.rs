@@ -17,17 +17,17 @@ pub use hardening::Guards;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mcp_auth::bearer::{MemoryTokenStore, TokenManager};
+use mcp_auth::authenticators::introspection::IntrospectionBuilder;
+use mcp_auth::authenticators::jwt::{JwtAuthenticator, JwtBuilder};
 use mcp_auth::env::EnvReader;
-use mcp_auth::http::ReqwestFetcher;
-use mcp_auth::introspection::IntrospectionBuilder;
-use mcp_auth::jwt::{JwtAuthenticator, JwtBuilder};
-use mcp_auth::redis::Redis;
-use mcp_auth::resource::ProtectedResource;
+use mcp_auth::oauth::ProtectedResource;
+use mcp_auth::oauth::ReqwestFetcher;
 use mcp_auth::scope::ScopePolicy;
+use mcp_auth::store::redis::Redis;
 use mcp_auth::{
     ApiKeyAuthenticator, Authenticator, BearerAuthenticator, Chain, ConfigError, Secret,
 };
+use mcp_auth::{authenticators::bearer::TokenManager, store::MemoryTokenStore};
 
 use crate::policy::{DEFAULT_TOOL_SCOPES, scope_policy};
 use crate::router::ServerAuth;

@@ -2,10 +2,10 @@
 //! RFC 7662 token introspection for opaque tokens.
 
 use mcp_auth::ConfigError;
+use mcp_auth::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
 use mcp_auth::env::EnvReader;
-use mcp_auth::http::ReqwestFetcher;
-use mcp_auth::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
-use mcp_auth::resource::ProtectedResource;
+use mcp_auth::oauth::ProtectedResource;
+use mcp_auth::oauth::ReqwestFetcher;
 use mcp_auth::scope::ScopePolicy;
 
 use super::{Guards, list};
@@ -34,7 +34,7 @@ pub(super) fn protected_resource(
         return Ok(None);
     }
     let mut b = ProtectedResource::builder(public_url)
-        .scopes_from_policy(policy)
+        .scopes_supported(policy.scopes())
         .basic_scopes(BASIC_SCOPES)
         .resource_name("mcp-auth example data server");
     for issuer in authorization_servers {

@@ -2,7 +2,7 @@
 //! session bindings, over TLS with `rediss://`.
 
 use mcp_auth::env::EnvReader;
-use mcp_auth::redis::{Redis, RedisConfig};
+use mcp_auth::store::redis::{Redis, RedisConfig};
 use mcp_auth::{ConfigError, Secret};
 
 /// The settings that go with `MCP_REDIS_URL`.
