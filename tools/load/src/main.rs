@@ -34,7 +34,9 @@
 //! 10,000-entry verified-token cache. Inside the server process a task issues 50 tokens every
 //! 100 ms (TTL 60 s) and announces each on its standard output; half are retired after 1 s
 //! and revoked after 2 s, the rest retired after 30 s and left to expire. `C` workers
-//! (default 8), each in its own MCP session, send `tools/call whoami` for `N` seconds
+//! (default 8), each calling in the MCP session of the principal it calls as (sessions are
+//! bound to their principal; one is opened per principal on first use), send `tools/call
+//! whoami` for `N` seconds
 //! (default 600) with a mix of: valid API keys, static tokens, live issued tokens and fresh
 //! JWTs (one per request); unknown API keys, garbage tokens, JWTs signed with another key and
 //! revoked tokens, each from a new client address (so the failure-limit table fills); and
@@ -344,7 +346,10 @@ async fn churn(tokens: mcp_auth::authenticators::bearer::TokenManager<example::T
         let now = Instant::now();
         for _ in 0..CHURN_PER_TICK {
             n += 1;
-            let subject = format!("issued-{n}");
+            // Sixteen subjects: each worker opens one MCP session per subject it calls as
+            // (sessions are bound to their principal), so the server holds a bounded number of
+            // rmcp sessions and the RSS figures measure the stores, not session churn.
+            let subject = format!("issued-{}", n % 16);
             match tokens
                 .issue(TokenSpec::new(subject.clone(), CHURN_TTL).scopes(["data:read"]))
                 .await
@@ -1193,6 +1198,11 @@ async fn soak(args: Args) -> bool {
                 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
             let mut i = w as u64;
             let mut id = 1u64;
+            // The sessions of the principals this worker has called as, by kind and subject
+            // (the first one, opened with the API key, is the worker's own).
+            let mut owned: std::collections::HashMap<(usize, String), String> =
+                std::collections::HashMap::new();
+            owned.insert((0, "load-api".to_owned()), sid.clone()); // KINDS[0] is ApiKey
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 i += 1;
                 let k = (i % KINDS.len() as u64) as usize;
@@ -1279,6 +1289,26 @@ async fn soak(args: Args) -> bool {
                         ],
                         None,
                     ),
+                };
+                // Sessions are bound to the principal that opened them: a valid credential
+                // calls in its own principal's session (opened on first use); the refused
+                // kinds never get past authentication, so the worker's first session serves.
+                let sid = match &subject {
+                    None => sid.clone(),
+                    Some(s) => match owned.get(&(k, s.clone())) {
+                        Some(sid) => sid.clone(),
+                        None => match open_session(&http, &url, &headers).await {
+                            Ok(opened) => {
+                                owned.insert((k, s.clone()), opened.clone());
+                                opened
+                            }
+                            // An issued token revoked since it was picked: try another.
+                            Err(_) => {
+                                skipped += 1;
+                                continue;
+                            }
+                        },
+                    },
                 };
                 if sent.fetch_add(1, Ordering::Relaxed) >= max {
                     break;
