@@ -111,8 +111,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(BearerLayer::new(tokens))
         .layer(ScopeLayer::new(policy))
         .service(mcp);
-    // (Wrapping `Data` in `mcp_auth::integrations::rmcp::ScopedServer` would also hide from `tools/list` the
-    // tools a caller may not call.)
+    // (Wrapping `Data` in `mcp_auth::integrations::rmcp::ScopedServer` would also hide from
+    // `tools/list` the tools a caller may not call.)
     let app = axum::Router::new().nest_service("/mcp", mcp);
 
     // Loopback only; PORT picks the port (default 8080).

@@ -21,12 +21,14 @@ use http::HeaderMap;
 
 /// The client's address, as an extension a server can insert (axum users get the peer address
 /// from `ConnectInfo<SocketAddr>` without doing anything, feature `axum`). Behind trusted
-/// proxies, [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) replaces it with the client the proxies reported.
+/// proxies, [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) replaces it with the client
+/// the proxies reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub IpAddr);
 
-/// The TCP peer of a request (the socket address), as [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) saw it before it
-/// set [`ClientAddr`] to the client behind the proxies.
+/// The TCP peer of a request (the socket address), as
+/// [`ClientAddrLayer`](crate::hardening::ClientAddrLayer) saw it before it set [`ClientAddr`] to
+/// the client behind the proxies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAddr(pub IpAddr);
 

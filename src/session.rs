@@ -34,9 +34,10 @@
 //!   SHA-256 [`Owner`] digest of the principal; logs name a session by the first 8 hex digits
 //!   of its digest, never by its id.
 //!
-//! Stores: [`MemorySessionStore`](crate::store::MemorySessionStore) (one process; bounded, idle expiry) and, with feature
-//! `redis`, [`RedisSessionStore`](crate::store::RedisSessionStore) (shared by every instance, so sessions can move between
-//! instances that share rmcp's session state).
+//! Stores: [`MemorySessionStore`](crate::store::MemorySessionStore) (one process; bounded,
+//! idle expiry) and, with feature `redis`,
+//! [`RedisSessionStore`](crate::store::RedisSessionStore) (shared by every instance, so
+//! sessions can move between instances that share rmcp's session state).
 //!
 //! Limits:
 //!

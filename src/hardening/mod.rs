@@ -1,7 +1,7 @@
 //! The layers outside the auth layer, in the order a request meets them:
-//! [`ClientAddrLayer`] (the real client behind [`TrustedProxies`](crate::request_info::TrustedProxies)),
-//! [`OriginLayer`] (`Origin` validation, the MCP streamable-HTTP rule), [`HttpsOnlyLayer`]
-//! (HTTPS enforcement) and [`FailureLimitLayer`] (429 after too many failed attempts from one
+//! [`ClientAddrLayer`] (the real client behind
+//! [`TrustedProxies`](crate::request_info::TrustedProxies)), [`OriginLayer`] (`Origin`
+//! validation, the MCP streamable-HTTP rule), [`HttpsOnlyLayer`] (HTTPS enforcement) and [`FailureLimitLayer`] (429 after too many failed attempts from one
 //! client), then [`AuthLayer`](crate::AuthLayer).
 //!
 //! A request over plain HTTP, from a foreign page or from a client that keeps guessing is

@@ -50,7 +50,8 @@ impl<St> Clone for TicketHandle<St> {
 
 /// Refunds the attempt [`FailureLimitLayer`](super::FailureLimitLayer) reserved for a
 /// request, as the request passes (see
-/// [`FailureLimitLayer::release`](super::FailureLimitLayer::release)). Put it just inside the auth layer.
+/// [`FailureLimitLayer::release`](super::FailureLimitLayer::release)). Put it just inside the
+/// auth layer.
 #[must_use]
 pub struct ReleaseLayer<St> {
     _store: std::marker::PhantomData<fn() -> St>,

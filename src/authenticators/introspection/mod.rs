@@ -29,8 +29,8 @@
 //! - `sub` is required: a token without one is refused unless
 //!   [`client_id_as_subject`](IntrospectionBuilder::client_id_as_subject) lets the
 //!   `client_id` stand in (client-credentials tokens).
-//! - The HTTP client is an [`HttpFetcher`](crate::oauth::HttpFetcher): pass the same one to the JWT builder to share one
-//!   connection pool with the JWKS cache.
+//! - The HTTP client is an [`HttpFetcher`](crate::oauth::HttpFetcher): pass the same one to
+//!   the JWT builder to share one connection pool with the JWKS cache.
 //!
 //! # Example
 //!

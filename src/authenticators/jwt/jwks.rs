@@ -9,8 +9,9 @@
 //!   [`JwksPolicy::max_ttl`], default [`JwksPolicy::default_ttl`]); an expired set is refreshed
 //!   in the background while it keeps serving. After a failed refresh the last good keys are
 //!   served for at most [`JwksPolicy::max_stale`].
-//! - Nothing is fetched at startup unless asked ([`crate::authenticators::jwt::JwtAuthenticator::prefetch`]); until keys
-//!   exist, requests get 503 with `Retry-After`, never 401.
+//! - Nothing is fetched at startup unless asked
+//!   ([`JwtAuthenticator::prefetch`](crate::authenticators::jwt::JwtAuthenticator::prefetch));
+//!   until keys exist, requests get 503 with `Retry-After`, never 401.
 
 use std::fmt;
 use std::sync::Arc;

@@ -170,7 +170,8 @@ impl<'de> Visitor<'de> for BodyVisitor {
 }
 
 /// Reads the operations of a JSON-RPC body: one message or a batch of at most 100 messages
-/// (every element counts; `ScopeLayer::max_batch` sets another limit). One [`Operation`] per target:
+/// (every element counts; `ScopeLayer::max_batch` sets another limit). One [`Operation`] per
+/// target:
 ///
 /// - `tools/call`, `prompts/get`: `params.name` (required);
 /// - `resources/read`, `resources/subscribe`, `resources/unsubscribe`,
