@@ -19,8 +19,11 @@ pub(crate) fn instant_after(now: Instant, d: Duration) -> Instant {
 ///
 /// Eviction rule: an insert of a new key into a full cache first drops every expired entry
 /// (only when one may have expired: the earliest deadline is tracked), then, while the cache
-/// is still full, the oldest insertion. Memory stays bounded under a flood of distinct keys,
-/// and each insert costs amortised O(1) while no entry expires.
+/// is still full, the oldest insertion. The sweep for expired entries walks the whole map, so
+/// it runs at most once per `capacity / 4` inserts; in between, a full cache drops its oldest
+/// insertion. Memory stays bounded under a flood of distinct keys, and each insert costs
+/// amortised O(1) even when entries keep expiring (a negative cache under a flood of distinct
+/// bad tokens).
 pub(crate) struct TtlCache<V, D = Instant> {
     capacity: usize,
     state: RwLock<State<V, D>>,
@@ -41,6 +44,8 @@ struct State<V, D> {
     next_seq: u64,
     /// No entry expires before this (`None`: no entry).
     earliest: Option<D>,
+    /// Inserts since the last sweep for expired entries.
+    since_sweep: usize,
 }
 
 impl<V: Clone, D: Ord + Copy> TtlCache<V, D> {
@@ -53,6 +58,7 @@ impl<V: Clone, D: Ord + Copy> TtlCache<V, D> {
                 order: VecDeque::new(),
                 next_seq: 0,
                 earliest: None,
+                since_sweep: 0,
             }),
         }
     }
@@ -93,9 +99,10 @@ impl<V: Clone, D: Ord + Copy> TtlCache<V, D> {
 
 impl<V, D: Ord + Copy> State<V, D> {
     fn make_room(&mut self, capacity: usize, now: D) {
-        if self.earliest.is_some_and(|e| now >= e) {
+        if self.earliest.is_some_and(|e| now >= e) && self.since_sweep >= capacity / 4 {
             self.map.retain(|_, e| now < e.until);
             self.earliest = self.map.values().map(|e| e.until).min();
+            self.since_sweep = 0;
         }
         while self.map.len() >= capacity {
             let Some((key, seq)) = self.order.pop_front() else {
@@ -110,6 +117,7 @@ impl<V, D: Ord + Copy> State<V, D> {
     fn push(&mut self, key: [u8; 32], value: V, until: D, capacity: usize) {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
+        self.since_sweep = self.since_sweep.saturating_add(1);
         self.map.insert(key, Entry { value, until, seq });
         self.order.push_back((key, seq));
         self.earliest = Some(self.earliest.map_or(until, |e| e.min(until)));
@@ -171,6 +179,30 @@ mod tests {
             assert!(entries <= 100 && queue <= 201, "{entries} {queue}");
         }
         assert_eq!(c.get(&key(99_999), 0), Some(99_999));
+    }
+
+    #[test]
+    fn expiring_entries_under_a_flood_are_swept_rarely() {
+        // A negative cache under a flood of distinct bad tokens: ten inserts a tick, each entry
+        // living 100 ticks, so once the cache is full an entry has just expired at every
+        // insert. A sweep walks the whole map; it may run only once per capacity / 4 inserts
+        // (sweeping at every insert would make each insert cost the whole map).
+        let c: TtlCache<u32, u64> = TtlCache::new(1000);
+        let mut sweeps = 0;
+        for i in 0..20_000u32 {
+            let now = u64::from(i) / 10;
+            let before = c.state.read().unwrap().since_sweep;
+            c.insert(key(i), i, now + 100, now);
+            let after = c.state.read().unwrap().since_sweep;
+            if after <= before {
+                sweeps += 1;
+            }
+            let (entries, queue) = c.sizes();
+            assert!(entries <= 1000 && queue <= 2001, "{entries} {queue}");
+        }
+        assert!(sweeps <= 20_000 / 250, "{sweeps} sweeps");
+        assert!(sweeps > 0, "expired entries are swept");
+        assert_eq!(c.get(&key(19_999), 1999), Some(19_999));
     }
 
     #[test]
