@@ -31,6 +31,7 @@ mod error;
 pub mod request_info;
 mod secret;
 mod strict_json;
+mod time;
 
 // Tier 1: turning refusals into responses, logging them, and shared state.
 mod rejection;

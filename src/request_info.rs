@@ -206,6 +206,20 @@ impl TrustedProxies {
         self.nets.iter().any(|n| n.contains(ip))
     }
 
+    /// `scheme://host` from the last `X-Forwarded-Proto` and `X-Forwarded-Host` values, when
+    /// the request's TCP peer is a trusted proxy and both headers are well formed; from any
+    /// other peer, `None` whatever the headers say.
+    pub(crate) fn forwarded_origin(
+        &self,
+        headers: &HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<String> {
+        if !self.trusts_peer(extensions) {
+            return None;
+        }
+        forwarded_origin(headers)
+    }
+
     /// Whether the request's TCP peer ([`peer_addr`]) is a trusted proxy.
     #[must_use]
     pub fn trusts_peer(&self, extensions: &http::Extensions) -> bool {
@@ -297,7 +311,7 @@ pub(crate) fn only_value<K: http::header::AsHeaderName>(
 }
 
 /// The last value of a forwarding header (the nearest proxy's entry), trimmed.
-pub fn last_forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn last_forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
     let v = headers.get_all(name).iter().next_back()?.to_str().ok()?;
     Some(v.rsplit(',').next()?.trim().to_owned())
 }
@@ -305,7 +319,7 @@ pub fn last_forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
 /// `scheme://host` from the last `X-Forwarded-Proto` and `X-Forwarded-Host` values, when both
 /// are present and well formed (`http`/`https`; a host name or IP literal with an optional
 /// port).
-pub fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
+fn forwarded_origin(headers: &HeaderMap) -> Option<String> {
     let last = |name: &str| last_forwarded(headers, name);
     let proto = last("x-forwarded-proto")?.to_ascii_lowercase();
     if proto != "https" && proto != "http" {

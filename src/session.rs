@@ -94,13 +94,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::RETRY_AFTER;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::body::{AuthBody, BoxResponse, take_ready};
 use crate::context::{Anonymous, AuthContext};
+use crate::rejection::{json_error, store_unavailable};
+use crate::request_info::only_value;
 use crate::store::StoreError;
 use crate::store::{Owner, SessionDigest, SessionStore};
 
@@ -186,20 +187,9 @@ fn not_found() -> Response<Bytes> {
     res
 }
 
-fn json(status: StatusCode, code: &str, description: &str) -> Response<Bytes> {
-    crate::rejection::json_error(status, code, description)
-}
-
 fn store_down(err: &StoreError) -> Response<Bytes> {
     tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %err, "session store unavailable; refusing (fail closed)");
-    let mut res = json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "sessions are temporarily unavailable",
-    );
-    res.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-    res
+    store_unavailable("sessions are temporarily unavailable")
 }
 
 /// A refusal on its way out (boxed: it is the rare path).
@@ -284,23 +274,22 @@ fn caller_and_session<B>(req: &Request<B>) -> Result<(Owner, Option<SessionDiges
         None if req.extensions().get::<Anonymous>().is_some() => Owner::anonymous(),
         None => {
             tracing::error!(target: crate::telemetry::REJECTION_TARGET, reason = "server_error", "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer");
-            return Err(Box::new(json(
+            return Err(Box::new(json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "SessionBindingLayer found no AuthContext: install it inside an mcp-auth layer",
             )));
         }
     };
-    let mut ids = req.headers().get_all(SESSION_HEADER).iter();
-    let session = ids.next().map(|v| SessionDigest::of(v.as_bytes()));
-    if ids.next().is_some() {
+    let Ok(session) = only_value(req.headers(), SESSION_HEADER) else {
         tracing::debug!(target: crate::telemetry::REJECTION_TARGET, reason = "invalid_request", "more than one Mcp-Session-Id header");
-        return Err(Box::new(json(
+        return Err(Box::new(json_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "more than one Mcp-Session-Id header",
         )));
-    }
+    };
+    let session = session.map(|v| SessionDigest::of(v.as_bytes()));
     Ok((owner, session))
 }
 
@@ -342,7 +331,7 @@ async fn bind_created<St: SessionStore>(
         Ok(_) => {
             // Another principal's session already has this id: never hand it over.
             tracing::error!(target: crate::telemetry::REJECTION_TARGET, session = %created.short(), "a new session id is already bound to another principal; refusing");
-            Err(Box::new(json(
+            Err(Box::new(json_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
                 "the session could not be created",

@@ -1,7 +1,7 @@
 //! Audit events: one structured [`tracing`] event, on target [`AUDIT_TARGET`], for every
 //! authentication success and failure, every authorization denial, every request refused for
 //! too many failures, and every transport refusal. Enable them with a subscriber filter such
-//! as `mcp_auth::telemetry=info`.
+//! as `mcp_auth::audit=info`.
 //!
 //! | field | when | value |
 //! |---|---|---|

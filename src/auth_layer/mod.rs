@@ -86,17 +86,17 @@ impl<A: Authenticator, R: RejectionResponse> Gate<A, R> {
                 parts.extensions.insert(Anonymous);
                 None
             }
-            Err(err) => Some(self.reject(&err, parts)),
+            Err(err) => Some(self.reject(err, parts)),
         }
     }
 
-    fn reject(&self, err: &AuthError, parts: &Parts) -> Response<Bytes> {
-        crate::telemetry::log_rejection(err, parts);
-        crate::telemetry::failure(parts, err);
+    fn reject(&self, err: AuthError, parts: &Parts) -> Response<Bytes> {
+        crate::telemetry::log_rejection(&err, parts);
+        crate::telemetry::failure(parts, &err);
         let mut res = self
             .responder
-            .response(&Rejection::new(err, &self.challenge.for_request(parts)));
-        res.extensions_mut().insert(err.clone());
+            .response(&Rejection::new(&err, &self.challenge.for_request(parts)));
+        res.extensions_mut().insert(err);
         res
     }
 }

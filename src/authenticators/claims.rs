@@ -6,7 +6,7 @@ mod cache;
 
 use serde_json::Value;
 
-pub(crate) use self::cache::{TtlCache, instant_after};
+pub(crate) use self::cache::TtlCache;
 use crate::oauth::canonical_resource;
 use crate::strict_json::numeric_date;
 

@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::release::{ReleaseLayer, Ticket, TicketHandle};
 use crate::body::{AuthBody, BoxResponse, take_ready};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::rejection::json_error;
+use crate::rejection::{json_error, store_unavailable};
 use crate::request_info::TrustedProxies;
 use crate::store::StoreError;
 use crate::store::{AttemptStore, MAX_WINDOW, Reservation};
@@ -255,14 +255,7 @@ fn too_many(retry_after: Duration) -> Response<Bytes> {
 
 fn store_down(err: &StoreError) -> Response<Bytes> {
     tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %err, "failure-limit store unavailable; refusing (fail closed)");
-    let mut res = json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable",
-        "authentication is temporarily unavailable",
-    );
-    res.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-    res
+    store_unavailable("authentication is temporarily unavailable")
 }
 
 /// Whether the auth layer's verdict in `res` is a refused credential.

@@ -224,11 +224,9 @@ impl Inner {
         headers: &HeaderMap,
         extensions: &http::Extensions,
     ) -> Option<String> {
-        let proxies = self.trust_forwarded.as_ref()?;
-        if !proxies.trusts_peer(extensions) {
-            return None;
-        }
-        crate::request_info::forwarded_origin(headers)
+        self.trust_forwarded
+            .as_ref()?
+            .forwarded_origin(headers, extensions)
     }
 }
 

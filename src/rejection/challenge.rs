@@ -10,7 +10,7 @@ use http::{HeaderName, HeaderValue};
 
 use super::error_code;
 use crate::error::{AuthError, AuthErrorKind, ConfigError};
-use crate::request_info::{TrustedProxies, forwarded_origin};
+use crate::request_info::TrustedProxies;
 
 /// One authentication scheme offered in `WWW-Authenticate` challenges.
 #[derive(Clone, PartialEq, Eq)]
@@ -179,10 +179,10 @@ impl Challenge {
         let Some(fwd) = &self.forwarded else {
             return Cow::Borrowed(self);
         };
-        if !fwd.proxies.trusts_peer(&parts.extensions) {
-            return Cow::Borrowed(self);
-        }
-        match forwarded_origin(&parts.headers) {
+        match fwd
+            .proxies
+            .forwarded_origin(&parts.headers, &parts.extensions)
+        {
             Some(origin) => Cow::Owned(
                 self.clone()
                     .resource_metadata(format!("{origin}{}", fwd.well_known_path)),

@@ -185,8 +185,31 @@ impl<'a> Rejection<'a> {
 /// MCP requests, failure limits, session bindings), in the same shape as
 /// [`Rejection::json_body`].
 pub(crate) fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Bytes> {
-    let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+    #[derive(serde::Serialize)]
+    struct Body<'a> {
+        error: &'a str,
+        error_description: &'a str,
+    }
+    let body = Body {
+        error: code,
+        error_description: description,
+    };
+    // Two string fields always serialize; an empty body would be a bug, not a panic.
+    let body = serde_json::to_vec(&body).unwrap_or_default();
     json_response(status, Bytes::from(body))
+}
+
+/// 503 `temporarily_unavailable` with `Retry-After`, for a layer whose store cannot answer
+/// (fail closed): `what` is the description, e.g. "sessions are temporarily unavailable".
+pub(crate) fn store_unavailable(what: &str) -> Response<Bytes> {
+    let mut res = json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        what,
+    );
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(DEFAULT_RETRY_AFTER_SECS));
+    res
 }
 
 /// `body` as an `application/json` response with `status`.

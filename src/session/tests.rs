@@ -169,7 +169,7 @@ async fn a_store_that_cannot_answer_fails_closed() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(res.headers()[RETRY_AFTER], "5");
+    assert_eq!(res.headers()[http::header::RETRY_AFTER], "5");
     assert_eq!(seen.load(Ordering::SeqCst), 0);
     // Creation: the id is never handed out unbound.
     let r = status(&svc, req(Method::POST, Some("alice"), &[])).await;

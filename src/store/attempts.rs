@@ -109,11 +109,9 @@ impl<T: AttemptStore + ?Sized> AttemptStore for Arc<T> {
     }
 }
 
-/// `now + window`, never overflowing.
+/// `now + window` (at most [`MAX_WINDOW`]), never overflowing.
 fn deadline(now: Instant, window: Duration) -> Instant {
-    now.checked_add(window.min(MAX_WINDOW))
-        .or_else(|| now.checked_add(Duration::from_secs(3600)))
-        .unwrap_or(now)
+    crate::time::instant_after(now, window.min(MAX_WINDOW))
 }
 
 /// In-process counters, bounded in entries (default 100,000), with atomic reservations.

@@ -44,19 +44,17 @@ impl Principal<'_> {
     /// `|` escaped so no two principals share a key.
     #[must_use]
     pub fn key(&self) -> String {
-        let esc = |s: &str| {
-            let mut out = String::with_capacity(s.len());
-            push_escaped(&mut out, s);
-            out
+        let (kind, issuer, name) = match self {
+            Principal::Subject { issuer, subject } => ("sub|", issuer, subject),
+            Principal::Client { issuer, client_id } => ("client|", issuer, client_id),
         };
-        match self {
-            Principal::Subject { issuer, subject } => {
-                format!("sub|{}|{}", esc(issuer.unwrap_or("")), esc(subject))
-            }
-            Principal::Client { issuer, client_id } => {
-                format!("client|{}|{}", esc(issuer.unwrap_or("")), esc(client_id))
-            }
-        }
+        let issuer = issuer.unwrap_or("");
+        let mut key = String::with_capacity(kind.len() + issuer.len() + name.len() + 1);
+        key.push_str(kind);
+        push_escaped(&mut key, issuer);
+        key.push('|');
+        push_escaped(&mut key, name);
+        key
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::authenticators::claims::{TtlCache, instant_after};
+use crate::authenticators::claims::TtlCache;
+use crate::time::instant_after;
 
 /// A bounded map from token digests to answers (eviction: see [`TtlCache`]), each kept for
 /// at most `ttl` and never past the token's own expiry.

@@ -11,7 +11,7 @@ use crate::authenticators::claims::{ClaimError, audience_bound, check_exp, check
 use crate::context::{AuthContext, AuthMethod};
 use crate::error::AuthError;
 
-fn invalid(detail: &'static str) -> AuthError {
+pub(super) fn invalid(detail: &'static str) -> AuthError {
     AuthError::invalid_token("invalid access token").with_detail(detail)
 }
 

@@ -60,7 +60,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::request::Parts;
-use sha2::{Digest, Sha256};
 
 pub use self::builder::IntrospectionBuilder;
 use self::cache::AnswerCache;
@@ -178,7 +177,7 @@ fn answer_error(e: crate::oauth::FetchError) -> AuthError {
                 target: crate::telemetry::REJECTION_TARGET,
                 "the authorization server answered 400 to an introspection request; the token is treated as inactive"
             );
-            AuthError::invalid_token("invalid access token").with_detail("introspection_400")
+            judge::invalid("introspection_400")
         }
         Some(status @ (401 | 403)) => {
             tracing::warn!(
@@ -245,7 +244,7 @@ impl Authenticator for IntrospectionAuthenticator {
         if inner.cache.is_none() && inner.negative.is_none() {
             return self.introspect(token).await;
         }
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = crate::secret::digest(token.as_bytes());
         let now = Instant::now();
         if let Some(err) = inner.negative.as_ref().and_then(|c| c.get(&key, now)) {
             return Err(err);
@@ -265,7 +264,8 @@ impl Authenticator for IntrospectionAuthenticator {
                 // valid, and failures (503) say nothing about the token.
                 if let Some(negative) = &inner.negative
                     && err.is_rejection()
-                    && err.detail() != Some("not_yet_valid")
+                    && err.detail()
+                        != Some(crate::authenticators::claims::ClaimError::NotYetValid.detail())
                 {
                     negative.put(key, &err, None, now);
                 }

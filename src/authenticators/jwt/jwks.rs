@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use super::keys::{KeySet, Origin, keys_from_json};
-use crate::authenticators::claims::instant_after;
 use crate::error::ConfigError;
+use crate::time::instant_after;
 
 /// Least [`JwksPolicy::min_refresh_gap`] and [`JwksPolicy::fetch_timeout`] accepted (100 ms):
 /// a zero gap would turn off the unknown-`kid` rate limit, a zero timeout fail every fetch.

@@ -19,6 +19,7 @@ use rmcp::service::{
 use super::{caller, from_extensions, insufficient_scope_error, log_missing_layer};
 use crate::context::AuthContext;
 use crate::scope::{Operation, ScopePolicy};
+use crate::telemetry::{MAX_MCP_METHOD, MAX_PRINCIPAL, bounded};
 
 /// An rmcp service wrapper that applies a [`ScopePolicy`] at the MCP level, to every request
 /// rmcp 3.9 dispatches: the backstop should [`ScopeLayer`](crate::scope::ScopeLayer) be left
@@ -167,8 +168,8 @@ impl<H> ScopedServer<H> {
         self.policy.check(&ctx, ops).map_err(|e| {
             tracing::debug!(
                 target: crate::telemetry::REJECTION_TARGET,
-                method = ops.first().map(Operation::method),
-                principal = ctx.principal(),
+                method = ops.first().map(|o| bounded(o.method(), MAX_MCP_METHOD)).as_deref(),
+                principal = &*bounded(ctx.principal(), MAX_PRINCIPAL),
                 "MCP request refused by the scope policy"
             );
             insufficient_scope_error(&e)
@@ -362,7 +363,7 @@ impl<H: ServerHandler> ServerHandler for ScopedServer<H> {
         } else {
             tracing::debug!(
                 target: crate::telemetry::REJECTION_TARGET,
-                method = op.method(),
+                method = &*bounded(op.method(), MAX_MCP_METHOD),
                 "MCP notification dropped by the scope policy"
             );
         }

@@ -1303,10 +1303,14 @@ async fn soak(args: Args) -> bool {
                                 opened
                             }
                             // An issued token revoked since it was picked: try another.
-                            Err(_) => {
+                            Err(_) if kind == Kind::IssuedToken => {
                                 skipped += 1;
                                 continue;
                             }
+                            // Any other valid credential refused at `initialize` is a failure:
+                            // the call goes out on the worker's own session, and the server's
+                            // refusal is counted against this kind.
+                            Err(_) => sid.clone(),
                         },
                     },
                 };
@@ -1422,7 +1426,7 @@ async fn soak(args: Args) -> bool {
     let p = pool.lock().expect("pool");
     println!();
     println!(
-        "requests: {total} in {elapsed:.0} s ({:.0}/s); skipped (no token yet): {skipped}",
+        "requests: {total} in {elapsed:.0} s ({:.0}/s); skipped (no live issued token): {skipped}",
         total as f64 / elapsed
     );
     println!(
