@@ -72,8 +72,21 @@ let context; // the browser
 let userDataDir;
 let printed = false;
 
+/// `s` without the credentials this run knows of, nor authorization codes or tokens in URLs
+/// (Playwright's errors quote the values typed and the URLs visited).
+function redact(s) {
+  if (typeof s !== 'string') return s;
+  let r = s;
+  const secrets = [spec.token, ...(spec.probes ?? []).flatMap((p) => Object.values(p.headers ?? {}))]
+    .filter((v) => typeof v === 'string' && v.length >= 8)
+    .flatMap((v) => [v, v.replace(/^Bearer\s+/i, '')]);
+  for (const v of secrets) r = r.split(v).join('[redacted]');
+  return r.replace(/\b(code|access_token|refresh_token|id_token)=[^&\s"']+/g, '$1=[redacted]');
+}
+
 function finish(code) {
   if (!printed) {
+    out.error = redact(out.error);
     printed = true;
     process.stdout.write(`${JSON.stringify(out)}\n`);
   }
@@ -197,7 +210,15 @@ async function observe(context, page, origins, pageOrigin) {
     const prev = byId.get(e.requestId);
     if (prev && e.redirectResponse) prev.status = e.redirectResponse.status;
     byId.set(e.requestId, rec);
-    if (rec.type === 'Document') out.navigations.push(rec);
+    if (rec.type === 'Document') {
+      // Which parameters a navigation carried (names), and the OAuth ones that are not
+      // secret: where the authorization request points and what it asks for.
+      rec.params = [...u.searchParams.keys()].sort();
+      for (const k of ['resource', 'scope', 'code_challenge_method', 'response_type', 'redirect_uri', 'error']) {
+        if (u.searchParams.has(k)) rec[k] = u.searchParams.get(k);
+      }
+      out.navigations.push(rec);
+    }
     else if (rec.type === 'Preflight' || rec.method === 'OPTIONS') out.preflights.push(rec);
     else out.observed.push(rec);
   });
@@ -334,17 +355,21 @@ async function listAndCall(page) {
   out.result = call?.result ?? null;
 }
 
-/// Follows the authorization server's pages: redirects happen by themselves; a login or
-/// consent form, if one is shown, is submitted. Returns when the page is back on `origin`.
+/// Follows the authorization server's pages until the page is back on `origin` at
+/// /oauth/callback: redirects happen by themselves; a login or consent form, if one is
+/// shown, is filled (user "alice") and submitted.
 async function completeAuthorization(page, origin) {
   const deadline = Date.now() + STEP_MS;
+  let left = false;
   while (Date.now() < deadline) {
-    await page.waitForLoadState('domcontentloaded', { timeout: STEP_MS }).catch(() => {});
-    const here = new URL(page.url());
-    if (here.origin === origin) return;
-    if (here.protocol === 'http:' || here.protocol === 'https:') {
+    left ||= out.navigations.some((n) => n.origin !== origin);
+    const at = new URL(page.url());
+    if (left && at.origin === origin && out.navigations.some((n) => n.origin === origin && n.path === '/oauth/callback')) {
+      return;
+    }
+    if (at.origin !== origin && (at.protocol === 'http:' || at.protocol === 'https:')) {
       const form = page.locator('form').first();
-      if ((await form.count()) > 0) {
+      if ((await form.count().catch(() => 0)) > 0) {
         await step(page, 'authorization-form');
         for (const input of await form.locator('input[type=text], input[type=email], input:not([type])').all()) {
           if (!(await input.inputValue())) await input.fill('alice');
@@ -355,9 +380,9 @@ async function completeAuthorization(page, origin) {
         await form.locator('button[type=submit], input[type=submit], button').first().click();
       }
     }
-    await page.waitForTimeout(200);
+    await page.waitForTimeout(100);
   }
-  throw new Error(`never came back to ${origin} (at ${page.url()})`);
+  throw new Error(`never came back to ${origin}/oauth/callback (at ${page.url()})`);
 }
 
 async function runProbes(page) {
@@ -422,15 +447,16 @@ async function main() {
   if (spec.issuer) origins.add(new URL(spec.issuer).origin);
   await observe(context, page, origins, pageOrigin);
   page.on('console', (m) => {
-    if (m.type() === 'error') process.stderr.write(`page console: ${m.text()}\n`);
+    process.stderr.write(`page console ${m.type()}: ${redact(m.text())}\n`);
   });
 
-  // The Inspector asks its own proxy for defaults at load; MCP_PROXY_PORT=9 is a port
-  // browsers refuse to connect to, so that request never leaves the browser (no proxy runs).
+  // The Inspector asks its own proxy for defaults at load. No proxy runs: its address is
+  // set (and kept in the page's storage, so it is the same after the OAuth redirect) to a
+  // port browsers refuse to connect to, so that request never leaves the browser.
   const query = new URLSearchParams({
     transport: 'streamable-http',
     serverUrl: url.href,
-    MCP_PROXY_PORT: '9',
+    MCP_PROXY_FULL_ADDRESS: 'http://127.0.0.1:9',
   });
   await page.goto(`${pageOrigin}/?${query}`);
   await step(page, 'loaded');
@@ -449,10 +475,10 @@ async function main() {
   await page.getByRole('button', { name: 'Connect', exact: true }).click();
   if (mode === 'oauth') {
     // The 401 sends the page to the authorization server, and back to /oauth/callback.
-    await page.waitForURL((u) => u.origin !== pageOrigin, { timeout: STEP_MS });
-    await step(page, 'authorization-server');
     await completeAuthorization(page, pageOrigin);
     await step(page, 'callback');
+    await page.waitForTimeout(1500);
+    out.toasts = await page.locator('ol li').allInnerTexts().catch(() => []);
   }
   await waitConnected(page);
   await step(page, 'connected');
