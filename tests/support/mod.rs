@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod auth;
+pub mod browser;
 pub mod capture;
 pub mod idp;
 pub mod raw;

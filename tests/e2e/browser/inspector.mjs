@@ -367,6 +367,15 @@ async function completeAuthorization(page, origin) {
     if (left && at.origin === origin && out.navigations.some((n) => n.origin === origin && n.path === '/oauth/callback')) {
       return;
     }
+    if (at.origin === origin) {
+      // The Inspector reports a failed discovery, registration or exchange in a toast.
+      const toasts = await page.locator('ol li').allInnerTexts().catch(() => []);
+      const failed = toasts.find((t) => /fail|error/i.test(t));
+      if (failed) {
+        const blocked = out.observed.filter((r) => r.corsError).map((r) => `${r.method} ${r.origin}${r.path} (${r.corsError})`);
+        throw new Error(`the Inspector says: ${failed.replace(/\s+/g, ' ')}; requests blocked by CORS: ${blocked.join(', ') || 'none'}`);
+      }
+    }
     if (at.origin !== origin && (at.protocol === 'http:' || at.protocol === 'https:')) {
       const form = page.locator('form').first();
       if ((await form.count().catch(() => 0)) > 0) {
