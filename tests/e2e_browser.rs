@@ -352,6 +352,10 @@ async fn page_scripts_read_the_429_and_its_retry_after_and_challenge() {
     assert_eq!(probe(&v, "bad-1")["status"], 401, "{v:#}");
     assert_eq!(probe(&v, "bad-2")["status"], 401, "{v:#}");
     assert_preflights_succeed(&v, &url, &page);
+    // What the server sent, read without a browser (same client address, still limited).
+    let (status, challenge, retry) = support::raw::probe(&url, Some(ALICE)).await;
+    assert_eq!(status, 429);
+    let sent = format!("the server sent Retry-After {retry:?}, WWW-Authenticate {challenge:?}");
     for name in ["bad-3", "good-while-limited"] {
         let limited = probe(&v, name);
         // The 429 reaches the script (CORS headers on it), with its JSON error.
@@ -364,13 +368,14 @@ async fn page_scripts_read_the_429_and_its_retry_after_and_challenge() {
             "{limited}"
         );
         // When to retry, and the challenge, are readable by the script.
-        assert!(
+        let readable = (
             limited["retryAfter"].is_string(),
-            "Retry-After is not readable: {limited}"
-        );
-        assert!(
             limited["wwwAuthenticate"].is_string(),
-            "WWW-Authenticate is not readable: {limited}"
+        );
+        assert_eq!(
+            readable,
+            (true, true),
+            "(Retry-After, WWW-Authenticate) readable by the page's script; {sent}: {limited}"
         );
     }
 }
