@@ -106,16 +106,21 @@ function cleanup() {
 }
 
 process.on('exit', cleanup);
+/// Ends the run with `error`: closes the browser first (so Chromium is reaped here, not left
+/// to init), for at most 3 s.
+async function abort(error) {
+  out.error ??= error;
+  const closing = context?.close().catch(() => {});
+  await Promise.race([closing, new Promise((r) => setTimeout(r, 3_000))]);
+  finish(1);
+}
+
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, () => {
-    out.error = `stopped by ${sig}`;
-    finish(1);
-  });
+  process.on(sig, () => abort(`stopped by ${sig}`));
 }
 // The whole run is bounded.
 const watchdog = setTimeout(() => {
-  out.error = `timed out after ${timeoutMs} ms (last step: ${out.steps.at(-1) ?? 'none'})`;
-  finish(1);
+  abort(`timed out after ${timeoutMs} ms (last step: ${out.steps.at(-1) ?? 'none'})`);
 }, timeoutMs);
 watchdog.unref();
 
@@ -438,6 +443,10 @@ async function main() {
     executablePath: '/usr/bin/chromium',
     headless: true,
     timeout: STEP_MS,
+    // This script's own handlers close the browser on these signals.
+    handleSIGINT: false,
+    handleSIGTERM: false,
+    handleSIGHUP: false,
     args: [
       '--headless',
       '--no-sandbox',
@@ -456,7 +465,9 @@ async function main() {
   if (spec.issuer) origins.add(new URL(spec.issuer).origin);
   await observe(context, page, origins, pageOrigin);
   page.on('console', (m) => {
-    process.stderr.write(`page console ${m.type()}: ${redact(m.text())}\n`);
+    if (m.type() === 'error' || m.type() === 'warning') {
+      process.stderr.write(`page console ${m.type()}: ${redact(m.text())}\n`);
+    }
   });
 
   // The Inspector asks its own proxy for defaults at load. No proxy runs: its address is
