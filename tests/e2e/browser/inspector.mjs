@@ -9,6 +9,8 @@
 //     "mode": "bearer" | "oauth" | "probe",
 //     "token": "...",                             bearer: typed into the Inspector's
 //                                                 Authorization header
+//     "issuer": "http://127.0.0.1:PORT",          oauth: the authorization server (its requests
+//                                                 are reported too)
 //     "tool": "whoami",                           bearer/oauth: the tool to call (default whoami)
 //     "probes": [ { "name": "...", "method": "POST", "headers": {...}, "body": "..." } ],
 //                                                 probe: fetch()es from the Inspector's page
@@ -26,10 +28,19 @@
 // Every mode also reports what the browser itself sent to and got from the server's and the
 // authorization server's origins (from the DevTools protocol, CORS preflights included).
 //
-// Prints one JSON line last: { "ok": bool, "mode", "pageOrigin", "connected", "tools",
-// "resultText", "result", "probes", "observed", "preflights", "navigations", "error" }.
+// Prints one JSON line last:
+//   ok, mode, pageOrigin, steps, error;
+//   connected; tools (the names the server's tools/list answer held) and toolsShown (those
+//   the page shows); resultStatus and resultText (the tool result as the page shows it,
+//   whitespace collapsed) and result (the tools/call result the server sent); rpc (the MCP
+//   server's JSON-RPC answers); toasts (after the OAuth callback);
+//   probes: { name, status, wwwAuthenticate, retryAfter, sessionId, contentType, body }, as
+//   the page's script could read them (null = not readable), or { name, error };
+//   observed / preflights / navigations: { method, origin, path, type, status, headers
+//   (names sent), allowOrigin, rpc, failed, corsError }, navigations with their parameter
+//   names and the OAuth ones that are not secret (resource, scope, redirect_uri, ...).
 // Exits 0 when ok, 1 otherwise. Never prints a credential: request headers are reported by
-// name only.
+// name only, and known tokens and codes are redacted from error messages.
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
