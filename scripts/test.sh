@@ -36,8 +36,19 @@ if ! need redis-server; then
         exit 1
     fi
 fi
+# The browser tests drive the MCP Inspector's web client (npm) in Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+    if need apt-get; then
+        echo "installing chromium (Debian package) for the browser tests"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "chromium (/usr/bin/chromium) is needed for the browser tests" >&2
+        exit 1
+    fi
+fi
 npm ci --prefix tests/e2e/idp --no-audit --no-fund --loglevel=error
 npm ci --prefix tests/e2e/ts-sdk --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/e2e/browser --no-audit --no-fund --loglevel=error
 
 # The official Python SDK client (PyPI), in a virtualenv.
 if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
@@ -58,9 +69,10 @@ cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
 # The example server's crate (unit and doc tests) and the load driver.
 cargo test -p mcp-auth-example-server -p mcp-auth-load "$@"
-# End to end with the oidc-provider authorization server (these are #[ignore]d in plain
-# `cargo test` because they need the npm package installed above).
-cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py "$@" -- --ignored
+# End to end with the oidc-provider authorization server, the SDK clients and the MCP
+# Inspector in Chromium (these are #[ignore]d in plain `cargo test` because they need the
+# npm packages installed above).
+cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py --test e2e_browser "$@" -- --ignored
 # Redis-backed stores (plain and TLS), two example servers sharing one Redis, and session
 # bindings kept in Redis.
 cargo test --features "$FEATURES,redis" --test redis --test session "$@" -- --ignored

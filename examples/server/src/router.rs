@@ -78,7 +78,8 @@ where
 }
 
 /// CORS for browser clients: any origin the Origin check lets through may call; the MCP
-/// headers are allowed and the challenge and session id exposed.
+/// headers are allowed, and the challenge, the session id and `Retry-After` (on 429 and 503)
+/// exposed.
 pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
@@ -96,6 +97,7 @@ pub fn cors() -> CorsLayer {
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
             HeaderName::from_static("mcp-session-id"),
         ])
 }

@@ -76,6 +76,21 @@ const provider = new Provider(ISSUER, {
 // A registration's `scope` would pin a dynamically registered client to the scopes of its
 // first request; MCP clients step up to more scopes later (403 insufficient_scope), so the
 // test server lets registered clients ask for any of the resource scopes.
+// Browser-based MCP clients (the MCP Inspector's web client) register from their own origin;
+// oidc-provider's registration endpoint answers no CORS, so the test server does (discovery,
+// token and revocation have oidc-provider's own).
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/reg' || !ctx.get('Origin')) return next();
+  ctx.vary('Origin');
+  ctx.set('Access-Control-Allow-Origin', ctx.get('Origin'));
+  if (ctx.method === 'OPTIONS') {
+    ctx.set('Access-Control-Allow-Methods', 'POST');
+    ctx.set('Access-Control-Allow-Headers', ctx.get('Access-Control-Request-Headers') || 'content-type');
+    ctx.status = 204;
+    return undefined;
+  }
+  return next();
+});
 provider.use(async (ctx, next) => {
   if (ctx.method === 'POST' && ctx.path === '/reg' && ctx.is('application/json')) {
     const chunks = [];
