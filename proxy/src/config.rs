@@ -260,7 +260,9 @@ fn load_jwt(env: &mut EnvReader, upstream: &Upstream, public_url: &str) -> Optio
     let alg = env.optional("MCP_UPSTREAM_JWT_ALG", |name, v| {
         Algorithm::from_str(v.trim()).map_err(|_| ConfigError::new(name, "is not a JWT algorithm"))
     });
+    let mut key_set = false;
     let secret = env.optional_secret("MCP_UPSTREAM_JWT_SECRET", |name, v, _| {
+        key_set = true;
         let alg = alg.unwrap_or(Algorithm::HS256);
         if !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(ConfigError::new(
@@ -272,6 +274,7 @@ fn load_jwt(env: &mut EnvReader, upstream: &Upstream, public_url: &str) -> Optio
             .map_err(|_| ConfigError::new(name, "must be at least 32 bytes"))
     });
     let key = env.optional_secret("MCP_UPSTREAM_JWT_KEY", |name, v, _| {
+        key_set = true;
         let alg = alg.unwrap_or(Algorithm::RS256);
         if matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
             return Err(ConfigError::new(
@@ -295,7 +298,8 @@ fn load_jwt(env: &mut EnvReader, upstream: &Upstream, public_url: &str) -> Optio
         }
         (Some(m), None) | (None, Some(m)) => m,
         (None, None) => {
-            if alg.is_some() || audience.is_some() || issuer.is_some() || ttl.is_some() {
+            let others = alg.is_some() || audience.is_some() || issuer.is_some() || ttl.is_some();
+            if others && !key_set {
                 env.problem(
                     "MCP_UPSTREAM_JWT_SECRET",
                     "is needed (or MCP_UPSTREAM_JWT_KEY_FILE) for the other MCP_UPSTREAM_JWT_* settings",

@@ -187,7 +187,7 @@ mod tests {
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| t["name"].as_str().unwrap())
+            .filter_map(|t| t["name"].as_str())
             .collect()
     }
 
@@ -219,7 +219,7 @@ mod tests {
         let batch = json!([tools_answer(json!("b")), tools_answer(json!("a"))]).to_string();
         let v: Value = serde_json::from_slice(&p.filter_json(batch.as_bytes()).unwrap().unwrap())
             .unwrap();
-        assert_eq!(names(&v[0]).len(), 6, "the tools/call answer is untouched");
+        assert_eq!(v[0], tools_answer(json!("b")), "the tools/call answer is untouched");
         assert_eq!(names(&v[1]), ["whoami", "read_data"]);
         assert!(p.is_done());
     }
