@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod idp;
+pub mod sdk;
 pub mod upstream;
 
 use std::collections::HashMap;
