@@ -31,6 +31,7 @@ use mcp_auth::scope::{DEFAULT_MAX_BODY, ScopePolicy};
 
 use crate::config::{MAX_LISTING_ANSWER, ProxyConfig, Upstream};
 use crate::headers::{self, Forwarding, IdentityHeaders};
+use crate::hosts::AllowedHosts;
 use crate::listing::Pending;
 use crate::metrics::{Metrics, ProxyReason};
 use crate::mint::UpstreamJwt;
@@ -64,11 +65,18 @@ struct Shared {
     jwt: Option<UpstreamJwt>,
     policy: Arc<ScopePolicy>,
     metrics: Arc<Metrics>,
+    hosts: AllowedHosts,
 }
 
 impl Forward {
-    /// The service for `config`, filtering listings with `policy`, counting into `metrics`.
-    pub(crate) fn new(config: ProxyConfig, policy: Arc<ScopePolicy>, metrics: Arc<Metrics>) -> Self {
+    /// The service for `config`, filtering listings with `policy`, counting into `metrics`,
+    /// accepting requests for `hosts`.
+    pub(crate) fn new(
+        config: ProxyConfig,
+        policy: Arc<ScopePolicy>,
+        metrics: Arc<Metrics>,
+        hosts: AllowedHosts,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.enforce_http(true);
@@ -86,6 +94,7 @@ impl Forward {
                 jwt: config.jwt,
                 policy,
                 metrics,
+                hosts,
             }),
         }
     }
@@ -124,6 +133,10 @@ fn bad_gateway(reason: &'static str) -> Response<Body> {
 impl Shared {
     async fn forward(&self, req: Request<Body>) -> Response<Body> {
         let (parts, body) = req.into_parts();
+        if !self.hosts.allows(&parts.uri, &parts.headers) {
+            tracing::debug!(target: "mcp_auth_proxy", "request for a Host that is not allowed");
+            return refusal(StatusCode::FORBIDDEN, "host_not_allowed", "host_not_allowed");
+        }
         // The stack mounts this service at the endpoint: it sees the endpoint as `/`.
         if !matches!(parts.uri.path(), "/" | "") {
             return refusal(StatusCode::NOT_FOUND, "not_found", "not_found");

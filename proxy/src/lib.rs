@@ -52,6 +52,7 @@
 pub mod config;
 pub mod forward;
 mod headers;
+mod hosts;
 mod listing;
 pub mod metrics;
 mod mint;
@@ -157,7 +158,14 @@ impl Proxy {
     #[must_use]
     pub fn into_router(self) -> Router {
         let public_path = self.config.public_path.clone();
-        let forward = Forward::new(self.config, self.stack.policy(), self.metrics.clone());
+        let public_host = self.config.forwarding.host.to_str().unwrap_or_default().to_owned();
+        let hosts = hosts::AllowedHosts::new(self.stack.allowed_hosts(), &public_host);
+        let forward = Forward::new(
+            self.config,
+            self.stack.policy(),
+            self.metrics.clone(),
+            hosts,
+        );
         let metrics = self.metrics;
         let count = tower::util::MapResponseLayer::new(move |res: Response| {
             metrics.record(&res);

@@ -41,6 +41,11 @@ impl Stack {
         self.0.policy.clone()
     }
 
+    /// `Host` values accepted (`MCP_ALLOWED_HOSTS`), when configured.
+    pub(crate) fn allowed_hosts(&self) -> Option<&[String]> {
+        self.0.allowed_hosts.as_deref()
+    }
+
     /// The bearer token generated because no credential was configured.
     pub(crate) fn generated_token(&self) -> Option<&Secret> {
         self.0.generated_token.as_ref()

@@ -445,6 +445,18 @@ async fn a_minted_jwt_carries_the_identity_to_the_upstream() {
 }
 
 #[tokio::test]
+async fn a_host_that_is_not_allowed_is_refused() {
+    let up = upstream::start().await;
+    let proxy = proxy_for(&up, &[]).await;
+    let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[("host", "evil.example")]).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(res.text().await.unwrap(), r#"{"error":"host_not_allowed"}"#);
+    assert!(up.seen().is_empty());
+    let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[("host", "localhost")]).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
 async fn an_identity_that_is_no_valid_header_value_is_refused() {
     let up = upstream::start().await;
     let url = up.url();
