@@ -366,7 +366,11 @@ mod tests {
             "http://127.0.0.1:9000/mcp?token=x",
             "not a url",
         ] {
-            assert_eq!(problems(&[("MCP_UPSTREAM_URL", bad)]), ["MCP_UPSTREAM_URL"], "{bad}");
+            assert_eq!(
+                problems(&[("MCP_UPSTREAM_URL", bad)]),
+                ["MCP_UPSTREAM_URL"],
+                "{bad}"
+            );
         }
     }
 
@@ -383,7 +387,10 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_millis(500));
         assert_eq!(c.public_path, "/api/mcp");
         assert_eq!(c.forwarding.proto, "https");
-        assert_eq!(c.metrics_bind, Some(SocketAddr::from(([127, 0, 0, 1], 9090))));
+        assert_eq!(
+            c.metrics_bind,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9090)))
+        );
         let mut p = problems(&[
             ("MCP_UPSTREAM_URL", "http://127.0.0.1:9000/mcp"),
             ("MCP_UPSTREAM_TIMEOUT", "0"),

@@ -135,7 +135,11 @@ impl Shared {
         let (parts, body) = req.into_parts();
         if !self.hosts.allows(&parts.uri, &parts.headers) {
             tracing::debug!(target: "mcp_auth_proxy", "request for a Host that is not allowed");
-            return refusal(StatusCode::FORBIDDEN, "host_not_allowed", "host_not_allowed");
+            return refusal(
+                StatusCode::FORBIDDEN,
+                "host_not_allowed",
+                "host_not_allowed",
+            );
         }
         // The stack mounts this service at the endpoint: it sees the endpoint as `/`.
         if !matches!(parts.uri.path(), "/" | "") {
@@ -249,9 +253,7 @@ impl Shared {
             return Response::from_parts(res_parts, Body::new(incoming));
         };
         match media_type(&res_parts.headers) {
-            Some(Media::Json) => {
-                filter_json(res_parts, incoming, pending).await
-            }
+            Some(Media::Json) => filter_json(res_parts, incoming, pending).await,
             Some(Media::EventStream) => {
                 res_parts.headers.remove(CONTENT_LENGTH);
                 let body = FilteredSse::new(incoming, pending, MAX_LISTING_ANSWER);

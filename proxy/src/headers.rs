@@ -174,7 +174,10 @@ pub(crate) fn upstream_request(
         roles.push_str(role);
     }
     out.insert(identity.roles.clone(), value(&roles, "roles")?);
-    out.insert(identity.method.clone(), value(ctx.method().as_str(), "method")?);
+    out.insert(
+        identity.method.clone(),
+        value(ctx.method().as_str(), "method")?,
+    );
     if let Some(id) = ctx.client_id() {
         out.insert(identity.client_id.clone(), value(id, "client id")?);
     }
@@ -262,7 +265,13 @@ mod tests {
             ("accept", "application/json, text/event-stream"),
         ]);
         let out = forward(&h, &ctx());
-        for name in ["authorization", "x-api-key", "cookie", "forwarded", "x-mcp-anything"] {
+        for name in [
+            "authorization",
+            "x-api-key",
+            "cookie",
+            "forwarded",
+            "x-mcp-anything",
+        ] {
             assert!(out.get(name).is_none(), "{name} forwarded");
         }
         assert_eq!(out["x-mcp-subject"], "alice");
@@ -330,16 +339,27 @@ mod tests {
     fn a_custom_prefix_is_used_and_x_mcp_is_still_stripped() {
         let ids = IdentityHeaders::new("X-Auth-").unwrap();
         let h = incoming(&[("x-auth-subject", "mallory"), ("x-mcp-subject", "mallory")]);
-        let out =
-            upstream_request(&h, &ids, &ctx(), None, &forwarding(), None).unwrap();
+        let out = upstream_request(&h, &ids, &ctx(), None, &forwarding(), None).unwrap();
         assert_eq!(out["x-auth-subject"], "alice");
         assert!(out.get("x-mcp-subject").is_none());
-        assert!(out.get("x-forwarded-for").is_none(), "no client address known");
+        assert!(
+            out.get("x-forwarded-for").is_none(),
+            "no client address known"
+        );
     }
 
     #[test]
     fn prefixes_that_could_name_protocol_fields_are_refused() {
-        for bad in ["Mcp-", "", "X", "X-", "Authorization", "X-MCP", "X-M\u{e9}-", "X-a b-"] {
+        for bad in [
+            "Mcp-",
+            "",
+            "X",
+            "X-",
+            "Authorization",
+            "X-MCP",
+            "X-M\u{e9}-",
+            "X-a b-",
+        ] {
             assert!(IdentityHeaders::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -78,7 +78,12 @@ mod tests {
     #[test]
     fn loopback_and_the_public_host_by_default() {
         let hosts = AllowedHosts::new(None, "mcp.example.com");
-        for ok in ["127.0.0.1:8080", "localhost", "[::1]:9", "MCP.example.com:443"] {
+        for ok in [
+            "127.0.0.1:8080",
+            "localhost",
+            "[::1]:9",
+            "MCP.example.com:443",
+        ] {
             assert!(allows(&hosts, ok), "{ok}");
         }
         for bad in ["evil.example", "127.0.0.2:8080", "mcp.example.com.evil"] {

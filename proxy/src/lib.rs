@@ -98,9 +98,10 @@ impl std::fmt::Debug for Proxy {
 /// Every problem at once, by variable name, never with a value.
 pub fn load(env: &Env) -> Result<Proxy, ConfigError> {
     let stack = stack::load(env.reader());
-    let bind = stack
-        .as_ref()
-        .map_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)), stack::Stack::bind);
+    let bind = stack.as_ref().map_or_else(
+        |_| SocketAddr::from(([127, 0, 0, 1], 8080)),
+        stack::Stack::bind,
+    );
     let config = ProxyConfig::load(env, bind);
     match (stack, config) {
         (Ok(stack), Ok(config)) => Ok(Proxy {
@@ -155,10 +156,15 @@ impl Proxy {
 
     /// The application: the MCP endpoint behind the auth stack, the metadata routes, and
     /// `/healthz`. Every request but the health check is counted in [`Proxy::metrics`].
-    #[must_use]
     pub fn into_router(self) -> Router {
         let public_path = self.config.public_path.clone();
-        let public_host = self.config.forwarding.host.to_str().unwrap_or_default().to_owned();
+        let public_host = self
+            .config
+            .forwarding
+            .host
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
         let hosts = hosts::AllowedHosts::new(self.stack.allowed_hosts(), &public_host);
         let forward = Forward::new(
             self.config,

@@ -59,10 +59,10 @@ impl Pending {
         let mut ids = Vec::new();
         let mut note = |m: &Value| {
             let kind = m.get("method").and_then(Value::as_str).and_then(Kind::of);
-            if let (Some(kind), Some(id)) = (kind, m.get("id")) {
-                if !id.is_null() {
-                    ids.push((id.clone(), kind));
-                }
+            if let (Some(kind), Some(id)) = (kind, m.get("id"))
+                && !id.is_null()
+            {
+                ids.push((id.clone(), kind));
             }
         };
         match &value {
@@ -217,9 +217,13 @@ mod tests {
         let other = tools_answer(json!(1)).to_string();
         assert!(p.filter_json(other.as_bytes()).unwrap().is_none());
         let batch = json!([tools_answer(json!("b")), tools_answer(json!("a"))]).to_string();
-        let v: Value = serde_json::from_slice(&p.filter_json(batch.as_bytes()).unwrap().unwrap())
-            .unwrap();
-        assert_eq!(v[0], tools_answer(json!("b")), "the tools/call answer is untouched");
+        let v: Value =
+            serde_json::from_slice(&p.filter_json(batch.as_bytes()).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            v[0],
+            tools_answer(json!("b")),
+            "the tools/call answer is untouched"
+        );
         assert_eq!(names(&v[1]), ["whoami", "read_data"]);
         assert!(p.is_done());
     }

@@ -152,7 +152,7 @@ fn reason<B>(res: &Response<B>) -> &'static str {
         413 => "body_too_large",
         415 => "unsupported_media_type",
         429 => "too_many_failures",
-        400..=499 => "client_error",
+        401..=499 => "client_error",
         502 => "upstream_error",
         503 => "unavailable",
         _ => "server_error",
@@ -185,7 +185,9 @@ mod tests {
         assert_eq!(m.requests("4xx", "insufficient_scope"), 2);
         let text = m.render();
         assert!(
-            text.contains("mcp_proxy_requests_total{class=\"4xx\",reason=\"insufficient_scope\"} 2"),
+            text.contains(
+                "mcp_proxy_requests_total{class=\"4xx\",reason=\"insufficient_scope\"} 2"
+            ),
             "{text}"
         );
     }

@@ -79,10 +79,10 @@ impl UpstreamJwt {
                 .cache
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((value, at)) = cache.get(&key) {
-                if now.duration_since(*at) < self.reuse {
-                    return Ok(value.clone());
-                }
+            if let Some((value, at)) = cache.get(&key)
+                && now.duration_since(*at) < self.reuse
+            {
+                return Ok(value.clone());
             }
         }
         let token = self.minter.mint_claims(claims).map_err(|e| {
@@ -125,7 +125,11 @@ mod tests {
     }
 
     fn token(v: &HeaderValue) -> String {
-        v.to_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned()
+        v.to_str()
+            .unwrap()
+            .strip_prefix("Bearer ")
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
@@ -161,15 +165,23 @@ mod tests {
         let short = minter(Duration::from_millis(2));
         let s1 = short.authorization(&a).unwrap();
         std::thread::sleep(Duration::from_millis(5));
-        assert_ne!(s1, short.authorization(&a).unwrap(), "renewed after half its life");
+        assert_ne!(
+            s1,
+            short.authorization(&a).unwrap(),
+            "renewed after half its life"
+        );
     }
 
     /// The cost the cache saves (run with `--ignored --nocapture`).
     #[test]
     #[ignore = "a measurement, not a check"]
     fn mint_cost() {
-        let m = JwtMinter::hmac(SECRET, Algorithm::HS256).unwrap().ttl(Duration::from_secs(60));
-        let ctx = AuthContext::builder("alice", AuthMethod::Bearer).scopes(["data:read"]).build();
+        let m = JwtMinter::hmac(SECRET, Algorithm::HS256)
+            .unwrap()
+            .ttl(Duration::from_secs(60));
+        let ctx = AuthContext::builder("alice", AuthMethod::Bearer)
+            .scopes(["data:read"])
+            .build();
         let n = 10_000;
         let start = Instant::now();
         for _ in 0..n {
@@ -181,6 +193,9 @@ mod tests {
         for _ in 0..n {
             let _ = cached.authorization(&ctx).unwrap();
         }
-        println!("HS256 mint: {per_mint:?} each; cached: {:?} each", start.elapsed() / n);
+        println!(
+            "HS256 mint: {per_mint:?} each; cached: {:?} each",
+            start.elapsed() / n
+        );
     }
 }

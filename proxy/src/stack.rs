@@ -82,9 +82,8 @@ impl Stack {
         // The example router mounts at /mcp: requests for the public path are sent there,
         // and requests for /mcp itself are not (they get 404).
         let public = public_path.to_owned();
-        let remapped = tower::util::MapRequest::new(app, move |req: Request<Body>| {
-            remap(req, &public)
-        });
+        let remapped =
+            tower::util::MapRequest::new(app, move |req: Request<Body>| remap(req, &public));
         Router::new().fallback_service(remapped)
     }
 }

@@ -20,7 +20,8 @@ use support::idp::start_idp;
 use support::sdk::observed;
 use support::{Child, Proxy, pairs, start_proxy};
 
-const TABLE: &str = "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
+const TABLE: &str =
+    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
 
 /// The proxy as an OAuth protected resource of `issuer`, in front of `upstream`.
 async fn oauth_proxy(issuer: &str, upstream: &Child) -> Proxy {
@@ -74,7 +75,11 @@ async fn typescript_sdk_client_authorizes_and_steps_up_through_the_proxy() {
     let proxy = oauth_proxy(&idp.issuer, &upstream).await;
     let v = support::sdk::typescript(vec!["step-up".into(), proxy.url()]).await;
     assert_cold_start(&v, &proxy);
-    assert_eq!(identity(&v["whoami"]), ("alice", "jwt", "data:read"), "{v:#}");
+    assert_eq!(
+        identity(&v["whoami"]),
+        ("alice", "jwt", "data:read"),
+        "{v:#}"
+    );
     assert_eq!(v["firstWrite"]["ok"], false, "{v:#}");
     assert_eq!(v["retry"]["text"], "ok", "{v:#}");
     // The TypeScript SDK re-authorizes for the challenged scope alone.
@@ -98,7 +103,11 @@ async fn python_sdk_client_authorizes_and_steps_up_through_the_proxy() {
     let proxy = oauth_proxy(&idp.issuer, &upstream).await;
     let v = support::sdk::python(vec!["step-up".into(), proxy.url()]).await;
     assert_cold_start(&v, &proxy);
-    assert_eq!(identity(&v["whoami"]), ("alice", "jwt", "data:read"), "{v:#}");
+    assert_eq!(
+        identity(&v["whoami"]),
+        ("alice", "jwt", "data:read"),
+        "{v:#}"
+    );
     assert_eq!(v["write"]["text"], "ok", "{v:#}");
     assert_eq!(v["write"]["isError"], false, "{v:#}");
     assert_eq!(
@@ -183,7 +192,11 @@ async fn rmcp_client_authorizes_and_steps_up_through_the_proxy() {
         .query_pairs()
         .find(|(k, _)| k == "resource")
         .map(|(_, v)| v.into_owned());
-    assert_eq!(resource.as_deref(), Some(url.as_str()), "the proxy is the resource");
+    assert_eq!(
+        resource.as_deref(),
+        Some(url.as_str()),
+        "the proxy is the resource"
+    );
     let callback = browse(&authorization_url, redirect_uri).await;
     state
         .handle_callback_url(&callback)

@@ -24,7 +24,8 @@ const ADMIN: &str = "tok-admin-0123456789abcdef";
 const READER: &str = "tok-reader-0123456789abcdef";
 const TOKENS: &str =
     "tok-admin-0123456789abcdef;sub=alice, tok-reader-0123456789abcdef;sub=reader;scopes=data:read";
-const TABLE: &str = "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
+const TABLE: &str =
+    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
 
 /// Records when each progress notification arrived.
 #[derive(Clone, Default)]
@@ -36,7 +37,10 @@ impl ClientHandler for Progress {
         params: ProgressNotificationParam,
         _: NotificationContext<RoleClient>,
     ) {
-        self.0.lock().unwrap().push((Instant::now(), params.progress));
+        self.0
+            .lock()
+            .unwrap()
+            .push((Instant::now(), params.progress));
     }
 }
 
@@ -129,9 +133,10 @@ async fn through_the_proxy(upstream: Child) {
     names.sort();
     assert_eq!(names, ["read_data", "slow_progress", "whoami"]);
     let refused = reader
-        .call_tool(CallToolRequestParams::new("delete_data").with_arguments(
-            json!({"key": "k"}).as_object().unwrap().clone(),
-        ))
+        .call_tool(
+            CallToolRequestParams::new("delete_data")
+                .with_arguments(json!({"key": "k"}).as_object().unwrap().clone()),
+        )
         .await;
     assert!(refused.is_err(), "{refused:?}");
     let _ = reader.cancel().await;
@@ -148,7 +153,10 @@ async fn through_the_proxy(upstream: Child) {
         .await
         .unwrap();
     assert_eq!(raw.status(), 403);
-    let challenge = raw.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    let challenge = raw.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(
         challenge.contains("error=\"insufficient_scope\"") && challenge.contains("data:admin"),
         "{challenge}"
@@ -171,7 +179,10 @@ async fn through_the_proxy(upstream: Child) {
         .await
         .unwrap();
     assert_eq!(init.status(), 200);
-    let session = init.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let session = init.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = init.text().await;
     let deleted = http
         .delete(proxy.url())

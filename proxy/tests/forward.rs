@@ -108,7 +108,11 @@ async fn the_upstream_gets_the_callers_identity_and_never_its_credentials() {
         header(h, "x-mcp-scopes"),
         Some("data:admin data:read data:write")
     );
-    assert_eq!(header(h, "x-mcp-roles"), Some(""), "the spoofed role is gone");
+    assert_eq!(
+        header(h, "x-mcp-roles"),
+        Some(""),
+        "the spoofed role is gone"
+    );
     assert_eq!(header(h, "x-mcp-auth-method"), Some("bearer"));
     assert_eq!(header(h, "x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(
@@ -131,7 +135,10 @@ async fn api_keys_never_reach_the_upstream() {
     let url = up.url();
     let proxy = start_proxy(move |_| {
         pairs(&[
-            ("MCP_API_KEYS", "key-bob-0123456789abcdef;sub=bob;scopes=data:read"),
+            (
+                "MCP_API_KEYS",
+                "key-bob-0123456789abcdef;sub=bob;scopes=data:read",
+            ),
             ("MCP_UPSTREAM_URL", &url),
         ])
     })
@@ -158,12 +165,20 @@ async fn refused_requests_never_reach_the_upstream() {
     let res = post(&proxy.url(), None, call("ping"), &[]).await;
     assert_eq!(res.status(), 401);
     assert!(res.headers().get("www-authenticate").is_some());
-    let res = post(&proxy.url(), Some("tok-wrong-0123456789abcdef"), call("ping"), &[]).await;
+    let res = post(
+        &proxy.url(),
+        Some("tok-wrong-0123456789abcdef"),
+        call("ping"),
+        &[],
+    )
+    .await;
     assert_eq!(res.status(), 401);
     let delete = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_data","arguments":{}}});
     let res = post(&proxy.url(), Some(READER), delete, &[]).await;
     assert_eq!(res.status(), 403);
-    let challenge = header(res.headers(), "www-authenticate").unwrap().to_owned();
+    let challenge = header(res.headers(), "www-authenticate")
+        .unwrap()
+        .to_owned();
     assert!(challenge.contains("insufficient_scope"), "{challenge}");
     assert!(up.seen().is_empty(), "{:?}", up.seen());
 }
@@ -185,9 +200,11 @@ async fn listings_show_each_caller_only_what_it_may_call() {
 
     let res = post(&proxy.url(), Some(READER), list.clone(), &[]).await;
     assert_eq!(res.status(), 200);
-    assert!(res.headers().get("content-length").is_none_or(|l| {
-        l.to_str().unwrap().parse::<usize>().unwrap() < 200
-    }));
+    assert!(
+        res.headers()
+            .get("content-length")
+            .is_none_or(|l| { l.to_str().unwrap().parse::<usize>().unwrap() < 200 })
+    );
     let v: Value = res.json().await.unwrap();
     assert_eq!(tool_names(&v), ["whoami", "read_data"]);
 
@@ -205,7 +222,10 @@ async fn listings_show_each_caller_only_what_it_may_call() {
     // As SSE: the notification passes as it is, the answer (split across chunks) is
     // filtered.
     let res = post(&proxy.url(), Some(READER), list, &[("x-test-mode", "sse")]).await;
-    assert_eq!(header(res.headers(), "content-type"), Some("text/event-stream"));
+    assert_eq!(
+        header(res.headers(), "content-type"),
+        Some("text/event-stream")
+    );
     let text = res.text().await.unwrap();
     assert!(
         text.starts_with("event: message\r\ndata: {") && text.contains("\"info\"}}\r\n\r\nevent"),
@@ -217,7 +237,10 @@ async fn listings_show_each_caller_only_what_it_may_call() {
         .filter(|e| !e.trim().is_empty())
         .collect();
     assert_eq!(events.len(), 2, "{text}");
-    assert!(events[0].contains("delete_data listed"), "untouched: {text}");
+    assert!(
+        events[0].contains("delete_data listed"),
+        "untouched: {text}"
+    );
     let data = events[1]
         .lines()
         .find_map(|l| l.strip_prefix("data: "))
@@ -307,10 +330,9 @@ async fn sessions_pass_both_ways_and_get_and_delete_are_forwarded() {
 #[tokio::test]
 async fn an_unreachable_upstream_is_a_502_without_details() {
     let dead = format!("http://127.0.0.1:{}/mcp", free_port());
-    let proxy = start_proxy(move |_| {
-        pairs(&[("MCP_AUTH_TOKENS", TOKENS), ("MCP_UPSTREAM_URL", &dead)])
-    })
-    .await;
+    let proxy =
+        start_proxy(move |_| pairs(&[("MCP_AUTH_TOKENS", TOKENS), ("MCP_UPSTREAM_URL", &dead)]))
+            .await;
     let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[]).await;
     assert_eq!(res.status(), 502);
     assert_eq!(res.text().await.unwrap(), r#"{"error":"bad_gateway"}"#);
@@ -345,7 +367,13 @@ async fn a_silent_upstream_is_a_504_after_the_timeout() {
 async fn an_upstream_refusing_the_proxy_is_a_502_not_a_challenge() {
     let up = upstream::start().await;
     let proxy = proxy_for(&up, &[]).await;
-    let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[("x-test-mode", "401")]).await;
+    let res = post(
+        &proxy.url(),
+        Some(ADMIN),
+        call("ping"),
+        &[("x-test-mode", "401")],
+    )
+    .await;
     assert_eq!(res.status(), 502);
     assert!(res.headers().get("www-authenticate").is_none());
 }
@@ -367,7 +395,8 @@ async fn metrics_count_outcomes_and_upstream_latency() {
     post(&proxy.url(), Some(ADMIN), call("ping"), &[]).await;
     post(&proxy.url(), Some(ADMIN), call("ping"), &[]).await;
     post(&proxy.url(), None, call("ping"), &[]).await;
-    let delete = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_data"}});
+    let delete =
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_data"}});
     post(&proxy.url(), Some(READER), delete, &[]).await;
     assert_eq!(proxy.metrics.requests("2xx", "ok"), 2);
     assert_eq!(proxy.metrics.requests("4xx", "missing_credentials"), 1);
@@ -448,11 +477,23 @@ async fn a_minted_jwt_carries_the_identity_to_the_upstream() {
 async fn a_host_that_is_not_allowed_is_refused() {
     let up = upstream::start().await;
     let proxy = proxy_for(&up, &[]).await;
-    let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[("host", "evil.example")]).await;
+    let res = post(
+        &proxy.url(),
+        Some(ADMIN),
+        call("ping"),
+        &[("host", "evil.example")],
+    )
+    .await;
     assert_eq!(res.status(), 403);
     assert_eq!(res.text().await.unwrap(), r#"{"error":"host_not_allowed"}"#);
     assert!(up.seen().is_empty());
-    let res = post(&proxy.url(), Some(ADMIN), call("ping"), &[("host", "localhost")]).await;
+    let res = post(
+        &proxy.url(),
+        Some(ADMIN),
+        call("ping"),
+        &[("host", "localhost")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
 }
 
@@ -467,7 +508,13 @@ async fn an_identity_that_is_no_valid_header_value_is_refused() {
         ])
     })
     .await;
-    let res = post(&proxy.url(), Some("tok-jose-0123456789abcdef"), call("ping"), &[]).await;
+    let res = post(
+        &proxy.url(),
+        Some("tok-jose-0123456789abcdef"),
+        call("ping"),
+        &[],
+    )
+    .await;
     assert_eq!(res.status(), 403);
     assert!(up.seen().is_empty());
 }
@@ -478,9 +525,14 @@ async fn with_no_credential_configured_a_generated_token_is_required() {
     let url = up.url();
     let proxy = start_proxy(move |_| pairs(&[("MCP_UPSTREAM_URL", &url)])).await;
     let token = proxy.generated.clone().expect("a generated token");
-    assert_eq!(post(&proxy.url(), None, call("ping"), &[]).await.status(), 401);
     assert_eq!(
-        post(&proxy.url(), Some(&token), call("ping"), &[]).await.status(),
+        post(&proxy.url(), None, call("ping"), &[]).await.status(),
+        401
+    );
+    assert_eq!(
+        post(&proxy.url(), Some(&token), call("ping"), &[])
+            .await
+            .status(),
         200
     );
 }
@@ -494,5 +546,8 @@ fn configuration_problems_are_reported_together_by_name() {
     .unwrap_err();
     let mut names: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
     names.sort_unstable();
-    assert_eq!(names, ["MCP_BIND", "MCP_UPSTREAM_TIMEOUT", "MCP_UPSTREAM_URL"]);
+    assert_eq!(
+        names,
+        ["MCP_BIND", "MCP_UPSTREAM_TIMEOUT", "MCP_UPSTREAM_URL"]
+    );
 }

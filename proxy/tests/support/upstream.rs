@@ -109,7 +109,10 @@ fn with_noise(mut res: Response<Body>) -> Response<Body> {
     h.insert("connection", "x-upstream-hop".parse().unwrap());
     h.insert("x-upstream-hop", "1".parse().unwrap());
     h.insert("set-cookie", "upstream=1".parse().unwrap());
-    h.insert("www-authenticate", "Bearer realm=\"upstream\"".parse().unwrap());
+    h.insert(
+        "www-authenticate",
+        "Bearer realm=\"upstream\"".parse().unwrap(),
+    );
     h.insert("x-upstream-end-to-end", "kept".parse().unwrap());
     res
 }
