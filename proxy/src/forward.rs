@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
@@ -200,6 +200,11 @@ impl Shared {
                 );
             }
         };
+        let mut headers = headers;
+        if pending.is_some() {
+            // A listing answer must be readable to be filtered: no compression.
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+        }
         let mut upstream_req = Request::new(body);
         *upstream_req.method_mut() = parts.method.clone();
         *upstream_req.uri_mut() = self.upstream.uri.clone();
@@ -252,6 +257,14 @@ impl Shared {
         let Some(pending) = pending else {
             return Response::from_parts(res_parts, Body::new(incoming));
         };
+        let encoded = res_parts
+            .headers
+            .get(CONTENT_ENCODING)
+            .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+        if encoded {
+            tracing::warn!(target: "mcp_auth_proxy", "a listing answer came compressed although identity was asked for");
+            return bad_gateway("listing_unreadable");
+        }
         match media_type(&res_parts.headers) {
             Some(Media::Json) => filter_json(res_parts, incoming, pending).await,
             Some(Media::EventStream) => {

@@ -78,6 +78,7 @@ async fn the_upstream_gets_the_callers_identity_and_never_its_credentials() {
             ("x-client-hop", "1"),
             ("te", "trailers"),
             ("x-end-to-end", "kept"),
+            ("accept-encoding", "br"),
         ],
     )
     .await;
@@ -122,6 +123,7 @@ async fn the_upstream_gets_the_callers_identity_and_never_its_credentials() {
     assert_eq!(header(h, "x-forwarded-proto"), Some("http"));
     assert_eq!(header(h, "host"), Some(up.addr.to_string().as_str()));
     assert_eq!(header(h, "x-end-to-end"), Some("kept"));
+    assert_eq!(header(h, "accept-encoding"), Some("br"));
     assert_eq!(
         seen[0].body,
         call("ping").to_string().as_bytes(),
@@ -198,8 +200,19 @@ async fn listings_show_each_caller_only_what_it_may_call() {
     let proxy = proxy_for(&up, &[]).await;
     let list = json!({"jsonrpc":"2.0","id":"l-1","method":"tools/list"});
 
-    let res = post(&proxy.url(), Some(READER), list.clone(), &[]).await;
+    let res = post(
+        &proxy.url(),
+        Some(READER),
+        list.clone(),
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
     assert_eq!(res.status(), 200);
+    assert_eq!(
+        header(&up.seen()[0].headers, "accept-encoding"),
+        Some("identity"),
+        "a listing answer must come uncompressed to be filtered"
+    );
     assert!(
         res.headers()
             .get("content-length")
