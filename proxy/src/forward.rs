@@ -4,9 +4,10 @@
 //! - Request bodies of POSTs are read (bounded by [`DEFAULT_MAX_BODY`], as the scope layer
 //!   reads them) to learn which JSON-RPC ids ask for a listing; other bodies stream through.
 //! - Responses stream back as they arrive (SSE event by event); only the answers to
-//!   listing requests are read and filtered ([`crate::listing`], [`crate::sse`]).
-//! - Headers: see [`crate::headers`]. The client's credentials never reach the upstream; the
-//!   caller's identity does, in identity headers, and optionally a minted JWT.
+//!   listing requests are read and filtered.
+//! - Headers: the hop-by-hop ones are removed both ways. The client's credentials never
+//!   reach the upstream; the caller's identity does, in identity headers, and optionally in
+//!   a minted JWT.
 //! - The upstream unreachable: 502 `{"error":"bad_gateway"}`; no response headers within the
 //!   timeout: 504 `{"error":"gateway_timeout"}`; details only in the log.
 

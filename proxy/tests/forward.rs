@@ -564,3 +564,48 @@ fn configuration_problems_are_reported_together_by_name() {
         ["MCP_BIND", "MCP_UPSTREAM_TIMEOUT", "MCP_UPSTREAM_URL"]
     );
 }
+
+#[tokio::test]
+async fn browsers_get_cors_preflights_and_can_read_the_challenge() {
+    let up = upstream::start().await;
+    let proxy = proxy_for(&up, &[]).await;
+    let http = reqwest::Client::new();
+    let pre = http
+        .request(reqwest::Method::OPTIONS, proxy.url())
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, mcp-session-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert_eq!(
+        header(pre.headers(), "access-control-allow-origin"),
+        Some("http://localhost:6274")
+    );
+    let res = post(
+        &proxy.url(),
+        None,
+        call("ping"),
+        &[("origin", "http://localhost:6274")],
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+    let exposed = header(res.headers(), "access-control-expose-headers")
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    // An Origin outside the allowed list is refused before the upstream.
+    let res = post(
+        &proxy.url(),
+        Some(ADMIN),
+        call("ping"),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    assert!(up.seen().is_empty());
+}
