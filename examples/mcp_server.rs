@@ -4,11 +4,13 @@
 //! cargo run --example mcp_server
 //! ```
 //!
-//! Configured through `MCP_*` environment variables: API keys (`MCP_API_KEYS`), static bearer
+//! Configured through `MCP_*` environment variables and/or a TOML file (`MCP_AUTH_CONFIG`;
+//! `examples/config/` has one per common setup): API keys (`MCP_API_KEYS`), static bearer
 //! tokens (`MCP_AUTH_TOKENS`), JWTs (`MCP_JWT_SECRET`, `MCP_OIDC_ISSUER`, `MCP_JWKS_URL`),
 //! token introspection, the OAuth protected resource metadata, per-tool scopes, Redis-backed
-//! shared state and transport hardening. The whole contract, the tools and the layer stack
-//! are in the `mcp-auth-example-server` crate (`examples/server/`); this file only runs it.
+//! shared state and transport hardening, all read by `mcp_auth::config`. The tools and the
+//! few lines that put them behind the stack are in the `mcp-auth-example-server` crate
+//! (`examples/server/`); this file runs it.
 //! With no credential configured, a bearer token is generated and printed on a line
 //! starting with `token: `: the server never serves unauthenticated.
 
@@ -40,14 +42,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Fetch JWKS keys in the background now rather than on the first request. If the
     // identity provider is down, startup still succeeds and JWT requests get 503 until it is up.
-    if let Some(jwt) = config.jwt() {
-        jwt.prefetch();
-    }
+    config.prefetch();
 
     let listener = tokio::net::TcpListener::bind(config.bind).await?;
     let address = listener.local_addr()?;
     let schemes = config.scheme_names();
-    tracing::info!(%address, ?schemes, "MCP server listening on /mcp");
+    let path = config.mcp_path();
+    tracing::info!(%address, ?schemes, %path, "MCP server listening");
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };

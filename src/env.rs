@@ -63,9 +63,13 @@ pub enum SecretOrigin {
     File,
 }
 
-/// Collects settings from the environment (or from given pairs, for tests).
+/// Collects settings from the environment (or from given pairs, for tests), optionally with
+/// lower layers under it ([`EnvReader::with_fallback`]: a configuration file, built-in
+/// defaults).
 pub struct EnvReader {
     source: Source,
+    /// Settings the environment does not set, each with where it came from (for messages).
+    fallback: HashMap<String, (Zeroizing<String>, String)>,
     problems: Vec<ConfigProblem>,
 }
 
@@ -73,6 +77,12 @@ enum Source {
     Process,
     /// Values are wiped when the reader is dropped (they may be secrets).
     Pairs(HashMap<String, Zeroizing<String>>),
+}
+
+/// The base name of a setting: `MCP_JWT_SECRET` for both `MCP_JWT_SECRET` and
+/// `MCP_JWT_SECRET_FILE`.
+fn family(name: &str) -> &str {
+    name.strip_suffix(FILE_SUFFIX).unwrap_or(name)
 }
 
 impl fmt::Debug for EnvReader {
@@ -96,6 +106,7 @@ impl EnvReader {
     pub fn new() -> Self {
         Self {
             source: Source::Process,
+            fallback: HashMap::new(),
             problems: Vec::new(),
         }
     }
@@ -115,7 +126,56 @@ impl EnvReader {
                     .map(|(k, v)| (k.into(), Zeroizing::new(v.into())))
                     .collect(),
             ),
+            fallback: HashMap::new(),
             problems: Vec::new(),
+        }
+    }
+
+    /// Adds a lower layer: settings this reader does not have are read from `pairs` instead
+    /// (a configuration file's values, or an application's built-in defaults). A setting and
+    /// its `_FILE` form count as one: either set in a higher layer hides both in this one, so
+    /// `MCP_JWT_SECRET_FILE` in the environment overrides `MCP_JWT_SECRET` from a file. Layers
+    /// added later lie under those added earlier. `origin` names the layer in problems (such
+    /// as `mcp-auth.toml`): a problem with a value from it reads `MCP_BIND (from
+    /// mcp-auth.toml)`.
+    ///
+    /// ```
+    /// use mcp_auth::env::EnvReader;
+    ///
+    /// let mut env = EnvReader::from_pairs([("MCP_BIND", "0.0.0.0:9000")])
+    ///     .with_fallback([("MCP_BIND", "127.0.0.1:1"), ("MCP_PUBLIC_URL", "https://mcp.example.com/mcp")], "file.toml");
+    /// assert_eq!(env.raw("MCP_BIND").as_deref(), Some("0.0.0.0:9000")); // the environment wins
+    /// assert_eq!(env.raw("MCP_PUBLIC_URL").as_deref(), Some("https://mcp.example.com/mcp"));
+    /// ```
+    #[must_use]
+    pub fn with_fallback<I, K, V>(mut self, pairs: I, origin: &str) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let pairs: Vec<(String, Zeroizing<String>)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), Zeroizing::new(v.into())))
+            .collect();
+        for (name, value) in pairs {
+            let base = family(&name);
+            let file_form = format!("{base}{FILE_SUFFIX}");
+            let hidden = [base, file_form.as_str()]
+                .iter()
+                .any(|n| self.upper_is_set(n) || self.fallback.contains_key(*n));
+            if !hidden {
+                self.fallback.insert(name, (value, origin.to_owned()));
+            }
+        }
+        self
+    }
+
+    /// Whether the environment itself (not a fallback layer) sets `name`.
+    fn upper_is_set(&self, name: &str) -> bool {
+        match &self.source {
+            Source::Pairs(map) => map.contains_key(name),
+            Source::Process => std::env::var_os(name).is_some(),
         }
     }
 
@@ -129,6 +189,9 @@ impl EnvReader {
 
     /// The value of `name` in memory that is wiped when dropped.
     fn read(&mut self, name: &str) -> Option<Zeroizing<String>> {
+        if let Some((value, _)) = self.fallback.get(name) {
+            return Some(value.clone());
+        }
         match &self.source {
             Source::Pairs(map) => map.get(name).cloned(),
             Source::Process => match std::env::var(name) {
@@ -144,10 +207,7 @@ impl EnvReader {
     }
 
     fn is_set(&self, name: &str) -> bool {
-        match &self.source {
-            Source::Pairs(map) => map.contains_key(name),
-            Source::Process => std::env::var_os(name).is_some(),
-        }
+        self.fallback.contains_key(name) || self.upper_is_set(name)
     }
 
     /// Parses `name` if it is set; `parse` gets the name and the value. The value read is
@@ -274,7 +334,18 @@ impl EnvReader {
     ///
     /// The collected problems.
     pub fn finish(self) -> Result<(), ConfigError> {
-        match ConfigError::from_problems(self.problems) {
+        let fallback = &self.fallback;
+        let problems = self
+            .problems
+            .into_iter()
+            .map(|p| match fallback.get(p.setting()) {
+                Some((_, origin)) => {
+                    ConfigProblem::new(format!("{} (from {origin})", p.setting()), p.message())
+                }
+                None => p,
+            })
+            .collect();
+        match ConfigError::from_problems(problems) {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -51,7 +51,9 @@ pub mod hardening;
 pub mod scope;
 pub mod session;
 
-// Tier 5: framework integrations.
+// Tier 5: framework integrations, and the one-call configuration of the whole stack.
+#[cfg(feature = "config")]
+pub mod config;
 pub mod integrations;
 
 // The public items of the private modules, each reachable at exactly one path: here, at the

@@ -122,8 +122,7 @@ fn a_jwks_url_without_an_issuer_is_a_startup_error_naming_both_variables() {
         "MCP_JWKS_URL",
         "http://127.0.0.1:9/jwks",
     )]))
-    .err()
-    .expect("refused");
+    .expect_err("refused");
     let text = err.to_string();
     assert!(
         text.contains("MCP_JWKS_URL")

@@ -320,7 +320,7 @@ async fn invalid_environment_reports_every_problem_without_values() {
         ("MCP_AUTH_TOKENS", "has space 0123456789abcdef"),
         ("MCP_BIND", "nowhere"),
     ]);
-    let err = example::load_config(env).err().expect("config must fail");
+    let err = example::load_config(env).expect_err("config must fail");
     let text = err.to_string();
     assert_eq!(err.problems().len(), 5, "{text}");
     for var in ["MCP_API_KEYS", "MCP_AUTH_TOKENS", "MCP_BIND"] {
@@ -515,7 +515,7 @@ async fn api_key_with_comma_or_semicolon_in_the_variable_is_refused_without_its_
         format!("{ODD_KEY};sub=carol"),
     ] {
         let env = EnvReader::from_pairs([("MCP_API_KEYS", value.as_str())]);
-        let err = example::load_config(env).err().expect("config must fail");
+        let err = example::load_config(env).expect_err("config must fail");
         let text = err.to_string();
         assert!(text.contains("MCP_API_KEYS: entry "), "{text}");
         for fragment in value.split([',', ';', '=']) {
@@ -535,7 +535,7 @@ async fn secret_file_problems_name_the_variable_never_the_contents() {
         ("MCP_AUTH_TOKENS", TOKEN),
         ("MCP_AUTH_TOKENS_FILE", "/nonexistent/mcp-auth-tokens"),
     ]);
-    let err = example::load_config(env).err().expect("config must fail");
+    let err = example::load_config(env).expect_err("config must fail");
     let text = err.to_string();
     assert!(
         text.contains("MCP_API_KEYS_FILE: line 1: the secret is shorter than 16 characters"),
@@ -598,8 +598,7 @@ async fn the_jwt_and_introspection_secrets_can_come_from_files() {
         ("MCP_JWT_SECRET", "env-hmac-secret-0123456789abcdef-QQQ"),
         ("MCP_JWT_SECRET_FILE", file.path()),
     ]))
-    .err()
-    .expect("both set must fail");
+    .expect_err("both set must fail");
     let text = err.to_string();
     assert!(text.contains("MCP_JWT_SECRET"), "{text}");
     assert!(!text.contains("QQQ") && !text.contains(SECRET), "{text}");
@@ -613,8 +612,7 @@ async fn the_jwt_and_introspection_secrets_can_come_from_files() {
             "/nonexistent/mcp-auth-introspection-secret",
         ),
     ]))
-    .err()
-    .expect("an unreadable secret file must fail");
+    .expect_err("an unreadable secret file must fail");
     assert!(
         err.to_string()
             .contains("MCP_INTROSPECTION_CLIENT_SECRET_FILE"),

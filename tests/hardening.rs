@@ -194,8 +194,7 @@ async fn behind_an_untrusted_local_proxy_the_limit_is_off_by_default_and_refused
             keys(),
             ("MCP_FAILURE_LIMIT", limit),
         ]))
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         let text = err.to_string();
         assert!(
             text.contains("MCP_TRUSTED_PROXIES") && text.contains("MCP_FAILURE_LIMIT=off"),
@@ -238,9 +237,7 @@ fn proxy_settings_are_checked_at_start_up() {
     let err = |env: Vec<(&'static str, &'static str)>| {
         let mut pairs = vec![keys()];
         pairs.extend(env);
-        let e = example::load_config(EnvReader::from_pairs(pairs))
-            .err()
-            .expect("refused");
+        let e = example::load_config(EnvReader::from_pairs(pairs)).expect_err("refused");
         e.problems()
             .iter()
             .map(|p| p.setting().to_owned())

@@ -574,8 +574,7 @@ async fn the_tool_table_can_be_replaced_from_the_environment() {
         "MCP_TOOL_SCOPES",
         "read_data=a|b c|d",
     )]))
-    .err()
-    .expect("a bad table is a configuration error");
+    .expect_err("a bad table is a configuration error");
     assert!(bad.to_string().contains("MCP_TOOL_SCOPES"), "{bad}");
 }
 

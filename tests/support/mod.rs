@@ -106,13 +106,7 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
         .generated_token
         .as_ref()
         .map(|t| t.expose().to_owned());
-    let app = example::router(
-        config.auth,
-        &config.policy,
-        config.resource.as_ref(),
-        &config.guards,
-        mcp,
-    );
+    let app = example::router(&config, mcp);
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {

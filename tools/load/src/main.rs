@@ -3,7 +3,11 @@
 //! ```text
 //! cargo run --release -p mcp-auth-load -- throughput [--secs N] [--concurrency C] [--max-requests M] [--rounds R] [--only NAME]
 //! cargo run --release -p mcp-auth-load -- soak [--secs N] [--concurrency C] [--max-requests M]
+//! cargo run --release -p mcp-auth-load -- proxy [--proxy-bin PATH] [--secs N] [--concurrency C] [--rounds R]
 //! ```
+//!
+//! `proxy` (in `proxy_bench.rs`) compares `mcp-auth-proxy` with nginx and with no proxy in
+//! front of one rmcp upstream.
 //!
 //! Everything runs on 127.0.0.1. The server is the example's application (`load_config` and
 //! `app` from the `mcp-auth-example-server` crate in `examples/server/`) in its own process:
@@ -56,6 +60,8 @@ use mcp_auth::authenticators::bearer::TokenSpec;
 use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
 use mcp_auth::env::EnvReader;
 use mcp_auth_example_server as example;
+
+mod proxy_bench;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 const API_KEY: &str = "load-api-key-0123456789abcdef";
@@ -146,7 +152,8 @@ fn usage(problem: &str) -> ! {
     eprintln!("{problem}");
     eprintln!(
         "usage: load throughput [--secs N] [--concurrency C] [--max-requests M] [--rounds R] [--only NAME]\n       \
-         load soak [--secs N] [--concurrency C] [--max-requests M]"
+         load soak [--secs N] [--concurrency C] [--max-requests M]\n       \
+         load proxy [--proxy-bin PATH] [--secs N] [--concurrency C] [--rounds R]"
     );
     std::process::exit(2);
 }
@@ -161,6 +168,10 @@ async fn main() {
             if !soak(parse_args(rest, 600, 8, 50_000_000)).await {
                 std::process::exit(1);
             }
+        }
+        Some("proxy") => {
+            let (bin, rest) = proxy_bench::binary_arg(rest);
+            proxy_bench::run(parse_args(&rest, 10, 32, 2_000_000), bin).await;
         }
         Some("serve") => serve().await,
         _ => usage("no mode given"),
@@ -705,12 +716,34 @@ async fn run_mode(
 ) -> Window {
     let server = Server::start(env, args.secs + 120).await;
     let cred = cred_for(&server.early);
+    let pid = server.pid().to_string();
+    let mut w = drive(&server.url, &cred, subject, args, &[pid])
+        .await
+        .unwrap_or_else(|e| panic!("{e}; {}", server.log_summary()));
+    w.rss_kib = rss_kib(server.pid());
+    let log = server.log_summary();
+    if !log.starts_with("no ") {
+        eprintln!("server log: {log}");
+    }
+    w
+}
+
+/// `args.concurrency` MCP sessions against `url`, one per worker, calling `tools/call whoami`
+/// back to back for 1 s of warm-up and then `args.secs` (or `args.max_requests` requests).
+/// `cpu_pids` are the processes whose CPU time is counted as the server's.
+async fn drive(
+    url: &str,
+    cred: &Cred,
+    subject: &str,
+    args: &Args,
+    cpu_pids: &[String],
+) -> Result<Window, String> {
     let http = client(args.concurrency);
     let mut sessions = Vec::new();
     for _ in 0..args.concurrency {
-        let sid = open_session(&http, &server.url, &cred.headers())
+        let sid = open_session(&http, url, &cred.headers())
             .await
-            .unwrap_or_else(|e| panic!("opening a session: {e}; {}", server.log_summary()));
+            .map_err(|e| format!("opening a session: {e}"))?;
         sessions.push(sid);
     }
     let warm_end = Instant::now() + Duration::from_secs(1);
@@ -718,12 +751,7 @@ async fn run_mode(
     let total = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for sid in sessions {
-        let (http, url, cred, total) = (
-            http.clone(),
-            server.url.clone(),
-            cred.clone(),
-            total.clone(),
-        );
+        let (http, url, cred, total) = (http.clone(), url.to_owned(), cred.clone(), total.clone());
         let (subject, max) = (subject.to_owned(), args.max_requests);
         tasks.push(tokio::spawn(async move {
             let mut errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -753,9 +781,9 @@ async fn run_mode(
             (ok, errors, lat)
         }));
     }
-    let pid = server.pid().to_string();
+    let server_cpu = || cpu_pids.iter().map(|p| cpu_us(p)).sum::<u64>();
     tokio::time::sleep_until(warm_end.into()).await;
-    let (server_cpu0, client_cpu0) = (cpu_us(&pid), cpu_us("self"));
+    let (server_cpu0, client_cpu0) = (server_cpu(), cpu_us("self"));
     let mut w = Window::default();
     for t in tasks {
         let (ok, errors, l) = t.await.expect("worker");
@@ -766,15 +794,10 @@ async fn run_mode(
         w.lat.extend(l);
     }
     w.secs = warm_end.elapsed().as_secs_f64();
-    w.server_cpu_us = cpu_us(&pid).saturating_sub(server_cpu0);
+    w.server_cpu_us = server_cpu().saturating_sub(server_cpu0);
     w.client_cpu_us = cpu_us("self").saturating_sub(client_cpu0);
-    w.rss_kib = rss_kib(server.pid());
     w.lat.sort_unstable();
-    let log = server.log_summary();
-    if !log.starts_with("no ") {
-        eprintln!("server log: {log}");
-    }
-    w
+    Ok(w)
 }
 
 /// One throughput mode: the server's environment, the caller's credential, its subject.

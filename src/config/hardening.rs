@@ -4,18 +4,18 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mcp_auth::ConfigError;
-use mcp_auth::env::EnvReader;
-use mcp_auth::request_info::TrustedProxies;
-use mcp_auth::store::MemoryAttemptStore;
-use mcp_auth::store::redis::Redis;
-use mcp_auth::store::{MemorySessionStore, RedisSessionStore};
+use crate::ConfigError;
+use crate::env::EnvReader;
+use crate::request_info::TrustedProxies;
+#[cfg(feature = "redis")]
+use crate::store::RedisSessionStore;
+use crate::store::{MemoryAttemptStore, MemorySessionStore};
 
+use super::redis::Redis;
+use super::stores::{Counters, Sessions};
 use super::{flag, list};
-use crate::stores::{Counters, Sessions};
 
-/// Transport guards and failed-attempt limits (see the [crate docs](crate#environment) for
-/// the variables).
+/// Transport guards and failed-attempt limits (the variables are in the [module docs](super#environment)).
 #[derive(Debug, Clone)]
 pub struct Guards {
     /// `(failures, window)`, or `None` when limiting is off.
@@ -54,6 +54,8 @@ impl Default for Guards {
 /// Proxies, the failure limit, origins and HTTPS; counters and session bindings go to `redis`
 /// when it is set.
 pub(super) fn load_guards(env: &mut EnvReader, bind: SocketAddr, redis: Option<&Redis>) -> Guards {
+    #[cfg(not(feature = "redis"))]
+    let _ = redis;
     // Forwarded headers count only from MCP_TRUSTED_PROXIES peers; MCP_TRUST_PROXY=true is
     // the shorthand for a proxy on this host that also forwards the public host and scheme.
     let trust_proxy = env.optional("MCP_TRUST_PROXY", flag) == Some(true);
@@ -99,6 +101,7 @@ pub(super) fn load_guards(env: &mut EnvReader, bind: SocketAddr, redis: Option<&
     if let Some(https) = env.optional("MCP_REQUIRE_HTTPS", flag) {
         guards.require_https = https;
     }
+    #[cfg(feature = "redis")]
     if let Some(r) = redis {
         guards.counters = Counters::Redis(r.attempt_store());
         guards.sessions = Sessions::Redis(RedisSessionStore::new(r));

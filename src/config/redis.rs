@@ -1,11 +1,42 @@
 //! Shared state in Redis (`MCP_REDIS_*`): issued tokens, revocations, failure counters and
 //! session bindings, over TLS with `rediss://`.
 
-use mcp_auth::env::EnvReader;
-use mcp_auth::store::redis::{Redis, RedisConfig};
-use mcp_auth::{ConfigError, Secret};
+use crate::env::EnvReader;
+#[cfg(feature = "redis")]
+pub(super) use crate::store::redis::Redis;
+#[cfg(feature = "redis")]
+use crate::store::redis::RedisConfig;
+#[cfg(feature = "redis")]
+use crate::{ConfigError, Secret};
+
+/// Without the `redis` feature there is no Redis handle.
+#[cfg(not(feature = "redis"))]
+pub(super) enum Redis {}
+
+/// The variables that configure Redis.
+#[cfg_attr(feature = "redis", allow(dead_code))]
+pub(super) const REDIS_SETTINGS: [&str; 5] = [
+    "MCP_REDIS_URL",
+    "MCP_REDIS_CA_FILE",
+    "MCP_REDIS_CLIENT_CERT_FILE",
+    "MCP_REDIS_CLIENT_KEY",
+    "MCP_REDIS_RECORD_KEY",
+];
+
+/// Without the `redis` feature, any Redis setting is a problem: state would silently stay in
+/// this process.
+#[cfg(not(feature = "redis"))]
+pub(super) fn load_redis(env: &mut EnvReader) -> Option<Redis> {
+    for name in REDIS_SETTINGS {
+        if env.raw(name).is_some() || env.raw(&format!("{name}_FILE")).is_some() {
+            env.problem(name, "needs mcp-auth's `redis` feature");
+        }
+    }
+    None
+}
 
 /// The settings that go with `MCP_REDIS_URL`.
+#[cfg(feature = "redis")]
 struct RedisSettings {
     ca: Option<Vec<u8>>,
     client_cert: Option<Vec<u8>>,
@@ -17,6 +48,7 @@ struct RedisSettings {
 /// setting (also `MCP_REDIS_URL_FILE`). TLS with `rediss://`; `MCP_REDIS_CA_FILE` trusts a
 /// private CA; `MCP_REDIS_RECORD_KEY(_FILE)` makes every instance authenticate token records
 /// with HMAC-SHA256.
+#[cfg(feature = "redis")]
 pub(super) fn load_redis(env: &mut EnvReader) -> Option<Redis> {
     let url = env.secret("MCP_REDIS_URL");
     let s = RedisSettings {
@@ -46,12 +78,14 @@ pub(super) fn load_redis(env: &mut EnvReader) -> Option<Redis> {
     }
 }
 
+#[cfg(feature = "redis")]
 /// The contents of the file at `path` (a `…_FILE` setting).
 fn read_file(name: &str, path: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path.trim())
         .map_err(|e| ConfigError::new(name, format!("cannot read {what} ({})", e.kind())))
 }
 
+#[cfg(feature = "redis")]
 /// A Redis handle (connected on first use); its problems are named by the variable at fault.
 fn connect_redis(env: &mut EnvReader, url: &str, s: RedisSettings) -> Option<Redis> {
     let mut config = RedisConfig::new(url);
@@ -80,6 +114,7 @@ fn connect_redis(env: &mut EnvReader, url: &str, s: RedisSettings) -> Option<Red
     }
 }
 
+#[cfg(feature = "redis")]
 /// The variable behind a [`RedisConfig`] setting.
 fn redis_variable(setting: &str) -> &'static str {
     match setting {

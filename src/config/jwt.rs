@@ -1,9 +1,9 @@
 //! JWT access tokens: this server's own HS256 secret, a JWKS URL, or an OIDC issuer.
 
-use mcp_auth::ConfigError;
-use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtBuilder, JwtKey};
-use mcp_auth::env::EnvReader;
-use mcp_auth::oauth::ReqwestFetcher;
+use crate::ConfigError;
+use crate::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtBuilder, JwtKey};
+use crate::env::EnvReader;
+use crate::oauth::ReqwestFetcher;
 
 use super::list;
 

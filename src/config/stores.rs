@@ -1,14 +1,17 @@
 //! Where shared state lives: issued tokens, failure counters and session bindings, each in
 //! memory (this process only) or in Redis when `MCP_REDIS_URL` is set (shared by every
-//! instance). Each enum implements the mcp-auth store trait by delegating to its variant.
+//! instance; with the `redis` feature). Each enum implements the mcp-auth store trait by delegating to its variant.
 
 use std::time::Duration;
 
-use mcp_auth::store::StoreError;
-use mcp_auth::store::redis::{RedisAttemptStore, RedisTokenStore};
-use mcp_auth::store::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
-use mcp_auth::store::{MemorySessionStore, Owner, RedisSessionStore, SessionDigest, SessionStore};
-use mcp_auth::store::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
+#[cfg(feature = "redis")]
+use crate::store::RedisSessionStore;
+use crate::store::StoreError;
+#[cfg(feature = "redis")]
+use crate::store::redis::{RedisAttemptStore, RedisTokenStore};
+use crate::store::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
+use crate::store::{MemorySessionStore, Owner, SessionDigest, SessionStore};
+use crate::store::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
 
 /// Issued tokens: in memory, or in Redis when `MCP_REDIS_URL` is set.
 #[derive(Clone, Debug)]
@@ -16,6 +19,7 @@ pub enum Tokens {
     /// This process only.
     Memory(MemoryTokenStore),
     /// Shared by every instance.
+    #[cfg(feature = "redis")]
     Redis(RedisTokenStore),
 }
 
@@ -23,36 +27,42 @@ impl TokenStore for Tokens {
     async fn get(&self, digest: &TokenDigest) -> Result<Option<TokenRecord>, StoreError> {
         match self {
             Self::Memory(s) => s.get(digest).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.get(digest).await,
         }
     }
     fn get_now(&self, digest: &TokenDigest) -> Option<Result<Option<TokenRecord>, StoreError>> {
         match self {
             Self::Memory(s) => s.get_now(digest),
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.get_now(digest),
         }
     }
     async fn insert(&self, digest: TokenDigest, record: TokenRecord) -> Result<(), StoreError> {
         match self {
             Self::Memory(s) => s.insert(digest, record).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.insert(digest, record).await,
         }
     }
     async fn revoke(&self, digest: &TokenDigest) -> Result<bool, StoreError> {
         match self {
             Self::Memory(s) => s.revoke(digest).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.revoke(digest).await,
         }
     }
     async fn revoke_id(&self, id: &str) -> Result<bool, StoreError> {
         match self {
             Self::Memory(s) => s.revoke_id(id).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.revoke_id(id).await,
         }
     }
     async fn revoke_subject(&self, subject: &str) -> Result<usize, StoreError> {
         match self {
             Self::Memory(s) => s.revoke_subject(subject).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.revoke_subject(subject).await,
         }
     }
@@ -64,6 +74,7 @@ pub enum Counters {
     /// This process only.
     Memory(MemoryAttemptStore),
     /// Shared by every instance.
+    #[cfg(feature = "redis")]
     Redis(RedisAttemptStore),
 }
 
@@ -71,12 +82,14 @@ impl AttemptStore for Counters {
     async fn failures(&self, key: &str) -> Result<Option<Attempts>, StoreError> {
         match self {
             Self::Memory(s) => s.failures(key).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.failures(key).await,
         }
     }
     async fn record_failure(&self, key: &str, window: Duration) -> Result<Attempts, StoreError> {
         match self {
             Self::Memory(s) => s.record_failure(key, window).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.record_failure(key, window).await,
         }
     }
@@ -88,12 +101,14 @@ impl AttemptStore for Counters {
     ) -> Result<Reservation, StoreError> {
         match self {
             Self::Memory(s) => s.reserve(key, window, max_failures).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.reserve(key, window, max_failures).await,
         }
     }
     async fn refund(&self, key: &str) -> Result<(), StoreError> {
         match self {
             Self::Memory(s) => s.refund(key).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.refund(key).await,
         }
     }
@@ -106,6 +121,7 @@ pub enum Sessions {
     /// This process only.
     Memory(MemorySessionStore),
     /// Shared by every instance.
+    #[cfg(feature = "redis")]
     Redis(RedisSessionStore),
 }
 
@@ -113,18 +129,21 @@ impl SessionStore for Sessions {
     async fn owner(&self, session: &SessionDigest) -> Result<Option<Owner>, StoreError> {
         match self {
             Self::Memory(s) => s.owner(session).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.owner(session).await,
         }
     }
     async fn bind(&self, session: &SessionDigest, owner: &Owner) -> Result<Owner, StoreError> {
         match self {
             Self::Memory(s) => s.bind(session, owner).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.bind(session, owner).await,
         }
     }
     async fn unbind(&self, session: &SessionDigest, owner: &Owner) -> Result<bool, StoreError> {
         match self {
             Self::Memory(s) => s.unbind(session, owner).await,
+            #[cfg(feature = "redis")]
             Self::Redis(s) => s.unbind(session, owner).await,
         }
     }

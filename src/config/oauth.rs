@@ -1,15 +1,14 @@
 //! OAuth: the authorization servers named in the RFC 9728 protected resource metadata, and
 //! RFC 7662 token introspection for opaque tokens.
 
-use mcp_auth::ConfigError;
-use mcp_auth::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
-use mcp_auth::env::EnvReader;
-use mcp_auth::oauth::ProtectedResource;
-use mcp_auth::oauth::ReqwestFetcher;
-use mcp_auth::scope::ScopePolicy;
+use crate::ConfigError;
+use crate::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
+use crate::env::EnvReader;
+use crate::oauth::ProtectedResource;
+use crate::oauth::ReqwestFetcher;
+use crate::scope::ScopePolicy;
 
 use super::{Guards, list};
-use crate::policy::BASIC_SCOPES;
 
 /// The issuers named in the protected resource metadata (`MCP_AUTHORIZATION_SERVERS`, default
 /// `MCP_OIDC_ISSUER`).
@@ -23,9 +22,19 @@ pub(super) fn load_authorization_servers(env: &mut EnvReader) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What the RFC 9728 metadata says besides the authorization servers.
+pub(super) struct Metadata {
+    /// `MCP_PUBLIC_URL`.
+    pub(super) public_url: String,
+    /// `MCP_BASIC_SCOPES`: what a 401 asks for.
+    pub(super) basic_scopes: Vec<String>,
+    /// `MCP_RESOURCE_NAME`.
+    pub(super) resource_name: Option<String>,
+}
+
 /// The RFC 9728 metadata, when authorization servers are configured.
 pub(super) fn protected_resource(
-    public_url: String,
+    m: Metadata,
     authorization_servers: &[String],
     policy: &ScopePolicy,
     guards: &Guards,
@@ -33,10 +42,12 @@ pub(super) fn protected_resource(
     if authorization_servers.is_empty() {
         return Ok(None);
     }
-    let mut b = ProtectedResource::builder(public_url)
+    let mut b = ProtectedResource::builder(m.public_url)
         .scopes_supported(policy.scopes())
-        .basic_scopes(BASIC_SCOPES)
-        .resource_name("mcp-auth example data server");
+        .basic_scopes(m.basic_scopes);
+    if let Some(name) = m.resource_name {
+        b = b.resource_name(name);
+    }
     for issuer in authorization_servers {
         b = b.authorization_server(issuer);
     }

@@ -1,0 +1,187 @@
+//! The TOML configuration file (`MCP_AUTH_CONFIG`): its keys are the environment variables'
+//! names without `MCP_`, in lower case (`MCP_JWT_AUDIENCE` is `jwt_audience`), read into
+//! `(variable, value)` pairs that lie under the environment.
+//!
+//! Values are TOML strings, booleans, integers, or arrays of strings (a comma-separated list in
+//! the environment); `tool_scopes` may also be a table of `tool = "requirement"`. A key the
+//! configuration does not know, or a value of the wrong type, is a problem named by its key,
+//! never by its value.
+
+use std::io::Read;
+
+use crate::error::{ConfigError, ConfigProblem};
+
+/// Largest configuration file read (1 MiB).
+pub const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// What a file held: its settings as `(variable, value)` pairs, and the problems of the keys
+/// that could not be read (the others still count, so every problem is found at once).
+pub(super) type FileSettings = (Vec<(String, String)>, Vec<ConfigProblem>);
+
+/// Reads the file at `path`; `known` is every variable the configuration (and the
+/// application) reads.
+pub(super) fn read(path: &str, known: &[&str]) -> Result<FileSettings, ConfigError> {
+    let problem = |msg: String| ConfigError::new(super::CONFIG_FILE_VAR, msg);
+    let file =
+        std::fs::File::open(path).map_err(|e| problem(format!("cannot open {path:?}: {e}")))?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| problem(format!("cannot read {path:?}: {e}")))?;
+    if text.len() as u64 > MAX_CONFIG_FILE {
+        return Err(problem(format!(
+            "{path:?} is larger than {MAX_CONFIG_FILE} bytes"
+        )));
+    }
+    parse(&text, path, known)
+}
+
+/// Parses a configuration file's text (`origin` names it in problems).
+pub(super) fn parse(text: &str, origin: &str, known: &[&str]) -> Result<FileSettings, ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        // toml's message quotes the offending line, which may hold a secret: keep only where.
+        let at = e
+            .span()
+            .map(|s| format!(" at byte {}", s.start))
+            .unwrap_or_default();
+        ConfigError::new(
+            super::CONFIG_FILE_VAR,
+            format!("{origin} is not valid TOML{at}"),
+        )
+    })?;
+    let mut pairs = Vec::with_capacity(table.len());
+    let mut problems = Vec::new();
+    for (key, value) in &table {
+        let variable = format!("MCP_{}", key.to_ascii_uppercase());
+        let known_key = key
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && known.contains(&variable.as_str());
+        if !known_key {
+            problems.push(ConfigProblem::new(
+                format!("{key} (in {origin})"),
+                "is not a setting this server knows",
+            ));
+            continue;
+        }
+        match value_text(key, value) {
+            Some(text) => pairs.push((variable, text)),
+            None => problems.push(ConfigProblem::new(
+                format!("{key} (in {origin})"),
+                expected(key),
+            )),
+        }
+    }
+    Ok((pairs, problems))
+}
+
+/// What a key's value must be, for its problem.
+fn expected(key: &str) -> &'static str {
+    if key == "tool_scopes" {
+        "must be a string or a table of tool = \"requirement\""
+    } else {
+        "must be a string, a boolean, an integer or an array of strings"
+    }
+}
+
+/// The environment form of a value: strings as they are, arrays joined with `,`, the tool
+/// table joined as `tool=requirement;…`.
+fn value_text(key: &str, value: &toml::Value) -> Option<String> {
+    use toml::Value;
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Boolean(b) => Some(b.to_string()),
+        Value::Integer(i) => Some(i.to_string()),
+        Value::Array(items) => {
+            let items: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            let items = items?;
+            // A list item holding the separator would split into two in the environment form.
+            if items.iter().any(|i| i.contains(',')) {
+                return None;
+            }
+            Some(items.join(","))
+        }
+        Value::Table(t) if key == "tool_scopes" => {
+            let mut entries = Vec::with_capacity(t.len());
+            for (tool, req) in t {
+                let req = req.as_str()?;
+                if tool.contains(['=', ';']) || req.contains(';') {
+                    return None;
+                }
+                entries.push(format!("{tool}={req}"));
+            }
+            Some(entries.join(";"))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KNOWN: &[&str] = &[
+        "MCP_BIND",
+        "MCP_JWT_AUDIENCE",
+        "MCP_TOOL_SCOPES",
+        "MCP_REQUIRE_HTTPS",
+    ];
+
+    #[test]
+    fn keys_become_variables_and_values_their_environment_form() {
+        let pairs = parse(
+            r#"
+            bind = "0.0.0.0:8080"
+            jwt_audience = ["https://a.example/mcp", "https://b.example/mcp"]
+            require_https = true
+            [tool_scopes]
+            whoami = ""
+            read_data = "data:read"
+            "#,
+            "t.toml",
+            KNOWN,
+        )
+        .unwrap()
+        .0;
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("MCP_BIND"), Some("0.0.0.0:8080"));
+        assert_eq!(
+            get("MCP_JWT_AUDIENCE"),
+            Some("https://a.example/mcp,https://b.example/mcp")
+        );
+        assert_eq!(get("MCP_REQUIRE_HTTPS"), Some("true"));
+        assert_eq!(get("MCP_TOOL_SCOPES"), Some("read_data=data:read;whoami="));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_all_reported_by_key_never_by_value() {
+        let (pairs, problems) = parse(
+            "bnd = \"s3cret-value\"\nrequire_https = { a = 1 }\njwt_audience = [\"x,y\"]\nbind = \"b\"\n",
+            "t.toml",
+            KNOWN,
+        )
+        .unwrap();
+        assert_eq!(pairs, [("MCP_BIND".to_owned(), "b".to_owned())]);
+        let err = ConfigError::from_problems(problems).unwrap();
+        let text = err.to_string();
+        assert_eq!(err.problems().len(), 3, "{text}");
+        assert!(text.contains("bnd (in t.toml)"), "{text}");
+        assert!(text.contains("require_https (in t.toml)"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_quote_the_line() {
+        let err = parse("jwt_secret = \"s3cret-value\nbind = 1", "t.toml", KNOWN).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("not valid TOML"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn upper_case_or_prefixed_keys_are_refused() {
+        let (pairs, problems) = parse("BIND = \"x\"\nmcp_bind = \"y\"", "t.toml", KNOWN).unwrap();
+        assert!(pairs.is_empty());
+        assert_eq!(problems.len(), 2);
+    }
+}

@@ -1,0 +1,526 @@
+//! One-call configuration: the whole authentication stack of an MCP server from the
+//! environment and/or a TOML file, as one tower layer plus the metadata routes.
+//!
+//! [`load`] reads every setting below from the environment and from the TOML file named by
+//! `MCP_AUTH_CONFIG` (the environment wins), checks them all, and reports every problem at
+//! once, naming the setting and never its value. The [`Config`] it returns builds the stack in
+//! this order, outermost first ([`Config::layer`]): client address, `Origin` check, HTTPS check,
+//! failed-attempt limit, authentication (API keys, then static and issued bearer tokens, then
+//! JWTs, then token introspection), the limit's release, session binding, and per-tool scopes.
+//! [`Config::router`] (feature `axum`) mounts a service at the path of `MCP_PUBLIC_URL` behind
+//! that layer, with the RFC 9728 metadata routes beside it.
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "axum", feature = "rmcp"))]
+//! # async fn run(my_mcp_service: axum::routing::Router) -> Result<(), Box<dyn std::error::Error>> {
+//! let config = mcp_auth::config::load()?; // environment + MCP_AUTH_CONFIG
+//! let app = config.router(my_mcp_service); // the MCP endpoint behind the stack, and metadata
+//! let listener = tokio::net::TcpListener::bind(config.bind).await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An application sets its own defaults and reads its own settings through the same layers
+//! with a [`Loader`]:
+//!
+//! ```
+//! use mcp_auth::config::Loader;
+//! use mcp_auth::env::EnvReader;
+//!
+//! let env = EnvReader::from_pairs([("MCP_AUTH_TOKENS", "tok-alice-0123456789abcdef;sub=alice")]);
+//! let (config, upstream) = Loader::from_env(env)
+//!     .default_value("MCP_TOOL_SCOPES", "whoami=;read_data=data:read")
+//!     .load_with(&["MCP_UPSTREAM_URL"], |env| env.raw("MCP_UPSTREAM_URL"))
+//!     .unwrap();
+//! assert!(config.generated_token.is_none());
+//! assert!(upstream.is_none());
+//! ```
+//!
+//! # Environment
+//!
+//! Every variable may instead be a key of the TOML file: its name without `MCP_`, in lower
+//! case (`MCP_JWT_AUDIENCE` → `jwt_audience`); lists are arrays of strings there, flags
+//! booleans, and `tool_scopes` may be a table. Secret settings (marked †) also accept
+//! `<NAME>_FILE`, the path of a file holding the value; a setting and its `_FILE` form count
+//! as one, so either in the environment overrides both in the file.
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `MCP_AUTH_CONFIG` | path of the TOML file (at most 1 MiB) read under the environment |
+//! | `MCP_BIND` | address to listen on (default `127.0.0.1:8080`) |
+//! | `MCP_PUBLIC_URL` | this server's public MCP URL (default `http://<MCP_BIND>/mcp`); its path is where [`Config::router`] mounts the endpoint |
+//! | `MCP_ALLOWED_HOSTS` | `Host` values an rmcp transport should accept ([`Config::allowed_hosts`]; default: rmcp's, loopback only) |
+//! | `MCP_API_KEYS` † | API keys accepted in `X-API-Key` (comma-separated `SECRET;sub=…;scopes=…;roles=…`; a file has one per line) |
+//! | `MCP_AUTH_TOKENS` † | static bearer tokens accepted in `Authorization: Bearer` (same syntax) |
+//! | `MCP_DEFAULT_SCOPES` | scopes a static or generated credential carries when it names none (space- or comma-separated; default none) |
+//! | `MCP_JWT_SECRET` † | HS256 secret (at least 32 bytes) for JWT access tokens; its tokens carry `iss` = `MCP_JWT_ISSUER` (any `iss` when that is unset), or, beside `MCP_JWKS_URL`/`MCP_OIDC_ISSUER`, `iss` = this server's own URL (the first `MCP_JWT_AUDIENCE`) |
+//! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback); needs `MCP_JWT_ISSUER` |
+//! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss` |
+//! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several); required with `MCP_JWKS_URL` |
+//! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
+//! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`); setting any serves the metadata |
+//! | `MCP_BASIC_SCOPES` | the scopes a 401 challenge asks for (default none) |
+//! | `MCP_RESOURCE_NAME` | `resource_name` in the metadata |
+//! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
+//! | `MCP_INTROSPECTION_CLIENT_ID`, `MCP_INTROSPECTION_CLIENT_SECRET` † | this server's credentials at the introspection endpoint (setting them turns introspection on) |
+//! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
+//! | `MCP_SCOPE_IMPLIES` | scope implications, `broader>narrower,…` (`data:write>data:read`); `prefix:*` always implies every `prefix:` scope |
+//! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
+//! | `MCP_TRUST_FORWARDED_HOST` | `true`: from trusted proxies, believe `X-Forwarded-Host`/`-Proto` for the metadata URL, challenges and `MCP_REQUIRE_HTTPS` |
+//! | `MCP_TRUST_PROXY` | `true`: a proxy on this host: adds `127.0.0.0/8,::1` to the trusted proxies and sets `MCP_TRUST_FORWARDED_HOST` |
+//! | `MCP_FAILURE_LIMIT` | failed authentications allowed per client address and window, `failures/seconds`, or `off`. Default `10/300` when addresses tell clients apart (trusted proxies set, or a non-loopback `MCP_BIND`), else `off`; setting it with a loopback bind and no trusted proxies is refused |
+//! | `MCP_ALLOWED_ORIGINS` | browser origins allowed to call (comma-separated; `:*` = any port; default `http://localhost:*,http://127.0.0.1:*`) |
+//! | `MCP_REQUIRE_HTTPS` | `true`: refuse requests that did not come over HTTPS (behind trusted proxies with `MCP_TRUST_FORWARDED_HOST`, as they report it) |
+//! | `MCP_REDIS_URL` † | (feature `redis`) keep issued tokens, revocations, failure counters and session bindings in Redis (`redis://`, `rediss://` for TLS) |
+//! | `MCP_REDIS_CA_FILE`, `MCP_REDIS_CLIENT_CERT_FILE`, `MCP_REDIS_CLIENT_KEY` † | TLS to Redis: the CA(s) of its certificate, a client certificate chain and key (PEM) |
+//! | `MCP_REDIS_RECORD_KEY` † | at least 32 bytes, the same on every instance: token records in Redis carry an HMAC-SHA256 under it |
+//!
+//! With no credential of any kind configured, a bearer token is generated
+//! ([`Config::generated_token`], subject `local-admin`) and required: the stack never serves
+//! unauthenticated.
+
+mod credentials;
+mod file;
+mod hardening;
+mod jwt;
+mod oauth;
+mod policy;
+mod redis;
+mod stack;
+mod stores;
+
+pub use self::file::MAX_CONFIG_FILE;
+pub use self::hardening::Guards;
+pub use self::policy::tool_policy;
+pub use self::stack::{AuthStack, AuthStackLayer};
+pub use self::stores::{Counters, Sessions, Tokens};
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::authenticators::bearer::TokenManager;
+use crate::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
+use crate::authenticators::jwt::{JwtAuthenticator, JwtBuilder};
+use crate::env::EnvReader;
+use crate::oauth::{ProtectedResource, ReqwestFetcher};
+use crate::scope::ScopePolicy;
+use crate::store::MemoryTokenStore;
+use crate::{ApiKeyAuthenticator, Authenticator, BearerAuthenticator, Chain, ConfigError, Secret};
+
+/// The variable naming the TOML configuration file.
+pub const CONFIG_FILE_VAR: &str = "MCP_AUTH_CONFIG";
+
+/// Every variable the configuration reads (without the `_FILE` forms of secret settings), in
+/// the order of the [module docs](self#environment).
+pub const SETTINGS: &[&str] = &[
+    "MCP_BIND",
+    "MCP_PUBLIC_URL",
+    "MCP_ALLOWED_HOSTS",
+    "MCP_API_KEYS",
+    "MCP_AUTH_TOKENS",
+    "MCP_DEFAULT_SCOPES",
+    "MCP_JWT_SECRET",
+    "MCP_JWKS_URL",
+    "MCP_OIDC_ISSUER",
+    "MCP_JWT_ISSUER",
+    "MCP_JWT_AUDIENCE",
+    "MCP_AUTHORIZATION_SERVERS",
+    "MCP_BASIC_SCOPES",
+    "MCP_RESOURCE_NAME",
+    "MCP_INTROSPECTION_URL",
+    "MCP_INTROSPECTION_CLIENT_ID",
+    "MCP_INTROSPECTION_CLIENT_SECRET",
+    "MCP_TOOL_SCOPES",
+    "MCP_SCOPE_IMPLIES",
+    "MCP_TRUSTED_PROXIES",
+    "MCP_TRUST_FORWARDED_HOST",
+    "MCP_TRUST_PROXY",
+    "MCP_FAILURE_LIMIT",
+    "MCP_ALLOWED_ORIGINS",
+    "MCP_REQUIRE_HTTPS",
+    "MCP_REDIS_URL",
+    "MCP_REDIS_CA_FILE",
+    "MCP_REDIS_CLIENT_CERT_FILE",
+    "MCP_REDIS_CLIENT_KEY",
+    "MCP_REDIS_RECORD_KEY",
+];
+
+/// The secret settings: each also read from the file named by `<NAME>_FILE`.
+const SECRET_SETTINGS: &[&str] = &[
+    "MCP_API_KEYS",
+    "MCP_AUTH_TOKENS",
+    "MCP_JWT_SECRET",
+    "MCP_INTROSPECTION_CLIENT_SECRET",
+    "MCP_REDIS_URL",
+    "MCP_REDIS_CLIENT_KEY",
+    "MCP_REDIS_RECORD_KEY",
+];
+
+/// The authenticators of a configured stack, in the order a request's credential is tried:
+/// API keys, static and issued bearer tokens, JWTs, token introspection. Each is `None` when
+/// not configured.
+pub type ConfiguredAuth = Chain<
+    Option<ApiKeyAuthenticator>,
+    Chain<
+        Option<BearerAuthenticator<Tokens>>,
+        Chain<Option<JwtAuthenticator>, Option<IntrospectionAuthenticator>>,
+    >,
+>;
+
+/// A checked configuration with its authenticators and stores built: see the
+/// [module docs](self).
+#[non_exhaustive]
+pub struct Config {
+    /// The address to listen on (`MCP_BIND`).
+    pub bind: SocketAddr,
+    /// This server's public MCP URL (`MCP_PUBLIC_URL`).
+    pub public_url: String,
+    /// `Host` values an rmcp transport should accept (`MCP_ALLOWED_HOSTS`; `None`: rmcp's
+    /// default, loopback).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// The authenticators, in the order a request's credential is tried (shared by every
+    /// [`Config::layer`]).
+    pub auth: Arc<ConfiguredAuth>,
+    /// Issues, rotates and revokes bearer tokens at run time, in the configured store
+    /// (accepted by [`Config::auth`] whenever bearer tokens are enabled).
+    pub tokens: TokenManager<Tokens>,
+    /// Set when no credential was configured and this one was generated: the only way in.
+    pub generated_token: Option<Secret>,
+    /// Which tools need which scopes.
+    pub policy: Arc<ScopePolicy>,
+    /// The protected resource metadata, when authorization servers are configured.
+    pub resource: Option<ProtectedResource>,
+    /// Transport guards, failure limits and where counters and session bindings live.
+    pub guards: Guards,
+    jwt: Option<JwtAuthenticator>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url)
+            .field("schemes", &self.scheme_names())
+            .field("generated_token", &self.generated_token)
+            .field("guards", &self.guards)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// The JWT authenticator, when JWTs are accepted.
+    #[must_use]
+    pub fn jwt(&self) -> Option<&JwtAuthenticator> {
+        self.jwt.as_ref()
+    }
+
+    /// Starts fetching JWKS keys in the background now rather than on the first request
+    /// (needs a Tokio runtime). If the identity provider is down, requests with JWTs get 503
+    /// until it is up.
+    pub fn prefetch(&self) {
+        if let Some(jwt) = &self.jwt {
+            jwt.prefetch();
+        }
+    }
+
+    /// The names of the authentication schemes accepted (each once, as challenges list
+    /// them), for a startup log.
+    #[must_use]
+    pub fn scheme_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for scheme in self.auth.schemes() {
+            if !names.iter().any(|n| n == scheme.name()) {
+                names.push(scheme.name().to_owned());
+            }
+        }
+        names
+    }
+
+    /// The path of [`Config::public_url`] (`/mcp` by default), where the endpoint is served.
+    #[must_use]
+    pub fn mcp_path(&self) -> String {
+        url::Url::parse(&self.public_url)
+            .map(|u| u.path().to_owned())
+            .unwrap_or_else(|_| "/mcp".to_owned())
+    }
+}
+
+/// Reads the configuration from the process environment and the TOML file named by
+/// `MCP_AUTH_CONFIG`, with no application defaults: [`Loader::new`]`.load()`.
+///
+/// # Errors
+///
+/// Every problem found, each naming its setting (and the file, for a value from it).
+pub fn load() -> Result<Config, ConfigError> {
+    Loader::new().load()
+}
+
+/// Reads a configuration: from the environment (or given pairs), the TOML file named by
+/// `MCP_AUTH_CONFIG`, and an application's built-in defaults, in that order of precedence.
+#[derive(Debug)]
+pub struct Loader {
+    env: EnvReader,
+    defaults: Vec<(String, String)>,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// Reads the process environment.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::from_env(EnvReader::new())
+    }
+
+    /// Reads `env` instead of the process environment (tests: [`EnvReader::from_pairs`]).
+    #[must_use]
+    pub fn from_env(env: EnvReader) -> Self {
+        Self {
+            env,
+            defaults: Vec::new(),
+        }
+    }
+
+    /// A built-in default for `name`, used when neither the environment nor the file sets
+    /// it (a problem with it reads `NAME (from built-in defaults)`).
+    #[must_use]
+    pub fn default_value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.defaults.push((name.into(), value.into()));
+        self
+    }
+
+    /// Reads and checks the configuration.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, at once.
+    pub fn load(self) -> Result<Config, ConfigError> {
+        self.load_with(&[], |_| ()).map(|(config, ())| config)
+    }
+
+    /// Reads the configuration and, through the same layers, the application's own settings:
+    /// `app_settings` names the variables `read` reads (so the TOML file may set them too), and
+    /// every problem of both is reported at once.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, at once.
+    pub fn load_with<T>(
+        self,
+        app_settings: &[&str],
+        read: impl FnOnce(&mut EnvReader) -> T,
+    ) -> Result<(Config, T), ConfigError> {
+        let mut env = self.env;
+        let mut known: Vec<&str> = SETTINGS.iter().chain(app_settings).copied().collect();
+        let file_forms: Vec<String> = SECRET_SETTINGS
+            .iter()
+            .map(|s| format!("{s}{}", crate::env::FILE_SUFFIX))
+            .collect();
+        known.extend(file_forms.iter().map(String::as_str));
+        if let Some(path) = env.raw(CONFIG_FILE_VAR) {
+            let path = path.trim().to_owned();
+            match file::read(&path, &known) {
+                Ok((pairs, problems)) => {
+                    for p in problems {
+                        env.problem(p.setting(), p.message());
+                    }
+                    env = env.with_fallback(pairs, &path);
+                }
+                Err(e) => {
+                    for p in e.problems() {
+                        env.problem(p.setting(), p.message());
+                    }
+                }
+            }
+        }
+        let env = env.with_fallback(self.defaults, "built-in defaults");
+        read_config(env, read)
+    }
+}
+
+/// Reads every setting, then builds.
+fn read_config<T>(
+    mut env: EnvReader,
+    read_app: impl FnOnce(&mut EnvReader) -> T,
+) -> Result<(Config, T), ConfigError> {
+    let bind = env
+        .optional("MCP_BIND", |name, v| {
+            v.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| ConfigError::new(name, "is not an address such as 127.0.0.1:8080"))
+        })
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let allowed_hosts = env.optional("MCP_ALLOWED_HOSTS", |_, v| Ok(list(v)));
+    let default_scopes = env
+        .raw("MCP_DEFAULT_SCOPES")
+        .map(|v| policy::scope_list(&v))
+        .unwrap_or_default();
+    let (api_keys, tokens) = credentials::load_credentials(&mut env, &default_scopes);
+    let public_url = env
+        .optional("MCP_PUBLIC_URL", |name, v| {
+            let v = v.trim();
+            match url::Url::parse(v) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    Ok(v.to_owned())
+                }
+                _ => Err(ConfigError::new(name, "is not an http(s) URL")),
+            }
+        })
+        .unwrap_or_else(|| format!("http://{bind}/mcp"));
+    let audiences = env
+        .raw("MCP_JWT_AUDIENCE")
+        .map(|v| list(&v))
+        .unwrap_or_else(|| vec![public_url.clone()]);
+    // One HTTP client for JWKS, discovery and introspection.
+    let fetcher = ReqwestFetcher::new()?;
+    let jwt = jwt::load_jwt(&mut env, &audiences, &fetcher);
+    let authorization_servers = oauth::load_authorization_servers(&mut env);
+    let introspection =
+        oauth::load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
+    let metadata = oauth::Metadata {
+        public_url: public_url.clone(),
+        basic_scopes: env
+            .raw("MCP_BASIC_SCOPES")
+            .map(|v| policy::scope_list(&v))
+            .unwrap_or_default(),
+        resource_name: env.raw("MCP_RESOURCE_NAME").map(|v| v.trim().to_owned()),
+    };
+    let redis = redis::load_redis(&mut env);
+    let guards = hardening::load_guards(&mut env, bind, redis.as_ref());
+    let table = env.raw("MCP_TOOL_SCOPES");
+    let implies = env.raw("MCP_SCOPE_IMPLIES");
+    // Each checked alone first, so a problem in both is reported for both.
+    if let Err(e) = tool_policy(table.as_deref(), None) {
+        env.problem("MCP_TOOL_SCOPES", e);
+    }
+    if let Err(e) = tool_policy(None, implies.as_deref()) {
+        env.problem("MCP_SCOPE_IMPLIES", e);
+    }
+    let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
+    let app = read_app(&mut env);
+    env.finish()?;
+    let config = build(Settings {
+        bind,
+        allowed_hosts,
+        api_keys,
+        tokens,
+        default_scopes,
+        public_url,
+        metadata,
+        jwt,
+        authorization_servers,
+        introspection,
+        #[cfg(feature = "redis")]
+        redis,
+        guards,
+        // A policy problem was reported by `finish` above; this only keeps the types honest.
+        policy: policy.ok_or_else(|| ConfigError::new("MCP_TOOL_SCOPES", "is invalid"))?,
+    })?;
+    Ok((config, app))
+}
+
+/// What [`read_config`] read, before the authenticators are built.
+struct Settings {
+    bind: SocketAddr,
+    allowed_hosts: Option<Vec<String>>,
+    api_keys: Option<ApiKeyAuthenticator>,
+    tokens: Option<BearerAuthenticator>,
+    default_scopes: Vec<String>,
+    public_url: String,
+    metadata: oauth::Metadata,
+    jwt: Option<JwtBuilder>,
+    authorization_servers: Vec<String>,
+    introspection: Option<IntrospectionBuilder>,
+    #[cfg(feature = "redis")]
+    redis: Option<redis::Redis>,
+    guards: Guards,
+    policy: ScopePolicy,
+}
+
+/// Builds the authenticators and the metadata, and generates a token when no credential of
+/// any kind is configured.
+fn build(s: Settings) -> Result<Config, ConfigError> {
+    let opaque_too = s.introspection.is_some();
+    let jwt = s
+        .jwt
+        .map(|b| {
+            if opaque_too {
+                b.defer_opaque_tokens()
+            } else {
+                b
+            }
+        })
+        .map(JwtBuilder::build)
+        .transpose()?;
+    let introspection = s
+        .introspection
+        .map(IntrospectionBuilder::build)
+        .transpose()?;
+    let resource =
+        oauth::protected_resource(s.metadata, &s.authorization_servers, &s.policy, &s.guards)?;
+    let mut tokens = s.tokens;
+    let mut generated_token = None;
+    if s.api_keys.is_none() && tokens.is_none() && jwt.is_none() && introspection.is_none() {
+        let (auth, token) = credentials::generated_credential(&s.default_scopes)?;
+        tokens = Some(auth);
+        generated_token = Some(token);
+    }
+    #[cfg(feature = "redis")]
+    let store = match &s.redis {
+        Some(r) => Tokens::Redis(r.token_store()),
+        None => Tokens::Memory(MemoryTokenStore::new()),
+    };
+    #[cfg(not(feature = "redis"))]
+    let store = Tokens::Memory(MemoryTokenStore::new());
+    // With JWTs or introspection too, a bearer token that is not a static or issued token is
+    // left to them.
+    let tokens = tokens.map(|t| {
+        let t = t.with_store(store.clone());
+        if jwt.is_some() || introspection.is_some() {
+            t.defer_unknown()
+        } else {
+            t
+        }
+    });
+    Ok(Config {
+        bind: s.bind,
+        public_url: s.public_url,
+        allowed_hosts: s.allowed_hosts,
+        auth: Arc::new(Chain::new(
+            s.api_keys,
+            Chain::new(tokens, Chain::new(jwt.clone(), introspection)),
+        )),
+        tokens: TokenManager::new(store),
+        generated_token,
+        policy: Arc::new(s.policy),
+        resource,
+        guards: s.guards,
+        jwt,
+    })
+}
+
+/// Comma-separated values, trimmed, empty ones dropped.
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`; empty is false).
+fn flag(name: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "1" | "true" | "yes" => Ok(true),
+        "0" | "false" | "no" | "" => Ok(false),
+        _ => Err(ConfigError::new(name, "must be true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+use super::*;
+
+/// A TOML file in the temp dir, removed on drop.
+struct TempToml(std::path::PathBuf);
+
+impl TempToml {
+    fn new(tag: &str, text: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("mcp-auth-config-{tag}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempToml {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn load_pairs(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Loader::from_env(EnvReader::from_pairs(pairs.iter().copied())).load()
+}
+
+#[test]
+fn no_credential_generates_one_and_requires_it() {
+    let config = load_pairs(&[]).unwrap();
+    let token = config.generated_token.as_ref().expect("generated");
+    assert!(token.expose().starts_with("mcp_"));
+    assert_eq!(config.scheme_names(), ["Bearer"]);
+    assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.public_url, "http://127.0.0.1:8080/mcp");
+    assert_eq!(config.mcp_path(), "/mcp");
+    // The Debug form names no secret.
+    assert!(!format!("{config:?}").contains(token.expose()));
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_the_file_the_defaults() {
+    let file = TempToml::new(
+        "layers",
+        r#"
+        bind = "127.0.0.1:9001"
+        public_url = "https://mcp.example.com/tools/mcp"
+        auth_tokens = "tok-from-file-0123456789abcdef;sub=file"
+        tool_scopes = { whoami = "", read_data = "data:read" }
+        "#,
+    );
+    let config = Loader::from_env(EnvReader::from_pairs([
+        ("MCP_AUTH_CONFIG", file.path()),
+        ("MCP_BIND", "127.0.0.1:9002"),
+    ]))
+    .default_value("MCP_BIND", "127.0.0.1:9003")
+    .default_value("MCP_RESOURCE_NAME", "from defaults")
+    .load()
+    .unwrap();
+    assert_eq!(config.bind.to_string(), "127.0.0.1:9002");
+    assert_eq!(config.mcp_path(), "/tools/mcp");
+    assert!(config.generated_token.is_none());
+    assert!(config.policy.scopes().contains("data:read"));
+}
+
+#[test]
+fn a_file_form_in_the_environment_hides_the_value_in_the_file() {
+    let secret_file = TempToml::new("secret", "tok-env-file-0123456789abcdef sub=env\n");
+    let file = TempToml::new(
+        "hidden",
+        "auth_tokens = \"tok-from-file-0123456789abcdef;sub=file\"\n",
+    );
+    // Both in one layer would be "set X or X_FILE, not both"; across layers the higher wins.
+    let config = Loader::from_env(EnvReader::from_pairs([
+        ("MCP_AUTH_CONFIG", file.path()),
+        ("MCP_AUTH_TOKENS_FILE", secret_file.path()),
+    ]))
+    .load()
+    .unwrap();
+    assert!(config.generated_token.is_none());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_by_setting_and_file_never_by_value() {
+    let file = TempToml::new(
+        "problems",
+        r#"
+        bind = "not-an-address"
+        jwt_secret = "short-s3cret"
+        unknown_thing = "v4lue"
+        "#,
+    );
+    let err = Loader::from_env(EnvReader::from_pairs([
+        ("MCP_AUTH_CONFIG", file.path()),
+        ("MCP_TOOL_SCOPES", "whoami"),
+        ("MCP_SCOPE_IMPLIES", "data:write"),
+    ]))
+    .load()
+    .unwrap_err();
+    let text = err.to_string();
+    let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+    assert!(
+        settings.iter().any(|s| s.starts_with("unknown_thing (in ")),
+        "{text}"
+    );
+    assert!(
+        settings.contains(&format!("MCP_BIND (from {})", file.path()).as_str()),
+        "{text}"
+    );
+    assert!(
+        settings
+            .iter()
+            .any(|s| s.starts_with("MCP_JWT_SECRET (from ")),
+        "{text}"
+    );
+    assert!(settings.contains(&"MCP_TOOL_SCOPES"), "{text}");
+    assert!(settings.contains(&"MCP_SCOPE_IMPLIES"), "{text}");
+    for value in ["not-an-address", "short-s3cret", "v4lue"] {
+        assert!(!text.contains(value), "{text}");
+    }
+}
+
+#[test]
+fn an_unreadable_or_oversized_file_is_a_problem_of_mcp_auth_config() {
+    let err = load_pairs(&[("MCP_AUTH_CONFIG", "/nonexistent/mcp-auth.toml")]).unwrap_err();
+    assert_eq!(err.problems()[0].setting(), "MCP_AUTH_CONFIG");
+    let big = TempToml::new("big", &"#".repeat(MAX_CONFIG_FILE as usize + 1));
+    let err = load_pairs(&[("MCP_AUTH_CONFIG", big.path())]).unwrap_err();
+    assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+#[test]
+fn applications_read_their_own_settings_through_the_same_layers() {
+    let file = TempToml::new("app", "upstream_url = \"http://127.0.0.1:9000/mcp\"\n");
+    let (config, upstream) =
+        Loader::from_env(EnvReader::from_pairs([("MCP_AUTH_CONFIG", file.path())]))
+            .load_with(&["MCP_UPSTREAM_URL"], |env| env.raw("MCP_UPSTREAM_URL"))
+            .unwrap();
+    assert_eq!(upstream.as_deref(), Some("http://127.0.0.1:9000/mcp"));
+    assert!(config.generated_token.is_some());
+    // Without naming it, the same file is refused.
+    assert!(load_pairs(&[("MCP_AUTH_CONFIG", file.path())]).is_err());
+}
+
+#[test]
+fn an_application_problem_is_reported_with_the_configurations() {
+    let err = Loader::from_env(EnvReader::from_pairs([("MCP_BIND", "nope")]))
+        .load_with(&["MCP_UPSTREAM_URL"], |env| {
+            env.required("MCP_UPSTREAM_URL", |_, v| Ok(v.to_owned()))
+        })
+        .unwrap_err();
+    assert_eq!(err.problems().len(), 2, "{err}");
+}
+
+#[test]
+fn without_a_tool_table_every_tool_is_open_and_with_one_unnamed_tools_are_refused() {
+    use crate::AuthContext;
+    use crate::scope::Operation;
+    let call = |tool: &str| Operation::new("tools/call", Some(tool.to_owned()), None);
+    let ctx = AuthContext::builder("alice", crate::AuthMethod::Bearer).build();
+    let open = load_pairs(&[]).unwrap();
+    assert!(open.policy.permits(&ctx, &call("anything")));
+    let table = load_pairs(&[("MCP_TOOL_SCOPES", "whoami=")]).unwrap();
+    assert!(table.policy.permits(&ctx, &call("whoami")));
+    assert!(!table.policy.permits(&ctx, &call("anything")));
+}
+
+#[test]
+fn default_scopes_go_to_static_and_generated_credentials() {
+    let config = load_pairs(&[("MCP_DEFAULT_SCOPES", "data:read, data:write")]).unwrap();
+    let token = config.generated_token.clone().unwrap();
+    let req = http::Request::builder()
+        .header("authorization", format!("Bearer {}", token.expose()))
+        .body(())
+        .unwrap();
+    let (parts, ()) = req.into_parts();
+    let ctx = config
+        .auth
+        .authenticate_now(&parts)
+        .expect("answered at once")
+        .unwrap();
+    assert!(ctx.scopes().contains("data:read") && ctx.scopes().contains("data:write"));
+}
+
+#[test]
+fn redis_settings_name_their_variable() {
+    let err =
+        load_pairs(&[("MCP_REDIS_RECORD_KEY", "0123456789abcdef0123456789abcdef")]).unwrap_err();
+    assert_eq!(err.problems()[0].setting(), "MCP_REDIS_RECORD_KEY");
+}
+
+#[test]
+fn a_public_url_that_is_not_http_is_refused() {
+    let err = load_pairs(&[("MCP_PUBLIC_URL", "ftp://x/mcp")]).unwrap_err();
+    assert_eq!(err.problems()[0].setting(), "MCP_PUBLIC_URL");
+}

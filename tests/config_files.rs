@@ -1,0 +1,133 @@
+//! The TOML files in `examples/config/` load as they are, with only their secret files
+//! replaced (the environment's `*_FILE` overrides the file's), and mean what their comments
+//! say.
+
+mod support;
+
+use mcp_auth::env::EnvReader;
+use support::example;
+
+/// A secret file in the temp dir, removed on drop.
+struct SecretFile(std::path::PathBuf);
+
+impl SecretFile {
+    fn new(tag: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "mcp-auth-config-files-{tag}-{}",
+            std::process::id()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for SecretFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn example_file(name: &str) -> String {
+    format!("{}/examples/config/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(name: &str, env: &[(&str, &str)]) -> example::Config {
+    let path = example_file(name);
+    let mut pairs = vec![("MCP_AUTH_CONFIG", path.as_str())];
+    pairs.extend_from_slice(env);
+    example::load_config(EnvReader::from_pairs(pairs)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn api_keys() {
+    let keys = SecretFile::new(
+        "keys",
+        "key-alice-0123456789abcdef sub=alice;scopes=data:read\n\
+         key-admin-0123456789abcdef sub=admin;scopes=data:admin;roles=admin\n",
+    );
+    let config = load("api-keys.toml", &[("MCP_API_KEYS_FILE", keys.path())]);
+    assert_eq!(config.scheme_names(), ["ApiKey"]);
+    assert!(config.generated_token.is_none());
+    assert!(config.resource.is_none());
+    assert!(config.policy.scopes().contains("data:admin"));
+}
+
+#[test]
+fn api_keys_without_the_secret_file_names_the_setting_and_the_file() {
+    let path = example_file("api-keys.toml");
+    let err = example::load_config(EnvReader::from_pairs([("MCP_AUTH_CONFIG", path.as_str())]))
+        .expect_err("the secret file does not exist here");
+    let setting = err.problems()[0].setting();
+    assert!(
+        setting.starts_with("MCP_API_KEYS_FILE (from ") && setting.contains("api-keys.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn oidc_providers() {
+    for (name, issuer) in [
+        ("oidc-auth0.toml", "https://YOUR_TENANT.us.auth0.com/"),
+        (
+            "oidc-keycloak.toml",
+            "https://keycloak.example.com/realms/mcp",
+        ),
+        (
+            "oidc-entra.toml",
+            "https://login.microsoftonline.com/YOUR_TENANT_ID/v2.0",
+        ),
+    ] {
+        let config = load(name, &[]);
+        assert_eq!(config.scheme_names(), ["Bearer"], "{name}");
+        assert!(config.jwt().is_some(), "{name}");
+        assert!(config.generated_token.is_none(), "{name}");
+        let metadata: serde_json::Value =
+            serde_json::from_slice(config.resource.as_ref().unwrap().document()).unwrap();
+        assert_eq!(metadata["authorization_servers"][0], issuer, "{name}");
+        assert_eq!(
+            metadata["resource"], "https://mcp.example.com/mcp",
+            "{name}"
+        );
+        assert!(config.guards.require_https, "{name}");
+    }
+}
+
+#[test]
+fn introspection() {
+    let secret = SecretFile::new("introspection", "s3cret\n");
+    let config = load(
+        "introspection.toml",
+        &[("MCP_INTROSPECTION_CLIENT_SECRET_FILE", secret.path())],
+    );
+    // JWTs verified locally, opaque tokens introspected: one Bearer scheme for both.
+    assert_eq!(config.scheme_names(), ["Bearer"]);
+    assert!(config.jwt().is_some());
+    assert!(config.resource.is_some());
+}
+
+#[test]
+fn redis() {
+    let url = SecretFile::new("redis-url", "redis://127.0.0.1:1/0\n");
+    let key = SecretFile::new("redis-key", "0123456789abcdef0123456789abcdef\n");
+    let config = load(
+        "redis.toml",
+        &[
+            ("MCP_REDIS_URL_FILE", url.path()),
+            ("MCP_REDIS_RECORD_KEY_FILE", key.path()),
+        ],
+    );
+    assert!(matches!(config.tokens.store(), example::Tokens::Redis(_)));
+    assert!(matches!(
+        config.guards.counters,
+        example::Counters::Redis(_)
+    ));
+    assert!(matches!(
+        config.guards.sessions,
+        example::Sessions::Redis(_)
+    ));
+    assert_eq!(config.guards.failure_limit.map(|(n, _)| n), Some(10));
+}
