@@ -80,23 +80,28 @@ pub struct ProxyConfig {
     pub(crate) jwt: Option<UpstreamJwt>,
     pub(crate) metrics_bind: Option<SocketAddr>,
     pub(crate) shutdown_grace: Duration,
-    /// The path of `MCP_PUBLIC_URL`, where the MCP endpoint is served.
-    pub(crate) public_path: String,
 }
 
 impl ProxyConfig {
-    /// Reads the proxy's settings from `env`; `bind` is the listen address (for the default
-    /// public URL, `http://<bind>/mcp`, as the auth stack computes it).
+    /// Reads the proxy's settings from `env` (the environment only; the auth stack's
+    /// configuration file holds none of them); `public_url` is the endpoint's public URL as
+    /// the auth stack read it (`MCP_PUBLIC_URL`).
     ///
     /// # Errors
     ///
     /// Every problem at once, by variable name, never with a value.
-    pub fn load(env: &Env, bind: SocketAddr) -> Result<Self, ConfigError> {
+    pub fn load(env: &Env, public_url: &str) -> Result<Self, ConfigError> {
         let mut env = env.reader();
         let upstream = env.required("MCP_UPSTREAM_URL", parse_upstream);
-        let public = env
-            .optional("MCP_PUBLIC_URL", parse_public)
-            .or_else(|| parse_public("MCP_PUBLIC_URL", &format!("http://{bind}/mcp")).ok());
+        let public = match parse_public("MCP_PUBLIC_URL", public_url) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                for p in e.problems() {
+                    env.problem(p.setting(), p.message());
+                }
+                None
+            }
+        };
         let timeout = env
             .optional("MCP_UPSTREAM_TIMEOUT", parse_duration)
             .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
@@ -145,7 +150,6 @@ impl ProxyConfig {
             jwt,
             metrics_bind,
             shutdown_grace,
-            public_path: public.path,
         })
     }
 
@@ -332,7 +336,11 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         );
-        ProxyConfig::load(&env, SocketAddr::from(([127, 0, 0, 1], 8080)))
+        let public = pairs
+            .iter()
+            .find(|(k, _)| *k == "MCP_PUBLIC_URL")
+            .map_or("http://127.0.0.1:8080/mcp", |(_, v)| *v);
+        ProxyConfig::load(&env, public)
     }
 
     fn problems(pairs: &[(&str, &str)]) -> Vec<String> {
@@ -348,7 +356,6 @@ mod tests {
     fn defaults() {
         let c = load(&[("MCP_UPSTREAM_URL", "http://127.0.0.1:9000/mcp")]).unwrap();
         assert_eq!(c.timeout, DEFAULT_UPSTREAM_TIMEOUT);
-        assert_eq!(c.public_path, "/mcp");
         assert_eq!(c.forwarding.host, "127.0.0.1:8080");
         assert_eq!(c.forwarding.proto, "http");
         assert_eq!(c.forwarding.upstream_host, "127.0.0.1:9000");
@@ -385,7 +392,6 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.timeout, Duration::from_millis(500));
-        assert_eq!(c.public_path, "/api/mcp");
         assert_eq!(c.forwarding.proto, "https");
         assert_eq!(
             c.metrics_bind,

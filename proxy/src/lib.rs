@@ -1,9 +1,9 @@
 //! `mcp-auth-proxy`: mcp-auth's layers in front of any streamable HTTP MCP server.
 //!
 //! The proxy serves the MCP endpoint at the path of `MCP_PUBLIC_URL` (default `/mcp`) behind
-//! the auth stack the example server uses (API keys, bearer tokens, JWTs, introspection,
-//! OAuth protected resource metadata, per-tool scopes, session binding, failure limits,
-//! Origin and HTTPS checks, CORS), and forwards each authenticated, authorized request to
+//! mcp-auth's configured stack (`mcp_auth::config`: API keys, bearer tokens, JWTs,
+//! introspection, OAuth protected resource metadata, per-tool scopes, session binding, failure
+//! limits, Origin and HTTPS checks), with CORS, and forwards each authenticated, authorized request to
 //! `MCP_UPSTREAM_URL` ([`Forward`]):
 //!
 //! - the client's credentials never reach the upstream; the caller's identity does, in
@@ -98,11 +98,12 @@ impl std::fmt::Debug for Proxy {
 /// Every problem at once, by variable name, never with a value.
 pub fn load(env: &Env) -> Result<Proxy, ConfigError> {
     let stack = stack::load(env.reader());
-    let bind = stack.as_ref().map_or_else(
-        |_| SocketAddr::from(([127, 0, 0, 1], 8080)),
-        stack::Stack::bind,
-    );
-    let config = ProxyConfig::load(env, bind);
+    // When the stack's configuration failed, its problems are reported; the proxy's own are
+    // checked against the default public URL.
+    let public_url = stack
+        .as_ref()
+        .map_or("http://127.0.0.1:8080/mcp", stack::Stack::public_url);
+    let config = ProxyConfig::load(env, public_url);
     match (stack, config) {
         (Ok(stack), Ok(config)) => Ok(Proxy {
             stack,
@@ -157,7 +158,6 @@ impl Proxy {
     /// The application: the MCP endpoint behind the auth stack, the metadata routes, and
     /// `/healthz`. Every request but the health check is counted in [`Proxy::metrics`].
     pub fn into_router(self) -> Router {
-        let public_path = self.config.public_path.clone();
         let public_host = self
             .config
             .forwarding
@@ -177,7 +177,7 @@ impl Proxy {
             metrics.record(&res);
             res
         });
-        let app = self.stack.router(forward, &public_path).layer(count);
+        let app = self.stack.router(forward).layer(count);
         Router::new()
             .route(config::HEALTH_PATH, get(|| async { "ok" }))
             .merge(app)

@@ -1,11 +1,8 @@
-//! The auth stack in front of the forwarding service, from the `MCP_*` environment the
-//! example server documents: client address, Origin check, HTTPS check, failure limit,
-//! authentication, session binding and per-tool scopes, with CORS around it and the OAuth
-//! protected resource metadata beside it.
-//!
-//! This is the only module that uses the example server's crate
-//! (`mcp_auth_example_server::load_config` and `router`), so the stack can move to the
-//! library's own configuration loader by changing this file alone.
+//! The auth stack in front of the forwarding service, from mcp-auth's configuration loader
+//! (`mcp_auth::config`: the `MCP_*` environment and the TOML file named by `MCP_AUTH_CONFIG`):
+//! client address, Origin check, HTTPS check, failure limit, authentication, session binding
+//! and per-tool scopes, with CORS around it and the OAuth protected resource metadata beside
+//! it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,27 +10,33 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use http::{Request, Uri};
+use http::{HeaderName, Method, Request, header};
+use mcp_auth::config::{Config, Loader};
+use mcp_auth::env::EnvReader;
 use mcp_auth::scope::ScopePolicy;
 use mcp_auth::{ConfigError, Secret};
-use mcp_auth_example_server as example;
 use tower::Service;
-
-/// Where the example server's router mounts the MCP service.
-const MOUNT: &str = "/mcp";
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The loaded auth configuration.
-pub(crate) struct Stack(example::Config);
+pub(crate) struct Stack(Config);
 
-/// Reads the auth stack's configuration from `env`.
-pub(crate) fn load(env: mcp_auth::env::EnvReader) -> Result<Stack, ConfigError> {
-    example::load_config(env).map(Stack)
+/// Reads the auth stack's configuration from `env` (and `MCP_AUTH_CONFIG`'s file), with the
+/// library's defaults: without `MCP_TOOL_SCOPES` every tool is open to any authenticated
+/// caller.
+pub(crate) fn load(env: EnvReader) -> Result<Stack, ConfigError> {
+    Loader::from_env(env).load().map(Stack)
 }
 
 impl Stack {
     /// The address to listen on (`MCP_BIND`).
     pub(crate) fn bind(&self) -> SocketAddr {
         self.0.bind
+    }
+
+    /// The public URL of the endpoint (`MCP_PUBLIC_URL`, default `http://<bind>/mcp`).
+    pub(crate) fn public_url(&self) -> &str {
+        &self.0.public_url
     }
 
     /// The scope policy (`MCP_TOOL_SCOPES`).
@@ -58,14 +61,12 @@ impl Stack {
 
     /// Starts fetching JWKS keys in the background.
     pub(crate) fn prefetch(&self) {
-        if let Some(jwt) = self.0.jwt() {
-            jwt.prefetch();
-        }
+        self.0.prefetch();
     }
 
-    /// `service` behind the layers at `public_path`, CORS around it, and the metadata
-    /// routes. The service sees requests for the endpoint itself with the path `/`.
-    pub(crate) fn router<S>(self, service: S, public_path: &str) -> Router
+    /// `service` behind the stack at the public path (it sees the endpoint itself as `/`),
+    /// CORS around it, and the metadata routes.
+    pub(crate) fn router<S>(self, service: S) -> Router
     where
         S: Service<Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + Clone
@@ -74,67 +75,35 @@ impl Stack {
             + 'static,
         S::Future: Send + 'static,
     {
-        let c = self.0;
-        let app = example::router(c.auth, &c.policy, c.resource.as_ref(), &c.guards, service);
-        if public_path == MOUNT {
-            return app;
-        }
-        // The example router mounts at /mcp: requests for the public path are sent there,
-        // and requests for /mcp itself are not (they get 404).
-        let public = public_path.to_owned();
-        let remapped =
-            tower::util::MapRequest::new(app, move |req: Request<Body>| remap(req, &public));
-        Router::new().fallback_service(remapped)
+        // CORS outside the auth stack: preflights carry no credentials, and 401s must carry
+        // the headers that let scripts read `WWW-Authenticate`. The metadata answers its own
+        // CORS requests, so it is merged after.
+        self.0
+            .mcp_router(service)
+            .layer(cors())
+            .merge(self.0.metadata_router())
     }
 }
 
-/// The request with `public` (and paths under it) moved to [`MOUNT`], and [`MOUNT`] moved
-/// out of the way.
-fn remap(mut req: Request<Body>, public: &str) -> Request<Body> {
-    let path = req.uri().path();
-    let rest = if public == "/" {
-        (path == "/").then_some("")
-    } else {
-        path.strip_prefix(public)
-            .filter(|r| r.is_empty() || r.starts_with('/'))
-    };
-    let new_path = match rest {
-        Some(rest) => format!("{MOUNT}{rest}"),
-        None if path == MOUNT || path.starts_with("/mcp/") => "/.not-found".to_owned(),
-        None => return req,
-    };
-    let mut parts = req.uri().clone().into_parts();
-    let pq = match req.uri().query() {
-        Some(q) => format!("{new_path}?{q}"),
-        None => new_path,
-    };
-    parts.path_and_query = pq.parse().ok();
-    if let Ok(uri) = Uri::from_parts(parts) {
-        *req.uri_mut() = uri;
-    }
-    req
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn path(p: &str, public: &str) -> String {
-        let req = Request::builder().uri(p).body(Body::empty()).unwrap();
-        remap(req, public).uri().to_string()
-    }
-
-    #[test]
-    fn the_public_path_is_moved_to_the_mount_and_the_mount_hidden() {
-        assert_eq!(path("/api/mcp", "/api/mcp"), "/mcp");
-        assert_eq!(path("/api/mcp/x?a=1", "/api/mcp"), "/mcp/x?a=1");
-        assert_eq!(path("/api/mcpx", "/api/mcp"), "/api/mcpx");
-        assert_eq!(path("/mcp", "/api/mcp"), "/.not-found");
-        assert_eq!(path("/mcp/x", "/api/mcp"), "/.not-found");
-        assert_eq!(
-            path("/.well-known/oauth-protected-resource/api/mcp", "/api/mcp"),
-            "/.well-known/oauth-protected-resource/api/mcp"
-        );
-        assert_eq!(path("/", "/"), "/mcp");
-    }
+/// CORS for browser clients: any origin the Origin check lets through may call; the MCP
+/// headers are allowed and the challenge and session id exposed.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ])
 }

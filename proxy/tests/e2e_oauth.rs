@@ -20,21 +20,11 @@ use support::idp::start_idp;
 use support::sdk::observed;
 use support::{Child, Proxy, pairs, start_proxy};
 
-const TABLE: &str =
-    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
-
 /// The proxy as an OAuth protected resource of `issuer`, in front of `upstream`.
 async fn oauth_proxy(issuer: &str, upstream: &Child) -> Proxy {
     let issuer = issuer.to_owned();
     let up = upstream.url.clone();
-    start_proxy(move |_| {
-        pairs(&[
-            ("MCP_OIDC_ISSUER", &issuer),
-            ("MCP_TOOL_SCOPES", TABLE),
-            ("MCP_UPSTREAM_URL", &up),
-        ])
-    })
-    .await
+    start_proxy(move |_| pairs(&[("MCP_OIDC_ISSUER", &issuer), ("MCP_UPSTREAM_URL", &up)])).await
 }
 
 /// The first request a client observed: a 401 pointing to the proxy's metadata.

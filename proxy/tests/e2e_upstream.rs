@@ -24,8 +24,6 @@ const ADMIN: &str = "tok-admin-0123456789abcdef";
 const READER: &str = "tok-reader-0123456789abcdef";
 const TOKENS: &str =
     "tok-admin-0123456789abcdef;sub=alice, tok-reader-0123456789abcdef;sub=reader;scopes=data:read";
-const TABLE: &str =
-    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
 
 /// Records when each progress notification arrived.
 #[derive(Clone, Default)]
@@ -57,14 +55,9 @@ fn json_text(result: &rmcp::model::CallToolResult) -> Value {
 /// Everything the tests check, against one upstream.
 async fn through_the_proxy(upstream: Child) {
     let up_url = upstream.url.clone();
-    let proxy = start_proxy(move |_| {
-        pairs(&[
-            ("MCP_AUTH_TOKENS", TOKENS),
-            ("MCP_TOOL_SCOPES", TABLE),
-            ("MCP_UPSTREAM_URL", &up_url),
-        ])
-    })
-    .await;
+    let proxy =
+        start_proxy(move |_| pairs(&[("MCP_AUTH_TOKENS", TOKENS), ("MCP_UPSTREAM_URL", &up_url)]))
+            .await;
 
     // whoami sees the proxy's identity headers, never the spoofed one.
     let admin_auth = bearer(ADMIN);

@@ -35,6 +35,10 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// The tool table the tests' deployments use (the upstreams' tools; `data:*` scopes).
+pub const TOOL_SCOPES: &str =
+    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin;slow_progress=";
+
 /// The proxy on a loopback port, stopped on drop.
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -62,7 +66,8 @@ impl Proxy {
 }
 
 /// Starts the proxy in this process with `env` (MCP_BIND and MCP_PUBLIC_URL are set to its
-/// loopback port unless `env` sets them; `env` receives the port's address).
+/// loopback port, and the scope settings to [`TOOL_SCOPES`] with `data:` scopes, unless `env`
+/// sets them; `env` receives the port's address).
 pub async fn start_proxy(env: impl FnOnce(SocketAddr) -> Vec<(String, String)>) -> Proxy {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -70,6 +75,13 @@ pub async fn start_proxy(env: impl FnOnce(SocketAddr) -> Vec<(String, String)>) 
     for (k, v) in [
         ("MCP_BIND", addr.to_string()),
         ("MCP_PUBLIC_URL", format!("http://{addr}/mcp")),
+        ("MCP_TOOL_SCOPES", TOOL_SCOPES.to_owned()),
+        ("MCP_SCOPE_IMPLIES", "data:write>data:read".to_owned()),
+        (
+            "MCP_DEFAULT_SCOPES",
+            "data:read data:write data:admin".to_owned(),
+        ),
+        ("MCP_BASIC_SCOPES", "data:read".to_owned()),
     ] {
         if !env.iter().any(|(name, _)| name == k) {
             env.push((k.to_owned(), v));
