@@ -1,0 +1,251 @@
+//! `mcp-auth-proxy`: mcp-auth's layers in front of any streamable HTTP MCP server.
+//!
+//! The proxy serves the MCP endpoint at the path of `MCP_PUBLIC_URL` (default `/mcp`) behind
+//! mcp-auth's configured stack (`mcp_auth::config`: API keys, bearer tokens, JWTs,
+//! introspection, OAuth protected resource metadata, per-tool scopes, session binding, failure
+//! limits, Origin and HTTPS checks), with CORS, and forwards each authenticated, authorized request to
+//! `MCP_UPSTREAM_URL` ([`Forward`]):
+//!
+//! - the client's credentials never reach the upstream; the caller's identity does, in
+//!   `X-MCP-Subject`, `X-MCP-Scopes`, `X-MCP-Roles`, `X-MCP-Auth-Method` and
+//!   `X-MCP-Client-Id` (incoming headers of those names, and any `X-MCP-*`, are removed),
+//!   and optionally as a short-lived JWT the proxy mints (`MCP_UPSTREAM_JWT_*`);
+//! - responses stream back as they arrive (SSE event by event), and `tools/list`,
+//!   `prompts/list` and `resources/list` answers show each caller only what it may use;
+//! - an unreachable upstream gives 502, a slow one 504; `/healthz` answers `ok`; metrics are
+//!   served on their own listener (`MCP_PROXY_METRICS_BIND`).
+//!
+//! The environment is documented in the crate's `README.md`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mcp_auth_proxy::Env;
+//!
+//! let proxy = mcp_auth_proxy::load(&Env::Process)?;
+//! let listener = tokio::net::TcpListener::bind(proxy.bind()).await?;
+//! let grace = proxy.config().shutdown_grace();
+//! mcp_auth_proxy::serve(listener, proxy.into_router(), std::future::pending(), grace).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub,
+    clippy::await_holding_lock
+)]
+// No panics on a request path: unwrap, expect, panic! and slice indexing are refused outside
+// tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod config;
+pub mod forward;
+mod headers;
+mod hosts;
+mod listing;
+pub mod metrics;
+mod mint;
+mod sse;
+mod stack;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Response;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use mcp_auth::{ConfigError, Secret};
+use tokio::net::TcpListener;
+
+pub use config::{Env, ProxyConfig};
+pub use forward::Forward;
+pub use metrics::Metrics;
+
+/// The proxy, configured: the auth stack, the proxy's own settings and its metrics.
+pub struct Proxy {
+    stack: stack::Stack,
+    config: ProxyConfig,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("bind", &self.stack.bind())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the whole configuration (the auth stack's and the proxy's) from `env`.
+///
+/// # Errors
+///
+/// Every problem at once, by variable name, never with a value.
+pub fn load(env: &Env) -> Result<Proxy, ConfigError> {
+    let stack = stack::load(env.reader());
+    // When the stack's configuration failed, its problems are reported; the proxy's own are
+    // checked against the default public URL.
+    let public_url = stack
+        .as_ref()
+        .map_or("http://127.0.0.1:8080/mcp", stack::Stack::public_url);
+    let config = ProxyConfig::load(env, public_url);
+    match (stack, config) {
+        (Ok(stack), Ok(config)) => Ok(Proxy {
+            stack,
+            config,
+            metrics: Arc::new(Metrics::new()),
+        }),
+        (Err(mut a), Err(b)) => {
+            a.merge(b);
+            Err(a)
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
+}
+
+impl Proxy {
+    /// The address to listen on (`MCP_BIND`, default `127.0.0.1:8080`).
+    #[must_use]
+    pub fn bind(&self) -> SocketAddr {
+        self.stack.bind()
+    }
+
+    /// The bearer token generated because no credential was configured: print it for the
+    /// operator, never log it.
+    #[must_use]
+    pub fn generated_token(&self) -> Option<&Secret> {
+        self.stack.generated_token()
+    }
+
+    /// The names of the accepted authentication schemes (for the startup log).
+    #[must_use]
+    pub fn scheme_names(&self) -> Vec<String> {
+        self.stack.scheme_names()
+    }
+
+    /// Starts fetching JWKS keys in the background (JWT requests get 503 until they arrive).
+    pub fn prefetch(&self) {
+        self.stack.prefetch();
+    }
+
+    /// The proxy's own settings.
+    #[must_use]
+    pub fn config(&self) -> &ProxyConfig {
+        &self.config
+    }
+
+    /// The counters the router updates (render them with [`metrics_router`]).
+    #[must_use]
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// The application: the MCP endpoint behind the auth stack, the metadata routes, and
+    /// `/healthz`. Every request but the health check is counted in [`Proxy::metrics`].
+    pub fn into_router(self) -> Router {
+        let public_host = self
+            .config
+            .forwarding
+            .host
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        let hosts = hosts::AllowedHosts::new(self.stack.allowed_hosts(), &public_host);
+        let forward = Forward::new(
+            self.config,
+            self.stack.policy(),
+            self.metrics.clone(),
+            hosts,
+        );
+        let metrics = self.metrics;
+        let count = tower::util::MapResponseLayer::new(move |res: Response| {
+            metrics.record(&res);
+            res
+        });
+        let app = self.stack.router(forward).layer(count);
+        Router::new()
+            .route(config::HEALTH_PATH, get(|| async { "ok" }))
+            .merge(app)
+    }
+}
+
+/// `GET /metrics`: the Prometheus text exposition of `metrics`. Serve it on its own,
+/// private listener: it is not authenticated.
+pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = metrics.clone();
+            async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    metrics.render(),
+                )
+            }
+        }),
+    )
+}
+
+/// Serves `app` on `listener` (`TCP_NODELAY` on every connection, the peer address as
+/// connection info) until `shutdown` completes; then open connections get `grace` to finish
+/// (long-lived SSE streams would otherwise hold the shutdown forever) and are dropped.
+///
+/// # Errors
+///
+/// When accepting connections fails.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let (started, stopping) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = started.send(());
+    })
+    .into_future();
+    let deadline = async move {
+        if stopping.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        r = server => r,
+        () = deadline => {
+            tracing::warn!(
+                target: "mcp_auth_proxy",
+                grace_ms = grace.as_millis() as u64,
+                "connections still open after the shutdown grace period; closing them"
+            );
+            Ok(())
+        }
+    }
+}

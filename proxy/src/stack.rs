@@ -1,0 +1,109 @@
+//! The auth stack in front of the forwarding service, from mcp-auth's configuration loader
+//! (`mcp_auth::config`: the `MCP_*` environment and the TOML file named by `MCP_AUTH_CONFIG`):
+//! client address, Origin check, HTTPS check, failure limit, authentication, session binding
+//! and per-tool scopes, with CORS around it and the OAuth protected resource metadata beside
+//! it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use http::{HeaderName, Method, Request, header};
+use mcp_auth::config::{Config, Loader};
+use mcp_auth::env::EnvReader;
+use mcp_auth::scope::ScopePolicy;
+use mcp_auth::{ConfigError, Secret};
+use tower::Service;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The loaded auth configuration.
+pub(crate) struct Stack(Config);
+
+/// Reads the auth stack's configuration from `env` (and `MCP_AUTH_CONFIG`'s file), with the
+/// library's defaults: without `MCP_TOOL_SCOPES` every tool is open to any authenticated
+/// caller.
+pub(crate) fn load(env: EnvReader) -> Result<Stack, ConfigError> {
+    Loader::from_env(env).load().map(Stack)
+}
+
+impl Stack {
+    /// The address to listen on (`MCP_BIND`).
+    pub(crate) fn bind(&self) -> SocketAddr {
+        self.0.bind
+    }
+
+    /// The public URL of the endpoint (`MCP_PUBLIC_URL`, default `http://<bind>/mcp`).
+    pub(crate) fn public_url(&self) -> &str {
+        &self.0.public_url
+    }
+
+    /// The scope policy (`MCP_TOOL_SCOPES`).
+    pub(crate) fn policy(&self) -> Arc<ScopePolicy> {
+        self.0.policy.clone()
+    }
+
+    /// `Host` values accepted (`MCP_ALLOWED_HOSTS`), when configured.
+    pub(crate) fn allowed_hosts(&self) -> Option<&[String]> {
+        self.0.allowed_hosts.as_deref()
+    }
+
+    /// The bearer token generated because no credential was configured.
+    pub(crate) fn generated_token(&self) -> Option<&Secret> {
+        self.0.generated_token.as_ref()
+    }
+
+    /// The names of the accepted authentication schemes.
+    pub(crate) fn scheme_names(&self) -> Vec<String> {
+        self.0.scheme_names()
+    }
+
+    /// Starts fetching JWKS keys in the background.
+    pub(crate) fn prefetch(&self) {
+        self.0.prefetch();
+    }
+
+    /// `service` behind the stack at the public path (it sees the endpoint itself as `/`),
+    /// CORS around it, and the metadata routes.
+    pub(crate) fn router<S>(self, service: S) -> Router
+    where
+        S: Service<Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        // CORS outside the auth stack: preflights carry no credentials, and 401s must carry
+        // the headers that let scripts read `WWW-Authenticate`. The metadata answers its own
+        // CORS requests, so it is merged after.
+        self.0
+            .mcp_router(service)
+            .layer(cors())
+            .merge(self.0.metadata_router())
+    }
+}
+
+/// CORS for browser clients: any origin the Origin check lets through may call; the MCP
+/// headers are allowed and the challenge and session id exposed.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("mcp-protocol-version"),
+            HeaderName::from_static("mcp-session-id"),
+            HeaderName::from_static("last-event-id"),
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+        ])
+        .expose_headers([
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("mcp-session-id"),
+        ])
+}
