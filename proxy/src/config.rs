@@ -24,6 +24,24 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The largest listing answer filtered (a JSON body, or one SSE event): 16 MiB. A larger
 /// one cannot be filtered and is refused (502).
 pub const MAX_LISTING_ANSWER: usize = 16 * 1024 * 1024;
+/// The proxy's own settings, which the configuration file (`MCP_AUTH_CONFIG`) may hold too
+/// (keyed without `MCP_`, in lower case, like the auth stack's).
+pub const PROXY_SETTINGS: &[&str] = &[
+    "MCP_UPSTREAM_URL",
+    "MCP_UPSTREAM_TIMEOUT",
+    "MCP_PROXY_SHUTDOWN_GRACE",
+    "MCP_PROXY_IDENTITY_HEADER_PREFIX",
+    "MCP_PROXY_METRICS_BIND",
+    "MCP_UPSTREAM_JWT_SECRET",
+    "MCP_UPSTREAM_JWT_SECRET_FILE",
+    "MCP_UPSTREAM_JWT_KEY",
+    "MCP_UPSTREAM_JWT_KEY_FILE",
+    "MCP_UPSTREAM_JWT_ALG",
+    "MCP_UPSTREAM_JWT_AUDIENCE",
+    "MCP_UPSTREAM_JWT_ISSUER",
+    "MCP_UPSTREAM_JWT_TTL",
+];
+
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
 
@@ -83,8 +101,8 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Reads the proxy's settings from `env` (the environment only; the auth stack's
-    /// configuration file holds none of them); `public_url` is the endpoint's public URL as
+    /// Reads the proxy's settings from `env` alone (no configuration file; the proxy's
+    /// [`load`](crate::load) reads the file too); `public_url` is the endpoint's public URL as
     /// the auth stack read it (`MCP_PUBLIC_URL`).
     ///
     /// # Errors
@@ -92,6 +110,15 @@ impl ProxyConfig {
     /// Every problem at once, by variable name, never with a value.
     pub fn load(env: &Env, public_url: &str) -> Result<Self, ConfigError> {
         let mut env = env.reader();
+        let read = Self::read(&mut env, public_url);
+        env.finish()?;
+        read.build()
+    }
+
+    /// Reads the proxy's settings from `env` (which may be layered over the configuration
+    /// file, see [`PROXY_SETTINGS`]), recording every problem there; the result is complete
+    /// when `env` has none ([`ReadSettings::build`] after `env.finish()`).
+    pub(crate) fn read(env: &mut EnvReader, public_url: &str) -> ReadSettings {
         let upstream = env.required("MCP_UPSTREAM_URL", parse_upstream);
         let public = match parse_public("MCP_PUBLIC_URL", public_url) {
             Ok(p) => Some(p),
@@ -119,38 +146,18 @@ impl ProxyConfig {
                 .map_err(|_| ConfigError::new(name, "is not an address such as 127.0.0.1:9090"))
         });
         let jwt = match (&upstream, &public) {
-            (Some(u), Some(p)) => load_jwt(&mut env, u, &p.url),
+            (Some(u), Some(p)) => load_jwt(env, u, &p.url),
             _ => None,
         };
-        env.finish()?;
-        // Each is `Some` when no problem was recorded.
-        let (Some(upstream), Some(public), Some(identity)) = (upstream, public, identity) else {
-            return Err(ConfigError::new("MCP_UPSTREAM_URL", "could not be read"));
-        };
-        let upstream_host = upstream
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            .ok_or_else(|| ConfigError::new("MCP_UPSTREAM_URL", "has no host"))?;
-        if public.path == HEALTH_PATH {
-            return Err(ConfigError::new(
-                "MCP_PUBLIC_URL",
-                "its path is the health check's (/healthz)",
-            ));
-        }
-        Ok(Self {
+        ReadSettings {
             upstream,
+            public,
             timeout,
-            identity,
-            forwarding: Forwarding {
-                upstream_host,
-                proto: public.proto,
-                host: public.host,
-            },
-            jwt,
-            metrics_bind,
             shutdown_grace,
-        })
+            identity,
+            metrics_bind,
+            jwt,
+        }
     }
 
     /// The listener for `/metrics`, when `MCP_PROXY_METRICS_BIND` is set.
@@ -323,6 +330,61 @@ fn load_jwt(env: &mut EnvReader, upstream: &Upstream, public_url: &str) -> Optio
         return None;
     }
     Some(UpstreamJwt::new(minter, ttl))
+}
+
+/// The proxy's settings as read, before the checks that need them all (see
+/// [`ProxyConfig::read`]).
+pub(crate) struct ReadSettings {
+    upstream: Option<Upstream>,
+    public: Option<Public>,
+    timeout: Duration,
+    shutdown_grace: Duration,
+    identity: Option<IdentityHeaders>,
+    metrics_bind: Option<SocketAddr>,
+    jwt: Option<UpstreamJwt>,
+}
+
+impl ReadSettings {
+    /// The configuration, once the reader reported no problem.
+    pub(crate) fn build(self) -> Result<ProxyConfig, ConfigError> {
+        let Self {
+            upstream,
+            public,
+            timeout,
+            shutdown_grace,
+            identity,
+            metrics_bind,
+            jwt,
+        } = self;
+        // Each is `Some` when no problem was recorded.
+        let (Some(upstream), Some(public), Some(identity)) = (upstream, public, identity) else {
+            return Err(ConfigError::new("MCP_UPSTREAM_URL", "could not be read"));
+        };
+        let upstream_host = upstream
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .ok_or_else(|| ConfigError::new("MCP_UPSTREAM_URL", "has no host"))?;
+        if public.path == HEALTH_PATH {
+            return Err(ConfigError::new(
+                "MCP_PUBLIC_URL",
+                "its path is the health check's (/healthz)",
+            ));
+        }
+        Ok(ProxyConfig {
+            upstream,
+            timeout,
+            identity,
+            forwarding: Forwarding {
+                upstream_host,
+                proto: public.proto,
+                host: public.host,
+            },
+            jwt,
+            metrics_bind,
+            shutdown_grace,
+        })
+    }
 }
 
 #[cfg(test)]

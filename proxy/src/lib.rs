@@ -97,25 +97,25 @@ impl std::fmt::Debug for Proxy {
 ///
 /// Every problem at once, by variable name, never with a value.
 pub fn load(env: &Env) -> Result<Proxy, ConfigError> {
-    let stack = stack::load(env.reader());
-    // When the stack's configuration failed, its problems are reported; the proxy's own are
-    // checked against the default public URL.
-    let public_url = stack
-        .as_ref()
-        .map_or("http://127.0.0.1:8080/mcp", stack::Stack::public_url);
-    let config = ProxyConfig::load(env, public_url);
-    match (stack, config) {
-        (Ok(stack), Ok(config)) => Ok(Proxy {
-            stack,
-            config,
-            metrics: Arc::new(Metrics::new()),
-        }),
-        (Err(mut a), Err(b)) => {
-            a.merge(b);
-            Err(a)
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
+    let (stack, read) = stack::load(env.reader(), |env| {
+        // The endpoint's public URL as the auth stack reads it (checked there).
+        let public_url = env.raw("MCP_PUBLIC_URL").map_or_else(
+            || {
+                let bind = env.raw("MCP_BIND");
+                format!(
+                    "http://{}/mcp",
+                    bind.as_deref().unwrap_or("127.0.0.1:8080").trim()
+                )
+            },
+            |v| v.trim().to_owned(),
+        );
+        ProxyConfig::read(env, &public_url)
+    })?;
+    Ok(Proxy {
+        stack,
+        config: read.build()?,
+        metrics: Arc::new(Metrics::new()),
+    })
 }
 
 impl Proxy {

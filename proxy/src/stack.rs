@@ -22,21 +22,22 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub(crate) struct Stack(Config);
 
 /// Reads the auth stack's configuration from `env` (and `MCP_AUTH_CONFIG`'s file), with the
-/// library's defaults: without `MCP_TOOL_SCOPES` every tool is open to any authenticated
-/// caller.
-pub(crate) fn load(env: EnvReader) -> Result<Stack, ConfigError> {
-    Loader::from_env(env).load().map(Stack)
+/// library's defaults (without `MCP_TOOL_SCOPES` every tool is open to any authenticated
+/// caller), and the proxy's own settings through the same layers with `read`: every problem
+/// of both at once.
+pub(crate) fn load<T>(
+    env: EnvReader,
+    read: impl FnOnce(&mut EnvReader) -> T,
+) -> Result<(Stack, T), ConfigError> {
+    Loader::from_env(env)
+        .load_with(crate::config::PROXY_SETTINGS, read)
+        .map(|(config, t)| (Stack(config), t))
 }
 
 impl Stack {
     /// The address to listen on (`MCP_BIND`).
     pub(crate) fn bind(&self) -> SocketAddr {
         self.0.bind
-    }
-
-    /// The public URL of the endpoint (`MCP_PUBLIC_URL`, default `http://<bind>/mcp`).
-    pub(crate) fn public_url(&self) -> &str {
-        &self.0.public_url
     }
 
     /// The scope policy (`MCP_TOOL_SCOPES`).
@@ -86,7 +87,7 @@ impl Stack {
 }
 
 /// CORS for browser clients: any origin the Origin check lets through may call; the MCP
-/// headers are allowed and the challenge and session id exposed.
+/// headers are allowed, and the challenge, the session id and `Retry-After` exposed.
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
@@ -104,6 +105,7 @@ fn cors() -> CorsLayer {
         ])
         .expose_headers([
             header::WWW_AUTHENTICATE,
+            header::RETRY_AFTER,
             HeaderName::from_static("mcp-session-id"),
         ])
 }

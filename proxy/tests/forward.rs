@@ -565,6 +565,52 @@ fn configuration_problems_are_reported_together_by_name() {
     );
 }
 
+#[test]
+fn the_configuration_file_holds_the_proxys_settings_too_and_the_environment_wins() {
+    let path = std::env::temp_dir().join(format!("mcp-auth-proxy-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "upstream_url = \"http://127.0.0.1:9/mcp\"\n\
+         upstream_timeout = \"5s\"\n\
+         proxy_metrics_bind = \"127.0.0.1:9091\"\n\
+         auth_tokens = \"proxy-file-token-0123456789abcdef;sub=file\"\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let proxy = mcp_auth_proxy::load(&mcp_auth_proxy::Env::Pairs(pairs(&[
+        ("MCP_AUTH_CONFIG", file),
+        ("MCP_PROXY_METRICS_BIND", "127.0.0.1:9092"),
+    ])));
+    // A key neither the stack nor the proxy knows is refused, named with the file.
+    std::fs::write(
+        &path,
+        "upstream_url = \"http://127.0.0.1:9/mcp\"\nupstream = 1\n",
+    )
+    .unwrap();
+    let err = mcp_auth_proxy::load(&mcp_auth_proxy::Env::Pairs(pairs(&[(
+        "MCP_AUTH_CONFIG",
+        file,
+    )])))
+    .unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    let proxy = proxy.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(proxy.config().upstream_url(), "http://127.0.0.1:9/mcp");
+    assert_eq!(
+        proxy
+            .config()
+            .metrics_bind()
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("127.0.0.1:9092")
+    );
+    assert!(proxy.generated_token().is_none());
+    assert_eq!(err.problems().len(), 1, "{err}");
+    assert!(
+        err.problems()[0].setting().starts_with("upstream (in "),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn browsers_get_cors_preflights_and_can_read_the_challenge() {
     let up = upstream::start().await;
