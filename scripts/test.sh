@@ -2,7 +2,9 @@
 # Runs the whole test suite: unit tests, integration tests (the example server on loopback,
 # driven by rmcp's MCP client and raw HTTP; JWT attacks; a JWKS server on loopback), doc
 # tests, and the tests of the workspace's other members (the example server's crate in
-# examples/server, the load driver in tools/load). Installs what the tests need first.
+# examples/server, the load driver in tools/load, mcp-auth-proxy in proxy/), end to end with
+# oidc-provider, the official SDKs and the MCP Inspector in Chromium. Installs what the tests
+# need first.
 # Usage: scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,12 +69,17 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 FEATURES="axum,rmcp"
 cargo test --features "$FEATURES" --all-targets "$@"
 cargo test --features "$FEATURES" --doc "$@"
-# The example server's crate (unit and doc tests) and the load driver.
-cargo test -p mcp-auth-example-server -p mcp-auth-load "$@"
+# The example server's crate (unit and doc tests), the load driver, and mcp-auth-proxy (its
+# forwarding tests run against a scriptable upstream on loopback).
+cargo test -p mcp-auth-example-server -p mcp-auth-load -p mcp-auth-proxy "$@"
 # End to end with the oidc-provider authorization server, the SDK clients and the MCP
 # Inspector in Chromium (these are #[ignore]d in plain `cargo test` because they need the
 # npm packages installed above).
 cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py --test e2e_browser "$@" -- --ignored
+# mcp-auth-proxy in front of the official Python and TypeScript SDK servers (upstreams in
+# tests/e2e/upstream-*), driven by rmcp's client and, through the OAuth flow against
+# oidc-provider, by all three SDK clients.
+cargo test -p mcp-auth-proxy --test e2e_upstream --test e2e_oauth "$@" -- --ignored
 # Redis-backed stores (plain and TLS), two example servers sharing one Redis, and session
 # bindings kept in Redis.
 cargo test --features "$FEATURES,redis" --test redis --test session "$@" -- --ignored

@@ -134,7 +134,8 @@ impl EnvReader {
     /// Adds a lower layer: settings this reader does not have are read from `pairs` instead
     /// (a configuration file's values, or an application's built-in defaults). A setting and
     /// its `_FILE` form count as one: either set in a higher layer hides both in this one, so
-    /// `MCP_JWT_SECRET_FILE` in the environment overrides `MCP_JWT_SECRET` from a file. Layers
+    /// `MCP_JWT_SECRET_FILE` in the environment overrides `MCP_JWT_SECRET` from a file; both
+    /// in this layer are a problem. A name given twice in `pairs` keeps its last value. Layers
     /// added later lie under those added earlier. `origin` names the layer in problems (such
     /// as `mcp-auth.toml`): a problem with a value from it reads `MCP_BIND (from
     /// mcp-auth.toml)`.
@@ -154,21 +155,42 @@ impl EnvReader {
         K: Into<String>,
         V: Into<String>,
     {
-        let pairs: Vec<(String, Zeroizing<String>)> = pairs
+        // Within one layer a name given twice keeps its last value.
+        let layer: HashMap<String, Zeroizing<String>> = pairs
             .into_iter()
             .map(|(k, v)| (k.into(), Zeroizing::new(v.into())))
             .collect();
-        for (name, value) in pairs {
-            let base = family(&name);
+        let mut added = Vec::with_capacity(layer.len());
+        for (name, value) in layer.iter() {
+            let base = family(name);
             let file_form = format!("{base}{FILE_SUFFIX}");
+            // Both forms in one layer: neither silently wins (as in the environment itself).
+            if name == base && layer.contains_key(&file_form) {
+                self.problems.push(ConfigProblem::new(
+                    format!("{base} (from {origin})"),
+                    format!("set {base} or {file_form}, not both"),
+                ));
+                continue;
+            }
+            if name != base && layer.contains_key(base) {
+                continue;
+            }
             let hidden = [base, file_form.as_str()]
                 .iter()
                 .any(|n| self.upper_is_set(n) || self.fallback.contains_key(*n));
             if !hidden {
-                self.fallback.insert(name, (value, origin.to_owned()));
+                added.push((name.clone(), (value.clone(), origin.to_owned())));
             }
         }
+        self.fallback.extend(added);
         self
+    }
+
+    /// The layer `name`'s value comes from, when a fallback layer ([`EnvReader::with_fallback`])
+    /// supplies it (`None` for the environment itself, or when it is not set).
+    #[must_use]
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.fallback.get(name).map(|(_, origin)| origin.as_str())
     }
 
     /// Whether the environment itself (not a fallback layer) sets `name`.
@@ -516,6 +538,36 @@ mod tests {
             read_zeroizing(&mut reader, 0, "p").unwrap().expose(),
             contents
         );
+    }
+
+    #[test]
+    fn fallback_layers_lie_under_the_environment_and_a_setting_and_its_file_form_are_one() {
+        let mut env = EnvReader::from_pairs([("MCP_A_FILE", "/env/a")])
+            .with_fallback([("MCP_A", "file-a"), ("MCP_B", "file-b")], "f.toml")
+            .with_fallback(
+                [("MCP_B", "default-b"), ("MCP_C", "x"), ("MCP_C", "y")],
+                "defaults",
+            );
+        // The environment's `_FILE` form hides the file's plain form.
+        assert_eq!(env.raw("MCP_A"), None);
+        assert_eq!(env.raw("MCP_A_FILE").as_deref(), Some("/env/a"));
+        // The file over the defaults; within one layer the last value.
+        assert_eq!(env.raw("MCP_B").as_deref(), Some("file-b"));
+        assert_eq!(env.raw("MCP_C").as_deref(), Some("y"));
+        assert!(env.finish().is_ok());
+    }
+
+    #[test]
+    fn both_forms_in_one_fallback_layer_are_a_problem_naming_the_layer() {
+        let mut env = EnvReader::from_pairs::<[(&str, &str); 0], _, _>([]).with_fallback(
+            [("MCP_S", "inline-s3cret"), ("MCP_S_FILE", "/run/s")],
+            "f.toml",
+        );
+        assert_eq!(env.raw("MCP_S"), None);
+        assert_eq!(env.raw("MCP_S_FILE"), None);
+        let err = env.finish().unwrap_err();
+        assert_eq!(err.problems()[0].setting(), "MCP_S (from f.toml)");
+        assert!(!err.to_string().contains("inline-s3cret"));
     }
 
     #[test]

@@ -53,7 +53,26 @@ fn api_keys() {
     assert_eq!(config.scheme_names(), ["ApiKey"]);
     assert!(config.generated_token.is_none());
     assert!(config.resource.is_none());
-    assert!(config.policy.scopes().contains("data:admin"));
+    // The file's table: delete_data needs the admin role besides the scope, and a key that
+    // names no scopes carries the file's default_scopes.
+    use mcp_auth::scope::Operation;
+    let call = |tool: &str| Operation::new("tools/call", Some(tool.to_owned()), None);
+    let scoped = |scopes: &[&str], roles: &[&str]| {
+        mcp_auth::AuthContext::builder("t", mcp_auth::AuthMethod::ApiKey)
+            .scopes(scopes.iter().copied())
+            .roles(roles.iter().copied())
+            .build()
+    };
+    assert!(
+        !config
+            .policy
+            .permits(&scoped(&["data:admin"], &[]), &call("delete_data"))
+    );
+    assert!(
+        config
+            .policy
+            .permits(&scoped(&["data:admin"], &["admin"]), &call("delete_data"))
+    );
 }
 
 #[test]
@@ -129,5 +148,9 @@ fn redis() {
         config.guards.sessions,
         example::Sessions::Redis(_)
     ));
-    assert_eq!(config.guards.failure_limit.map(|(n, _)| n), Some(10));
+    assert_eq!(
+        config.guards.failure_limit,
+        Some((20, std::time::Duration::from_secs(600)))
+    );
+    assert!(config.guards.forwarded_host && config.guards.require_https);
 }

@@ -568,12 +568,17 @@ fn configuration_problems_are_reported_together_by_name() {
 #[test]
 fn the_configuration_file_holds_the_proxys_settings_too_and_the_environment_wins() {
     let path = std::env::temp_dir().join(format!("mcp-auth-proxy-{}.toml", std::process::id()));
+    let tokens = path.with_extension("tokens");
+    std::fs::write(&tokens, "proxy-file-token-0123456789abcdef sub=file\n").unwrap();
     std::fs::write(
         &path,
-        "upstream_url = \"http://127.0.0.1:9/mcp\"\n\
-         upstream_timeout = \"5s\"\n\
-         proxy_metrics_bind = \"127.0.0.1:9091\"\n\
-         auth_tokens = \"proxy-file-token-0123456789abcdef;sub=file\"\n",
+        format!(
+            "upstream_url = \"http://127.0.0.1:9/mcp\"\n\
+             upstream_timeout = \"5s\"\n\
+             proxy_metrics_bind = \"127.0.0.1:9091\"\n\
+             auth_tokens_file = \"{}\"\n",
+            tokens.display()
+        ),
     )
     .unwrap();
     let file = path.to_str().unwrap();
@@ -593,6 +598,7 @@ fn the_configuration_file_holds_the_proxys_settings_too_and_the_environment_wins
     )])))
     .unwrap_err();
     std::fs::remove_file(&path).unwrap();
+    std::fs::remove_file(&tokens).unwrap();
     let proxy = proxy.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(proxy.config().upstream_url(), "http://127.0.0.1:9/mcp");
     assert_eq!(
@@ -606,7 +612,7 @@ fn the_configuration_file_holds_the_proxys_settings_too_and_the_environment_wins
     assert!(proxy.generated_token().is_none());
     assert_eq!(err.problems().len(), 1, "{err}");
     assert!(
-        err.problems()[0].setting().starts_with("upstream (in "),
+        err.problems()[0].setting().starts_with("\"upstream\" (in "),
         "{err}"
     );
 }

@@ -3,12 +3,17 @@
 //! `(variable, value)` pairs that lie under the environment.
 //!
 //! Values are TOML strings, booleans, integers, or arrays of strings (a comma-separated list in
-//! the environment); `tool_scopes` may also be a table of `tool = "requirement"`. A key the
+//! the environment); `tool_scopes` is a string or a table of `tool = "requirement"`. A key the
 //! configuration does not know, or a value of the wrong type, is a problem named by its key,
-//! never by its value.
+//! never by its value. Secret settings (those with a `_FILE` form) are refused in the file:
+//! it names the file that holds the secret instead (`jwt_secret_file`), so no secret sits in a
+//! configuration file that is often shared, versioned or world-readable.
 
 use std::io::Read;
 
+use zeroize::Zeroizing;
+
+use crate::env::FILE_SUFFIX;
 use crate::error::{ConfigError, ConfigProblem};
 
 /// Largest configuration file read (1 MiB).
@@ -24,7 +29,8 @@ pub(super) fn read(path: &str, known: &[&str]) -> Result<FileSettings, ConfigErr
     let problem = |msg: String| ConfigError::new(super::CONFIG_FILE_VAR, msg);
     let file =
         std::fs::File::open(path).map_err(|e| problem(format!("cannot open {path:?}: {e}")))?;
-    let mut text = String::new();
+    // Wiped when dropped: an operator may have written a secret in it after all.
+    let mut text = Zeroizing::new(String::new());
     file.take(MAX_CONFIG_FILE + 1)
         .read_to_string(&mut text)
         .map_err(|e| problem(format!("cannot read {path:?}: {e}")))?;
@@ -59,8 +65,19 @@ pub(super) fn parse(text: &str, origin: &str, known: &[&str]) -> Result<FileSett
             && known.contains(&variable.as_str());
         if !known_key {
             problems.push(ConfigProblem::new(
-                format!("{key} (in {origin})"),
+                format!("{} (in {origin})", shown_key(key)),
                 "is not a setting this server knows",
+            ));
+            continue;
+        }
+        let file_form = format!("{variable}{FILE_SUFFIX}");
+        if known.contains(&file_form.as_str()) {
+            problems.push(ConfigProblem::new(
+                format!("{key} (in {origin})"),
+                format!(
+                    "is a secret: put it in a file and name that file with {key}_file (or set \
+                     {variable} in the environment)"
+                ),
             ));
             continue;
         }
@@ -73,6 +90,14 @@ pub(super) fn parse(text: &str, origin: &str, known: &[&str]) -> Result<FileSett
         }
     }
     Ok((pairs, problems))
+}
+
+/// An unknown key as a problem shows it: quoted, escaped, at most 40 characters (a quoted
+/// TOML key may hold anything, a pasted secret or terminal escapes among them).
+fn shown_key(key: &str) -> String {
+    let shown: String = key.chars().take(40).collect();
+    let more = if shown.len() < key.len() { "…" } else { "" };
+    format!("{shown:?}{more}")
 }
 
 /// What a key's value must be, for its problem.
@@ -92,7 +117,7 @@ fn value_text(key: &str, value: &toml::Value) -> Option<String> {
         Value::String(s) => Some(s.clone()),
         Value::Boolean(b) => Some(b.to_string()),
         Value::Integer(i) => Some(i.to_string()),
-        Value::Array(items) => {
+        Value::Array(items) if key != "tool_scopes" => {
             let items: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
             let items = items?;
             // A list item holding the separator would split into two in the environment form.
@@ -125,6 +150,8 @@ mod tests {
         "MCP_JWT_AUDIENCE",
         "MCP_TOOL_SCOPES",
         "MCP_REQUIRE_HTTPS",
+        "MCP_JWT_SECRET",
+        "MCP_JWT_SECRET_FILE",
     ];
 
     #[test]
@@ -165,17 +192,56 @@ mod tests {
         let err = ConfigError::from_problems(problems).unwrap();
         let text = err.to_string();
         assert_eq!(err.problems().len(), 3, "{text}");
-        assert!(text.contains("bnd (in t.toml)"), "{text}");
+        assert!(text.contains("\"bnd\" (in t.toml)"), "{text}");
         assert!(text.contains("require_https (in t.toml)"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
     }
 
     #[test]
     fn a_syntax_error_does_not_quote_the_line() {
-        let err = parse("jwt_secret = \"s3cret-value\nbind = 1", "t.toml", KNOWN).unwrap_err();
+        let err = parse("jwt_audience = \"s3cret-value\nbind = 1", "t.toml", KNOWN).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("not valid TOML"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
+    }
+
+    #[test]
+    fn secrets_are_refused_in_the_file_and_their_file_forms_accepted() {
+        let (pairs, problems) = parse(
+            "jwt_secret = \"s3cret-value-0123456789abcdef0123\"\njwt_secret_file = \"/run/s\"\n",
+            "t.toml",
+            KNOWN,
+        )
+        .unwrap();
+        assert_eq!(
+            pairs,
+            [("MCP_JWT_SECRET_FILE".to_owned(), "/run/s".to_owned())],
+            "{problems:?}"
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].setting(), "jwt_secret (in t.toml)");
+        assert!(!problems[0].message().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_tool_table_given_as_an_array_is_refused_not_misread() {
+        let (pairs, problems) = parse(
+            "tool_scopes = [\"whoami=\", \"read_data=data:read\"]",
+            "t.toml",
+            KNOWN,
+        )
+        .unwrap();
+        assert!(pairs.is_empty());
+        assert_eq!(problems[0].setting(), "tool_scopes (in t.toml)");
+    }
+
+    #[test]
+    fn unknown_keys_are_shown_escaped_and_bounded() {
+        let key = format!("\"evil\\u001b[31m{}\"", "k".repeat(100));
+        let (_, problems) = parse(&format!("{key} = 1"), "t.toml", KNOWN).unwrap();
+        let setting = problems[0].setting();
+        assert!(!setting.contains('\u{1b}'), "{setting:?}");
+        assert!(setting.len() < 80, "{setting:?}");
     }
 
     #[test]

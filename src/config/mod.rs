@@ -42,15 +42,16 @@
 //! Every variable may instead be a key of the TOML file: its name without `MCP_`, in lower
 //! case (`MCP_JWT_AUDIENCE` → `jwt_audience`); lists are arrays of strings there, flags
 //! booleans, and `tool_scopes` may be a table. Secret settings (marked †) also accept
-//! `<NAME>_FILE`, the path of a file holding the value; a setting and its `_FILE` form count
-//! as one, so either in the environment overrides both in the file.
+//! `<NAME>_FILE`, the path of a file holding the value, and in the TOML file only that form
+//! (`jwt_secret_file`): a secret written in the configuration file is refused. A setting and
+//! its `_FILE` form count as one, so either in the environment overrides both in the file.
 //!
 //! | variable | meaning |
 //! |---|---|
 //! | `MCP_AUTH_CONFIG` | path of the TOML file (at most 1 MiB) read under the environment |
 //! | `MCP_BIND` | address to listen on (default `127.0.0.1:8080`) |
-//! | `MCP_PUBLIC_URL` | this server's public MCP URL (default `http://<MCP_BIND>/mcp`); its path is where [`Config::router`] mounts the endpoint |
-//! | `MCP_ALLOWED_HOSTS` | `Host` values an rmcp transport should accept ([`Config::allowed_hosts`]; default: rmcp's, loopback only) |
+//! | `MCP_PUBLIC_URL` | this server's public MCP URL (default `http://<MCP_BIND>/mcp`; no credentials, query or fragment); its path is where [`Config::router`] mounts the endpoint (the root path: every path no other route takes) |
+//! | `MCP_ALLOWED_HOSTS` | `Host` values an rmcp transport should accept ([`Config::allowed_hosts`]; default: rmcp's, loopback only); the stack itself does not check `Host`: pass it to your transport |
 //! | `MCP_API_KEYS` † | API keys accepted in `X-API-Key` (comma-separated `SECRET;sub=…;scopes=…;roles=…`; a file has one per line) |
 //! | `MCP_AUTH_TOKENS` † | static bearer tokens accepted in `Authorization: Bearer` (same syntax) |
 //! | `MCP_DEFAULT_SCOPES` | scopes a static or generated credential carries when it names none (space- or comma-separated; default none) |
@@ -60,7 +61,7 @@
 //! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several); required with `MCP_JWKS_URL` |
 //! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
 //! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`); setting any serves the metadata |
-//! | `MCP_BASIC_SCOPES` | the scopes a 401 challenge asks for (default none) |
+//! | `MCP_BASIC_SCOPES` | the scopes a 401 challenge asks for, with authorization servers configured (default none; scopes that are not valid scope tokens are left out) |
 //! | `MCP_RESOURCE_NAME` | `resource_name` in the metadata |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
 //! | `MCP_INTROSPECTION_CLIENT_ID`, `MCP_INTROSPECTION_CLIENT_SECRET` † | this server's credentials at the introspection endpoint (setting them turns introspection on) |
@@ -258,10 +259,19 @@ pub fn load() -> Result<Config, ConfigError> {
 
 /// Reads a configuration: from the environment (or given pairs), the TOML file named by
 /// `MCP_AUTH_CONFIG`, and an application's built-in defaults, in that order of precedence.
-#[derive(Debug)]
 pub struct Loader {
     env: EnvReader,
     defaults: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Default values may be secrets: names only.
+        let defaults: Vec<&str> = self.defaults.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Loader")
+            .field("defaults", &defaults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Loader {
@@ -287,7 +297,8 @@ impl Loader {
     }
 
     /// A built-in default for `name`, used when neither the environment nor the file sets
-    /// it (a problem with it reads `NAME (from built-in defaults)`).
+    /// it (a problem with it reads `NAME (from built-in defaults)`). Set twice, the last
+    /// value counts.
     #[must_use]
     pub fn default_value(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.defaults.push((name.into(), value.into()));
@@ -304,8 +315,12 @@ impl Loader {
     }
 
     /// Reads the configuration and, through the same layers, the application's own settings:
-    /// `app_settings` names the variables `read` reads (so the TOML file may set them too), and
-    /// every problem of both is reported at once.
+    /// every problem of both is reported at once. `app_settings` names the variables `read`
+    /// reads, each starting with `MCP_`, so the TOML file may set them too (keyed without
+    /// `MCP_`, in lower case); list a secret's `_FILE` form beside it (`MCP_APP_SECRET`,
+    /// `MCP_APP_SECRET_FILE`): the file may then name a file holding it, never the secret
+    /// itself. `read` runs before the configuration is built, so it sees settings as written
+    /// (read `MCP_PUBLIC_URL` raw if it needs it).
     ///
     /// # Errors
     ///
@@ -366,6 +381,7 @@ fn read_config<T>(
             let v = v.trim();
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    check_public_url(name, &u)?;
                     Ok(v.to_owned())
                 }
                 _ => Err(ConfigError::new(name, "is not an http(s) URL")),
@@ -377,7 +393,17 @@ fn read_config<T>(
         .map(|v| list(&v))
         .unwrap_or_else(|| vec![public_url.clone()]);
     // One HTTP client for JWKS, discovery and introspection.
-    let fetcher = ReqwestFetcher::new()?;
+    let fetcher = match ReqwestFetcher::new() {
+        Ok(f) => f,
+        Err(e) => {
+            for p in e.problems() {
+                env.problem(p.setting(), p.message());
+            }
+            let _ = read_app(&mut env);
+            env.finish()?;
+            return Err(e);
+        }
+    };
     let jwt = jwt::load_jwt(&mut env, &audiences, &fetcher);
     let authorization_servers = oauth::load_authorization_servers(&mut env);
     let introspection =
@@ -403,6 +429,15 @@ fn read_config<T>(
     }
     let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
     let app = read_app(&mut env);
+    // Where the settings the builders check came from, to name them in their problems.
+    let origins: Vec<(&str, String)> = BUILDER_SETTINGS
+        .iter()
+        .flat_map(|(_, var)| {
+            [*var, file_form(var)]
+                .into_iter()
+                .filter_map(|v| env.origin(v).map(|o| (*var, o.to_owned())))
+        })
+        .collect();
     env.finish()?;
     let config = build(Settings {
         bind,
@@ -420,8 +455,57 @@ fn read_config<T>(
         guards,
         // A policy problem was reported by `finish` above; this only keeps the types honest.
         policy: policy.ok_or_else(|| ConfigError::new("MCP_TOOL_SCOPES", "is invalid"))?,
-    })?;
+    })
+    .map_err(|e| by_variable(&e, &origins))?;
     Ok((config, app))
+}
+
+/// The settings of the builders' problems (`JwtBuilder`, `IntrospectionBuilder`,
+/// `ProtectedResource`) and the variables behind them.
+const BUILDER_SETTINGS: &[(&str, &str)] = &[
+    ("jwks url", "MCP_JWKS_URL"),
+    ("oidc issuer", "MCP_OIDC_ISSUER"),
+    ("jwt issuer", "MCP_JWT_ISSUER"),
+    ("jwt audience", "MCP_JWT_AUDIENCE"),
+    ("jwt key", "MCP_JWT_SECRET"),
+    ("introspection endpoint", "MCP_INTROSPECTION_URL"),
+    ("introspection client", "MCP_INTROSPECTION_CLIENT_ID"),
+    ("issuer", "MCP_AUTHORIZATION_SERVERS"),
+    ("audience", "MCP_JWT_AUDIENCE"),
+    ("resource", "MCP_PUBLIC_URL"),
+    ("authorization_servers", "MCP_AUTHORIZATION_SERVERS"),
+];
+
+/// `NAME_FILE` for `NAME`, as a static name for the few secret settings of
+/// [`BUILDER_SETTINGS`].
+fn file_form(var: &str) -> &'static str {
+    match var {
+        "MCP_JWT_SECRET" => "MCP_JWT_SECRET_FILE",
+        _ => "",
+    }
+}
+
+/// A builder's problems renamed to the variables behind them, with the layer a value came
+/// from (`MCP_OIDC_ISSUER (from mcp.toml)`).
+fn by_variable(e: &ConfigError, origins: &[(&str, String)]) -> ConfigError {
+    let problems = e
+        .problems()
+        .iter()
+        .map(|p| {
+            let setting = BUILDER_SETTINGS
+                .iter()
+                .find(|(lib, _)| *lib == p.setting())
+                .map_or_else(
+                    || p.setting().to_owned(),
+                    |(_, var)| match origins.iter().find(|(v, _)| v == var) {
+                        Some((_, origin)) => format!("{var} (from {origin})"),
+                        None => (*var).to_owned(),
+                    },
+                );
+            crate::ConfigProblem::new(setting, p.message())
+        })
+        .collect();
+    ConfigError::from_problems(problems).unwrap_or_else(|| e.clone())
 }
 
 /// What [`read_config`] read, before the authenticators are built.
@@ -502,6 +586,30 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
         guards: s.guards,
         jwt,
     })
+}
+
+/// What a public URL must not hold: credentials (they would be logged and become the default
+/// audience), a query or fragment, or a path a router reads as a pattern (`{name}`, or a
+/// segment starting with `:` or `*`).
+fn check_public_url(name: &str, u: &url::Url) -> Result<(), ConfigError> {
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(ConfigError::new(name, "must not hold credentials"));
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(ConfigError::new(name, "must have no query or fragment"));
+    }
+    let pattern = u
+        .path_segments()
+        .into_iter()
+        .flatten()
+        .any(|s| s.starts_with([':', '*']) || s.contains(['{', '}']));
+    if pattern {
+        return Err(ConfigError::new(
+            name,
+            "its path must be plain segments (no `{`, `}`, or segments starting with `:` or `*`)",
+        ));
+    }
+    Ok(())
 }
 
 /// Comma-separated values, trimmed, empty ones dropped.

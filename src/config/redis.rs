@@ -79,13 +79,25 @@ pub(super) fn load_redis(env: &mut EnvReader) -> Option<Redis> {
 }
 
 #[cfg(feature = "redis")]
-/// The contents of the file at `path` (a `…_FILE` setting).
+/// The contents of the file at `path` (a `…_FILE` setting), at most
+/// [`MAX_SECRET_FILE`](crate::env::MAX_SECRET_FILE) bytes.
+#[cfg(feature = "redis")]
 fn read_file(name: &str, path: &str, what: &str) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path.trim())
-        .map_err(|e| ConfigError::new(name, format!("cannot read {what} ({})", e.kind())))
+    use std::io::Read;
+    let limit = crate::env::MAX_SECRET_FILE as u64;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path.trim())
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(|e| ConfigError::new(name, format!("cannot read {what} ({})", e.kind())))?;
+    if bytes.len() as u64 > limit {
+        return Err(ConfigError::new(
+            name,
+            format!("{what} is larger than {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
 }
 
-#[cfg(feature = "redis")]
 /// A Redis handle (connected on first use); its problems are named by the variable at fault.
 fn connect_redis(env: &mut EnvReader, url: &str, s: RedisSettings) -> Option<Redis> {
     let mut config = RedisConfig::new(url);

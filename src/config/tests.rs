@@ -41,37 +41,51 @@ fn no_credential_generates_one_and_requires_it() {
 
 #[test]
 fn the_environment_overrides_the_file_and_the_file_the_defaults() {
+    let tokens = TempToml::new("layers-tokens", "tok-from-file-0123456789abcdef sub=file\n");
     let file = TempToml::new(
         "layers",
-        r#"
-        bind = "127.0.0.1:9001"
-        public_url = "https://mcp.example.com/tools/mcp"
-        auth_tokens = "tok-from-file-0123456789abcdef;sub=file"
-        tool_scopes = { whoami = "", read_data = "data:read" }
-        "#,
+        &format!(
+            r#"
+            bind = "127.0.0.1:9001"
+            public_url = "https://mcp.example.com/tools/mcp"
+            auth_tokens_file = "{}"
+            tool_scopes = {{ whoami = "", read_data = "data:read" }}
+            "#,
+            tokens.path()
+        ),
     );
     let config = Loader::from_env(EnvReader::from_pairs([
         ("MCP_AUTH_CONFIG", file.path()),
         ("MCP_BIND", "127.0.0.1:9002"),
     ]))
     .default_value("MCP_BIND", "127.0.0.1:9003")
-    .default_value("MCP_RESOURCE_NAME", "from defaults")
+    .default_value("MCP_PUBLIC_URL", "https://defaults.example.com/mcp")
+    .default_value("MCP_TOOL_SCOPES", "whoami=;write_data=data:write")
+    .default_value("MCP_SCOPE_IMPLIES", "data:write>data:read")
     .load()
     .unwrap();
+    // The environment over the file.
     assert_eq!(config.bind.to_string(), "127.0.0.1:9002");
+    // The file over the defaults.
+    assert_eq!(config.public_url, "https://mcp.example.com/tools/mcp");
     assert_eq!(config.mcp_path(), "/tools/mcp");
     assert!(config.generated_token.is_none());
     assert!(config.policy.scopes().contains("data:read"));
+    assert!(!config.policy.scopes().contains("data:write"));
+    // The defaults where neither sets a value: data:write implies data:read.
+    let ctx = crate::AuthContext::builder("w", crate::AuthMethod::Bearer)
+        .scopes(["data:write"])
+        .build();
+    let read = crate::scope::Operation::new("tools/call", Some("read_data".to_owned()), None);
+    assert!(config.policy.permits(&ctx, &read));
 }
 
 #[test]
 fn a_file_form_in_the_environment_hides_the_value_in_the_file() {
     let secret_file = TempToml::new("secret", "tok-env-file-0123456789abcdef sub=env\n");
-    let file = TempToml::new(
-        "hidden",
-        "auth_tokens = \"tok-from-file-0123456789abcdef;sub=file\"\n",
-    );
-    // Both in one layer would be "set X or X_FILE, not both"; across layers the higher wins.
+    let file = TempToml::new("hidden", "auth_tokens_file = \"/nonexistent/tokens\"\n");
+    // Both in one layer would be "set X or X_FILE, not both"; across layers the higher wins
+    // (the file's path, which does not exist, is never read).
     let config = Loader::from_env(EnvReader::from_pairs([
         ("MCP_AUTH_CONFIG", file.path()),
         ("MCP_AUTH_TOKENS_FILE", secret_file.path()),
@@ -88,6 +102,7 @@ fn every_problem_is_reported_at_once_by_setting_and_file_never_by_value() {
         r#"
         bind = "not-an-address"
         jwt_secret = "short-s3cret"
+        public_url = "https://u:s3cret-pw@mcp.example.com/mcp"
         unknown_thing = "v4lue"
         "#,
     );
@@ -101,7 +116,9 @@ fn every_problem_is_reported_at_once_by_setting_and_file_never_by_value() {
     let text = err.to_string();
     let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
     assert!(
-        settings.iter().any(|s| s.starts_with("unknown_thing (in ")),
+        settings
+            .iter()
+            .any(|s| s.starts_with("\"unknown_thing\" (in ")),
         "{text}"
     );
     assert!(
@@ -109,14 +126,18 @@ fn every_problem_is_reported_at_once_by_setting_and_file_never_by_value() {
         "{text}"
     );
     assert!(
+        settings.iter().any(|s| s.starts_with("jwt_secret (in ")),
+        "{text}"
+    );
+    assert!(
         settings
             .iter()
-            .any(|s| s.starts_with("MCP_JWT_SECRET (from ")),
+            .any(|s| s.starts_with("MCP_PUBLIC_URL (from ")),
         "{text}"
     );
     assert!(settings.contains(&"MCP_TOOL_SCOPES"), "{text}");
     assert!(settings.contains(&"MCP_SCOPE_IMPLIES"), "{text}");
-    for value in ["not-an-address", "short-s3cret", "v4lue"] {
+    for value in ["not-an-address", "short-s3cret", "v4lue", "s3cret-pw"] {
         assert!(!text.contains(value), "{text}");
     }
 }
@@ -191,7 +212,38 @@ fn redis_settings_name_their_variable() {
 }
 
 #[test]
-fn a_public_url_that_is_not_http_is_refused() {
-    let err = load_pairs(&[("MCP_PUBLIC_URL", "ftp://x/mcp")]).unwrap_err();
-    assert_eq!(err.problems()[0].setting(), "MCP_PUBLIC_URL");
+fn a_public_url_that_is_not_a_plain_http_url_is_refused() {
+    for bad in [
+        "ftp://x/mcp",
+        "https://user:pw@x/mcp",
+        "https://x/mcp?a=1",
+        "https://x/:mcp",
+        "https://x/*mcp",
+    ] {
+        let err = load_pairs(&[("MCP_PUBLIC_URL", bad)]).unwrap_err();
+        assert_eq!(err.problems()[0].setting(), "MCP_PUBLIC_URL", "{bad}");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+}
+
+#[test]
+fn the_loader_debug_form_names_defaults_without_their_values() {
+    let loader = Loader::from_env(EnvReader::from_pairs([("MCP_X", "y")]))
+        .default_value("MCP_JWT_SECRET", "s3cret-default-0123456789abcdef0123");
+    let shown = format!("{loader:?}");
+    assert!(
+        shown.contains("MCP_JWT_SECRET") && !shown.contains("s3cret"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_builders_problem_names_the_variable_and_the_file() {
+    let file = TempToml::new("builder", "oidc_issuer = \"http://idp.example.com\"\n");
+    let err = load_pairs(&[("MCP_AUTH_CONFIG", file.path())]).unwrap_err();
+    assert_eq!(
+        err.problems()[0].setting(),
+        format!("MCP_OIDC_ISSUER (from {})", file.path()),
+        "{err}"
+    );
 }
