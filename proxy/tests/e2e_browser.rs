@@ -13,9 +13,10 @@
 //!   and as an OAuth protected resource, where each challenge points to the metadata), the
 //!   upstream's session id, and `Retry-After` on the proxy's 429s.
 //!
-//! The upstream never sees the browser's credentials, only the identity the proxy forwards. Needs `npm ci --prefix tests/e2e/browser`,
-//! `npm ci --prefix tests/e2e/idp`, `npm ci --prefix tests/e2e/ts-sdk` and Debian's `chromium`;
-//! ignored in a plain `cargo test`.
+//! The upstream never sees the browser's credentials, only the identity the proxy forwards.
+//!
+//! Needs `npm ci --prefix tests/e2e/browser`, `npm ci --prefix tests/e2e/idp`,
+//! `npm ci --prefix tests/e2e/ts-sdk` and Debian's `chromium`; ignored in a plain `cargo test`.
 
 mod support;
 
@@ -196,8 +197,16 @@ async fn inspector_with_a_bearer_token_lists_the_allowed_tools_and_calls_whoami(
     for method in ["initialize", "tools/list", "tools/call"] {
         assert!(ok.iter().any(|m| m == method), "{method}: {ok:?}");
     }
+    // The Inspector's stream for the upstream's messages (GET) opened through the proxy too.
+    assert!(
+        mcp.iter()
+            .any(|r| r["method"] == "GET" && r["status"] == 200),
+        "{v:#}"
+    );
     assert_preflights_succeed(&v, &url, &page);
     assert_upstream_saw_identity_only(&upstream, "writer").await;
+    let reached = upstream.requests().await;
+    assert!(reached.iter().any(|r| r["method"] == "GET"), "{reached:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
