@@ -3,16 +3,32 @@
 //! prints what the browser did and saw as one JSON line.
 //!
 //! Set `MCP_AUTH_BROWSER_SCREENSHOTS=<dir>` to keep a PNG of the page after each step.
+//!
+//! Shared by the integration tests of the repository's root crate and of the crates inside it
+//! (`mcp-auth-proxy` includes this file with `#[path]`): the script is found from the
+//! repository's root, whichever crate's tests run.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-/// Where the script and its npm packages are.
-pub const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/browser");
+/// The script's directory inside the repository, beside its npm packages.
+const SCRIPT_DIR: &str = "tests/e2e/browser";
+
+/// Where the script and its npm packages are: `tests/e2e/browser` in the repository's root,
+/// the nearest directory at or above the crate being tested that holds the script.
+pub fn dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|d| d.join(SCRIPT_DIR))
+        .find(|d| d.join("inspector.mjs").is_file())
+        .unwrap_or_else(|| manifest.join(SCRIPT_DIR))
+}
 
 /// The browser the script drives.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -23,7 +39,7 @@ const RUN_LIMIT_SECS: u32 = 120;
 
 /// Panics with what to install when the Inspector, playwright-core or Chromium is missing.
 pub fn require_installed() {
-    let modules = std::path::Path::new(DIR).join("node_modules");
+    let modules = dir().join("node_modules");
     assert!(
         modules
             .join("@modelcontextprotocol/inspector-client")
@@ -32,7 +48,7 @@ pub fn require_installed() {
         "the MCP Inspector and playwright-core are not installed: run `npm ci --prefix tests/e2e/browser` (scripts/test.sh does)"
     );
     assert!(
-        std::path::Path::new(CHROMIUM).exists(),
+        Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: `apt-get install chromium` (scripts/test.sh does)"
     );
 }
@@ -71,7 +87,7 @@ pub async fn run_inspector(mut spec: Value) -> Value {
             "inspector.mjs",
         ])
         .arg(spec.to_string())
-        .current_dir(DIR)
+        .current_dir(dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,12 +1,15 @@
 //! Shared harness for the proxy's integration tests: the proxy in-process on a loopback port
 //! ([`start_proxy`]), a scriptable upstream written here ([`upstream`]), the Python SDK
 //! upstream (`tests/e2e/upstream-py`, [`py_upstream`]), the TypeScript SDK upstream
-//! (`tests/e2e/upstream-ts`, [`ts_upstream`]) and rmcp's client ([`connect`]).
+//! (`tests/e2e/upstream-ts`, [`ts_upstream`]), rmcp's client ([`connect`]) and the MCP
+//! Inspector's web client in headless Chromium ([`browser`], shared with the root crate's tests).
 //!
 //! Each test binary compiles this module with `mod support;` and uses part of it.
 
 #![allow(dead_code)]
 
+#[path = "../../../tests/support/browser.rs"]
+pub mod browser;
 pub mod idp;
 pub mod sdk;
 pub mod upstream;
