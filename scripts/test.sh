@@ -77,9 +77,9 @@ cargo test -p mcp-auth-example-server -p mcp-auth-load -p mcp-auth-proxy "$@"
 # npm packages installed above).
 cargo test --features "$FEATURES" --test e2e_oidc --test e2e_oauth --test e2e_ts --test e2e_py --test e2e_browser "$@" -- --ignored
 # mcp-auth-proxy in front of the official Python and TypeScript SDK servers (upstreams in
-# tests/e2e/upstream-*), driven by rmcp's client and, through the OAuth flow against
-# oidc-provider, by all three SDK clients.
-cargo test -p mcp-auth-proxy --test e2e_upstream --test e2e_oauth "$@" -- --ignored
+# tests/e2e/upstream-*), driven by rmcp's client, through the OAuth flow against
+# oidc-provider by all three SDK clients, and by the MCP Inspector in Chromium.
+cargo test -p mcp-auth-proxy --test e2e_upstream --test e2e_oauth --test e2e_browser "$@" -- --ignored
 # Redis-backed stores (plain and TLS), two example servers sharing one Redis, and session
 # bindings kept in Redis.
 cargo test --features "$FEATURES,redis" --test redis --test session "$@" -- --ignored
