@@ -103,6 +103,7 @@ fn start_nginx(dir: &Path, port: u16, upstream_port: u16) -> Killed {
                proxy_pass http://mcp;\n\
                proxy_http_version 1.1;\n\
                proxy_set_header Connection \"\";\n\
+               proxy_set_header Host 127.0.0.1:{upstream_port};\n\
                proxy_buffering off;\n\
                proxy_request_buffering off;\n\
                tcp_nodelay on;\n\
