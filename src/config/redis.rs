@@ -78,7 +78,6 @@ pub(super) fn load_redis(env: &mut EnvReader) -> Option<Redis> {
     }
 }
 
-#[cfg(feature = "redis")]
 /// The contents of the file at `path` (a `…_FILE` setting), at most
 /// [`MAX_SECRET_FILE`](crate::env::MAX_SECRET_FILE) bytes.
 #[cfg(feature = "redis")]
@@ -99,6 +98,7 @@ fn read_file(name: &str, path: &str, what: &str) -> Result<Vec<u8>, ConfigError>
 }
 
 /// A Redis handle (connected on first use); its problems are named by the variable at fault.
+#[cfg(feature = "redis")]
 fn connect_redis(env: &mut EnvReader, url: &str, s: RedisSettings) -> Option<Redis> {
     let mut config = RedisConfig::new(url);
     if let Some(pem) = s.ca {
