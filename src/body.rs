@@ -89,6 +89,28 @@ pub(crate) fn take_ready<S: Clone>(slot: &mut S) -> S {
     std::mem::replace(slot, clone)
 }
 
+/// Marks a refusal `Connection: close` when `request` announced a body (a non-zero
+/// `Content-Length`, or `Transfer-Encoding`). A refusal sent before the body was read leaves
+/// the rest of it on the connection, which the server then closes (RFC 9112 §9.6); saying so
+/// keeps a client from sending its next request on a connection that is about to close.
+pub(crate) fn close_if_body_unread<B>(request: &http::HeaderMap, res: &mut http::Response<B>) {
+    if announces_body(request) {
+        res.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+}
+
+/// Whether request headers announce a body: a non-zero `Content-Length`, or
+/// `Transfer-Encoding`.
+pub(crate) fn announces_body(request: &http::HeaderMap) -> bool {
+    request.contains_key(http::header::TRANSFER_ENCODING)
+        || request
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+}
+
 impl<B> AuthBody<B> {
     /// Wraps the inner body.
     pub fn inner(body: B) -> Self {

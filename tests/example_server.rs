@@ -627,3 +627,37 @@ async fn the_jwt_and_introspection_secrets_can_come_from_files() {
     ]))
     .expect("the introspection secret read from its file");
 }
+
+/// A refusal sent before the request body was read says `Connection: close`: the server
+/// closes such a connection, and a client that reused it would see it drop (seen as
+/// "Server disconnected without sending a response" in the Python SDK under load).
+#[tokio::test]
+async fn a_refusal_before_the_body_was_read_closes_the_connection_and_says_so() {
+    let srv = start(&[("MCP_AUTH_TOKENS", "tok-alice-0123456789abcdef;sub=alice")]).await;
+    let http = reqwest::Client::new();
+    let post = http
+        .post(srv.url())
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 401);
+    assert_eq!(post.headers()["connection"], "close");
+    // The Origin guard's refusal too.
+    let foreign = http
+        .post(srv.url())
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    assert_eq!(foreign.headers()["connection"], "close");
+    // A request without a body keeps its connection.
+    let get = http.get(srv.url()).send().await.unwrap();
+    assert_eq!(get.status(), 401);
+    assert!(get.headers().get("connection").is_none());
+}

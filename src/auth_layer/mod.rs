@@ -97,6 +97,7 @@ impl<A: Authenticator, R: RejectionResponse> Gate<A, R> {
             .responder
             .response(&Rejection::new(&err, &self.challenge.for_request(parts)));
         res.extensions_mut().insert(err);
+        crate::body::close_if_body_unread(&parts.headers, &mut res);
         res
     }
 }

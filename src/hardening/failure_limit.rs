@@ -319,15 +319,21 @@ where
         .await
     {
         Ok(Reservation::Refused(a)) => {
+            let mut res = too_many(a.resets_in);
+            crate::body::close_if_body_unread(&parts.headers, &mut res);
             crate::telemetry::rate_limited(&Request::from_parts(parts, ()));
-            return Ok(too_many(a.resets_in).map(AuthBody::rejection));
+            return Ok(res.map(AuthBody::rejection));
         }
         Ok(r) => Some(r),
         Err(e) if settings.fail_open => {
             tracing::warn!(target: crate::telemetry::REJECTION_TARGET, error = %e, "failure-limit store unavailable; not limiting (fail open)");
             None
         }
-        Err(e) => return Ok(store_down(&e).map(AuthBody::rejection)),
+        Err(e) => {
+            let mut res = store_down(&e);
+            crate::body::close_if_body_unread(&parts.headers, &mut res);
+            return Ok(res.map(AuthBody::rejection));
+        }
     };
     if reservation == Some(Reservation::Reserved) {
         return reserved(&shared, inner, parts, body, key).await;

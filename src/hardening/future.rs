@@ -65,6 +65,8 @@ pin_project! {
         },
         Refused {
             refusal: Refusal,
+            // The request announced a body, which a refusal leaves unread.
+            close: bool,
         },
     }
 }
@@ -80,8 +82,9 @@ impl<F> ResponseFuture<F> {
     /// Refuses `req` (logged as refused with the refusal's code), without the inner service.
     pub(super) fn refused<B>(req: &Request<B>, refusal: Refusal) -> Self {
         crate::telemetry::refused(req, refusal.code);
+        let close = crate::body::announces_body(req.headers());
         Self {
-            kind: Kind::Refused { refusal },
+            kind: Kind::Refused { refusal, close },
         }
     }
 }
@@ -97,8 +100,15 @@ where
             KindProj::Inner { future } => future
                 .poll(cx)
                 .map(|r| r.map(|res| res.map(AuthBody::inner))),
-            KindProj::Refused { refusal } => {
-                Poll::Ready(Ok(refusal.response().map(AuthBody::rejection)))
+            KindProj::Refused { refusal, close } => {
+                let mut res = refusal.response();
+                if *close {
+                    res.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                Poll::Ready(Ok(res.map(AuthBody::rejection)))
             }
         }
     }
