@@ -43,11 +43,23 @@ pub(super) fn binary_arg(rest: &[String]) -> (PathBuf, Vec<String>) {
     (bin, others)
 }
 
-/// A child process killed on drop.
+/// A child process stopped on drop: SIGTERM first (nginx's master then stops its workers;
+/// SIGKILL would leave them running), SIGKILL if it has not exited within 5 s.
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
