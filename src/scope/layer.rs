@@ -262,7 +262,12 @@ where
                     Ok(inner.call(req).await?.map(AuthBody::inner))
                 }
                 Err(refusal) => {
-                    let res = refusal.into_response(&parts, &enforcer.challenge);
+                    let mut res = refusal.into_response(&parts, &enforcer.challenge);
+                    // A 403 answers a body read whole; other refusals may leave part of it
+                    // unread (413, 408, 415, a body on a GET), so the connection closes.
+                    if res.status() != http::StatusCode::FORBIDDEN {
+                        crate::body::close_if_body_unread(&parts.headers, &mut res);
+                    }
                     Ok(res.map(AuthBody::rejection))
                 }
             }
