@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use http::{HeaderName, Method, Request, header};
+use http::{Method, Request};
 use mcp_auth::config::{Config, Loader};
 use mcp_auth::env::EnvReader;
 use mcp_auth::scope::ScopePolicy;
@@ -92,20 +92,6 @@ fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("mcp-protocol-version"),
-            HeaderName::from_static("mcp-session-id"),
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static("mcp-method"),
-            HeaderName::from_static("mcp-name"),
-        ])
-        .expose_headers([
-            header::WWW_AUTHENTICATE,
-            header::RETRY_AFTER,
-            HeaderName::from_static("mcp-session-id"),
-        ])
+        .allow_headers(mcp_auth::config::CORS_ALLOW_HEADERS)
+        .expose_headers(mcp_auth::config::CORS_EXPOSE_HEADERS)
 }

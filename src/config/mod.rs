@@ -147,6 +147,28 @@ pub const SETTINGS: &[&str] = &[
     "MCP_REDIS_RECORD_KEY",
 ];
 
+/// The request headers a browser MCP client sends to the endpoint, for a CORS layer around
+/// [`Config::mcp_router`]: preflights must allow them (they carry no credentials themselves).
+pub const CORS_ALLOW_HEADERS: [http::HeaderName; 9] = [
+    http::header::AUTHORIZATION,
+    http::header::CONTENT_TYPE,
+    http::header::ACCEPT,
+    http::HeaderName::from_static("x-api-key"),
+    http::HeaderName::from_static("mcp-protocol-version"),
+    http::HeaderName::from_static("mcp-session-id"),
+    http::HeaderName::from_static("last-event-id"),
+    http::HeaderName::from_static("mcp-method"),
+    http::HeaderName::from_static("mcp-name"),
+];
+
+/// The response headers a browser MCP client's scripts must read: the challenge, when to
+/// retry (429, 503) and the session id.
+pub const CORS_EXPOSE_HEADERS: [http::HeaderName; 3] = [
+    http::header::WWW_AUTHENTICATE,
+    http::header::RETRY_AFTER,
+    http::HeaderName::from_static("mcp-session-id"),
+];
+
 /// The secret settings: each also read from the file named by `<NAME>_FILE`.
 const SECRET_SETTINGS: &[&str] = &[
     "MCP_API_KEYS",
@@ -432,10 +454,10 @@ fn read_config<T>(
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS
         .iter()
-        .flat_map(|(_, var)| {
-            [*var, file_form(var)]
-                .into_iter()
-                .filter_map(|v| env.origin(v).map(|o| (*var, o.to_owned())))
+        .filter_map(|(_, var)| {
+            let file_form = format!("{var}{}", crate::env::FILE_SUFFIX);
+            let origin = env.origin(var).or_else(|| env.origin(&file_form))?;
+            Some((*var, origin.to_owned()))
         })
         .collect();
     env.finish()?;
@@ -475,15 +497,6 @@ const BUILDER_SETTINGS: &[(&str, &str)] = &[
     ("resource", "MCP_PUBLIC_URL"),
     ("authorization_servers", "MCP_AUTHORIZATION_SERVERS"),
 ];
-
-/// `NAME_FILE` for `NAME`, as a static name for the few secret settings of
-/// [`BUILDER_SETTINGS`].
-fn file_form(var: &str) -> &'static str {
-    match var {
-        "MCP_JWT_SECRET" => "MCP_JWT_SECRET_FILE",
-        _ => "",
-    }
-}
 
 /// A builder's problems renamed to the variables behind them, with the layer a value came
 /// from (`MCP_OIDC_ISSUER (from mcp.toml)`).

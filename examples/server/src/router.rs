@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::serve::ListenerExt;
 use bytes::Bytes;
-use http::{HeaderName, Method, Request, header};
+use http::{Method, Request};
 use mcp_auth::config::Config;
 use mcp_auth::integrations::rmcp::ScopedServer;
 use mcp_auth::scope::ScopePolicy;
@@ -84,22 +84,8 @@ pub fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::ACCEPT,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("mcp-protocol-version"),
-            HeaderName::from_static("mcp-session-id"),
-            HeaderName::from_static("last-event-id"),
-            HeaderName::from_static("mcp-method"),
-            HeaderName::from_static("mcp-name"),
-        ])
-        .expose_headers([
-            header::WWW_AUTHENTICATE,
-            header::RETRY_AFTER,
-            HeaderName::from_static("mcp-session-id"),
-        ])
+        .allow_headers(mcp_auth::config::CORS_ALLOW_HEADERS)
+        .expose_headers(mcp_auth::config::CORS_EXPOSE_HEADERS)
 }
 
 /// Serves [`app`]`(config)` on `listener` until `shutdown` completes, with `TCP_NODELAY` on
