@@ -16,6 +16,7 @@
 //! assert_eq!(ctx.principal(), "|alice|");
 //! ```
 
+mod confirmation;
 mod scopes;
 
 use std::collections::BTreeSet;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+pub use self::confirmation::Confirmation;
 pub use self::scopes::Scopes;
 
 /// How the caller authenticated.
@@ -124,6 +126,7 @@ impl AuthContext {
             audience: Vec::new(),
             expires_at: None,
             credential_id: None,
+            confirmation: Confirmation::default(),
             claims: Claims::None,
         }
     }
@@ -194,6 +197,13 @@ impl AuthContext {
         self.0.fields.credential_id.as_deref()
     }
 
+    /// What the credential is bound to (a DPoP key, a client certificate); empty for an
+    /// unbound credential.
+    #[must_use]
+    pub fn confirmation(&self) -> &Confirmation {
+        &self.0.fields.confirmation
+    }
+
     /// The raw claims, when the credential carried any (JWT, introspection).
     #[must_use]
     pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
@@ -247,6 +257,7 @@ impl fmt::Debug for AuthContext {
             .field("audience", &i.audience)
             .field("expires_at", &i.expires_at)
             .field("credential_id", &i.credential_id)
+            .field("confirmation", &i.confirmation)
             .field("claims", &self.claims().map(ClaimNames))
             .finish()
     }
@@ -285,6 +296,7 @@ pub struct AuthContextBuilder {
     audience: Vec<String>,
     expires_at: Option<SystemTime>,
     credential_id: Option<String>,
+    confirmation: Confirmation,
     claims: Claims,
 }
 
@@ -328,6 +340,12 @@ impl AuthContextBuilder {
     /// Sets the non-secret credential id. Never pass the credential itself.
     pub fn credential_id(mut self, id: impl Into<String>) -> Self {
         self.credential_id = Some(id.into());
+        self
+    }
+
+    /// Sets what the token is bound to (its `cnf`).
+    pub fn confirmation(mut self, confirmation: Confirmation) -> Self {
+        self.confirmation = confirmation;
         self
     }
 

@@ -59,9 +59,11 @@ pub mod integrations;
 // The public items of the private modules, each reachable at exactly one path: here, at the
 // root (rustdoc documents them here). No module of the crate re-exports a sibling's items.
 pub use auth_layer::future;
-pub use auth_layer::{AuthLayer, Authenticator, Chain, FnAuthenticator, RequireAuth, from_fn};
+pub use auth_layer::{
+    AuthLayer, Authenticator, Chain, FnAuthenticator, RequireAuth, TokenVerifier, from_fn,
+};
 pub use body::AuthBody;
-pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Scopes};
+pub use context::{Anonymous, AuthContext, AuthContextBuilder, AuthMethod, Confirmation, Scopes};
 pub use error::{AuthError, AuthErrorKind, ConfigError, ConfigProblem};
 pub use rejection::{Challenge, DefaultRejection, Rejection, RejectionResponse, Scheme};
 pub use secret::Secret;

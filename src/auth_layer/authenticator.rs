@@ -151,9 +151,17 @@ impl<A, B> Chain<A, B> {
     pub const fn new(first: A, second: B) -> Self {
         Self { first, second }
     }
+
+    pub(super) fn first(&self) -> &A {
+        &self.first
+    }
+
+    pub(super) fn second(&self) -> &B {
+        &self.second
+    }
 }
 
-fn is_missing(r: &Result<AuthContext, AuthError>) -> bool {
+pub(super) fn is_missing(r: &Result<AuthContext, AuthError>) -> bool {
     matches!(r, Err(e) if e.kind() == AuthErrorKind::MissingCredentials)
 }
 

@@ -55,10 +55,12 @@ mod authenticator;
 pub mod future;
 mod layer;
 mod service;
+mod token_verifier;
 
 pub use self::authenticator::{Authenticator, Chain, FnAuthenticator, from_fn};
 pub use self::layer::AuthLayer;
 pub use self::service::RequireAuth;
+pub use self::token_verifier::TokenVerifier;
 
 /// Everything a [`RequireAuth`] service shares with its clones.
 pub(crate) struct Gate<A, R> {

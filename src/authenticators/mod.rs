@@ -23,6 +23,8 @@
 //! ```
 
 #[cfg(any(feature = "jwt", feature = "introspection"))]
+mod binding;
+#[cfg(any(feature = "jwt", feature = "introspection"))]
 mod claims;
 #[cfg(any(feature = "api-key", feature = "bearer"))]
 pub mod credential;

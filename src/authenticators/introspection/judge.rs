@@ -1,14 +1,15 @@
 //! Judging an introspection answer (RFC 7662 §2.2): `active`, the token type, `exp` and
 //! `nbf` (the shared NumericDate and time checks), the audience (the shared audience rule),
-//! the issuer, the subject, then the context.
+//! the issuer, the subject, the binding (`cnf`), then the context.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
 use super::IntrospectionAuthenticator;
+use crate::authenticators::binding::confirmation;
 use crate::authenticators::claims::{ClaimError, audience_bound, check_exp, check_nbf};
-use crate::context::{AuthContext, AuthMethod};
+use crate::context::{AuthContext, AuthMethod, Confirmation};
 use crate::error::AuthError;
 
 pub(super) fn invalid(detail: &'static str) -> AuthError {
@@ -47,7 +48,8 @@ impl IntrospectionAuthenticator {
             .collect();
         check_issuer(&answer, &inner.settings.issuers)?;
         let subject = subject(&answer, inner.settings.client_id_as_subject)?.to_owned();
-        Ok(into_context(answer, subject, audiences, exp))
+        let cnf = confirmation(answer.get("cnf")).map_err(refusal)?;
+        Ok(into_context(answer, subject, audiences, exp, cnf))
     }
 }
 
@@ -115,13 +117,14 @@ fn subject(answer: &Map<String, Value>, client_id_as_subject: bool) -> Result<&s
         .ok_or_else(|| invalid("no_subject"))
 }
 
-/// The context: subject, scopes, audiences, client, issuer, expiry, and the whole answer as
-/// its claims.
+/// The context: subject, scopes, audiences, client, issuer, expiry, the binding, and the
+/// whole answer as its claims.
 fn into_context(
     answer: Map<String, Value>,
     subject: String,
     audiences: Vec<String>,
     exp: Option<u64>,
+    cnf: Confirmation,
 ) -> AuthContext {
     let scopes = answer
         .get("scope")
@@ -129,6 +132,7 @@ fn into_context(
         .unwrap_or_default()
         .split_ascii_whitespace();
     let mut b = AuthContext::builder(subject, AuthMethod::Introspection)
+        .confirmation(cnf)
         .scopes(scopes)
         .audience(audiences);
     if let Some(c) = answer.get("client_id").and_then(|v| v.as_str()) {

@@ -64,7 +64,8 @@ use http::request::Parts;
 pub use self::builder::IntrospectionBuilder;
 use self::cache::AnswerCache;
 use self::endpoint::Endpoint;
-use crate::auth_layer::Authenticator;
+use crate::auth_layer::{Authenticator, TokenVerifier};
+use crate::authenticators::binding::{check_bearer_use, check_certificate};
 use crate::authenticators::header::bearer_token;
 use crate::context::AuthContext;
 use crate::error::AuthError;
@@ -237,9 +238,34 @@ impl IntrospectionAuthenticator {
     }
 }
 
+/// Reads `Authorization: Bearer`, verifies the token, and refuses a DPoP-bound token (sent
+/// without its proof) and a certificate-bound one without its certificate.
 impl Authenticator for IntrospectionAuthenticator {
     async fn authenticate(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
         let token = bearer_token(parts)?;
+        let ctx = self.judged(token).await?;
+        check_bearer_use(&ctx, &parts.extensions)?;
+        Ok(ctx)
+    }
+
+    fn schemes(&self) -> Vec<Scheme> {
+        vec![Scheme::bearer()]
+    }
+}
+
+/// Verifies a token from any scheme (the DPoP authenticator's inner step): everything but
+/// the DPoP key binding, which the caller checks against the proof.
+impl TokenVerifier for IntrospectionAuthenticator {
+    async fn verify_token(&self, token: &str, parts: &Parts) -> Result<AuthContext, AuthError> {
+        let ctx = self.judged(token).await?;
+        check_certificate(&ctx, &parts.extensions)?;
+        Ok(ctx)
+    }
+}
+
+impl IntrospectionAuthenticator {
+    /// The token's context from the caches or the authorization server.
+    async fn judged(&self, token: &str) -> Result<AuthContext, AuthError> {
         let inner = &self.inner;
         if inner.cache.is_none() && inner.negative.is_none() {
             return self.introspect(token).await;
@@ -272,10 +298,6 @@ impl Authenticator for IntrospectionAuthenticator {
                 Err(err)
             }
         }
-    }
-
-    fn schemes(&self) -> Vec<Scheme> {
-        vec![Scheme::bearer()]
     }
 }
 

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
+use crate::authenticators::binding::confirmation;
 use crate::authenticators::claims::ClaimError;
 use crate::authenticators::claims::{audience_bound, check_exp, check_iat, check_nbf};
-use crate::context::{AuthContext, AuthMethod};
+use crate::context::{AuthContext, AuthMethod, Confirmation};
 use crate::strict_json::Key;
 
 /// The claims this crate reads, captured in one pass over the payload that also refuses any
@@ -33,6 +34,7 @@ pub(crate) struct Registered {
     client_id: Option<Value>,
     azp: Option<Value>,
     jti: Option<Value>,
+    cnf: Option<Value>,
     /// Values of the first segments of role paths (`realm_access` for `realm_access.roles`).
     role_roots: Vec<(String, Value)>,
     /// How many of the required claims are present.
@@ -82,6 +84,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 "client_id" => Some(&mut r.client_id),
                 "azp" => Some(&mut r.azp),
                 "jti" => Some(&mut r.jti),
+                "cnf" => Some(&mut r.cnf),
                 _ => None,
             };
             let is_role_root = self
@@ -205,13 +208,14 @@ pub(crate) fn check_and_map(
     }
     let scopes = collect_scopes(&claims)?;
     let roles = collect_roles(&claims, mapping);
+    let cnf = confirmation(claims.cnf.as_ref())?;
     let named = Named {
         sub,
         iss,
         aud: &aud,
         exp,
     };
-    Ok((into_context(&claims, named, scopes, roles, raw), exp))
+    Ok((into_context(&claims, named, scopes, roles, raw, cnf), exp))
 }
 
 /// `exp` (required), `nbf` and `iat`, with leeway. Returns `exp`.
@@ -315,15 +319,17 @@ struct Named<'c> {
 }
 
 /// The context: subject, scopes, roles, audiences, expiry, issuer, client (`client_id`, else
-/// `azp`), token id (`jti`) and the raw claims.
+/// `azp`), token id (`jti`), the binding (`cnf`) and the raw claims.
 fn into_context(
     claims: &Registered,
     named: Named<'_>,
     scopes: BTreeSet<String>,
     roles: Vec<String>,
     raw: String,
+    cnf: Confirmation,
 ) -> AuthContext {
     let mut b = AuthContext::builder(named.sub, AuthMethod::Jwt)
+        .confirmation(cnf)
         .scopes(scopes)
         .roles(roles)
         .audience(named.aud.iter().map(|s| (*s).to_owned()));

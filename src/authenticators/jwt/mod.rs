@@ -77,7 +77,8 @@ use self::keys::KeySet;
 pub use self::keys::{JwtKey, MAX_KEYS_PER_SET, MAX_KID_LEN, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS};
 pub use self::mint::{DEFAULT_TTL, JwtMinter};
 use crate::auth_layer::AuthLayer;
-use crate::auth_layer::Authenticator;
+use crate::auth_layer::{Authenticator, TokenVerifier};
+use crate::authenticators::binding::{check_bearer_use, check_certificate};
 use crate::authenticators::header::bearer_token;
 use crate::context::AuthContext;
 use crate::error::AuthError;
@@ -152,6 +153,10 @@ impl JwtAuthenticator {
     /// Verifies a token with the keys available now (static keys and the current JWKS
     /// snapshot; no fetch). Returns 503-kind errors when remote keys are needed but absent.
     ///
+    /// This judges the token alone: a binding (`cnf`) is read into
+    /// [`AuthContext::confirmation`] but not enforced, since the request is not at hand. The
+    /// layer ([`Authenticator`]) and [`TokenVerifier::verify_token`] enforce it.
+    ///
     /// # Errors
     ///
     /// Why the token is refused.
@@ -220,17 +225,27 @@ impl JwtAuthenticator {
     /// deferred to the next authenticator.
     fn token<'a>(&self, parts: &'a Parts) -> Result<&'a str, AuthError> {
         let token = bearer_token(parts)?;
+        self.defer(token)?;
+        Ok(token)
+    }
+
+    /// "No credentials" for an opaque token when those are deferred to the next verifier.
+    fn defer(&self, token: &str) -> Result<(), AuthError> {
         if self.inner.defer_opaque && token.bytes().filter(|b| *b == b'.').count() != 2 {
             return Err(AuthError::missing_credentials());
         }
-        Ok(token)
+        Ok(())
     }
 }
 
+/// Reads `Authorization: Bearer`, verifies the token, and refuses a DPoP-bound token (sent
+/// without its proof) and a certificate-bound one without its certificate.
 impl Authenticator for JwtAuthenticator {
     async fn authenticate(&self, parts: &Parts) -> Result<AuthContext, AuthError> {
         let token = self.token(parts)?;
-        self.verify_async(token).await
+        let ctx = self.verify_async(token).await?;
+        check_bearer_use(&ctx, &parts.extensions)?;
+        Ok(ctx)
     }
 
     fn authenticate_now(&self, parts: &Parts) -> Option<Result<AuthContext, AuthError>> {
@@ -240,7 +255,37 @@ impl Authenticator for JwtAuthenticator {
         };
         let snap = self.inner.remote.as_ref().map(|r| r.current());
         match self.verify_with(token, snap.as_deref()) {
-            Step::Done(r) => Some(r),
+            Step::Done(r) => {
+                Some(r.and_then(|ctx| check_bearer_use(&ctx, &parts.extensions).map(|()| ctx)))
+            }
+            Step::NeedKeys => None,
+        }
+    }
+}
+
+/// Verifies a token from any scheme (the DPoP authenticator's inner step): everything but
+/// the DPoP key binding, which the caller checks against the proof.
+impl TokenVerifier for JwtAuthenticator {
+    async fn verify_token(&self, token: &str, parts: &Parts) -> Result<AuthContext, AuthError> {
+        self.defer(token)?;
+        let ctx = self.verify_async(token).await?;
+        check_certificate(&ctx, &parts.extensions)?;
+        Ok(ctx)
+    }
+
+    fn verify_token_now(
+        &self,
+        token: &str,
+        parts: &Parts,
+    ) -> Option<Result<AuthContext, AuthError>> {
+        if let Err(e) = self.defer(token) {
+            return Some(Err(e));
+        }
+        let snap = self.inner.remote.as_ref().map(|r| r.current());
+        match self.verify_with(token, snap.as_deref()) {
+            Step::Done(r) => {
+                Some(r.and_then(|ctx| check_certificate(&ctx, &parts.extensions).map(|()| ctx)))
+            }
             Step::NeedKeys => None,
         }
     }

@@ -15,9 +15,13 @@
 //! assert_eq!(client_addr(req.extensions()), Some([192, 0, 2, 7].into()));
 //! ```
 
+mod client_cert;
+
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
+
+pub use self::client_cert::ClientCertificate;
 
 /// The client's address, as an extension a server can insert (axum users get the peer address
 /// from `ConnectInfo<SocketAddr>` without doing anything, feature `axum`). Behind trusted
