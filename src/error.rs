@@ -48,6 +48,12 @@ pub enum AuthErrorKind {
     /// The request itself is malformed (two `Authorization` headers, a token in the query
     /// string) → 400 `error="invalid_request"`.
     InvalidRequest,
+    /// A DPoP proof is missing, malformed, or does not match the request or the token →
+    /// 401 `error="invalid_dpop_proof"` in the `DPoP` challenge (RFC 9449 §7.1).
+    InvalidDpopProof,
+    /// The DPoP proof must carry the server's current nonce → 401 `error="use_dpop_nonce"`
+    /// with a fresh `DPoP-Nonce` header (RFC 9449 §9).
+    UseDpopNonce,
     /// A key source or store needed to decide is unavailable → 503, with `Retry-After` when
     /// known. Never a 401: that would send clients into re-authorization loops.
     Unavailable,
@@ -66,6 +72,8 @@ impl AuthErrorKind {
             Self::Revoked => "revoked",
             Self::InsufficientScope => "insufficient_scope",
             Self::InvalidRequest => "invalid_request",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -96,6 +104,7 @@ pub struct AuthError {
     scopes: Option<Arc<[String]>>,
     retry_after: Option<Duration>,
     detail: Option<&'static str>,
+    nonce: Option<Arc<str>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
@@ -107,6 +116,7 @@ impl AuthError {
             scopes: None,
             retry_after: None,
             detail: None,
+            nonce: None,
             source: None,
         }
     }
@@ -156,6 +166,22 @@ impl AuthError {
     #[must_use]
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(AuthErrorKind::InvalidRequest).with_description(description)
+    }
+
+    /// An invalid DPoP proof (401 `invalid_dpop_proof`) with a client-visible description.
+    #[must_use]
+    pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidDpopProof).with_description(description)
+    }
+
+    /// The proof must carry this server nonce (401 `use_dpop_nonce`, sent in `DPoP-Nonce`).
+    /// The nonce is a public value made by the server, never request data.
+    #[must_use]
+    pub fn use_dpop_nonce(nonce: impl Into<Arc<str>>) -> Self {
+        let mut err = Self::new(AuthErrorKind::UseDpopNonce)
+            .with_description("the DPoP proof must carry the server's nonce");
+        err.nonce = Some(nonce.into());
+        err
     }
 
     /// A dependency needed to decide is unavailable (503). The source is logged, never sent.
@@ -237,6 +263,12 @@ impl AuthError {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+
+    /// The DPoP nonce to send in `DPoP-Nonce` (for [`AuthErrorKind::UseDpopNonce`]).
+    #[must_use]
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
     }
 }
 

@@ -157,14 +157,49 @@ pub fn bearer_token(parts: &Parts) -> Result<&str, AuthError> {
     parse_bearer(value.as_bytes())
 }
 
+/// The access token of the request and the scheme it came with: `Bearer` or `DPoP` (RFC 9449
+/// §7.1), the same syntax for both.
+///
+/// # Errors
+///
+/// As [`bearer_token`]: missing credentials (no header, or another scheme), an invalid
+/// token, an invalid request.
+#[cfg(feature = "dpop")]
+pub(crate) fn access_token(parts: &Parts) -> Result<(TokenScheme, &str), AuthError> {
+    reject_query_token(parts)?;
+    let Some(value) = single_header(parts, &AUTHORIZATION)? else {
+        return Err(AuthError::missing_credentials());
+    };
+    let raw = value.as_bytes();
+    match parse_scheme_token(raw, b"dpop") {
+        Err(e) if e.kind() == crate::error::AuthErrorKind::MissingCredentials => {
+            parse_bearer(raw).map(|t| (TokenScheme::Bearer, t))
+        }
+        other => other.map(|t| (TokenScheme::Dpop, t)),
+    }
+}
+
+/// The scheme an access token came with.
+#[cfg(feature = "dpop")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenScheme {
+    Bearer,
+    Dpop,
+}
+
 /// Parses an `Authorization` value as `Bearer <token68>`.
 pub(crate) fn parse_bearer(raw: &[u8]) -> Result<&str, AuthError> {
+    parse_scheme_token(raw, b"bearer")
+}
+
+/// Parses an `Authorization` value as `<scheme> <token68>` (`want`: the scheme in lower case).
+fn parse_scheme_token<'r>(raw: &'r [u8], want: &[u8]) -> Result<&'r str, AuthError> {
     let scheme_len = raw
         .iter()
         .position(|&b| b == b' ' || b == b'\t')
         .unwrap_or(raw.len());
     let (scheme, rest) = raw.split_at_checked(scheme_len).unwrap_or((raw, &[]));
-    if !scheme.eq_ignore_ascii_case(b"bearer") {
+    if !scheme.eq_ignore_ascii_case(want) {
         return Err(AuthError::missing_credentials());
     }
     if raw.len() > MAX_BEARER_LEN + 16 {

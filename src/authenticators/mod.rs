@@ -7,6 +7,7 @@
 //! | [`bearer`] | static or issued bearer tokens (`Authorization: Bearer`) | [`BearerLayer`](bearer::BearerLayer) |
 //! | [`jwt`] | JWT access tokens: shared secrets, keys, JWKS, OIDC discovery | [`JwtLayer`](jwt::JwtLayer) |
 //! | [`introspection`] | opaque tokens checked by RFC 7662 introspection | [`IntrospectionLayer`](introspection::IntrospectionLayer) |
+//! | [`dpop`] | DPoP-bound tokens and their proofs (RFC 9449), around `jwt` / `introspection` | [`DpopLayer`](dpop::DpopLayer) |
 //!
 //! and the pieces they share: [`header`] (reading credentials from request headers),
 //! [`credential`] (static credentials and their environment syntax) and [`revocable`]
@@ -35,6 +36,8 @@ pub mod revocable;
 pub mod api_key;
 #[cfg(feature = "bearer")]
 pub mod bearer;
+#[cfg(feature = "dpop")]
+pub mod dpop;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 #[cfg(feature = "jwt")]

@@ -27,7 +27,15 @@ pub struct ProtectedResourceBuilder {
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     jwks_uri: Option<String>,
+    dpop: Option<Dpop>,
     trust_forwarded: Option<Arc<TrustedProxies>>,
+}
+
+/// What the metadata says about DPoP (RFC 9728 §2).
+#[derive(Debug, Clone)]
+struct Dpop {
+    algs: Vec<String>,
+    required: bool,
 }
 
 impl ProtectedResourceBuilder {
@@ -85,6 +93,21 @@ impl ProtectedResourceBuilder {
         self
     }
 
+    /// DPoP (RFC 9449): `dpop_signing_alg_values_supported` lists `algs` (the proof
+    /// algorithms accepted) and `dpop_bound_access_tokens_required` says whether every
+    /// access token must be DPoP-bound. Use the values the DPoP authenticator was built with.
+    pub fn dpop<I: IntoIterator<Item = S>, S: Into<String>>(
+        mut self,
+        algs: I,
+        required: bool,
+    ) -> Self {
+        self.dpop = Some(Dpop {
+            algs: algs.into_iter().map(Into::into).collect(),
+            required,
+        });
+        self
+    }
+
     /// Forwarded public host: when a request's TCP peer is one of `proxies`, the origin
     /// (scheme and host) of `resource` and of the metadata URL is taken from
     /// `X-Forwarded-Proto` / `X-Forwarded-Host` if it carries valid ones (the last value of
@@ -129,6 +152,7 @@ impl ProtectedResourceBuilder {
             resource_name: self.resource_name,
             resource_documentation: self.resource_documentation,
             jwks_uri: self.jwks_uri,
+            dpop: self.dpop,
             trust_forwarded: self.trust_forwarded,
         };
         let document = inner.render(&resource);
@@ -187,6 +211,7 @@ struct Inner {
     resource_name: Option<String>,
     resource_documentation: Option<String>,
     jwks_uri: Option<String>,
+    dpop: Option<Dpop>,
     trust_forwarded: Option<Arc<TrustedProxies>>,
 }
 
@@ -213,6 +238,16 @@ impl Inner {
             if let Some(v) = value {
                 doc.insert(name.into(), v.clone().into());
             }
+        }
+        if let Some(dpop) = &self.dpop {
+            doc.insert(
+                "dpop_signing_alg_values_supported".into(),
+                dpop.algs.clone().into(),
+            );
+            doc.insert(
+                "dpop_bound_access_tokens_required".into(),
+                dpop.required.into(),
+            );
         }
         Bytes::from(serde_json::Value::Object(doc).to_string())
     }
@@ -261,6 +296,7 @@ impl ProtectedResource {
             resource_name: None,
             resource_documentation: None,
             jwks_uri: None,
+            dpop: None,
             trust_forwarded: None,
         }
     }

@@ -39,6 +39,27 @@ impl Scheme {
         }
     }
 
+    /// `DPoP algs="…"` (RFC 9449 §7.1): DPoP-bound tokens, with the proof algorithms the
+    /// server accepts.
+    ///
+    /// ```
+    /// use mcp_auth::Scheme;
+    /// assert_eq!(Scheme::dpop(["ES256", "EdDSA"]).name(), "DPoP");
+    /// ```
+    #[must_use]
+    pub fn dpop<I: IntoIterator<Item = S>, S: AsRef<str>>(algs: I) -> Self {
+        let algs = join_scopes(algs.into_iter());
+        let params = if algs.is_empty() {
+            Vec::new()
+        } else {
+            vec![(Cow::Borrowed("algs"), algs)]
+        };
+        Self {
+            name: Cow::Borrowed("DPoP"),
+            params,
+        }
+    }
+
     /// A custom scheme.
     ///
     /// # Errors
@@ -62,6 +83,11 @@ impl Scheme {
     #[must_use]
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether this is the `DPoP` scheme (case-insensitive).
+    fn is_dpop(&self) -> bool {
+        self.name.eq_ignore_ascii_case("dpop")
     }
 
     /// Whether this is the `Bearer` scheme (case-insensitive).
@@ -222,7 +248,12 @@ impl Challenge {
         for (name, value) in &scheme.params {
             param(&mut out, name, value);
         }
-        let code = error_code(err.kind());
+        // DPoP's own errors belong to the DPoP challenge; the others to every scheme.
+        let dpop_only = matches!(
+            err.kind(),
+            AuthErrorKind::InvalidDpopProof | AuthErrorKind::UseDpopNonce
+        );
+        let code = error_code(err.kind()).filter(|_| !dpop_only || scheme.is_dpop());
         if let Some(code) = code {
             param(&mut out, "error", code);
             if let Some(desc) = err.description() {

@@ -6,6 +6,8 @@
 //! | [`InvalidToken`](AuthErrorKind::InvalidToken), [`Expired`](AuthErrorKind::Expired), [`Revoked`](AuthErrorKind::Revoked) | 401 | `error="invalid_token"` |
 //! | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `error="insufficient_scope", scope="…"` |
 //! | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `error="invalid_request"` |
+//! | [`InvalidDpopProof`](AuthErrorKind::InvalidDpopProof) | 401 | `error="invalid_dpop_proof"` in the `DPoP` challenge only |
+//! | [`UseDpopNonce`](AuthErrorKind::UseDpopNonce) | 401 | `error="use_dpop_nonce"` in the `DPoP` challenge only; `DPoP-Nonce` header |
 //! | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | none; `Retry-After` |
 //! | [`Internal`](AuthErrorKind::Internal) | 500 | none |
 //!
@@ -58,6 +60,8 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
         }
         AuthErrorKind::InsufficientScope => Some("insufficient_scope"),
         AuthErrorKind::InvalidRequest => Some("invalid_request"),
+        AuthErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
+        AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
         _ => None,
     }
 }
@@ -69,13 +73,18 @@ fn status_for(kind: AuthErrorKind) -> StatusCode {
         AuthErrorKind::MissingCredentials
         | AuthErrorKind::InvalidToken
         | AuthErrorKind::Expired
-        | AuthErrorKind::Revoked => StatusCode::UNAUTHORIZED,
+        | AuthErrorKind::Revoked
+        | AuthErrorKind::InvalidDpopProof
+        | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
         AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
         AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         AuthErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8).
+pub(crate) const DPOP_NONCE: http::HeaderName = http::HeaderName::from_static("dpop-nonce");
 
 /// Seconds sent in `Retry-After` on a 503 whose error names no delay.
 const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
@@ -168,6 +177,13 @@ impl<'a> Rejection<'a> {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         for value in self.www_authenticate() {
             headers.append(WWW_AUTHENTICATE, value);
+        }
+        if let Some(nonce) = self
+            .error
+            .dpop_nonce()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(DPOP_NONCE, nonce);
         }
         if self.error.kind() == AuthErrorKind::Unavailable {
             let secs = self

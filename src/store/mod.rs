@@ -17,6 +17,7 @@
 mod attempts;
 mod bounded;
 mod hex;
+mod replay;
 mod revocations;
 mod sessions;
 mod tokens;
@@ -27,6 +28,7 @@ pub mod redis;
 pub use self::attempts::{AttemptStore, Attempts, MAX_WINDOW, MemoryAttemptStore, Reservation};
 #[cfg(feature = "redis")]
 pub use self::redis::sessions::RedisSessionStore;
+pub use self::replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, ReplayCache};
 pub use self::revocations::{MemoryRevocationList, Principal, RevocationList, TokenFacts};
 pub use self::sessions::{
     DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE_TIMEOUT, DEFAULT_SESSIONS_PER_OWNER,

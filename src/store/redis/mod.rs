@@ -23,6 +23,7 @@
 //! | `rev-jti:<h>` | string | a revoked token id | with the revoked token |
 //! | `rev-p:<h>` | string | a subject's or client's "revoked before" time (Unix ms) | after the `ttl` given, the longest asked for |
 //! | `fail:<h>` | string | attempts counted in the current window: failures, and attempts reserved while they authenticate (refunded when they succeed) | with the window (set by its first attempt, never extended) |
+//! | `replay:<h>` | string | a one-time value already used (a DPoP proof's `jti`; `<h>`: the hex SHA-256 of the key thumbprint and `jti`) | when the value would be too old to accept anyway |
 //! | `session:<h>` | string | the MCP session's owner: the hex [`Owner`](crate::store::Owner) digest (domain-separated SHA-256 of its principal key, or the anonymous owner); here `<h>` is the hex SHA-256 of the hex SHA-256 of the `Mcp-Session-Id` ([`RedisSessionStore`](crate::store::RedisSessionStore)) | after the idle timeout (default 1 hour), restarted by every use |
 //!
 //! A token record hash also holds `m`, the record's HMAC-SHA256, when a
@@ -98,6 +99,7 @@
 mod attempts;
 mod config;
 mod connection;
+mod replay;
 mod revocations;
 // Its one public path is `crate::store::RedisSessionStore`, beside the other session types.
 pub(super) mod sessions;
@@ -105,6 +107,7 @@ mod tokens;
 
 pub use self::attempts::RedisAttemptStore;
 pub use self::config::{MIN_RECORD_KEY_LEN, RedisConfig};
+pub use self::replay::RedisReplayCache;
 pub use self::revocations::RedisRevocationList;
 pub use self::tokens::RedisTokenStore;
 
@@ -321,6 +324,14 @@ impl Redis {
     #[must_use]
     pub fn revocation_list(&self) -> RedisRevocationList {
         RedisRevocationList {
+            redis: self.clone(),
+        }
+    }
+
+    /// The replay cache of one-time values (DPoP proof `jti`s).
+    #[must_use]
+    pub fn replay_cache(&self) -> RedisReplayCache {
+        RedisReplayCache {
             redis: self.clone(),
         }
     }
