@@ -65,6 +65,13 @@
 //! | `MCP_RESOURCE_NAME` | `resource_name` in the metadata |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |
 //! | `MCP_INTROSPECTION_CLIENT_ID`, `MCP_INTROSPECTION_CLIENT_SECRET` † | this server's credentials at the introspection endpoint (setting them turns introspection on) |
+//! | `MCP_DPOP` | `optional` (default): unbound tokens of the authorization server may come as `Bearer`, DPoP-bound ones (`cnf.jkt`) only as `DPoP` with a valid proof; `required`: every such token must be DPoP-bound. Proofs must name `MCP_PUBLIC_URL` in `htu` |
+//! | `MCP_DPOP_ALGS` | proof algorithms accepted (default `ES256,ES384,EdDSA,PS256,RS256`; never HMAC or `none`) |
+//! | `MCP_DPOP_IAT_WINDOW` | seconds a proof's `iat` may be from now, either way (default 300, at most 600) |
+//! | `MCP_DPOP_NONCE` | `true`: proofs must carry a server nonce (`use_dpop_nonce`, `DPoP-Nonce`) |
+//! | `MCP_DPOP_NONCE_KEY` † | at least 32 bytes, the same on every instance: the HMAC key of the nonces (default: random per process) |
+//! | `MCP_DPOP_NONCE_LIFETIME` | seconds a nonce stays valid (default 300) |
+//! | `MCP_DPOP_REPLAY_CAPACITY` | proof ids remembered in memory to refuse replays (default 1,000,000; full → 503); with `MCP_REDIS_URL`, Redis remembers them instead |
 //! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
 //! | `MCP_SCOPE_IMPLIES` | scope implications, `broader>narrower,…` (`data:write>data:read`); `prefix:*` always implies every `prefix:` scope |
 //! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
@@ -82,6 +89,7 @@
 //! unauthenticated.
 
 mod credentials;
+mod dpop;
 mod file;
 mod hardening;
 mod jwt;
@@ -95,12 +103,13 @@ pub use self::file::MAX_CONFIG_FILE;
 pub use self::hardening::Guards;
 pub use self::policy::tool_policy;
 pub use self::stack::{AuthStack, AuthStackLayer};
-pub use self::stores::{Counters, Sessions, Tokens};
+pub use self::stores::{Counters, Replays, Sessions, Tokens};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::authenticators::bearer::TokenManager;
+use crate::authenticators::dpop::DpopAuthenticator;
 use crate::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
 use crate::authenticators::jwt::{JwtAuthenticator, JwtBuilder};
 use crate::env::EnvReader;
@@ -132,6 +141,13 @@ pub const SETTINGS: &[&str] = &[
     "MCP_INTROSPECTION_URL",
     "MCP_INTROSPECTION_CLIENT_ID",
     "MCP_INTROSPECTION_CLIENT_SECRET",
+    "MCP_DPOP",
+    "MCP_DPOP_ALGS",
+    "MCP_DPOP_IAT_WINDOW",
+    "MCP_DPOP_NONCE",
+    "MCP_DPOP_NONCE_KEY",
+    "MCP_DPOP_NONCE_LIFETIME",
+    "MCP_DPOP_REPLAY_CAPACITY",
     "MCP_TOOL_SCOPES",
     "MCP_SCOPE_IMPLIES",
     "MCP_TRUSTED_PROXIES",
@@ -149,7 +165,7 @@ pub const SETTINGS: &[&str] = &[
 
 /// The request headers a browser MCP client sends to the endpoint, for a CORS layer around
 /// [`Config::mcp_router`]: preflights must allow them (they carry no credentials themselves).
-pub const CORS_ALLOW_HEADERS: [http::HeaderName; 9] = [
+pub const CORS_ALLOW_HEADERS: [http::HeaderName; 10] = [
     http::header::AUTHORIZATION,
     http::header::CONTENT_TYPE,
     http::header::ACCEPT,
@@ -159,14 +175,16 @@ pub const CORS_ALLOW_HEADERS: [http::HeaderName; 9] = [
     http::HeaderName::from_static("last-event-id"),
     http::HeaderName::from_static("mcp-method"),
     http::HeaderName::from_static("mcp-name"),
+    http::HeaderName::from_static("dpop"),
 ];
 
 /// The response headers a browser MCP client's scripts must read: the challenge, when to
-/// retry (429, 503) and the session id.
-pub const CORS_EXPOSE_HEADERS: [http::HeaderName; 3] = [
+/// retry (429, 503), the session id and the DPoP nonce.
+pub const CORS_EXPOSE_HEADERS: [http::HeaderName; 4] = [
     http::header::WWW_AUTHENTICATE,
     http::header::RETRY_AFTER,
     http::HeaderName::from_static("mcp-session-id"),
+    http::HeaderName::from_static("dpop-nonce"),
 ];
 
 /// The secret settings: each also read from the file named by `<NAME>_FILE`.
@@ -175,21 +193,22 @@ const SECRET_SETTINGS: &[&str] = &[
     "MCP_AUTH_TOKENS",
     "MCP_JWT_SECRET",
     "MCP_INTROSPECTION_CLIENT_SECRET",
+    "MCP_DPOP_NONCE_KEY",
     "MCP_REDIS_URL",
     "MCP_REDIS_CLIENT_KEY",
     "MCP_REDIS_RECORD_KEY",
 ];
 
 /// The authenticators of a configured stack, in the order a request's credential is tried:
-/// API keys, static and issued bearer tokens, JWTs, token introspection. Each is `None` when
-/// not configured.
+/// API keys, static and issued bearer tokens, then the authorization server's tokens (JWTs,
+/// token introspection) behind DPoP. Each is `None` when not configured.
 pub type ConfiguredAuth = Chain<
     Option<ApiKeyAuthenticator>,
-    Chain<
-        Option<BearerAuthenticator<Tokens>>,
-        Chain<Option<JwtAuthenticator>, Option<IntrospectionAuthenticator>>,
-    >,
+    Chain<Option<BearerAuthenticator<Tokens>>, Option<DpopAuthenticator<OAuthTokens, Replays>>>,
 >;
+
+/// The authorization server's access tokens: JWTs, then opaque tokens by introspection.
+pub type OAuthTokens = Chain<Option<JwtAuthenticator>, Option<IntrospectionAuthenticator>>;
 
 /// A checked configuration with its authenticators and stores built: see the
 /// [module docs](self).
@@ -430,6 +449,7 @@ fn read_config<T>(
     let authorization_servers = oauth::load_authorization_servers(&mut env);
     let introspection =
         oauth::load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
+    let dpop = dpop::load_dpop(&mut env);
     let metadata = oauth::Metadata {
         public_url: public_url.clone(),
         basic_scopes: env
@@ -472,6 +492,7 @@ fn read_config<T>(
         jwt,
         authorization_servers,
         introspection,
+        dpop,
         #[cfg(feature = "redis")]
         redis,
         guards,
@@ -533,6 +554,7 @@ struct Settings {
     jwt: Option<JwtBuilder>,
     authorization_servers: Vec<String>,
     introspection: Option<IntrospectionBuilder>,
+    dpop: dpop::DpopSettings,
     #[cfg(feature = "redis")]
     redis: Option<redis::Redis>,
     guards: Guards,
@@ -558,8 +580,15 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
         .introspection
         .map(IntrospectionBuilder::build)
         .transpose()?;
-    let resource =
-        oauth::protected_resource(s.metadata, &s.authorization_servers, &s.policy, &s.guards)?;
+    let oauth_tokens = jwt.is_some() || introspection.is_some();
+    let dpop_metadata = oauth_tokens.then(|| (s.dpop.algorithm_names(), s.dpop.required()));
+    let resource = oauth::protected_resource(
+        s.metadata,
+        &s.authorization_servers,
+        &s.policy,
+        &s.guards,
+        dpop_metadata,
+    )?;
     let mut tokens = s.tokens;
     let mut generated_token = None;
     if s.api_keys.is_none() && tokens.is_none() && jwt.is_none() && introspection.is_none() {
@@ -584,14 +613,21 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
             t
         }
     });
+    #[cfg(feature = "redis")]
+    let replays = s.redis.as_ref().map(|r| Replays::Redis(r.replay_cache()));
+    #[cfg(not(feature = "redis"))]
+    let replays = None;
+    let oauth = if oauth_tokens {
+        let verifier = Chain::new(jwt.clone(), introspection);
+        Some(dpop::build_dpop(&s.dpop, verifier, &s.public_url, replays)?)
+    } else {
+        None
+    };
     Ok(Config {
         bind: s.bind,
         public_url: s.public_url,
         allowed_hosts: s.allowed_hosts,
-        auth: Arc::new(Chain::new(
-            s.api_keys,
-            Chain::new(tokens, Chain::new(jwt.clone(), introspection)),
-        )),
+        auth: Arc::new(Chain::new(s.api_keys, Chain::new(tokens, oauth))),
         tokens: TokenManager::new(store),
         generated_token,
         policy: Arc::new(s.policy),

@@ -38,6 +38,7 @@ pub(super) fn protected_resource(
     authorization_servers: &[String],
     policy: &ScopePolicy,
     guards: &Guards,
+    dpop: Option<(Vec<String>, bool)>,
 ) -> Result<Option<ProtectedResource>, ConfigError> {
     if authorization_servers.is_empty() {
         return Ok(None);
@@ -50,6 +51,9 @@ pub(super) fn protected_resource(
     }
     for issuer in authorization_servers {
         b = b.authorization_server(issuer);
+    }
+    if let Some((algs, required)) = dpop {
+        b = b.dpop(algs, required);
     }
     if guards.forwarded_host {
         b = b.trust_forwarded_headers(guards.trusted_proxies.clone());

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 #[cfg(feature = "redis")]
 use crate::store::RedisSessionStore;
-use crate::store::StoreError;
+use crate::store::{MemoryReplayCache, ReplayCache, StoreError};
 #[cfg(feature = "redis")]
-use crate::store::redis::{RedisAttemptStore, RedisTokenStore};
+use crate::store::redis::{RedisAttemptStore, RedisReplayCache, RedisTokenStore};
 use crate::store::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
 use crate::store::{MemorySessionStore, Owner, SessionDigest, SessionStore};
 use crate::store::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
@@ -145,6 +145,26 @@ impl SessionStore for Sessions {
             Self::Memory(s) => s.unbind(session, owner).await,
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.unbind(session, owner).await,
+        }
+    }
+}
+
+/// Used DPoP proof ids: in memory, or in Redis when `MCP_REDIS_URL` is set.
+#[derive(Clone, Debug)]
+pub enum Replays {
+    /// This process only.
+    Memory(MemoryReplayCache),
+    /// Shared by every instance.
+    #[cfg(feature = "redis")]
+    Redis(RedisReplayCache),
+}
+
+impl ReplayCache for Replays {
+    async fn first_use(&self, id: &[u8; 32], until: std::time::SystemTime) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(s) => s.first_use(id, until).await,
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.first_use(id, until).await,
         }
     }
 }

@@ -247,3 +247,67 @@ fn a_builders_problem_names_the_variable_and_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn dpop_wraps_the_authorization_servers_tokens_and_shows_in_the_metadata() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let base = [
+        ("MCP_JWT_SECRET", secret),
+        ("MCP_PUBLIC_URL", "https://mcp.example.com/mcp"),
+        ("MCP_AUTHORIZATION_SERVERS", "https://as.example.com"),
+    ];
+    let optional = load_pairs(&base).unwrap();
+    assert_eq!(optional.scheme_names(), ["Bearer", "DPoP"]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(optional.resource.as_ref().unwrap().document()).unwrap();
+    assert_eq!(doc["dpop_bound_access_tokens_required"], false);
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "ES384", "EdDSA", "PS256", "RS256"])
+    );
+
+    let mut pairs = base.to_vec();
+    pairs.extend([("MCP_DPOP", "required"), ("MCP_DPOP_ALGS", "ES256")]);
+    let required = load_pairs(&pairs).unwrap();
+    assert_eq!(required.scheme_names(), ["DPoP"]);
+    let doc: serde_json::Value =
+        serde_json::from_slice(required.resource.as_ref().unwrap().document()).unwrap();
+    assert_eq!(doc["dpop_bound_access_tokens_required"], true);
+    assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+
+    // API keys alone: no DPoP.
+    let keys = load_pairs(&[("MCP_API_KEYS", "k-0123456789abcdef;sub=ci")]).unwrap();
+    assert_eq!(keys.scheme_names(), ["ApiKey"]);
+}
+
+#[test]
+fn dpop_settings_problems_are_reported_by_variable() {
+    let err = load_pairs(&[
+        ("MCP_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("MCP_DPOP", "sometimes"),
+        ("MCP_DPOP_ALGS", "ES256,HS999"),
+        ("MCP_DPOP_IAT_WINDOW", "0"),
+        ("MCP_DPOP_NONCE_KEY", "short"),
+        ("MCP_DPOP_REPLAY_CAPACITY", "-1"),
+    ])
+    .unwrap_err()
+    .to_string();
+    for var in [
+        "MCP_DPOP:",
+        "MCP_DPOP_ALGS",
+        "MCP_DPOP_IAT_WINDOW",
+        "MCP_DPOP_NONCE_KEY",
+        "MCP_DPOP_REPLAY_CAPACITY",
+    ] {
+        assert!(err.contains(var), "{var}: {err}");
+    }
+    assert!(!err.contains("short"), "a secret value leaked: {err}");
+    // HMAC refused by the builder, named by its variable.
+    let err = load_pairs(&[
+        ("MCP_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("MCP_DPOP_ALGS", "ES256 HS256"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("MCP_DPOP_ALGS") && err.contains("asymmetric"), "{err}");
+}
