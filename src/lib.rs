@@ -51,10 +51,13 @@ pub mod hardening;
 pub mod scope;
 pub mod session;
 
-// Tier 5: framework integrations, and the one-call configuration of the whole stack.
+// Tier 5: framework integrations, the one-call configuration of the whole stack, and the test
+// kit.
 #[cfg(feature = "config")]
 pub mod config;
 pub mod integrations;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 // The public items of the private modules, each reachable at exactly one path: here, at the
 // root (rustdoc documents them here). No module of the crate re-exports a sibling's items.

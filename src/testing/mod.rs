@@ -1,0 +1,19 @@
+//! A kit for testing your own MCP server without an identity provider (feature `testing`).
+//!
+//! - [`DpopKey`] and [`DpopProofBuilder`]: DPoP proofs (RFC 9449 §4.2) signed by keys made on
+//!   the spot, and the malformed proofs a server must refuse (`alg: none`, HMAC, a private key
+//!   in the header, a broken signature, a missing claim).
+//!
+//! Everything here is for tests: the helpers panic (as `assert!` does) where a test cannot go
+//! on, and nothing of it belongs on a request path.
+
+mod dpop;
+
+pub use self::dpop::{DPOP_TYP, DpopKey, DpopProofBuilder, compact, jwk_thumbprint};
+
+/// Fails the calling test with `message`.
+#[track_caller]
+#[allow(clippy::panic)] // The kit fails a test the way `assert!` does; it serves no requests.
+pub(crate) fn fail(message: std::fmt::Arguments<'_>) -> ! {
+    panic!("{message}")
+}
