@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use super::stores::Replays;
-use crate::{ConfigError, ConfigProblem};
 use crate::Secret;
 use crate::authenticators::dpop::{
     Algorithm, DEFAULT_ALGORITHMS, DEFAULT_IAT_WINDOW, DEFAULT_NONCE_LIFETIME, DpopAuthenticator,
@@ -13,6 +12,7 @@ use crate::authenticators::dpop::{
 };
 use crate::env::EnvReader;
 use crate::store::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache};
+use crate::{ConfigError, ConfigProblem};
 
 /// What the `MCP_DPOP*` settings say.
 pub(super) struct DpopSettings {
@@ -59,7 +59,10 @@ pub(super) fn load_dpop(env: &mut EnvReader) -> DpopSettings {
                 .iter()
                 .map(|a| {
                     a.parse::<Algorithm>().map_err(|_| {
-                        ConfigError::new(name, "names an unknown algorithm (ES256, ES384, EdDSA, PS256, RS256, …)")
+                        ConfigError::new(
+                            name,
+                            "names an unknown algorithm (ES256, ES384, EdDSA, PS256, RS256, …)",
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -74,7 +77,10 @@ pub(super) fn load_dpop(env: &mut EnvReader) -> DpopSettings {
         .optional("MCP_DPOP_NONCE_LIFETIME", seconds)
         .unwrap_or(DEFAULT_NONCE_LIFETIME);
     if !nonce_on && key.is_some() {
-        env.problem("MCP_DPOP_NONCE_KEY", "is set but MCP_DPOP_NONCE is not true");
+        env.problem(
+            "MCP_DPOP_NONCE_KEY",
+            "is set but MCP_DPOP_NONCE is not true",
+        );
     }
     if key.as_ref().is_some_and(|k| k.len() < MIN_NONCE_KEY_LEN) {
         env.problem("MCP_DPOP_NONCE_KEY", "must be at least 32 bytes");

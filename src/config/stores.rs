@@ -6,10 +6,10 @@ use std::time::Duration;
 
 #[cfg(feature = "redis")]
 use crate::store::RedisSessionStore;
-use crate::store::{MemoryReplayCache, ReplayCache, StoreError};
 #[cfg(feature = "redis")]
 use crate::store::redis::{RedisAttemptStore, RedisReplayCache, RedisTokenStore};
 use crate::store::{AttemptStore, Attempts, MemoryAttemptStore, Reservation};
+use crate::store::{MemoryReplayCache, ReplayCache, StoreError};
 use crate::store::{MemorySessionStore, Owner, SessionDigest, SessionStore};
 use crate::store::{MemoryTokenStore, TokenDigest, TokenRecord, TokenStore};
 
@@ -160,7 +160,11 @@ pub enum Replays {
 }
 
 impl ReplayCache for Replays {
-    async fn first_use(&self, id: &[u8; 32], until: std::time::SystemTime) -> Result<bool, StoreError> {
+    async fn first_use(
+        &self,
+        id: &[u8; 32],
+        until: std::time::SystemTime,
+    ) -> Result<bool, StoreError> {
         match self {
             Self::Memory(s) => s.first_use(id, until).await,
             #[cfg(feature = "redis")]

@@ -273,7 +273,10 @@ fn dpop_wraps_the_authorization_servers_tokens_and_shows_in_the_metadata() {
     let doc: serde_json::Value =
         serde_json::from_slice(required.resource.as_ref().unwrap().document()).unwrap();
     assert_eq!(doc["dpop_bound_access_tokens_required"], true);
-    assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256"]));
+    assert_eq!(
+        doc["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
 
     // API keys alone: no DPoP.
     let keys = load_pairs(&[("MCP_API_KEYS", "k-0123456789abcdef;sub=ci")]).unwrap();
@@ -309,5 +312,8 @@ fn dpop_settings_problems_are_reported_by_variable() {
     ])
     .unwrap_err()
     .to_string();
-    assert!(err.contains("MCP_DPOP_ALGS") && err.contains("asymmetric"), "{err}");
+    assert!(
+        err.contains("MCP_DPOP_ALGS") && err.contains("asymmetric"),
+        "{err}"
+    );
 }

@@ -5,7 +5,9 @@
 //   `aud` = R (an opaque token with `aud` = R for `cc-opaque-client`); a token requested
 //   without `resource` is opaque;
 // - `rs-client` / `rs-secret`: the resource server's own credentials, for introspection;
-// - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation.
+// - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation;
+// - DPoP (RFC 9449): a token request with a `DPoP` proof gets a DPoP-bound token
+//   (`token_type: DPoP`, `cnf.jkt` in the JWT and in introspection answers).
 //
 // Usage: IDP_PORT=4000 node server.mjs   (prints "listening <issuer>" when ready)
 import Provider from 'oidc-provider';
@@ -57,6 +59,7 @@ const provider = new Provider(ISSUER, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
+    dPoP: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: async () => undefined,
