@@ -1522,3 +1522,58 @@ async fn revoking_a_subject_is_all_or_nothing_even_when_the_caller_times_out() {
     assert_eq!(again, N - revoked);
     println!("the server revoked {revoked} of {N} for the hasty caller; {again} more on retry");
 }
+
+/// DPoP proofs are one-time across instances: a proof accepted by one example server is a
+/// replay at the other (both behind one public URL, sharing Redis); and the replay cache
+/// itself, seen by two handles.
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn dpop_proofs_are_one_time_across_instances() {
+    use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
+    use mcp_auth::store::ReplayCache;
+    use mcp_auth::testing::DpopKey;
+
+    let server = Server::start();
+    let url = server.url();
+    let (a, b) = (handle(&url), handle(&url));
+    let until = SystemTime::now() + Duration::from_secs(60);
+    assert!(a.replay_cache().first_use(&[9; 32], until).await.unwrap());
+    assert!(!b.replay_cache().first_use(&[9; 32], until).await.unwrap());
+    assert!(b.replay_cache().first_use(&[8; 32], until).await.unwrap());
+
+    const SECRET: &str = "shared-jwt-secret-0123456789abcdef-0123";
+    const PUBLIC: &str = "http://127.0.0.1:1/mcp";
+    let env = || {
+        vec![
+            ("MCP_JWT_SECRET".to_owned(), SECRET.to_owned()),
+            ("MCP_PUBLIC_URL".to_owned(), PUBLIC.to_owned()),
+            ("MCP_REDIS_URL".to_owned(), url.clone()),
+        ]
+    };
+    let one = support::start_with(|_| env()).await;
+    let two = support::start_with(|_| env()).await;
+    let key = DpopKey::es256();
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), "dora".into());
+    claims.insert("cnf".into(), serde_json::json!({"jkt": key.thumbprint()}));
+    let token = JwtMinter::hmac(SECRET, Algorithm::HS256)
+        .unwrap()
+        .audience(PUBLIC)
+        .mint_claims(claims)
+        .unwrap();
+    let proof = key.proof("POST", PUBLIC).access_token(&token).sign();
+    let dpop = format!("DPoP {token}");
+    let headers = [("authorization", dpop.as_str()), ("dpop", proof.as_str())];
+    assert_eq!(support::raw::attempt(&one, &headers).await.0, 200);
+    assert_eq!(
+        support::raw::attempt(&two, &headers).await.0,
+        401,
+        "the proof was replayed at the other instance"
+    );
+    // A fresh proof works at the other instance.
+    let fresh = key.proof("POST", PUBLIC).access_token(&token).sign();
+    let status = support::raw::attempt(&two, &[("authorization", &dpop), ("dpop", &fresh)])
+        .await
+        .0;
+    assert_eq!(status, 200);
+}
