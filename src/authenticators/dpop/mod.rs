@@ -7,7 +7,7 @@
 //!
 //! - be a compact JWS with `typ: dpop+jwt`, an asymmetric `alg` from the allow-list (never
 //!   HMAC or `none`) and a public `jwk` of the matching type (no private members; RSA 2048 to
-//!   8192 bits), signed by that key;
+//!   4096 bits with a small exponent), signed by that key;
 //! - carry `htm` = the request method, `htu` = the request's public URI (query and fragment
 //!   ignored, both normalised; from configuration, never from `Host`), `iat` within the
 //!   window (default ±5 minutes), a `jti` never seen in that window ([`ReplayCache`]:
@@ -15,8 +15,10 @@
 //! - carry the server's nonce, when nonces are on (a stateless HMAC nonce; a missing or stale
 //!   one gets 401 `use_dpop_nonce` with a fresh `DPoP-Nonce`).
 //!
-//! Then the token is verified by the inner verifier (JWT or introspection, including the
-//! audience) and its `cnf.jkt` must be the proof key's RFC 7638 thumbprint.
+//! The token is verified by the inner verifier (JWT or introspection, including the audience)
+//! and its `cnf.jkt` must be the proof key's RFC 7638 thumbprint; only then is the proof's
+//! signature checked, so the public-key work of a proof is spent only for a valid token bound
+//! to its key.
 //!
 //! With `Authorization: Bearer`, an unbound token passes to the inner verifier as before
 //! ([`DpopMode::Optional`], the default), but a DPoP-bound one is refused (the "downgrade",
@@ -381,9 +383,11 @@ impl<V: TokenVerifier, R: ReplayCache> DpopAuthenticator<V, R> {
                 nonces: s.nonces.as_ref(),
             },
         )?;
+        // The token first: only a valid token bound to this proof's key earns the proof a
+        // signature check (public-key work nobody else can make the server do).
         let ctx = self.verifier.verify_token(token, parts).await?;
         match ctx.confirmation().jkt() {
-            Some(jkt) if jkt == checked.jkt => {}
+            Some(jkt) if jkt == checked.jkt => checked.verify_signature()?,
             Some(_) => {
                 return Err(AuthError::invalid_dpop_proof(
                     "the DPoP proof is signed by another key than the token is bound to",

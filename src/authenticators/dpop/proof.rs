@@ -1,8 +1,11 @@
-//! Checking one DPoP proof (RFC 9449 §4.3), cheap checks first and the signature last:
-//! size and compact form, header (`typ: dpop+jwt`, an allowed asymmetric `alg`, a public
-//! `jwk` of the matching type and size, no `crit`), claims (`jti`, `htm`, `htu`, `iat`
-//! within the window, `ath`, the server nonce when nonces are on), then the signature with
-//! the header's key. Duplicate members in the header or claims invalidate the proof.
+//! Checking one DPoP proof (RFC 9449 §4.3) in two steps. [`check`] does the cheap checks: size
+//! and compact form, header (`typ: dpop+jwt`, an allowed asymmetric `alg`, a public `jwk` of
+//! the matching type and size, no `crit`), claims (`jti`, `htm`, `htu`, `iat` within the
+//! window, `ath`, the server nonce when nonces are on) and the key's thumbprint.
+//! [`Checked::verify_signature`] checks the signature with the header's key: the authenticator
+//! calls it only after the access token verified and named that thumbprint, so a caller
+//! without a valid bound token cannot make the server spend a public-key verification on a
+//! proof. Duplicate members in the header or claims invalidate the proof.
 
 use std::time::SystemTime;
 
@@ -26,19 +29,46 @@ pub(super) const MAX_PROOF_LEN: usize = 8 * 1024;
 const MAX_JTI_LEN: usize = 256;
 /// JWK members that only a private (or symmetric) key has.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-/// RSA modulus sizes accepted, in bytes: 2048 to 8192 bits (the top bound caps the cost of
-/// a verification an attacker can ask for).
-const RSA_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=1024;
+/// RSA modulus sizes accepted, in bytes: 2048 to 4096 bits (the top bound caps the cost of a
+/// verification).
+const RSA_MODULUS_BYTES: std::ops::RangeInclusive<usize> = 256..=512;
+/// Longest RSA public exponent accepted, in bytes (65537 is 3): a huge exponent would make
+/// verification arbitrarily slow.
+const RSA_MAX_EXPONENT_BYTES: usize = 4;
 
-/// What a valid proof tells the authenticator.
+/// A proof whose cheap checks passed, its signature not yet verified.
 #[derive(Debug)]
-pub(super) struct Checked {
+pub(super) struct Checked<'p> {
     /// RFC 7638 thumbprint of the proof key.
     pub(super) jkt: String,
     /// Digest of the key thumbprint and `jti`: the replay cache's key.
     pub(super) replay_id: [u8; 32],
     /// The proof's `iat`.
     pub(super) iat: u64,
+    jwk: Map<String, Value>,
+    alg: Algorithm,
+    /// The first two segments, and the signature segment.
+    signed: &'p str,
+    signature: &'p str,
+}
+
+impl Checked<'_> {
+    /// The signature, with the header's key.
+    pub(super) fn verify_signature(&self) -> Result<(), AuthError> {
+        let bad = || {
+            invalid(
+                "the DPoP proof's signature is invalid",
+                "dpop_bad_signature",
+            )
+        };
+        let jwk: Jwk = serde_json::from_value(Value::Object(self.jwk.clone()))
+            .map_err(|_| malformed("dpop_bad_jwk"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| malformed("dpop_bad_jwk"))?;
+        match jsonwebtoken::crypto::verify(self.signature, self.signed.as_bytes(), &key, self.alg) {
+            Ok(true) => Ok(()),
+            _ => Err(bad()),
+        }
+    }
 }
 
 /// What a proof must match.
@@ -89,8 +119,9 @@ fn malformed(detail: &'static str) -> AuthError {
     invalid("malformed DPoP proof", detail)
 }
 
-/// Checks `proof` for this request and access token.
-pub(super) fn check(proof: &str, want: &Expect<'_>) -> Result<Checked, AuthError> {
+/// The cheap checks of `proof` for this request and access token (everything but the
+/// signature).
+pub(super) fn check<'p>(proof: &'p str, want: &Expect<'_>) -> Result<Checked<'p>, AuthError> {
     if proof.len() > MAX_PROOF_LEN {
         return Err(malformed("dpop_proof_too_long"));
     }
@@ -105,23 +136,26 @@ pub(super) fn check(proof: &str, want: &Expect<'_>) -> Result<Checked, AuthError
     };
     let header: Header = decode_json(h64).ok_or_else(|| malformed("dpop_bad_header"))?;
     let alg = check_header_rules(&header, want.algs)?;
-    let jwk = header
-        .jwk
-        .as_ref()
-        .ok_or_else(|| malformed("dpop_no_jwk"))?;
-    check_key(jwk, alg)?;
+    let jwk = header.jwk.ok_or_else(|| malformed("dpop_no_jwk"))?;
+    check_key(&jwk, alg)?;
     let claims: Claims = decode_json(p64).ok_or_else(|| malformed("dpop_bad_claims"))?;
     let (jti, iat) = check_claims(&claims, want)?;
-    let jkt = thumbprint(jwk).ok_or_else(|| malformed("dpop_bad_jwk"))?;
-    verify_signature(jwk, alg, sig, proof.len() - sig.len() - 1, proof)?;
+    let jkt = thumbprint(&jwk).ok_or_else(|| malformed("dpop_bad_jwk"))?;
     let mut h = Sha256::new();
     h.update(jkt.as_bytes());
     h.update([0]);
     h.update(jti.as_bytes());
+    let signed = proof
+        .get(..h64.len() + 1 + p64.len())
+        .ok_or_else(|| malformed("dpop_not_compact_jws"))?;
     Ok(Checked {
         jkt,
         replay_id: h.finalize().into(),
         iat,
+        jwk,
+        alg,
+        signed,
+        signature: sig,
     })
 }
 
@@ -183,12 +217,15 @@ fn check_key(jwk: &Map<String, Value>, alg: Algorithm) -> Result<(), AuthError> 
             | Algorithm::PS256
             | Algorithm::PS384
             | Algorithm::PS512,
-        ) => member(jwk, "n")
-            .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
-            .is_some_and(|n| {
-                let significant = n.iter().skip_while(|b| **b == 0).count();
-                RSA_MODULUS_BYTES.contains(&significant)
-            }),
+        ) => {
+            let significant = |name: &str| {
+                member(jwk, name)
+                    .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                    .map(|v| v.iter().skip_while(|b| **b == 0).count())
+            };
+            significant("n").is_some_and(|n| RSA_MODULUS_BYTES.contains(&n))
+                && significant("e").is_some_and(|e| (1..=RSA_MAX_EXPONENT_BYTES).contains(&e))
+        }
         _ => false,
     };
     if fits {
@@ -268,31 +305,6 @@ pub(super) fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
 }
 
-/// The signature over the first two segments (`signed_len` bytes of `proof`), with the
-/// header's key.
-fn verify_signature(
-    jwk: &Map<String, Value>,
-    alg: Algorithm,
-    sig: &str,
-    signed_len: usize,
-    proof: &str,
-) -> Result<(), AuthError> {
-    let bad = || {
-        invalid(
-            "the DPoP proof's signature is invalid",
-            "dpop_bad_signature",
-        )
-    };
-    let jwk: Jwk = serde_json::from_value(Value::Object(jwk.clone()))
-        .map_err(|_| malformed("dpop_bad_jwk"))?;
-    let key = DecodingKey::from_jwk(&jwk).map_err(|_| malformed("dpop_bad_jwk"))?;
-    let signed = proof.as_bytes().get(..signed_len).ok_or_else(bad)?;
-    match jsonwebtoken::crypto::verify(sig, signed, &key, alg) {
-        Ok(true) => Ok(()),
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -338,8 +350,11 @@ mod tests {
         );
         let small_rsa = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([1u8; 128])});
         assert!(check_key(small_rsa.as_object().unwrap(), Algorithm::RS256).is_err());
-        let huge_rsa = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([1u8; 2048])});
+        let huge_rsa = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([1u8; 513])});
         assert!(check_key(huge_rsa.as_object().unwrap(), Algorithm::RS256).is_err());
+        // A huge public exponent would make verification arbitrarily slow.
+        let huge_e = json!({"kty": "RSA", "e": URL_SAFE_NO_PAD.encode([3u8; 512]), "n": URL_SAFE_NO_PAD.encode([1u8; 256])});
+        assert!(check_key(huge_e.as_object().unwrap(), Algorithm::RS256).is_err());
         let ok_rsa = json!({"kty": "RSA", "e": "AQAB", "n": URL_SAFE_NO_PAD.encode([1u8; 256])});
         assert!(check_key(ok_rsa.as_object().unwrap(), Algorithm::PS256).is_ok());
     }

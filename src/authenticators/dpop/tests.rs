@@ -278,9 +278,9 @@ async fn each_broken_claim_or_header_is_refused_with_its_reason() {
             "dpop_jwk_does_not_fit_alg",
             with(&|h, _| h["alg"] = "ES384".into()),
         ),
-        // Signed by `k`, but the header names another key.
+        // Signed by `k`, but the header names another key: the token is bound to `k`.
         (
-            "dpop_bad_signature",
+            "dpop_key_mismatch",
             with(&|h, _| h["jwk"] = Value::Object(other.jwk.clone())),
         ),
         ("dpop_not_compact_jws", "a.b".into()),
@@ -293,6 +293,13 @@ async fn each_broken_claim_or_header_is_refused_with_its_reason() {
         assert_eq!(err.detail(), Some(detail), "{detail}");
         assert_eq!(err.kind(), AuthErrorKind::InvalidDpopProof, "{detail}");
     }
+    // The header names the key the token is bound to, but `k` signed: a bad signature.
+    let t_other = token(Some(&other.jkt()));
+    let (mut h, c) = (header(&k), claims(&t_other, "POST", URL));
+    h["jwk"] = Value::Object(other.jwk.clone());
+    let forged = sign_with(&h, &c, &k);
+    let err = refused(&auth, &request("DPoP", &t_other, &[&forged])).await;
+    assert_eq!(err.detail(), Some("dpop_bad_signature"));
     // A tampered signature.
     let good = proof(&k, &t);
     let (signed, sig) = good.rsplit_once('.').unwrap();
@@ -487,4 +494,19 @@ fn configuration_problems_are_reported_together() {
             .build()
             .is_err()
     );
+}
+
+/// The proof's signature is checked only for a valid token bound to its key: a forged
+/// token next to any proof is refused for the token, before public-key work on the proof.
+#[tokio::test]
+async fn the_proof_signature_is_only_checked_for_a_valid_bound_token() {
+    let auth = dpop(DpopMode::Optional);
+    let k = key(Algorithm::ES256);
+    let forged = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJldmUifQ.AAAA";
+    let good = proof(&k, forged);
+    let (signed, _) = good.rsplit_once('.').unwrap();
+    let bad_signature = format!("{signed}.AAAA");
+    let err = refused(&auth, &request("DPoP", forged, &[&bad_signature])).await;
+    assert_eq!(err.kind(), AuthErrorKind::InvalidToken);
+    assert_ne!(err.detail(), Some("dpop_bad_signature"));
 }
