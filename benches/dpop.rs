@@ -21,7 +21,7 @@ use mcp_auth::authenticators::dpop::DpopAuthenticator;
 use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtMinter};
 use mcp_auth::store::{MemoryReplayCache, ReplayCache};
 use mcp_auth::testing::DpopKey;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 const URL: &str = "https://mcp.example.com/mcp";
 const ISS: &str = "https://as.example.com";
