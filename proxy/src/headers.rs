@@ -21,9 +21,11 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// Request fields never forwarded: the client's credentials (no token passthrough), fields the
 /// proxy sets itself (`Host`, forwarding, framing) and `Expect` (the proxy already read the
 /// body it forwards).
-const REQUEST_DROPPED: [HeaderName; 11] = [
+const REQUEST_DROPPED: [HeaderName; 12] = [
     header::AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
+    // A DPoP proof belongs with the token it was made for, which stays here too.
+    HeaderName::from_static("dpop"),
     header::COOKIE,
     header::HOST,
     header::FORWARDED,
@@ -255,6 +257,7 @@ mod tests {
             ("authorization", "Bearer secret-token"),
             ("x-api-key", "secret-key"),
             ("cookie", "session=abc"),
+            ("dpop", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig"),
             ("X-MCP-Subject", "mallory"),
             ("x-mcp-anything", "x"),
             ("x-forwarded-for", "10.9.9.9"),
@@ -269,6 +272,7 @@ mod tests {
             "authorization",
             "x-api-key",
             "cookie",
+            "dpop",
             "forwarded",
             "x-mcp-anything",
         ] {
