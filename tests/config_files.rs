@@ -101,7 +101,8 @@ fn oidc_providers() {
         ),
     ] {
         let config = load(name, &[]);
-        assert_eq!(config.scheme_names(), ["Bearer"], "{name}");
+        // The identity provider's tokens as Bearer, or DPoP-bound with proofs (MCP_DPOP).
+        assert_eq!(config.scheme_names(), ["Bearer", "DPoP"], "{name}");
         assert!(config.jwt().is_some(), "{name}");
         assert!(config.generated_token.is_none(), "{name}");
         let metadata: serde_json::Value =
@@ -122,8 +123,9 @@ fn introspection() {
         "introspection.toml",
         &[("MCP_INTROSPECTION_CLIENT_SECRET_FILE", secret.path())],
     );
-    // JWTs verified locally, opaque tokens introspected: one Bearer scheme for both.
-    assert_eq!(config.scheme_names(), ["Bearer"]);
+    // JWTs verified locally, opaque tokens introspected: one Bearer scheme for both (and
+    // DPoP for bound tokens of either kind).
+    assert_eq!(config.scheme_names(), ["Bearer", "DPoP"]);
     assert!(config.jwt().is_some());
     assert!(config.resource.is_some());
 }

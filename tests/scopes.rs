@@ -251,6 +251,9 @@ async fn tools_list_shows_each_caller_only_what_it_may_call() {
     ] {
         let c = client(&srv, key).await;
         assert_eq!(tool_names(&c).await, expected, "{key}");
+        // A listing that varies per caller is never to be shared (MCP caching).
+        let page = c.list_tools(None).await.unwrap();
+        assert_eq!(page.cache_scope, Some(rmcp::model::CacheScope::Private), "{key}");
         let _ = c.cancel().await;
     }
 }
@@ -375,6 +378,10 @@ async fn ambiguous_requests_are_bad_requests_that_never_reach_rmcp() {
     ] {
         let res = post(&srv, ADMIN, &sid, headers, body.clone()).await;
         assert_eq!(res.status, 400, "{headers:?}");
+        // A JSON-RPC error for the request's id: -32020, header mismatch (MCP 2026-07-28).
+        let err: Value = serde_json::from_str(&res.body).unwrap();
+        assert_eq!(err["error"]["code"], -32020, "{}", res.body);
+        assert_eq!(err["id"], 1);
     }
     assert_eq!(srv.posts(), before);
     // Headers that agree pass.
@@ -661,4 +668,61 @@ async fn a_batch_over_100_messages_is_refused_before_rmcp() {
         reply.body
     );
     assert_eq!(srv.posts(), before);
+}
+
+/// The header-routing bypass (`Mcp-Name: read_data` with `delete_data` in the body) never
+/// works, at any protocol version, plain or in the Base64 sentinel form; from 2026-07-28 on
+/// missing headers are refused too; before it they are optional. The body always decides.
+#[tokio::test]
+async fn the_header_routing_bypass_fails_at_every_protocol_version() {
+    let srv = start(&env()).await;
+    let sid = session(&srv, READER).await;
+    let delete = tool_call(7, "delete_data", json!({"key": "k"})).to_string();
+    let read = tool_call(8, "read_data", json!({"key": "k"})).to_string();
+    let mismatch = |res: &Reply| {
+        let err: Value = serde_json::from_str(&res.body).unwrap_or_default();
+        res.status == 400 && err["error"]["code"] == -32020
+    };
+    for version in [None, Some("2025-03-26"), Some("2025-06-18"), Some("2025-11-25"), Some("2026-07-28")] {
+        let before = srv.posts();
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut h: Vec<(&str, &str)> = extra.to_vec();
+            if let Some(v) = version {
+                h.push(("mcp-protocol-version", v));
+            }
+            h
+        };
+        for lie in [
+            &[("mcp-method", "tools/call"), ("mcp-name", "read_data")][..],
+            &[("mcp-method", "tools/call"), ("mcp-name", "=?base64?cmVhZF9kYXRh?=")],
+            &[("mcp-method", "tools/list")],
+            &[("mcp-name", "read_data")],
+        ] {
+            let res = post(&srv, READER, &sid, &with(lie), delete.clone()).await;
+            assert!(mismatch(&res), "{version:?} {lie:?}: {} {}", res.status, res.body);
+        }
+        // Headers that tell the truth about delete_data: the body decides, 403 for a reader.
+        let truth = post(
+            &srv,
+            READER,
+            &sid,
+            &with(&[("mcp-method", "tools/call"), ("mcp-name", "=?base64?ZGVsZXRlX2RhdGE=?=")]),
+            delete.clone(),
+        )
+        .await;
+        assert_eq!(truth.status, 403, "{version:?}: {}", truth.body);
+        // Nothing above reached rmcp.
+        assert_eq!(srv.posts(), before, "{version:?}");
+        // Missing headers: refused from 2026-07-28 on, allowed before.
+        let bare = post(&srv, READER, &sid, &with(&[]), read.clone()).await;
+        let method_only = post(&srv, READER, &sid, &with(&[("mcp-method", "tools/call")]), read.clone()).await;
+        if version == Some("2026-07-28") {
+            assert!(mismatch(&bare), "{}", bare.body);
+            assert!(mismatch(&method_only), "{}", method_only.body);
+            assert_eq!(srv.posts(), before);
+        } else {
+            assert!(!mismatch(&bare), "{version:?}: {}", bare.body);
+            assert!(mismatch(&method_only), "{version:?}: {}", method_only.body);
+        }
+    }
 }

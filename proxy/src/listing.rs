@@ -3,7 +3,8 @@
 //! ([`ScopePolicy::permits`] on `tools/call`, `prompts/get` and `resources/read`).
 //!
 //! The request body says which JSON-RPC ids ask for a listing ([`Pending::from_request`]);
-//! the answers to those ids are rewritten, everything else passes untouched.
+//! the answers to those ids are rewritten (and marked `cacheScope: "private"`: they vary per
+//! caller), everything else passes untouched.
 
 use std::sync::Arc;
 
@@ -143,6 +144,11 @@ impl Pending {
                 "listing filtered for the caller"
             );
         }
+        // Filtered per caller: never shared across authorization contexts (MCP 2026-07-28
+        // caching), whatever the upstream said.
+        if let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) {
+            result.insert("cacheScope".into(), Value::from("private"));
+        }
         // Rewritten even when nothing was hidden: the answer was parsed either way.
         true
     }
@@ -201,6 +207,7 @@ mod tests {
             .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(names(&v), ["whoami", "read_data"]);
+        assert_eq!(v["result"]["cacheScope"], "private");
         assert!(p.is_done());
     }
 

@@ -12,7 +12,7 @@ use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::headers::{headers_agree, operation_from_headers};
+use super::headers::{headers_match, operation_from_headers, requires_mirrored_headers};
 use super::jsonrpc::DEFAULT_MAX_BATCH;
 use super::operation::Operation;
 use super::policy::ScopePolicy;
@@ -206,7 +206,7 @@ impl Enforcer {
             }
             Method::POST => {
                 let (bytes, ops) = read_operations(parts, body, &self.limits).await?;
-                check_headers(parts, &ops)?;
+                check_headers(parts, &ops, &bytes)?;
                 (bytes, ops)
             }
             _ => return Err(METHOD_NOT_ALLOWED),
@@ -218,18 +218,32 @@ impl Enforcer {
     }
 }
 
-/// The `Mcp-Method`/`Mcp-Name` headers of a POST, when present, must agree with the
-/// operations of its body. A request without a body is decided on the every-request rule
-/// alone: its headers are never read.
-fn check_headers(parts: &Parts, body: &[Operation]) -> Result<(), Refusal> {
+/// The `Mcp-Method`/`Mcp-Name` headers of a POST must agree with the operations of its body
+/// (and, from protocol version 2026-07-28, be present): otherwise 400 with the JSON-RPC
+/// error `-32020` (header mismatch). A request without a body is decided on the
+/// every-request rule alone: its headers are never read.
+fn check_headers(parts: &Parts, body: &[Operation], bytes: &[u8]) -> Result<(), Refusal> {
+    let mismatch = |message| Refusal::HeaderMismatch(request_id(bytes), message);
+    let required = requires_mirrored_headers(&parts.headers)
+        .map_err(|_| mismatch("bad MCP-Protocol-Version header"))?;
     let header_op = operation_from_headers(&parts.headers)
-        .map_err(|_| Refusal::bad_request("bad Mcp-Method or Mcp-Name header"))?;
-    if header_op.is_some_and(|h| !headers_agree(&h, body)) {
-        return Err(Refusal::bad_request(
-            "Mcp-Method/Mcp-Name headers do not match the body",
-        ));
+        .map_err(|_| mismatch("bad Mcp-Method or Mcp-Name header"))?;
+    headers_match(header_op.as_ref(), body, required).map_err(mismatch)
+}
+
+/// The `id` of a single JSON-RPC message (a string or a number), for an error answer; `null`
+/// otherwise. Read again only on this refusal path (linear; the body was parsed already).
+fn request_id(bytes: &[u8]) -> serde_json::Value {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
     }
-    Ok(())
+    serde_json::from_slice::<IdOnly>(bytes)
+        .ok()
+        .and_then(|m| m.id)
+        .filter(|id| id.is_string() || id.is_number())
+        .unwrap_or(serde_json::Value::Null)
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>

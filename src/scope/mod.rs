@@ -49,7 +49,11 @@ mod refusal;
 mod requirement;
 mod resource_uri;
 
-pub use self::headers::operation_from_headers;
+pub use self::headers::{
+    STANDARD_HEADERS_VERSION, decode_header_value, operation_from_headers,
+    requires_mirrored_headers,
+};
+pub use self::refusal::HEADER_MISMATCH;
 pub use self::implication::{
     ExactScopes, ImpliedScopes, PrefixWildcard, RoleHierarchy, ScopeImplication, WildcardAndPairs,
 };

@@ -21,7 +21,13 @@ pub(super) enum Refusal {
     Auth(Box<(AuthError, Option<Operation>)>),
     /// Refused before any policy decision: status, error code, description.
     Status(StatusCode, &'static str, &'static str),
+    /// The mirrored headers disagree with the body, or required ones are missing: 400 with
+    /// the JSON-RPC error `-32020` for the request's id.
+    HeaderMismatch(serde_json::Value, &'static str),
 }
+
+/// JSON-RPC error code of a header/body mismatch (MCP 2026-07-28, `HeaderMismatch`).
+pub const HEADER_MISMATCH: i64 = -32020;
 
 /// No auth layer ran before this one: a wiring bug, answered 500 and said so.
 pub(super) const WIRING_BUG: Refusal = Refusal::Status(
@@ -58,6 +64,21 @@ impl Refusal {
                 let challenge = challenge.for_request(parts);
                 let mut res = Rejection::new(&err, &challenge).default_response();
                 res.extensions_mut().insert(err);
+                res
+            }
+            Self::HeaderMismatch(id, message) => {
+                tracing::debug!(target: REJECTION_TARGET, reason = "header_mismatch", status = 400, "request refused");
+                let body = serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "error": {"code": HEADER_MISMATCH, "message": message},
+                });
+                let mut res = Response::new(Bytes::from(body.to_string()));
+                *res.status_mut() = StatusCode::BAD_REQUEST;
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
                 res
             }
             Self::Status(status, code, description) if status.is_server_error() => {

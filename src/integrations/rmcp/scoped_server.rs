@@ -201,7 +201,7 @@ impl<H> ScopedServer<H> {
 ///   request names, then forwarded;
 /// - `listing NAME -> OUT = "mcp/method", FIELD, |item| OPERATION;`: checked by method,
 ///   forwarded, then `FIELD` of the result keeps the items whose operation the caller may
-///   perform;
+///   perform, and the result is marked `cacheScope: "private"`;
 /// - `forward fn NAME(ARGS) -> OUT;`: forwarded as is (no request context to check).
 macro_rules! handler_methods {
     () => {};
@@ -239,6 +239,9 @@ macro_rules! handler_methods {
             let caller = self.check_method(&context, $method)?;
             let mut result = self.inner.$name(request, context).await?;
             result.$field.retain(|$item| self.policy.permits(&caller, &$op));
+            // Filtered per caller: never to be shared across authorization contexts (MCP
+            // 2026-07-28 caching), whatever the wrapped handler said.
+            result.cache_scope = Some(rmcp::model::CacheScope::Private);
             Ok(result)
         }
         handler_methods!($($rest)*);
