@@ -8,8 +8,13 @@
 //! on, and nothing of it belongs on a request path.
 
 mod dpop;
+mod server;
 
 pub use self::dpop::{DPOP_TYP, DpopKey, DpopProofBuilder, compact, jwk_thumbprint};
+pub use self::server::{
+    DEFAULT_CLIENT_ID, DEFAULT_SUBJECT, DEFAULT_TOKEN_TTL, INTROSPECTION_PATH, JWKS_PATH,
+    MockAuthServer, OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH, TOKEN_PATH, TokenBuilder,
+};
 
 /// Fails the calling test with `message`.
 #[track_caller]
