@@ -7,9 +7,14 @@
 //! Everything here is for tests: the helpers panic (as `assert!` does) where a test cannot go
 //! on, and nothing of it belongs on a request path.
 
+mod challenge;
 mod dpop;
 mod server;
 
+pub use self::challenge::{
+    ChallengeAssert, ChallengeParseError, ParsedChallenge, assert_challenge, assert_no_challenge,
+    challenges, parse_challenges,
+};
 pub use self::dpop::{DPOP_TYP, DpopKey, DpopProofBuilder, compact, jwk_thumbprint};
 pub use self::server::{
     DEFAULT_CLIENT_ID, DEFAULT_SUBJECT, DEFAULT_TOKEN_TTL, INTROSPECTION_PATH, JWKS_PATH,
