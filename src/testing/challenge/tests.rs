@@ -237,7 +237,8 @@ fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
 #[test]
 fn failed_assertions_say_what_was_expected_and_found() {
     let headers = headers_of(r#"ApiKey header="k", Bearer error="invalid_token", scope="a""#);
-    let cases: Vec<(Box<dyn FnOnce() + std::panic::UnwindSafe>, &str)> = vec![
+    type Check = Box<dyn FnOnce() + std::panic::UnwindSafe>;
+    let cases: Vec<(Check, &str)> = vec![
         (
             Box::new({
                 let h = headers.clone();
