@@ -13,6 +13,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use mcp_auth::authenticators::bearer::TokenSpec;
 use mcp_auth::env::EnvReader;
+use mcp_auth::testing::assert_challenge;
 
 const KEY: &str = "key-alice-0123456789abcdef";
 const TOKEN: &str = "token-bob-0123456789abcdef";
@@ -118,6 +119,7 @@ async fn revoked_issued_token_is_refused_at_once() {
 struct Reply {
     status: u16,
     challenge: Vec<String>,
+    headers: http::HeaderMap,
     body: String,
 }
 
@@ -146,10 +148,12 @@ async fn post_to(srv: &Server, path_and_query: &str, headers: &[(&str, &[u8])]) 
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
+    let headers = res.headers().clone();
     let body = res.text().await.unwrap();
     Reply {
         status,
         challenge,
+        headers,
         body,
     }
 }
@@ -264,11 +268,7 @@ async fn bad_inputs_are_refused_with_the_right_status_before_reaching_the_server
     for (name, headers, status, code) in cases {
         let res = post(&srv, &headers).await;
         assert_eq!(res.status, status, "{name}");
-        assert!(
-            res.challenge[0].contains(&format!("error=\"{code}\"")),
-            "{name}: {:?}",
-            res.challenge
-        );
+        assert_challenge(&res.headers, "Bearer").first().error(code);
         assert!(
             !res.body.contains("token-bob") && !res.body.contains("key-alice"),
             "{name}"
@@ -288,7 +288,9 @@ async fn query_string_token_is_a_bad_request_even_with_a_valid_header() {
     )
     .await;
     assert_eq!(res.status, 400);
-    assert!(res.challenge[0].contains("invalid_request"));
+    assert_challenge(&res.headers, "Bearer")
+        .first()
+        .error("invalid_request");
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }
 
@@ -561,11 +563,9 @@ async fn credentials_in_the_query_are_refused_on_the_api_key_path() {
     ] {
         let res = post_to(&srv, query, &[("x-api-key", KEY.as_bytes())]).await;
         assert_eq!(res.status, 400, "{query}: {}", res.body);
-        assert!(
-            res.challenge.iter().any(|c| c.contains("invalid_request")),
-            "{query}: {:?}",
-            res.challenge
-        );
+        assert_challenge(&res.headers, "Bearer")
+            .first()
+            .error("invalid_request");
     }
     assert_eq!(srv.reached.load(Ordering::SeqCst), 0);
 }

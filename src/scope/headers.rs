@@ -124,10 +124,7 @@ pub(super) fn headers_match(
         None if required => Err("missing required Mcp-Method header"),
         None => Ok(()),
         Some(h) => {
-            if required
-                && has_named_target(h.method())
-                && h.name().or(h.uri()).is_none()
-            {
+            if required && has_named_target(h.method()) && h.name().or(h.uri()).is_none() {
                 return Err("missing required Mcp-Name header");
             }
             if headers_agree(h, body) {
@@ -234,7 +231,11 @@ mod tests {
             "delete_data"
         );
         assert_eq!(decode_header_value("=?base64?w6k=?=").unwrap(), "é");
-        for bad in ["=?base64?!!!?=", "=?base64?/w==?=", &format!("=?base64?{}?=", "A".repeat(9000))] {
+        for bad in [
+            "=?base64?!!!?=",
+            "=?base64?/w==?=",
+            &format!("=?base64?{}?=", "A".repeat(9000)),
+        ] {
             assert!(decode_header_value(bad).is_err(), "{bad}");
         }
         let mut h = HeaderMap::new();
@@ -250,23 +251,41 @@ mod tests {
         let call = [op("tools/call", Some("read_data"))];
         let mut h = HeaderMap::new();
         assert!(!requires_mirrored_headers(&h).unwrap());
-        for (version, required) in [("2025-06-18", false), ("2025-11-25", false), ("2026-07-28", true), ("2027-01-01", true)] {
+        for (version, required) in [
+            ("2025-06-18", false),
+            ("2025-11-25", false),
+            ("2026-07-28", true),
+            ("2027-01-01", true),
+        ] {
             h.insert("mcp-protocol-version", version.parse().unwrap());
-            assert_eq!(requires_mirrored_headers(&h).unwrap(), required, "{version}");
+            assert_eq!(
+                requires_mirrored_headers(&h).unwrap(),
+                required,
+                "{version}"
+            );
         }
         h.append("mcp-protocol-version", "2025-06-18".parse().unwrap());
         assert!(requires_mirrored_headers(&h).is_err());
         // Missing headers: fine before 2026-07-28, refused from it on.
         assert!(headers_match(None, &call, false).is_ok());
-        assert_eq!(headers_match(None, &call, true), Err("missing required Mcp-Method header"));
+        assert_eq!(
+            headers_match(None, &call, true),
+            Err("missing required Mcp-Method header")
+        );
         let method_only = op("tools/call", None);
-        assert_eq!(headers_match(Some(&method_only), &call, true), Err("missing required Mcp-Name header"));
+        assert_eq!(
+            headers_match(Some(&method_only), &call, true),
+            Err("missing required Mcp-Name header")
+        );
         assert!(headers_match(Some(&op("tools/call", Some("read_data"))), &call, true).is_ok());
         // Responses carry no method: nothing is required.
         assert!(headers_match(None, &[], true).is_ok());
         // A name without a method.
         let mut h = HeaderMap::new();
         h.insert("mcp-name", "read_data".parse().unwrap());
-        assert_eq!(operation_from_headers(&h).unwrap_err().reason(), "name_without_method");
+        assert_eq!(
+            operation_from_headers(&h).unwrap_err().reason(),
+            "name_without_method"
+        );
     }
 }

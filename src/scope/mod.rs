@@ -53,7 +53,6 @@ pub use self::headers::{
     STANDARD_HEADERS_VERSION, decode_header_value, operation_from_headers,
     requires_mirrored_headers,
 };
-pub use self::refusal::HEADER_MISMATCH;
 pub use self::implication::{
     ExactScopes, ImpliedScopes, PrefixWildcard, RoleHierarchy, ScopeImplication, WildcardAndPairs,
 };
@@ -61,4 +60,5 @@ pub use self::jsonrpc::parse_operations;
 pub use self::layer::{DEFAULT_MAX_BODY, RequireScope, ScopeLayer};
 pub use self::operation::{Operation, OperationError};
 pub use self::policy::{ScopePolicy, Unlisted};
+pub use self::refusal::HEADER_MISMATCH;
 pub use self::requirement::{Requirement, RequirementParseError};

@@ -155,8 +155,13 @@ impl DpopKey {
         DpopProofBuilder::new(self.clone(), method, url)
     }
 
+    /// `alg` as a JWS header names it.
+    pub(super) fn alg_name(&self) -> &'static str {
+        self.0.alg_name
+    }
+
     /// Signs `message` with this key, base64url: a JWS signature.
-    fn sign_message(&self, message: &[u8]) -> String {
+    pub(super) fn sign_message(&self, message: &[u8]) -> String {
         match jsonwebtoken::crypto::sign(message, &self.0.key, self.0.alg) {
             Ok(sig) => sig,
             Err(e) => fail(format_args!("DPoP proof signing failed: {e}")),
@@ -442,12 +447,12 @@ pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
 }
 
 /// `url` without its query and fragment (the `htu` of RFC 9449 §4.2).
-fn htu_of(url: &str) -> &str {
+pub(super) fn htu_of(url: &str) -> &str {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     url.get(..end).unwrap_or(url)
 }
 
-fn unix_seconds(at: SystemTime) -> i64 {
+pub(super) fn unix_seconds(at: SystemTime) -> i64 {
     match at.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
