@@ -123,6 +123,7 @@ impl AuthContext {
             roles: BTreeSet::new(),
             client_id: None,
             issuer: None,
+            tenant: None,
             audience: Vec::new(),
             expires_at: None,
             credential_id: None,
@@ -176,6 +177,14 @@ impl AuthContext {
     #[must_use]
     pub fn issuer(&self) -> Option<&str> {
         self.0.fields.issuer.as_deref()
+    }
+
+    /// The tenant of a multi-tenant issuer whose token this was (the `{tenant}` part of its
+    /// issuer template, e.g. an Entra tenant id), if known. The issuer already names the
+    /// tenant, so the [principal](Self::principal) key tells tenants apart without it.
+    #[must_use]
+    pub fn tenant(&self) -> Option<&str> {
+        self.0.fields.tenant.as_deref()
     }
 
     /// The audiences the credential was issued for.
@@ -254,6 +263,7 @@ impl fmt::Debug for AuthContext {
             .field("roles", &i.roles)
             .field("client_id", &i.client_id)
             .field("issuer", &i.issuer)
+            .field("tenant", &i.tenant)
             .field("audience", &i.audience)
             .field("expires_at", &i.expires_at)
             .field("credential_id", &i.credential_id)
@@ -293,6 +303,7 @@ pub struct AuthContextBuilder {
     roles: BTreeSet<String>,
     client_id: Option<String>,
     issuer: Option<String>,
+    tenant: Option<String>,
     audience: Vec<String>,
     expires_at: Option<SystemTime>,
     credential_id: Option<String>,
@@ -322,6 +333,12 @@ impl AuthContextBuilder {
     /// Sets the issuer.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Sets the tenant (of a multi-tenant issuer).
+    pub fn tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
         self
     }
 

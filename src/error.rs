@@ -395,6 +395,11 @@ impl Problems {
         self.problems.push(ConfigProblem::new(setting, message));
     }
 
+    /// How many problems were recorded.
+    pub(crate) fn len(&self) -> usize {
+        self.problems.len()
+    }
+
     /// The value of `result`, or `None` with its problems recorded.
     pub(crate) fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
         result.map_err(|e| self.push(e)).ok()

@@ -12,7 +12,7 @@ use crate::strict_json::numeric_date;
 
 /// Why claims were refused; decides the description and the log detail.
 // Introspection alone never refuses for these JWT-only reasons (`iat`, key-bound issuers,
-// required claims, the claims hook).
+// tenants, required claims, the claims hook).
 #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ClaimError {
@@ -20,6 +20,8 @@ pub(crate) enum ClaimError {
     NotYetValid,
     IssuedInFuture,
     BadIssuer,
+    /// The token's tenant claim (Entra `tid`) does not name the tenant of its issuer.
+    TenantMismatch,
     BadAudience,
     Malformed(&'static str),
     MissingClaim,
@@ -34,6 +36,7 @@ impl ClaimError {
             Self::NotYetValid => "not_yet_valid",
             Self::IssuedInFuture => "iat_in_future",
             Self::BadIssuer => "issuer_mismatch",
+            Self::TenantMismatch => "tenant_mismatch",
             Self::BadAudience => "audience_mismatch",
             Self::Malformed(d) => d,
             Self::MissingClaim => "required_claim_missing",

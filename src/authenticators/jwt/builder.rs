@@ -9,10 +9,12 @@ use serde_json::{Map, Value};
 
 use super::cache::VerifiedCache;
 use super::claims::{ClaimMapping, ClaimRules, Issuers};
+use super::issuers::{BuildContext, Routes, TrustedIssuer};
 use super::jwks::{JwksCache, JwksPolicy, KeySource};
 use super::keys::{KeySet, Origin, VerifyKey, keys_from_jwk_set};
 use super::{
-    Algorithm, ClaimsHook, DEFAULT_LEEWAY, Inner, JwkSet, JwtAuthenticator, JwtKey, MAX_LEEWAY,
+    Algorithm, ClaimsHook, DEFAULT_LEEWAY, Domain, Inner, JwkSet, JwtAuthenticator, JwtKey,
+    MAX_LEEWAY, SourceId,
 };
 use crate::error::{ConfigError, Problems};
 use crate::oauth::{DynFetcher, HttpFetcher, check_url, default_fetcher};
@@ -63,6 +65,7 @@ pub struct JwtBuilder {
     mapping: ClaimMapping,
     cache_capacity: Option<usize>,
     defer_opaque: bool,
+    trusted: Vec<TrustedIssuer>,
 }
 
 impl Default for JwtBuilder {
@@ -84,6 +87,7 @@ impl Default for JwtBuilder {
             mapping: ClaimMapping::default(),
             cache_capacity: None,
             defer_opaque: false,
+            trusted: Vec::new(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl fmt::Debug for JwtBuilder {
             .field("allow_any_issuer", &self.allow_any_issuer)
             .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
+            .field("trusted", &self.trusted)
             .finish_non_exhaustive()
     }
 }
@@ -219,6 +224,19 @@ impl JwtBuilder {
         self
     }
 
+    /// Trusts another issuer, with its own key source, audiences, leeway and claim mapping
+    /// (at most [`MAX_TRUSTED_ISSUERS`](super::MAX_TRUSTED_ISSUERS)); see [`TrustedIssuer`].
+    ///
+    /// With trusted issuers, the token's `iss` (read before its signature is checked, only to
+    /// choose the key source) routes it: a trusted issuer's token is verified with that
+    /// issuer's keys alone; any other `iss` goes to the builder's own key sources only if
+    /// they are bound to it, and is otherwise refused (`unknown_issuer`) without a fetch.
+    /// A key source that is down answers 503 for its own issuer's tokens only.
+    pub fn trusted_issuer(mut self, issuer: TrustedIssuer) -> Self {
+        self.trusted.push(issuer);
+        self
+    }
+
     /// Leaves bearer tokens that are not shaped like a JWT (three dot-separated parts) to the
     /// next authenticator of a chain (they count as "no credentials" here), so JWTs and
     /// opaque tokens (introspection, issued tokens) can share the `Authorization` header.
@@ -242,27 +260,55 @@ impl JwtBuilder {
     /// Every problem at once: no key source, no audience, a key source without an expected
     /// issuer (unless [`allow_any_issuer`](Self::allow_any_issuer)), a shared secret bound to
     /// the identity provider's issuer, a leeway over 300 s, an invalid key or JWKS policy, a
-    /// non-https key URL, no crypto backend.
+    /// non-https key URL, no crypto backend; for trusted issuers (named `trusted issuer <i>
+    /// <field>`, `i` from 0 in the order added), a template without tenants or with an
+    /// invalid one, two issuers that could match one `iss`, an issuer both trusted and bound
+    /// to the builder's own keys, more than the caps allow.
     pub fn build(mut self) -> Result<JwtAuthenticator, ConfigError> {
         crypto_self_test()?;
         let mut problems = Problems::default();
         let binding = Binding::of(&self);
+        let has_own = !self.keys.is_empty() || !self.jwk_sets.is_empty() || self.remote.is_some();
         let mut keys = self.configured_keys(&binding, &mut problems);
         keys.extend(self.jwk_set_keys(&binding, &mut problems));
         self.check_remote(&binding, &mut problems);
-        self.check_rules(&mut problems);
-        let remote = self.remote_cache(&mut problems);
+        self.check_rules(has_own, &mut problems);
+        let fetcher = self.resolve_fetcher(&mut problems);
+        let mut remotes = Vec::new();
+        let own_remote = self.remote_cache(fetcher.as_ref(), &mut remotes);
+        let own_issuers = own_issuers(&keys, binding.remote.as_ref());
+        let bound: &[String] = match &own_issuers {
+            Issuers::OneOf(list) => list,
+            Issuers::Any => &[],
+        };
+        let ctx = BuildContext {
+            audiences: &self.audiences,
+            leeway: self.leeway,
+            required: &self.required,
+            mapping: &self.mapping,
+            fetcher: fetcher.as_ref(),
+            policy: &self.policy,
+            allow_symmetric: self.allow_symmetric_jwks,
+        };
+        let trusted = std::mem::take(&mut self.trusted);
+        let routes = Routes::build(trusted, &ctx, bound, &mut remotes, &mut problems);
+        let own = has_own.then(|| Domain {
+            static_keys: KeySet::new(keys),
+            remote: own_remote,
+            remote_issuers: binding.remote.unwrap_or(Issuers::OneOf(Vec::new())),
+            rules: ClaimRules {
+                audiences: self.audiences,
+                leeway: self.leeway,
+                required: self.required,
+            },
+            mapping: self.mapping,
+        });
         problems.finish(|| JwtAuthenticator {
             inner: Arc::new(Inner {
-                static_keys: KeySet::new(keys),
-                remote,
-                remote_issuers: binding.remote.unwrap_or(Issuers::OneOf(Vec::new())),
-                rules: ClaimRules {
-                    audiences: self.audiences,
-                    leeway: self.leeway,
-                    required: self.required,
-                },
-                mapping: self.mapping,
+                own,
+                own_issuers,
+                routes,
+                remotes,
                 require_at_jwt: self.require_at_jwt,
                 hook: self.hook,
                 defer_opaque: self.defer_opaque,
@@ -340,17 +386,22 @@ impl JwtBuilder {
         for p in self.policy.problems() {
             problems.push(p);
         }
-        if self.keys.is_empty() && self.jwk_sets.is_empty() && self.remote.is_none() {
+        if self.keys.is_empty()
+            && self.jwk_sets.is_empty()
+            && self.remote.is_none()
+            && self.trusted.is_empty()
+        {
             problems.add(
                 "jwt keys",
-                "no key source (secret, PEM key, JWK set, JWKS URL or issuer)",
+                "no key source (secret, PEM key, JWK set, JWKS URL, issuer or trusted issuer)",
             );
         }
     }
 
-    /// At least one audience, and a leeway of at most [`MAX_LEEWAY`].
-    fn check_rules(&self, problems: &mut Problems) {
-        if self.audiences.is_empty() {
+    /// At least one audience for the builder's own key sources (trusted issuers check theirs),
+    /// and a leeway of at most [`MAX_LEEWAY`].
+    fn check_rules(&self, has_own: bool, problems: &mut Problems) {
+        if self.audiences.is_empty() && (has_own || self.trusted.is_empty()) {
             problems.add(
                 "jwt audience",
                 "no audience configured: MCP servers must refuse tokens not issued for them",
@@ -361,20 +412,53 @@ impl JwtBuilder {
         }
     }
 
-    /// The JWKS cache of a remote key source, with its fetcher.
-    fn remote_cache(&mut self, problems: &mut Problems) -> Option<Arc<JwksCache>> {
+    /// The HTTP client of every key source, when one fetches keys: the configured one or
+    /// the default.
+    fn resolve_fetcher(&mut self, problems: &mut Problems) -> Option<Arc<dyn DynFetcher>> {
+        let needed = self.remote.is_some() || self.trusted.iter().any(TrustedIssuer::fetches);
+        if !needed {
+            return None;
+        }
+        match self.fetcher.take() {
+            Some(f) => Some(f),
+            None => problems.check(default_fetcher("jwks fetcher", "JwtBuilder::fetcher")),
+        }
+    }
+
+    /// The JWKS cache of the builder's own remote key source, added to `remotes`.
+    fn remote_cache(
+        &mut self,
+        fetcher: Option<&Arc<dyn DynFetcher>>,
+        remotes: &mut Vec<Arc<JwksCache>>,
+    ) -> Option<SourceId> {
         let (_, source) = self.remote.take()?;
-        let fetcher = match self.fetcher.take() {
-            Some(f) => f,
-            None => problems.check(default_fetcher("jwks fetcher", "JwtBuilder::fetcher"))?,
-        };
-        Some(Arc::new(JwksCache::new(
+        remotes.push(Arc::new(JwksCache::new(
             source,
-            fetcher,
+            fetcher?.clone(),
             self.policy.clone(),
             self.allow_symmetric_jwks,
-        )))
+        )));
+        Some(remotes.len() - 1)
     }
+}
+
+/// Every issuer the builder's own key sources may verify tokens of: the union of the
+/// configured keys' bindings and the fetched keys'.
+fn own_issuers(keys: &[VerifyKey], remote: Option<&Issuers>) -> Issuers {
+    let mut all: Vec<String> = Vec::new();
+    for bound in keys.iter().map(|k| &k.issuers).chain(remote) {
+        match bound {
+            Issuers::Any => return Issuers::Any,
+            Issuers::OneOf(list) => {
+                for i in list {
+                    if !all.contains(i) {
+                        all.push(i.clone());
+                    }
+                }
+            }
+        }
+    }
+    Issuers::OneOf(all)
 }
 
 /// Which issuers the key sources are bound to.

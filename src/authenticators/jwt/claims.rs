@@ -35,6 +35,8 @@ pub(crate) struct Registered {
     azp: Option<Value>,
     jti: Option<Value>,
     cnf: Option<Value>,
+    /// The tenant claim ([`ClaimMapping::tenant_claim`], e.g. Entra's `tid`).
+    tenant: Option<Value>,
     /// Values of the first segments of role paths (`realm_access` for `realm_access.roles`).
     role_roots: Vec<(String, Value)>,
     /// How many of the required claims are present.
@@ -85,6 +87,7 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
                 "azp" => Some(&mut r.azp),
                 "jti" => Some(&mut r.jti),
                 "cnf" => Some(&mut r.cnf),
+                name if self.mapping.tenant_claim.as_deref() == Some(name) => Some(&mut r.tenant),
                 _ => None,
             };
             let is_role_root = self
@@ -122,6 +125,46 @@ pub(crate) fn parse_claims(
     Some(r)
 }
 
+/// Reads `iss` from a payload whose signature is not verified yet, only to choose the key
+/// source (the routing of [trusted issuers](super::TrustedIssuer)). The rules are those of
+/// [`parse_claims`]: a JSON object, nothing after it, no second `iss` (compared decoded);
+/// other members are skipped unread (their duplicates refuse the token after the signature
+/// check, when the claims are parsed). Returns `iss` (`None` when absent), or the log detail
+/// of the refusal: `bad_claims`, or `bad_iss` for an `iss` that is not a string.
+pub(crate) fn unverified_issuer(payload: &[u8]) -> Result<Option<String>, &'static str> {
+    struct IssOnly;
+    impl<'de> Visitor<'de> for IssOnly {
+        type Value = Option<Value>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Option<Value>, A::Error> {
+            let mut iss = None;
+            while let Some(Key(k)) = access.next_key::<Key<'de>>()? {
+                if k == "iss" {
+                    if iss.is_some() {
+                        return Err(de::Error::custom("duplicate claim"));
+                    }
+                    iss = Some(access.next_value::<Value>()?);
+                } else {
+                    access.next_value::<de::IgnoredAny>()?;
+                }
+            }
+            Ok(iss)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let iss = de.deserialize_map(IssOnly).map_err(|_| "bad_claims")?;
+    de.end().map_err(|_| "bad_claims")?;
+    match iss {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err("bad_iss"),
+    }
+}
+
 /// The JOSE header members this crate reads. Members it does not know (`jku`, `x5u`, `jwk`,
 /// `x5c`, …) are ignored: keys come from configuration only. serde's derive refuses duplicate
 /// members.
@@ -152,6 +195,8 @@ pub(crate) struct ClaimRules {
 pub(crate) struct ClaimMapping {
     pub(crate) role_paths: Vec<String>,
     pub(crate) permissions_as_scopes: bool,
+    /// The claim that must name the tenant of a templated issuer (Entra: `tid`).
+    pub(crate) tenant_claim: Option<String>,
 }
 
 impl Default for ClaimMapping {
@@ -159,9 +204,28 @@ impl Default for ClaimMapping {
         Self {
             role_paths: vec!["roles".into()],
             permissions_as_scopes: false,
+            tenant_claim: None,
         }
     }
 }
+
+/// The claims the parser reads into [`Registered`] by name: a tenant claim may not be one
+/// of them.
+pub(crate) const READ_CLAIMS: [&str; 13] = [
+    "exp",
+    "nbf",
+    "iat",
+    "iss",
+    "aud",
+    "sub",
+    "scope",
+    "scp",
+    "permissions",
+    "client_id",
+    "azp",
+    "jti",
+    "cnf",
+];
 
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -186,21 +250,36 @@ impl Issuers {
     }
 }
 
+/// Which `iss` a verified token may carry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expected<'a> {
+    /// One the key that verified the signature is bound to.
+    Keys(&'a Issuers),
+    /// Exactly the issuer the token was routed by (a trusted issuer's keys verified it), and,
+    /// for a templated issuer, its tenant.
+    Routed {
+        iss: &'a str,
+        tenant: Option<&'a str>,
+    },
+}
+
 /// Checks registered claims and builds the context (with the raw claims text); returns it
-/// with its expiry. `issuers` are those of the key that verified the signature.
+/// with its expiry. `expected` says which issuers the verifying key may vouch for.
 ///
-/// The steps, in order: [`check_times`], [`issuer`], the audience ([`audience_bound`]),
-/// [`subject`], required claims, [`collect_scopes`], [`collect_roles`], [`into_context`].
+/// The steps, in order: [`check_times`], [`issuer`], [`tenant`], the audience
+/// ([`audience_bound`]), [`subject`], required claims, [`collect_scopes`], [`collect_roles`],
+/// [`into_context`].
 pub(crate) fn check_and_map(
     claims: Registered,
     raw: String,
     rules: &ClaimRules,
-    issuers: &Issuers,
+    expected: Expected<'_>,
     mapping: &ClaimMapping,
     now: SystemTime,
 ) -> Result<(AuthContext, u64), ClaimError> {
     let exp = check_times(&claims, secs(now), rules.leeway.as_secs())?;
-    let iss = issuer(&claims, issuers)?;
+    let iss = issuer(&claims, expected)?;
+    let tenant = tenant(&claims, expected, mapping)?;
     let aud = audience_bound(claims.aud.as_ref(), &rules.audiences)?;
     let sub = subject(&claims)?;
     if claims.required_seen < rules.required.len() {
@@ -212,6 +291,7 @@ pub(crate) fn check_and_map(
     let named = Named {
         sub,
         iss,
+        tenant,
         aud: &aud,
         exp,
     };
@@ -233,18 +313,46 @@ fn check_times(claims: &Registered, now: u64, leeway: u64) -> Result<u64, ClaimE
     Ok(exp)
 }
 
-/// `iss`: a string, if present, accepted by the verifying key's issuers.
-fn issuer<'c>(claims: &'c Registered, issuers: &Issuers) -> Result<Option<&'c str>, ClaimError> {
+/// `iss`: a string, if present, accepted by the verifying key's issuers (or exactly the
+/// issuer the token was routed by).
+fn issuer<'c>(claims: &'c Registered, expected: Expected<'_>) -> Result<Option<&'c str>, ClaimError> {
     let iss = match &claims.iss {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(ClaimError::Malformed("bad_iss")),
         None => None,
     };
-    if issuers.accepts(iss) {
+    let accepted = match expected {
+        Expected::Keys(issuers) => issuers.accepts(iss),
+        Expected::Routed { iss: routed, .. } => iss == Some(routed),
+    };
+    if accepted {
         Ok(iss)
     } else {
         Err(ClaimError::BadIssuer)
     }
+}
+
+/// The tenant of a templated issuer; when the mapping names a tenant claim (Entra: `tid`),
+/// that claim must be a string equal to it.
+fn tenant<'e>(
+    claims: &Registered,
+    expected: Expected<'e>,
+    mapping: &ClaimMapping,
+) -> Result<Option<&'e str>, ClaimError> {
+    let Expected::Routed {
+        tenant: Some(tenant),
+        ..
+    } = expected
+    else {
+        return Ok(None);
+    };
+    if mapping.tenant_claim.is_some() {
+        match &claims.tenant {
+            Some(Value::String(t)) if t == tenant => {}
+            _ => return Err(ClaimError::TenantMismatch),
+        }
+    }
+    Ok(Some(tenant))
 }
 
 /// `sub`: a non-empty string.
@@ -314,6 +422,7 @@ fn collect_roles(claims: &Registered, mapping: &ClaimMapping) -> Vec<String> {
 struct Named<'c> {
     sub: String,
     iss: Option<&'c str>,
+    tenant: Option<&'c str>,
     aud: &'c [&'c str],
     exp: u64,
 }
@@ -339,6 +448,9 @@ fn into_context(
     }
     if let Some(i) = named.iss {
         b = b.issuer(i);
+    }
+    if let Some(t) = named.tenant {
+        b = b.tenant(t);
     }
     if let Some(c) = claims
         .client_id

@@ -55,6 +55,7 @@
 mod builder;
 mod cache;
 mod claims;
+mod issuers;
 pub mod jwks;
 mod keys;
 mod mint;
@@ -72,6 +73,11 @@ use serde_json::{Map, Value};
 pub use self::builder::JwtBuilder;
 use self::cache::VerifiedCache;
 use self::claims::{ClaimMapping, ClaimRules, Issuers};
+use self::issuers::Routes;
+pub use self::issuers::{
+    MAX_ISSUER_LEN, MAX_TENANT_LEN, MAX_TENANTS, MAX_TRUSTED_ISSUERS, TENANT_PLACEHOLDER,
+    TrustedIssuer,
+};
 use self::jwks::{JwksCache, Refreshed, Snapshot};
 use self::keys::KeySet;
 pub use self::keys::{JwtKey, MAX_KEYS_PER_SET, MAX_KID_LEN, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS};
@@ -102,13 +108,33 @@ pub type JwtLayer<R = crate::rejection::DefaultRejection> = AuthLayer<JwtAuthent
 
 type ClaimsHook = dyn Fn(&Map<String, Value>) -> Result<(), String> + Send + Sync;
 
-struct Inner {
+/// Index of a JWKS cache in [`Inner::remotes`].
+type SourceId = usize;
+
+/// One set of keys and the rules for the tokens they verify: the builder's own key sources,
+/// or one trusted issuer's.
+struct Domain {
     static_keys: KeySet,
-    remote: Option<Arc<JwksCache>>,
+    /// The JWKS cache of this domain's fetched keys (a template discovering keys per tenant
+    /// has one per tenant instead: see [`issuers::Route::source`]).
+    remote: Option<SourceId>,
     /// The issuers whose tokens the fetched keys may verify.
     remote_issuers: Issuers,
     rules: ClaimRules,
     mapping: ClaimMapping,
+}
+
+struct Inner {
+    /// The builder's own key sources (`key`, `jwk_set`, `jwks_url`, `oidc_issuer`), each bound
+    /// to its issuers; `None` when only trusted issuers are configured.
+    own: Option<Domain>,
+    /// Every issuer the builder's own key sources may verify tokens of: with trusted issuers
+    /// configured, a token of any other issuer is refused before any key is tried.
+    own_issuers: Issuers,
+    /// The trusted issuers, chosen by the token's `iss`.
+    routes: Routes,
+    /// Every JWKS cache, by [`SourceId`].
+    remotes: Vec<Arc<JwksCache>>,
     require_at_jwt: bool,
     hook: Option<Box<ClaimsHook>>,
     cache: Option<VerifiedCache>,
@@ -123,12 +149,14 @@ pub struct JwtAuthenticator {
 
 impl fmt::Debug for JwtAuthenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let own = self.inner.own.as_ref();
         f.debug_struct("JwtAuthenticator")
-            .field("static_keys", &self.inner.static_keys.len())
-            .field("remote", &self.inner.remote)
-            .field("remote_issuers", &self.inner.remote_issuers)
-            .field("audiences", &self.inner.rules.audiences)
-            .field("leeway", &self.inner.rules.leeway)
+            .field("static_keys", &own.map_or(0, |d| d.static_keys.len()))
+            .field("remotes", &self.inner.remotes)
+            .field("own_issuers", &self.inner.own_issuers)
+            .field("audiences", &own.map(|d| &d.rules.audiences))
+            .field("leeway", &own.map(|d| d.rules.leeway))
+            .field("trusted_issuers", &self.inner.routes)
             .finish_non_exhaustive()
     }
 }
@@ -136,9 +164,13 @@ impl fmt::Debug for JwtAuthenticator {
 /// One verification attempt with the keys at hand.
 enum Step {
     Done(Result<AuthContext, AuthError>),
-    /// No usable key for this token yet: fetch keys (the `kid` is unknown or none are loaded).
-    NeedKeys,
+    /// No usable key for this token yet: fetch keys from this source (the `kid` is unknown or
+    /// none are loaded), whose snapshot of this generation was tried.
+    NeedKeys { source: SourceId, generation: u64 },
 }
+
+/// A snapshot to use instead of its cache's current one (the one a refresh just returned).
+type Pinned = Option<(SourceId, Arc<Snapshot>)>;
 
 fn invalid(detail: &'static str) -> AuthError {
     AuthError::invalid_token(INVALID).with_detail(detail)
@@ -161,10 +193,12 @@ impl JwtAuthenticator {
     ///
     /// Why the token is refused.
     pub fn verify(&self, token: &str) -> Result<AuthContext, AuthError> {
-        let snap = self.inner.remote.as_ref().map(|r| r.current());
-        match self.verify_with(token, snap.as_deref()) {
+        match self.verify_with(token, None) {
             Step::Done(r) => r,
-            Step::NeedKeys => Err(self.no_keys_error(snap.as_deref(), None)),
+            Step::NeedKeys { source, .. } => {
+                let snap = self.inner.remotes.get(source).map(|r| r.current());
+                Err(self.no_keys_error(snap.as_deref(), None))
+            }
         }
     }
 
@@ -175,21 +209,24 @@ impl JwtAuthenticator {
     ///
     /// Why the token is refused; [`AuthErrorKind::Unavailable`](crate::AuthErrorKind) when
     /// no keys could be loaded.
+    ///
+    /// With several issuers, only the key source of the token's issuer is refreshed: another
+    /// issuer's provider being down never delays or refuses this one's tokens.
     pub async fn verify_async(&self, token: &str) -> Result<AuthContext, AuthError> {
-        let Some(remote) = &self.inner.remote else {
-            return self.verify(token);
+        let (source, generation) = match self.verify_with(token, None) {
+            Step::Done(r) => return r,
+            Step::NeedKeys { source, generation } => (source, generation),
         };
-        let snap = remote.current();
-        if let Step::Done(r) = self.verify_with(token, Some(&snap)) {
-            return r;
-        }
-        let (snap, retry) = match remote.refresh(snap.generation).await {
+        let Some(remote) = self.inner.remotes.get(source) else {
+            return Err(invalid("no_matching_key"));
+        };
+        let (snap, retry) = match remote.refresh(generation).await {
             Refreshed::New(s) => (s, None),
             Refreshed::Unchanged(s, retry) => (s, Some(retry)),
         };
-        match self.verify_with(token, Some(&snap)) {
+        match self.verify_with(token, Some((source, snap.clone()))) {
             Step::Done(r) => r,
-            Step::NeedKeys => Err(self.no_keys_error(Some(&snap), retry)),
+            Step::NeedKeys { .. } => Err(self.no_keys_error(Some(&snap), retry)),
         }
     }
 
@@ -206,11 +243,13 @@ impl JwtAuthenticator {
     }
 
     /// Starts fetching remote keys in the background (needs a Tokio runtime), so the first
-    /// request does not wait. Startup never fails because the identity provider is down.
+    /// request does not wait: every key source's, each trusted issuer's (and each allowed
+    /// tenant's) too. Startup never fails because an identity provider is down.
     pub fn prefetch(&self) {
-        if let (Some(remote), Ok(handle)) =
-            (&self.inner.remote, tokio::runtime::Handle::try_current())
-        {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        for remote in &self.inner.remotes {
             let remote = remote.clone();
             handle.spawn(async move {
                 let seen = remote.current().generation;
@@ -253,12 +292,11 @@ impl Authenticator for JwtAuthenticator {
             Ok(t) => t,
             Err(e) => return Some(Err(e)),
         };
-        let snap = self.inner.remote.as_ref().map(|r| r.current());
-        match self.verify_with(token, snap.as_deref()) {
+        match self.verify_with(token, None) {
             Step::Done(r) => {
                 Some(r.and_then(|ctx| check_bearer_use(&ctx, &parts.extensions).map(|()| ctx)))
             }
-            Step::NeedKeys => None,
+            Step::NeedKeys { .. } => None,
         }
     }
 }
@@ -281,12 +319,11 @@ impl TokenVerifier for JwtAuthenticator {
         if let Err(e) = self.defer(token) {
             return Some(Err(e));
         }
-        let snap = self.inner.remote.as_ref().map(|r| r.current());
-        match self.verify_with(token, snap.as_deref()) {
+        match self.verify_with(token, None) {
             Step::Done(r) => {
                 Some(r.and_then(|ctx| check_certificate(&ctx, &parts.extensions).map(|()| ctx)))
             }
-            Step::NeedKeys => None,
+            Step::NeedKeys { .. } => None,
         }
     }
 }

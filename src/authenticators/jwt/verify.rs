@@ -1,8 +1,11 @@
 //! The verification pipeline, one named step each, as jsonwebtoken's `decode` reads:
-//! size and cache, [`split_compact`], [`decode_header`], [`check_header`], [`select_keys`],
-//! [`verify_signature`], [`decode_claims`], the claims hook, [`check_claims`], and the cache
-//! again. Each step either passes its result on or ends the attempt with a [`Step`].
+//! size and cache, [`split_compact`], [`decode_header`], [`check_header`], with trusted
+//! issuers [`route`] (the payload's unverified `iss` chooses the key source), then
+//! [`select_keys`], [`verify_signature`], [`decode_payload`] and [`parse_payload`], the
+//! claims hook, [`check_claims`], and the cache again. Each step either passes its result on
+//! or ends the attempt with a [`Step`].
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -10,10 +13,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use super::claims::{Header, Issuers, Registered, check_and_map, parse_claims};
+use super::claims::{
+    Expected, Header, Registered, check_and_map, parse_claims, unverified_issuer,
+};
+use super::issuers::Route;
 use super::jwks::Snapshot;
 use super::keys::{MAX_KID_LEN, VerifyKey};
-use super::{INVALID, Inner, JwtAuthenticator, MAX_TOKEN_LEN, Step, invalid};
+use super::{
+    Domain, INVALID, Inner, JwtAuthenticator, MAX_TOKEN_LEN, Pinned, SourceId, Step, invalid,
+};
 use crate::authenticators::claims::ClaimError;
 use crate::context::AuthContext;
 use crate::error::AuthError;
@@ -25,26 +33,41 @@ fn refuse(detail: &'static str) -> Step {
 }
 
 impl JwtAuthenticator {
-    /// One verification attempt with the keys at hand: the configured keys and `remote`, the
-    /// current JWKS snapshot (never fetches).
-    pub(super) fn verify_with(&self, token: &str, remote: Option<&Snapshot>) -> Step {
-        match self.pipeline(token, remote) {
+    /// One verification attempt with the keys at hand: the configured keys and the current
+    /// JWKS snapshot of the token's key source, or `pinned` for that source (never fetches).
+    pub(super) fn verify_with(&self, token: &str, pinned: Pinned) -> Step {
+        match self.pipeline(token, &pinned) {
             Ok(ctx) => Step::Done(Ok(ctx)),
             Err(end) => end,
         }
     }
 
-    fn pipeline(&self, token: &str, remote: Option<&Snapshot>) -> Result<AuthContext, Step> {
+    /// The snapshot of `source`: the pinned one, or its cache's current one.
+    fn snapshot(&self, source: SourceId, pinned: &Pinned) -> Option<Arc<Snapshot>> {
+        match pinned {
+            Some((s, snap)) if *s == source => Some(snap.clone()),
+            _ => self.inner.remotes.get(source).map(|r| r.current()),
+        }
+    }
+
+    /// Whether the fetched key `id` is still in the usable snapshot of `source`.
+    fn still_published(&self, source: SourceId, id: &[u8; 32], pinned: &Pinned) -> bool {
+        self.snapshot(source, pinned)
+            .is_some_and(|s| s.usable(Instant::now()) && s.keys.contains_id(id))
+    }
+
+    fn pipeline(&self, token: &str, pinned: &Pinned) -> Result<AuthContext, Step> {
         let inner = &*self.inner;
         if token.len() > MAX_TOKEN_LEN {
             return Err(refuse("token_too_long"));
         }
         let now = SystemTime::now();
         let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let live = remote.filter(|s| s.usable(Instant::now()));
         let cache_key = inner.cache.as_ref().map(|_| digest(token.as_bytes()));
         if let (Some(cache), Some(key)) = (&inner.cache, &cache_key)
-            && let Some(ctx) = cache.get(key, now_secs, live)
+            && let Some(ctx) = cache.get(key, now_secs, |source, id| {
+                self.still_published(source, id, pinned)
+            })
         {
             return Ok(ctx);
         }
@@ -53,22 +76,78 @@ impl JwtAuthenticator {
         let header_json = header_bytes(jws.header, &mut stack, &mut heap)?;
         let (header, alg) = decode_header(header_json)?;
         let kid = check_header(&header, inner.require_at_jwt)?;
-        let candidates = select_keys(inner, remote, live, kid, alg)?;
-        let (key, fetched) = verify_signature(candidates, &jws, alg)?;
-        // The key that verified the signature decides which issuers the token may claim.
-        let (issuers, fetched_key) = if fetched {
-            (&inner.remote_issuers, Some(key.id))
+        // With trusted issuers, the payload is decoded before the signature is checked, and
+        // its `iss` read only to choose the key source.
+        let payload = if inner.routes.is_empty() {
+            None
         } else {
-            (&key.issuers, None)
+            Some(decode_payload(jws.payload)?)
         };
-        let (claims, raw) = decode_claims(inner, jws.payload)?;
+        let iss = match &payload {
+            Some(p) => unverified_issuer(p).map_err(refuse)?,
+            None => None,
+        };
+        let (domain, route) = route(inner, payload.is_some(), iss.as_deref())?;
+        let source = route.as_ref().map_or(domain.remote, |r| r.source);
+        let snap = source.and_then(|s| self.snapshot(s, pinned));
+        let remote = source.zip(snap.as_deref());
+        let candidates = select_keys(domain, remote, kid, alg)?;
+        let (key, fetched) = verify_signature(candidates, &jws, alg)?;
+        // The key that verified the signature decides which issuers the token may claim; a
+        // routed token, exactly the one it was routed by.
+        let expected = match &route {
+            Some(r) => Expected::Routed {
+                iss: iss.as_deref().unwrap_or_default(),
+                tenant: r.tenant,
+            },
+            None if fetched => Expected::Keys(&domain.remote_issuers),
+            None => Expected::Keys(&key.issuers),
+        };
+        let fetched_key = if fetched {
+            source.map(|s| (s, key.id))
+        } else {
+            None
+        };
+        let payload = match payload {
+            Some(p) => p,
+            None => decode_payload(jws.payload)?,
+        };
+        let (claims, raw) = parse_payload(domain, payload)?;
         run_hook(inner, &raw)?;
-        let (ctx, exp) = check_claims(inner, claims, raw, issuers, now)?;
+        let (ctx, exp) = check_claims(domain, claims, raw, expected, now)?;
         if let (Some(cache), Some(key)) = (&inner.cache, cache_key) {
-            let until = exp.saturating_add(inner.rules.leeway.as_secs());
+            let until = exp.saturating_add(domain.rules.leeway.as_secs());
             cache.insert(key, ctx.clone(), until, fetched_key, now_secs);
         }
         Ok(ctx)
+    }
+}
+
+/// The domain whose keys and rules judge the token. Without trusted issuers (`routed` false),
+/// the builder's own. With them, the trusted issuer its unverified `iss` names; else the
+/// builder's own key sources if they are bound to that `iss`; else the token is refused
+/// (`unknown_issuer`, `tenant_not_allowed`) before any key is tried or fetched.
+fn route<'a>(
+    inner: &'a Inner,
+    routed: bool,
+    iss: Option<&'a str>,
+) -> Result<(&'a Domain, Option<Route<'a>>), Step> {
+    if routed {
+        if let Some(iss) = iss {
+            match inner.routes.find(iss) {
+                Ok(r) => return Ok((r.domain, Some(r))),
+                Err("unknown_issuer") => {}
+                Err(detail) => return Err(refuse(detail)),
+            }
+        }
+        return match &inner.own {
+            Some(own) if inner.own_issuers.accepts(iss) => Ok((own, None)),
+            _ => Err(refuse("unknown_issuer")),
+        };
+    }
+    match &inner.own {
+        Some(own) => Ok((own, None)),
+        None => Err(refuse("no_matching_key")),
     }
 }
 
@@ -162,17 +241,19 @@ fn check_header<'h>(header: &'h Header<'_>, require_at_jwt: bool) -> Result<Opti
     Ok(kid)
 }
 
-/// The keys that may verify this token: configured keys, then usable fetched keys (marked
-/// `true`). None at all ends the attempt: [`Step::NeedKeys`] when fetching might find the key,
-/// a refusal otherwise.
+/// The keys that may verify this token: the domain's configured keys, then the usable keys
+/// of its key source's snapshot `remote` (marked `true`). None at all ends the attempt:
+/// [`Step::NeedKeys`] when fetching might find the key, a refusal otherwise.
 fn select_keys<'k>(
-    inner: &'k Inner,
-    remote: Option<&'k Snapshot>,
-    live: Option<&'k Snapshot>,
+    domain: &'k Domain,
+    remote: Option<(SourceId, &'k Snapshot)>,
     kid: Option<&'k str>,
     alg: Algorithm,
 ) -> Result<impl Iterator<Item = (&'k VerifyKey, bool)>, Step> {
-    let mut candidates = inner
+    let live = remote
+        .map(|(_, s)| s)
+        .filter(|s| s.usable(Instant::now()));
+    let mut candidates = domain
         .static_keys
         .candidates(kid, alg)
         .map(|k| (k, false))
@@ -185,11 +266,15 @@ fn select_keys<'k>(
     if candidates.peek().is_some() {
         return Ok(candidates);
     }
-    let static_has_kid = kid.is_some_and(|k| inner.static_keys.has_kid(k));
+    let static_has_kid = kid.is_some_and(|k| domain.static_keys.has_kid(k));
+    let need = |(source, snap): (SourceId, &Snapshot)| Step::NeedKeys {
+        source,
+        generation: snap.generation,
+    };
     Err(match (remote, live) {
-        (Some(_), None) if !static_has_kid => Step::NeedKeys,
-        (Some(_), Some(s)) if kid.is_some_and(|k| !s.keys.has_kid(k)) && !static_has_kid => {
-            Step::NeedKeys
+        (Some(r), None) if !static_has_kid => need(r),
+        (Some(r), Some(s)) if kid.is_some_and(|k| !s.keys.has_kid(k)) && !static_has_kid => {
+            need(r)
         }
         _ => refuse("no_matching_key"),
     })
@@ -211,12 +296,17 @@ fn verify_signature<'k>(
         .ok_or_else(|| refuse("bad_signature"))
 }
 
-/// Decodes and parses the payload (strict JSON); keeps its text for `AuthContext::claims`.
-fn decode_claims(inner: &Inner, p64: &str) -> Result<(Registered, String), Step> {
-    let Ok(payload) = URL_SAFE_NO_PAD.decode(p64) else {
-        return Err(refuse("bad_payload_encoding"));
-    };
-    let Some(claims) = parse_claims(&payload, &inner.mapping, &inner.rules.required) else {
+/// Decodes the payload segment (canonical base64url).
+fn decode_payload(p64: &str) -> Result<Vec<u8>, Step> {
+    URL_SAFE_NO_PAD
+        .decode(p64)
+        .map_err(|_| refuse("bad_payload_encoding"))
+}
+
+/// Parses the payload (strict JSON) with the domain's claim mapping; keeps its text for
+/// `AuthContext::claims`.
+fn parse_payload(domain: &Domain, payload: Vec<u8>) -> Result<(Registered, String), Step> {
+    let Some(claims) = parse_claims(&payload, &domain.mapping, &domain.rules.required) else {
         return Err(refuse("bad_claims"));
     };
     // Valid JSON is valid UTF-8.
@@ -239,13 +329,13 @@ fn run_hook(inner: &Inner, raw: &str) -> Result<(), Step> {
 
 /// The registered-claim checks; an expired or not-yet-valid token gets its own description.
 fn check_claims(
-    inner: &Inner,
+    domain: &Domain,
     claims: Registered,
     raw: String,
-    issuers: &Issuers,
+    expected: Expected<'_>,
     now: SystemTime,
 ) -> Result<(AuthContext, u64), Step> {
-    check_and_map(claims, raw, &inner.rules, issuers, &inner.mapping, now).map_err(|e| {
+    check_and_map(claims, raw, &domain.rules, expected, &domain.mapping, now).map_err(|e| {
         let err = match e {
             ClaimError::Expired => AuthError::expired("the access token expired"),
             ClaimError::NotYetValid => {

@@ -30,7 +30,7 @@ fn run(c: Map<String, Value>, mapping: &ClaimMapping) -> Result<(AuthContext, u6
     let text = serde_json::to_string(&c).unwrap();
     let reg = parse_claims(text.as_bytes(), mapping, &[]).expect("parses");
     let issuers = Issuers::OneOf(vec!["https://as.example.com".into()]);
-    check_and_map(reg, text, &rules(), &issuers, mapping, now())
+    check_and_map(reg, text, &rules(), Expected::Keys(&issuers), mapping, now())
 }
 
 fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {
@@ -252,6 +252,7 @@ fn scopes_come_from_scope_and_scp_and_roles_from_paths() {
     let mapping = ClaimMapping {
         role_paths: vec!["realm_access.roles".into()],
         permissions_as_scopes: true,
+        tenant_claim: None,
     };
     let (ctx, _) = run(c, &mapping).unwrap();
     assert_eq!(ctx.scopes().to_space_separated(), "admin perm:x read write");
@@ -269,4 +270,106 @@ fn non_string_scope_is_refused() {
         })
         .is_err()
     );
+}
+
+#[test]
+fn the_unverified_issuer_is_read_with_the_parsers_rules() {
+    assert_eq!(
+        unverified_issuer(br#"{"sub":"a","iss":"https://as.example.com"}"#),
+        Ok(Some("https://as.example.com".to_owned()))
+    );
+    assert_eq!(unverified_issuer(br#"{"sub":"a"}"#), Ok(None));
+    assert_eq!(unverified_issuer(br#"{"iss":1}"#), Err("bad_iss"));
+    assert_eq!(unverified_issuer(br#"{"iss":["a","b"]}"#), Err("bad_iss"));
+    // A second `iss`, also one spelled with an escape, refuses the token.
+    assert_eq!(unverified_issuer(br#"{"iss":"a","iss":"b"}"#), Err("bad_claims"));
+    assert_eq!(
+        unverified_issuer(br#"{"i\u0073s":"a","iss":"b"}"#),
+        Err("bad_claims")
+    );
+    for bad in [&b"[1]"[..], b"{\"iss\":\"a\"} {}", b"{\"iss\":\"a\"", b"\"iss\"", b""] {
+        assert_eq!(unverified_issuer(bad), Err("bad_claims"), "{bad:?}");
+    }
+    // Other members are skipped unread: their duplicates refuse the token once its claims are
+    // parsed, after the signature check.
+    assert_eq!(
+        unverified_issuer(br#"{"sub":"a","sub":"b","iss":"x"}"#),
+        Ok(Some("x".to_owned()))
+    );
+    assert!(parse_claims(br#"{"sub":"a","sub":"b","iss":"x"}"#, &ClaimMapping::default(), &[]).is_none());
+}
+
+fn routed(
+    c: Map<String, Value>,
+    iss: &str,
+    tenant: Option<&str>,
+    claim: Option<&str>,
+) -> Result<AuthContext, ClaimError> {
+    let mapping = ClaimMapping {
+        tenant_claim: claim.map(str::to_owned),
+        ..ClaimMapping::default()
+    };
+    let text = serde_json::to_string(&c).unwrap();
+    let reg = parse_claims(text.as_bytes(), &mapping, &[]).expect("parses");
+    check_and_map(
+        reg,
+        text,
+        &rules(),
+        Expected::Routed { iss, tenant },
+        &mapping,
+        now(),
+    )
+    .map(|(ctx, _)| ctx)
+}
+
+#[test]
+fn a_routed_token_must_carry_exactly_the_issuer_it_was_routed_by() {
+    let ctx = routed(base(), "https://as.example.com", None, None).unwrap();
+    assert_eq!(ctx.issuer(), Some("https://as.example.com"));
+    assert_eq!(ctx.tenant(), None);
+    for other in ["https://as.example.com/", "https://other.example.com", ""] {
+        assert_eq!(
+            routed(base(), other, None, None).unwrap_err(),
+            ClaimError::BadIssuer
+        );
+    }
+    let mut no_iss = base();
+    no_iss.remove("iss");
+    assert_eq!(
+        routed(no_iss, "https://as.example.com", None, None).unwrap_err(),
+        ClaimError::BadIssuer
+    );
+}
+
+#[test]
+fn the_tenant_claim_must_name_the_tenant_of_the_issuer() {
+    const ISS: &str = "https://login.example.com/t-1/v2.0";
+    let with = |tid: Option<Value>| {
+        let mut c = base();
+        c.insert("iss".into(), ISS.into());
+        if let Some(t) = tid {
+            c.insert("tid".into(), t);
+        }
+        c
+    };
+    let ctx = routed(with(Some("t-1".into())), ISS, Some("t-1"), Some("tid")).unwrap();
+    assert_eq!(ctx.tenant(), Some("t-1"));
+    assert_eq!(ctx.issuer(), Some(ISS));
+    for tid in [Some("t-2".into()), Some(Value::from(1)), Some(Value::Null), None] {
+        assert_eq!(
+            routed(with(tid.clone()), ISS, Some("t-1"), Some("tid")).unwrap_err(),
+            ClaimError::TenantMismatch,
+            "{tid:?}"
+        );
+    }
+    // Without a tenant claim configured, the tenant comes from the issuer alone.
+    let ctx = routed(with(Some("t-2".into())), ISS, Some("t-1"), None).unwrap();
+    assert_eq!(ctx.tenant(), Some("t-1"));
+    // A duplicate tenant claim is a duplicate member like any other.
+    let dup = br#"{"tid":"t-1","tid":"t-2"}"#;
+    let mapping = ClaimMapping {
+        tenant_claim: Some("tid".into()),
+        ..ClaimMapping::default()
+    };
+    assert!(parse_claims(dup, &mapping, &[]).is_none());
 }
