@@ -315,7 +315,10 @@ fn check_times(claims: &Registered, now: u64, leeway: u64) -> Result<u64, ClaimE
 
 /// `iss`: a string, if present, accepted by the verifying key's issuers (or exactly the
 /// issuer the token was routed by).
-fn issuer<'c>(claims: &'c Registered, expected: Expected<'_>) -> Result<Option<&'c str>, ClaimError> {
+fn issuer<'c>(
+    claims: &'c Registered,
+    expected: Expected<'_>,
+) -> Result<Option<&'c str>, ClaimError> {
     let iss = match &claims.iss {
         Some(Value::String(s)) => Some(s.as_str()),
         Some(_) => return Err(ClaimError::Malformed("bad_iss")),

@@ -455,15 +455,15 @@ pub(crate) struct BuildContext<'a> {
 fn check_issuer(t: &TrustedIssuer, setting: &dyn Fn(&str) -> String, problems: &mut Problems) {
     let issuer = setting("issuer");
     if t.issuer.is_empty() || t.issuer.len() > MAX_ISSUER_LEN {
-        problems.add(
-            &issuer,
-            format!("must be 1 to {MAX_ISSUER_LEN} characters"),
-        );
+        problems.add(&issuer, format!("must be 1 to {MAX_ISSUER_LEN} characters"));
     }
     match t.template() {
         None => {
             if t.issuer.contains(['{', '}']) {
-                problems.add(&issuer, "a template holds exactly one `{tenant}` and no other braces");
+                problems.add(
+                    &issuer,
+                    "a template holds exactly one `{tenant}` and no other braces",
+                );
             }
             if !t.tenants.is_empty() || t.any_tenant || t.tenant_claim.is_some() {
                 problems.add(
@@ -474,7 +474,10 @@ fn check_issuer(t: &TrustedIssuer, setting: &dyn Fn(&str) -> String, problems: &
         }
         Some((prefix, suffix)) => {
             if prefix.contains(['{', '}']) || suffix.contains(['{', '}']) {
-                problems.add(&issuer, "a template holds exactly one `{tenant}` and no other braces");
+                problems.add(
+                    &issuer,
+                    "a template holds exactly one `{tenant}` and no other braces",
+                );
             }
             check_tenants(t, setting, problems);
         }
@@ -504,9 +507,7 @@ fn check_tenants(t: &TrustedIssuer, setting: &dyn Fn(&str) -> String, problems: 
     } else if !t.tenants.iter().all(|x| valid_tenant(x)) {
         problems.add(
             setting("tenants"),
-            format!(
-                "each must be 1 to {MAX_TENANT_LEN} characters of A-Z a-z 0-9 - . _ ~"
-            ),
+            format!("each must be 1 to {MAX_TENANT_LEN} characters of A-Z a-z 0-9 - . _ ~"),
         );
     }
     if t.any_tenant && matches!(t.remote.as_slice(), [Remote::Discovery]) {
@@ -559,7 +560,7 @@ fn build_domain(
             None
         }
     };
-    if t.keys.is_empty() && t.jwk_sets.is_empty() && remote.is_none() {
+    if t.keys.is_empty() && t.jwk_sets.is_empty() && t.remote.is_empty() {
         problems.add(
             setting("jwks_url"),
             "no key source (a JWKS URL, discovery, or configured keys)",
@@ -643,10 +644,7 @@ fn add_cache(
 
 /// The tenants of a template (each with the key source `source` gives it), `Any`, or
 /// `Exact` for an exact issuer.
-fn tenant_table(
-    t: &TrustedIssuer,
-    mut source: impl FnMut(&str) -> Option<SourceId>,
-) -> Tenants {
+fn tenant_table(t: &TrustedIssuer, mut source: impl FnMut(&str) -> Option<SourceId>) -> Tenants {
     if t.template().is_none() {
         return Tenants::Exact;
     }

@@ -166,7 +166,10 @@ enum Step {
     Done(Result<AuthContext, AuthError>),
     /// No usable key for this token yet: fetch keys from this source (the `kid` is unknown or
     /// none are loaded), whose snapshot of this generation was tried.
-    NeedKeys { source: SourceId, generation: u64 },
+    NeedKeys {
+        source: SourceId,
+        generation: u64,
+    },
 }
 
 /// A snapshot to use instead of its cache's current one (the one a refresh just returned).

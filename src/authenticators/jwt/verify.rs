@@ -13,9 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use super::claims::{
-    Expected, Header, Registered, check_and_map, parse_claims, unverified_issuer,
-};
+use super::claims::{Expected, Header, Registered, check_and_map, parse_claims, unverified_issuer};
 use super::issuers::Route;
 use super::jwks::Snapshot;
 use super::keys::{MAX_KID_LEN, VerifyKey};
@@ -250,9 +248,7 @@ fn select_keys<'k>(
     kid: Option<&'k str>,
     alg: Algorithm,
 ) -> Result<impl Iterator<Item = (&'k VerifyKey, bool)>, Step> {
-    let live = remote
-        .map(|(_, s)| s)
-        .filter(|s| s.usable(Instant::now()));
+    let live = remote.map(|(_, s)| s).filter(|s| s.usable(Instant::now()));
     let mut candidates = domain
         .static_keys
         .candidates(kid, alg)
@@ -273,9 +269,7 @@ fn select_keys<'k>(
     };
     Err(match (remote, live) {
         (Some(r), None) if !static_has_kid => need(r),
-        (Some(r), Some(s)) if kid.is_some_and(|k| !s.keys.has_kid(k)) && !static_has_kid => {
-            need(r)
-        }
+        (Some(r), Some(s)) if kid.is_some_and(|k| !s.keys.has_kid(k)) && !static_has_kid => need(r),
         _ => refuse("no_matching_key"),
     })
 }

@@ -30,7 +30,14 @@ fn run(c: Map<String, Value>, mapping: &ClaimMapping) -> Result<(AuthContext, u6
     let text = serde_json::to_string(&c).unwrap();
     let reg = parse_claims(text.as_bytes(), mapping, &[]).expect("parses");
     let issuers = Issuers::OneOf(vec!["https://as.example.com".into()]);
-    check_and_map(reg, text, &rules(), Expected::Keys(&issuers), mapping, now())
+    check_and_map(
+        reg,
+        text,
+        &rules(),
+        Expected::Keys(&issuers),
+        mapping,
+        now(),
+    )
 }
 
 fn check(edit: impl FnOnce(&mut Map<String, Value>)) -> Result<AuthContext, ClaimError> {
@@ -282,12 +289,21 @@ fn the_unverified_issuer_is_read_with_the_parsers_rules() {
     assert_eq!(unverified_issuer(br#"{"iss":1}"#), Err("bad_iss"));
     assert_eq!(unverified_issuer(br#"{"iss":["a","b"]}"#), Err("bad_iss"));
     // A second `iss`, also one spelled with an escape, refuses the token.
-    assert_eq!(unverified_issuer(br#"{"iss":"a","iss":"b"}"#), Err("bad_claims"));
+    assert_eq!(
+        unverified_issuer(br#"{"iss":"a","iss":"b"}"#),
+        Err("bad_claims")
+    );
     assert_eq!(
         unverified_issuer(br#"{"i\u0073s":"a","iss":"b"}"#),
         Err("bad_claims")
     );
-    for bad in [&b"[1]"[..], b"{\"iss\":\"a\"} {}", b"{\"iss\":\"a\"", b"\"iss\"", b""] {
+    for bad in [
+        &b"[1]"[..],
+        b"{\"iss\":\"a\"} {}",
+        b"{\"iss\":\"a\"",
+        b"\"iss\"",
+        b"",
+    ] {
         assert_eq!(unverified_issuer(bad), Err("bad_claims"), "{bad:?}");
     }
     // Other members are skipped unread: their duplicates refuse the token once its claims are
@@ -296,7 +312,14 @@ fn the_unverified_issuer_is_read_with_the_parsers_rules() {
         unverified_issuer(br#"{"sub":"a","sub":"b","iss":"x"}"#),
         Ok(Some("x".to_owned()))
     );
-    assert!(parse_claims(br#"{"sub":"a","sub":"b","iss":"x"}"#, &ClaimMapping::default(), &[]).is_none());
+    assert!(
+        parse_claims(
+            br#"{"sub":"a","sub":"b","iss":"x"}"#,
+            &ClaimMapping::default(),
+            &[]
+        )
+        .is_none()
+    );
 }
 
 fn routed(
@@ -355,7 +378,12 @@ fn the_tenant_claim_must_name_the_tenant_of_the_issuer() {
     let ctx = routed(with(Some("t-1".into())), ISS, Some("t-1"), Some("tid")).unwrap();
     assert_eq!(ctx.tenant(), Some("t-1"));
     assert_eq!(ctx.issuer(), Some(ISS));
-    for tid in [Some("t-2".into()), Some(Value::from(1)), Some(Value::Null), None] {
+    for tid in [
+        Some("t-2".into()),
+        Some(Value::from(1)),
+        Some(Value::Null),
+        None,
+    ] {
         assert_eq!(
             routed(with(tid.clone()), ISS, Some("t-1"), Some("tid")).unwrap_err(),
             ClaimError::TenantMismatch,
