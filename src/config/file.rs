@@ -3,7 +3,11 @@
 //! `(variable, value)` pairs that lie under the environment.
 //!
 //! Values are TOML strings, booleans, integers, or arrays of strings (a comma-separated list in
-//! the environment); `tool_scopes` is a string or a table of `tool = "requirement"`. A key the
+//! the environment); `tool_scopes` is a string or a table of `tool = "requirement"`, and
+//! `issuers` an array of tables (`[[issuers]]`, one per trusted issuer), whose environment form
+//! is the same as a JSON array of objects: a list of issuers, each with several settings of
+//! its own, has no comma-separated form, and one variable keeps the file and the environment
+//! one layer over the other as for every other setting. A key the
 //! configuration does not know, or a value of the wrong type, is a problem named by its key,
 //! never by its value. Secret settings (those with a `_FILE` form) are refused in the file:
 //! it names the file that holds the secret instead (`jwt_secret_file`), so no secret sits in a
@@ -102,18 +106,28 @@ fn shown_key(key: &str) -> String {
 
 /// What a key's value must be, for its problem.
 fn expected(key: &str) -> &'static str {
-    if key == "tool_scopes" {
-        "must be a string or a table of tool = \"requirement\""
-    } else {
-        "must be a string, a boolean, an integer or an array of strings"
+    match key {
+        "tool_scopes" => "must be a string or a table of tool = \"requirement\"",
+        ISSUERS_KEY => "must be an array of tables ([[issuers]]), one per issuer",
+        _ => "must be a string, a boolean, an integer or an array of strings",
     }
 }
 
+/// The key of the trusted issuers' array of tables.
+const ISSUERS_KEY: &str = "issuers";
+
 /// The environment form of a value: strings as they are, arrays joined with `,`, the tool
-/// table joined as `tool=requirement;…`.
+/// table joined as `tool=requirement;…`, the issuers' tables as a JSON array of objects.
 fn value_text(key: &str, value: &toml::Value) -> Option<String> {
     use toml::Value;
     match value {
+        Value::Array(items) if key == ISSUERS_KEY => {
+            if !items.iter().all(Value::is_table) {
+                return None;
+            }
+            serde_json::to_string(value).ok()
+        }
+        _ if key == ISSUERS_KEY => None,
         Value::String(s) => Some(s.clone()),
         Value::Boolean(b) => Some(b.to_string()),
         Value::Integer(i) => Some(i.to_string()),
@@ -242,6 +256,45 @@ mod tests {
         let setting = problems[0].setting();
         assert!(!setting.contains('\u{1b}'), "{setting:?}");
         assert!(setting.len() < 80, "{setting:?}");
+    }
+
+    #[test]
+    fn issuer_tables_become_a_json_array_and_anything_else_is_refused() {
+        let known = &["MCP_ISSUERS"];
+        let (pairs, problems) = parse(
+            r#"
+            [[issuers]]
+            issuer = "https://a.example.com"
+            audience = ["x", "y"]
+            leeway = 30
+
+            [[issuers]]
+            issuer = "https://login.example.com/{tenant}/v2.0"
+            tenants = ["t1"]
+            any_tenant = false
+            "#,
+            "t.toml",
+            known,
+        )
+        .unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let json: serde_json::Value = serde_json::from_str(&pairs[0].1).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"issuer": "https://a.example.com", "audience": ["x", "y"], "leeway": 30},
+                {"issuer": "https://login.example.com/{tenant}/v2.0", "tenants": ["t1"], "any_tenant": false},
+            ])
+        );
+        for bad in [
+            "issuers = \"https://a\"",
+            "issuers = [\"https://a\"]",
+            "[issuers]\nissuer = \"x\"",
+        ] {
+            let (pairs, problems) = parse(bad, "t.toml", known).unwrap();
+            assert!(pairs.is_empty(), "{bad}");
+            assert_eq!(problems[0].setting(), "issuers (in t.toml)", "{bad}");
+        }
     }
 
     #[test]

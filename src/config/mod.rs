@@ -135,6 +135,7 @@ pub const SETTINGS: &[&str] = &[
     "MCP_OIDC_ISSUER",
     "MCP_JWT_ISSUER",
     "MCP_JWT_AUDIENCE",
+    "MCP_ISSUERS",
     "MCP_AUTHORIZATION_SERVERS",
     "MCP_BASIC_SCOPES",
     "MCP_RESOURCE_NAME",
@@ -446,7 +447,8 @@ fn read_config<T>(
         }
     };
     let jwt = jwt::load_jwt(&mut env, &audiences, &fetcher);
-    let authorization_servers = oauth::load_authorization_servers(&mut env);
+    let authorization_servers =
+        oauth::load_authorization_servers(&mut env, jwt.authorization_servers);
     let introspection =
         oauth::load_introspection(&mut env, &audiences, &authorization_servers, &fetcher);
     let dpop = dpop::load_dpop(&mut env);
@@ -474,6 +476,7 @@ fn read_config<T>(
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS
         .iter()
+        .chain([&("trusted issuers", jwt::ISSUERS_VAR)])
         .filter_map(|(_, var)| {
             let file_form = format!("{var}{}", crate::env::FILE_SUFFIX);
             let origin = env.origin(var).or_else(|| env.origin(&file_form))?;
@@ -489,7 +492,7 @@ fn read_config<T>(
         default_scopes,
         public_url,
         metadata,
-        jwt,
+        jwt: jwt.builder,
         authorization_servers,
         introspection,
         dpop,
@@ -499,7 +502,7 @@ fn read_config<T>(
         // A policy problem was reported by `finish` above; this only keeps the types honest.
         policy: policy.ok_or_else(|| ConfigError::new("MCP_TOOL_SCOPES", "is invalid"))?,
     })
-    .map_err(|e| by_variable(&e, &origins))?;
+    .map_err(|e| by_variable(&e, &origins, &jwt.trusted_names))?;
     Ok((config, app))
 }
 
@@ -520,22 +523,43 @@ const BUILDER_SETTINGS: &[(&str, &str)] = &[
 ];
 
 /// A builder's problems renamed to the variables behind them, with the layer a value came
-/// from (`MCP_OIDC_ISSUER (from mcp.toml)`).
-fn by_variable(e: &ConfigError, origins: &[(&str, String)]) -> ConfigError {
+/// from (`MCP_OIDC_ISSUER (from mcp.toml)`). A trusted issuer's (`trusted issuer <i>
+/// <field>`) names the setting in `trusted_names` (`MCP_ISSUERS[1].tenants`, or
+/// `MCP_OIDC_ISSUER`).
+fn by_variable(
+    e: &ConfigError,
+    origins: &[(&str, String)],
+    trusted_names: &[String],
+) -> ConfigError {
+    let with_origin = |var: &str, shown: String| match origins.iter().find(|(v, _)| *v == var) {
+        Some((_, origin)) => format!("{shown} (from {origin})"),
+        None => shown,
+    };
     let problems = e
         .problems()
         .iter()
         .map(|p| {
-            let setting = BUILDER_SETTINGS
-                .iter()
-                .find(|(lib, _)| *lib == p.setting())
-                .map_or_else(
-                    || p.setting().to_owned(),
-                    |(_, var)| match origins.iter().find(|(v, _)| v == var) {
-                        Some((_, origin)) => format!("{var} (from {origin})"),
-                        None => (*var).to_owned(),
-                    },
-                );
+            let trusted = p
+                .setting()
+                .strip_prefix("trusted issuer ")
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(i, field)| {
+                    let name = trusted_names.get(i.parse::<usize>().ok()?)?;
+                    Some(match name.strip_prefix(jwt::ISSUERS_VAR) {
+                        Some(_) => with_origin(jwt::ISSUERS_VAR, format!("{name}.{field}")),
+                        None => with_origin(name, name.clone()),
+                    })
+                });
+            let setting = trusted.unwrap_or_else(|| {
+                BUILDER_SETTINGS
+                    .iter()
+                    .chain([&("trusted issuers", jwt::ISSUERS_VAR)])
+                    .find(|(lib, _)| *lib == p.setting())
+                    .map_or_else(
+                        || p.setting().to_owned(),
+                        |(_, var)| with_origin(var, (*var).to_owned()),
+                    )
+            });
             crate::ConfigProblem::new(setting, p.message())
         })
         .collect();

@@ -11,15 +11,11 @@ use crate::scope::ScopePolicy;
 use super::{Guards, list};
 
 /// The issuers named in the protected resource metadata (`MCP_AUTHORIZATION_SERVERS`, default
-/// `MCP_OIDC_ISSUER`).
-pub(super) fn load_authorization_servers(env: &mut EnvReader) -> Vec<String> {
+/// `default`: every issuer of `MCP_OIDC_ISSUER` and `MCP_ISSUERS`).
+pub(super) fn load_authorization_servers(env: &mut EnvReader, default: Vec<String>) -> Vec<String> {
     env.raw("MCP_AUTHORIZATION_SERVERS")
         .map(|v| list(&v))
-        .or_else(|| {
-            env.raw("MCP_OIDC_ISSUER")
-                .map(|v| vec![v.trim().to_owned()])
-        })
-        .unwrap_or_default()
+        .unwrap_or(default)
 }
 
 /// What the RFC 9728 metadata says besides the authorization servers.

@@ -317,3 +317,254 @@ fn dpop_settings_problems_are_reported_by_variable() {
         "{err}"
     );
 }
+
+// --- several issuers ----------------------------------------------------------------------
+
+fn hs256(iss: &str, aud: &str) -> String {
+    crate::authenticators::jwt::JwtMinter::hmac(
+        "0123456789abcdef0123456789abcdef",
+        crate::authenticators::jwt::Algorithm::HS256,
+    )
+    .unwrap()
+    .issuer(iss)
+    .audience(aud)
+    .mint("svc", ["data:read"])
+    .unwrap()
+}
+
+fn authorization_servers(config: &Config) -> serde_json::Value {
+    let doc: serde_json::Value =
+        serde_json::from_slice(config.resource.as_ref().unwrap().document()).unwrap();
+    doc["authorization_servers"].clone()
+}
+
+#[test]
+fn several_oidc_issuers_are_each_trusted_and_all_listed_in_the_metadata() {
+    const PUBLIC: &str = "https://mcp.example.com/mcp";
+    let config = load_pairs(&[
+        (
+            "MCP_OIDC_ISSUER",
+            "https://a.example.com, https://b.example.com/realms/x",
+        ),
+        ("MCP_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("MCP_PUBLIC_URL", PUBLIC),
+    ])
+    .unwrap();
+    assert_eq!(
+        authorization_servers(&config),
+        serde_json::json!(["https://a.example.com", "https://b.example.com/realms/x"])
+    );
+    let jwt = config.jwt().unwrap();
+    // Nothing was fetched: a trusted issuer's token waits for its keys (503), an unknown
+    // issuer's is refused at once, and the secret still serves this server's own issuer.
+    let err = jwt
+        .verify(&hs256("https://a.example.com", PUBLIC))
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::AuthErrorKind::Unavailable, "{err:?}");
+    let err = jwt
+        .verify(&hs256("https://c.example.com", PUBLIC))
+        .unwrap_err();
+    assert_eq!(err.detail(), Some("unknown_issuer"));
+    assert_eq!(jwt.verify(&hs256(PUBLIC, PUBLIC)).unwrap().subject(), "svc");
+}
+
+#[test]
+fn one_oidc_issuer_is_configured_as_before() {
+    let config = load_pairs(&[
+        ("MCP_OIDC_ISSUER", " https://a.example.com "),
+        ("MCP_JWT_ISSUER", "https://a.example.com/v2"),
+    ])
+    .unwrap();
+    assert_eq!(
+        authorization_servers(&config),
+        serde_json::json!(["https://a.example.com"])
+    );
+    // MCP_JWT_ISSUER still names the `iss` of the discovered keys: no routing, so an
+    // unknown issuer's token is judged by the keys (none loaded yet: 503, as before).
+    let err = config
+        .jwt()
+        .unwrap()
+        .verify(&hs256("https://c.example.com", "http://127.0.0.1:8080/mcp"))
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::AuthErrorKind::Unavailable, "{err:?}");
+}
+
+#[test]
+fn several_oidc_issuers_refuse_what_would_be_ambiguous() {
+    for (pairs, var) in [
+        (
+            vec![
+                (
+                    "MCP_OIDC_ISSUER",
+                    "https://a.example.com,https://b.example.com",
+                ),
+                ("MCP_JWT_ISSUER", "https://a.example.com"),
+            ],
+            "MCP_JWT_ISSUER",
+        ),
+        (
+            vec![
+                (
+                    "MCP_OIDC_ISSUER",
+                    "https://a.example.com,https://b.example.com",
+                ),
+                ("MCP_JWKS_URL", "https://a.example.com/jwks"),
+            ],
+            "MCP_JWKS_URL",
+        ),
+        (
+            vec![("MCP_OIDC_ISSUER", "https://login.example.com/{tenant}/v2.0")],
+            "MCP_OIDC_ISSUER",
+        ),
+        (vec![("MCP_OIDC_ISSUER", " , ")], "MCP_OIDC_ISSUER"),
+        (
+            // The same issuer twice: a builder problem, named by the variable.
+            vec![(
+                "MCP_OIDC_ISSUER",
+                "https://a.example.com,https://a.example.com",
+            )],
+            "MCP_OIDC_ISSUER",
+        ),
+        (
+            vec![(
+                "MCP_OIDC_ISSUER",
+                "https://a.example.com,http://b.example.com",
+            )],
+            "MCP_OIDC_ISSUER",
+        ),
+    ] {
+        let err = load_pairs(&pairs).unwrap_err();
+        let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+        assert!(settings.contains(&var), "{pairs:?}: {err}");
+    }
+}
+
+const ISSUERS_TOML: &str = r#"
+public_url = "https://mcp.example.com/mcp"
+
+[[issuers]]
+issuer = "https://a.example.com"
+jwks_url = "https://a.example.com/jwks"
+audience = "https://mcp.example.com/mcp"
+leeway = 30
+roles_claims = ["realm_access.roles"]
+
+[[issuers]]
+issuer = "https://idp.test/{tenant}/v2.0"
+jwks_url = "https://idp.test/common/keys"
+tenants = ["t-1", "t-2"]
+tenant_claim = "tid"
+permissions_as_scopes = true
+"#;
+
+#[test]
+fn issuer_tables_configure_trusted_issuers_and_the_metadata() {
+    let file = TempToml::new("issuers", ISSUERS_TOML);
+    let config = load_pairs(&[("MCP_AUTH_CONFIG", file.path())]).unwrap();
+    assert_eq!(
+        authorization_servers(&config),
+        serde_json::json!([
+            "https://a.example.com",
+            "https://idp.test/t-1/v2.0",
+            "https://idp.test/t-2/v2.0"
+        ])
+    );
+    let jwt = config.jwt().unwrap();
+    let aud = "https://mcp.example.com/mcp";
+    // An allowed tenant reaches its key source (none loaded: 503); another tenant, or an
+    // issuer nobody configured, is refused before any key or fetch.
+    let err = jwt
+        .verify(&hs256("https://idp.test/t-1/v2.0", aud))
+        .unwrap_err();
+    assert_eq!(err.kind(), crate::AuthErrorKind::Unavailable, "{err:?}");
+    let err = jwt
+        .verify(&hs256("https://idp.test/t-3/v2.0", aud))
+        .unwrap_err();
+    assert_eq!(err.detail(), Some("tenant_not_allowed"));
+    let err = jwt
+        .verify(&hs256("https://b.example.com", aud))
+        .unwrap_err();
+    assert_eq!(err.detail(), Some("unknown_issuer"));
+
+    // The same in the environment, as JSON; the environment wins over the file.
+    let env_form =
+        r#"[{"issuer": "https://b.example.com", "jwks_url": "https://b.example.com/jwks"}]"#;
+    let config =
+        load_pairs(&[("MCP_AUTH_CONFIG", file.path()), ("MCP_ISSUERS", env_form)]).unwrap();
+    assert_eq!(
+        authorization_servers(&config),
+        serde_json::json!(["https://b.example.com"])
+    );
+}
+
+#[test]
+fn issuer_table_problems_are_all_reported_by_entry_and_key_never_by_value() {
+    let file = TempToml::new(
+        "issuers-bad",
+        r#"
+        [[issuers]]
+        jwks_url = "https://a.example.com/jwks"
+        audience = 7
+        leeway = "s3cret-ish"
+        colour = "blue"
+
+        [[issuers]]
+        issuer = "https://idp.test/{tenant}/v2.0"
+        jwks_url = "https://idp.test/keys"
+        tenants = ["t-1"]
+        any_tenant = "yes"
+        permissions_as_scopes = 1
+        "#,
+    );
+    let err = load_pairs(&[("MCP_AUTH_CONFIG", file.path())]).unwrap_err();
+    let origin = format!(" (from {})", file.path());
+    let settings: Vec<&str> = err.problems().iter().map(|p| p.setting()).collect();
+    for key in [
+        "[0].issuer",
+        "[0].audience",
+        "[0].leeway",
+        "[0].\"colour\"",
+        "[1].any_tenant",
+        "[1].permissions_as_scopes",
+    ] {
+        let want = format!("MCP_ISSUERS{key}{origin}");
+        assert!(settings.contains(&want.as_str()), "{want}: {err}");
+    }
+    assert_eq!(settings.len(), 6, "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("s3cret") && !text.contains("blue"), "{text}");
+
+    // What only the builder can judge is named by entry and key too.
+    let file = TempToml::new(
+        "issuers-builder",
+        r#"
+        [[issuers]]
+        issuer = "https://a.example.com"
+        jwks_url = "https://a.example.com/jwks"
+
+        [[issuers]]
+        issuer = "https://idp.test/{tenant}/v2.0"
+        jwks_url = "https://idp.test/keys"
+        leeway = 900
+        "#,
+    );
+    let err = load_pairs(&[("MCP_AUTH_CONFIG", file.path())]).unwrap_err();
+    let settings: Vec<String> = err
+        .problems()
+        .iter()
+        .map(|p| p.setting().to_owned())
+        .collect();
+    for key in ["[1].tenants", "[1].leeway"] {
+        let want = format!("MCP_ISSUERS{key} (from {})", file.path());
+        assert!(settings.contains(&want), "{want}: {err}");
+    }
+    // In the environment, a value that is not a JSON array of objects.
+    for bad in [
+        "https://a.example.com",
+        "{\"issuer\": \"x\"}",
+        "[{\"issuer\":\"a\",\"issuer\":\"b\"}]",
+    ] {
+        let err = load_pairs(&[("MCP_ISSUERS", bad)]).unwrap_err();
+        assert_eq!(err.problems()[0].setting(), "MCP_ISSUERS", "{bad}");
+    }
+}

@@ -73,6 +73,8 @@ impl DataServer {
             "method": ctx.method().as_str(),
             "scopes": ctx.scopes().iter().collect::<Vec<_>>(),
             "roles": ctx.roles().collect::<Vec<_>>(),
+            "issuer": ctx.issuer(),
+            "tenant": ctx.tenant(),
             "principal": ctx.principal(),
         });
         Ok(text(body.to_string()))
