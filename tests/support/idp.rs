@@ -8,6 +8,8 @@ pub struct Idp {
     child: std::process::Child,
     /// Its issuer URL (`http://127.0.0.1:<port>`).
     pub issuer: String,
+    /// Its signing key (PKCS#8 PEM), when started with its own ([`start_idp_with_own_key`]).
+    pub signing_key: Option<String>,
 }
 
 impl Drop for Idp {
@@ -27,6 +29,18 @@ impl Idp {
 
 /// Starts the test authorization server on a free loopback port.
 pub fn start_idp() -> Idp {
+    start_idp_with(&[])
+}
+
+/// Starts the test authorization server with a fresh RSA signing key of its own (`kid`),
+/// instead of oidc-provider's development keys that every instance shares.
+pub fn start_idp_with_own_key(kid: &str) -> Idp {
+    start_idp_with(&[("IDP_OWN_KEY", "1"), ("IDP_KID", kid)])
+}
+
+/// Starts the test authorization server with extra environment variables.
+fn start_idp_with(env: &[(&str, &str)]) -> Idp {
+    use base64::Engine as _;
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
@@ -41,6 +55,7 @@ pub fn start_idp() -> Idp {
         .arg("server.mjs")
         .current_dir(dir)
         .env("IDP_PORT", port.to_string())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,16 +63,30 @@ pub fn start_idp() -> Idp {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut key = None;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(k) = line.strip_prefix("signing-key ") {
+                key = Some(k.to_owned());
+            }
             if let Some(issuer) = line.strip_prefix("listening ") {
-                let _ = tx.send(issuer.to_owned());
+                let _ = tx.send((issuer.to_owned(), key.take()));
             }
         }
     });
-    let issuer = rx
+    let (issuer, key) = rx
         .recv_timeout(std::time::Duration::from_secs(30))
         .expect("the IdP did not start within 30 s");
-    Idp { child, issuer }
+    let signing_key = key.map(|k| {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .expect("base64 key");
+        String::from_utf8(pem).expect("PEM text")
+    });
+    Idp {
+        child,
+        issuer,
+        signing_key,
+    }
 }
 
 /// An access token from `issuer` by client_credentials as `client` (id, secret), for `scope`

@@ -8,15 +8,30 @@
 // - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation;
 // - DPoP (RFC 9449): a token request with a `DPoP` proof gets a DPoP-bound token
 //   (`token_type: DPoP`, `cnf.jkt` in the JWT and in introspection answers).
+// - IDP_OWN_KEY=1: sign with a fresh RSA key of this instance (kid IDP_KID, default
+//   `own-<port>`) instead of oidc-provider's development keys, which every instance shares,
+//   and print it as "signing-key <base64 of the PKCS#8 PEM>" (so a test can forge a token
+//   with one instance's key in another's name).
 //
 // Usage: IDP_PORT=4000 node server.mjs   (prints "listening <issuer>" when ready)
+import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.IDP_PORT || 4000);
 const ISSUER = `http://127.0.0.1:${port}`;
 const SCOPES = ['data:read', 'data:write', 'data:admin'];
 
+const ownKey = {};
+if (process.env.IDP_OWN_KEY) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const kid = process.env.IDP_KID || `own-${port}`;
+  ownKey.jwks = { keys: [{ ...privateKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] };
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' });
+  console.log(`signing-key ${Buffer.from(pem).toString('base64')}`);
+}
+
 const provider = new Provider(ISSUER, {
+  ...ownKey,
   clients: [
     {
       client_id: 'cc-client',
