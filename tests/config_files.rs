@@ -156,3 +156,50 @@ fn redis() {
     );
     assert!(config.guards.forwarded_host && config.guards.require_https);
 }
+
+#[test]
+fn multi_issuer() {
+    use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
+    let config = load("multi-issuer.toml", &[]);
+    assert_eq!(config.scheme_names(), ["Bearer", "DPoP"]);
+    let metadata: serde_json::Value =
+        serde_json::from_slice(config.resource.as_ref().unwrap().document()).unwrap();
+    assert_eq!(
+        metadata["authorization_servers"],
+        serde_json::json!([
+            "https://keycloak.example.com/realms/mcp",
+            "https://YOUR_TENANT.us.auth0.com/",
+            "https://login.microsoftonline.com/11111111-1111-4111-8111-111111111111/v2.0",
+            "https://login.microsoftonline.com/22222222-2222-4222-8222-222222222222/v2.0",
+        ])
+    );
+    // Routing happens before any key is fetched: an issuer or tenant the file does not name
+    // is refused at once; a listed tenant's token waits for Entra's keys (not fetched in a
+    // test: 503).
+    let jwt = config.jwt().unwrap();
+    let token = |iss: &str| {
+        JwtMinter::hmac("0123456789abcdef0123456789abcdef", Algorithm::HS256)
+            .unwrap()
+            .issuer(iss)
+            .audience("YOUR_APPLICATION_CLIENT_ID")
+            .mint("alice", ["data.read"])
+            .unwrap()
+    };
+    let other_tenant =
+        token("https://login.microsoftonline.com/33333333-3333-4333-8333-333333333333/v2.0");
+    assert_eq!(
+        jwt.verify(&other_tenant).unwrap_err().detail(),
+        Some("tenant_not_allowed")
+    );
+    let stranger = token("https://login.microsoftonline.com/common/v2.0/x");
+    assert_eq!(
+        jwt.verify(&stranger).unwrap_err().detail(),
+        Some("unknown_issuer")
+    );
+    let listed =
+        token("https://login.microsoftonline.com/11111111-1111-4111-8111-111111111111/v2.0");
+    assert_eq!(
+        jwt.verify(&listed).unwrap_err().kind(),
+        mcp_auth::AuthErrorKind::Unavailable
+    );
+}
