@@ -1,7 +1,9 @@
 //! Per-request cost of `JwtLayer` against a bare `jsonwebtoken::decode` with the same key and
-//! token, in the same run; the verified-token cache; and the JWKS read path on two threads.
+//! token, in the same run; the verified-token cache; the JWKS read path on two threads; and
+//! routing among 20 trusted issuers against one issuer.
 //!
-//! Run: `cargo bench --bench jwt`.
+//! Run: `cargo bench --bench jwt` (the routing group alone: `cargo bench --bench jwt --
+//! jwt_routing`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,7 +16,9 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jsonwebtoken::{DecodingKey, EncodingKey, Validation};
-use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter};
+use mcp_auth::authenticators::jwt::{
+    Algorithm, JwtAuthenticator, JwtKey, JwtLayer, JwtMinter, TrustedIssuer,
+};
 use mcp_auth::oauth::{FetchError, Fetched, HttpFetcher};
 use serde_json::{Map, Value};
 use tower::{Layer, Service, service_fn};
@@ -281,9 +285,106 @@ fn bench_jwks_threads(c: &mut Criterion) {
     group.finish();
 }
 
+/// HS256 (the cheapest signature, so routing's own cost shows) and ES256, each: one issuer
+/// (the builder's own key) against 20 trusted issuers (19 exact, one template with 20
+/// tenants), every issuer with its own key. Typical: an accepted token (an exact issuer's,
+/// a tenant's); adversarial: an `iss` nobody trusts, and an 11 KiB `iss`, both refused.
+fn bench_routing(c: &mut Criterion) {
+    const ISSUERS: usize = 20;
+    const TEMPLATE: &str = "https://login.example.com/{tenant}/v2.0";
+    let secret = |i: usize| format!("{SECRET}-{i:02}");
+    let hs = |i: usize, iss: &str| {
+        JwtMinter::hmac(secret(i), Algorithm::HS256)
+            .unwrap()
+            .issuer(iss)
+            .audience(AUD)
+            .mint("alice", ["data:read"])
+            .unwrap()
+    };
+    let exact = |i: usize| format!("https://idp-{i:02}.example.com");
+    let tenants: Vec<String> = (0..20).map(|t| format!("tenant-{t:02}")).collect();
+    let mut builder = JwtAuthenticator::builder().audience(AUD);
+    for i in 0..ISSUERS - 1 {
+        builder = builder.trusted_issuer(
+            TrustedIssuer::new(exact(i)).key(JwtKey::hmac(secret(i), Algorithm::HS256).unwrap()),
+        );
+    }
+    builder = builder.trusted_issuer(
+        TrustedIssuer::new(TEMPLATE)
+            .key(JwtKey::hmac(secret(ISSUERS - 1), Algorithm::HS256).unwrap())
+            .tenants(tenants.clone())
+            .tenant_claim("tid"),
+    );
+    let many = builder.build().unwrap();
+    let one = JwtAuthenticator::builder()
+        .key(JwtKey::hmac(secret(13), Algorithm::HS256).unwrap())
+        .issuer(exact(13))
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let tenant_token = JwtMinter::hmac(secret(ISSUERS - 1), Algorithm::HS256)
+        .unwrap()
+        .issuer(TEMPLATE.replace("{tenant}", &tenants[7]))
+        .audience(AUD)
+        .mint_claims(
+            serde_json::json!({"sub": "alice", "tid": tenants[7]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
+    let accepted = hs(13, &exact(13));
+    let unknown = hs(13, "https://idp-99.example.com");
+    let huge = hs(13, &"x".repeat(11 * 1024));
+
+    let mut group = c.benchmark_group("jwt_routing");
+    for (name, auth) in [("one_issuer", &one), ("20_issuers", &many)] {
+        group.bench_function(format!("HS256/{name}/accepted"), |b| {
+            b.iter(|| auth.verify(black_box(&accepted)).unwrap())
+        });
+        group.bench_function(format!("HS256/{name}/unknown_iss"), |b| {
+            b.iter(|| auth.verify(black_box(&unknown)).unwrap_err())
+        });
+        group.bench_function(format!("HS256/{name}/huge_iss"), |b| {
+            b.iter(|| auth.verify(black_box(&huge)).unwrap_err())
+        });
+    }
+    group.bench_function("HS256/20_issuers/template_tenant", |b| {
+        b.iter(|| many.verify(black_box(&tenant_token)).unwrap())
+    });
+
+    // ES256: the same comparison where the signature dominates.
+    let es_private = fixture("ec256_private.pem");
+    let es_public = fixture("ec256_public.pem");
+    let es_key = || JwtKey::pem(&es_public, Algorithm::ES256).unwrap();
+    let mut builder = JwtAuthenticator::builder().audience(AUD);
+    for i in 0..ISSUERS {
+        builder = builder.trusted_issuer(TrustedIssuer::new(exact(i)).key(es_key()));
+    }
+    let many = builder.build().unwrap();
+    let one = JwtAuthenticator::builder()
+        .key(es_key())
+        .issuer(exact(13))
+        .audience(AUD)
+        .build()
+        .unwrap();
+    let es = JwtMinter::pem(&es_private, Algorithm::ES256)
+        .unwrap()
+        .issuer(exact(13))
+        .audience(AUD)
+        .mint("alice", ["data:read"])
+        .unwrap();
+    for (name, auth) in [("one_issuer", &one), ("20_issuers", &many)] {
+        group.bench_function(format!("ES256/{name}/accepted"), |b| {
+            b.iter(|| auth.verify(black_box(&es)).unwrap())
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3));
-    targets = bench_jwt, bench_jwks_threads
+    targets = bench_jwt, bench_jwks_threads, bench_routing
 }
 criterion_main!(benches);
