@@ -41,7 +41,8 @@
 //!
 //! Every variable may instead be a key of the TOML file: its name without `MCP_`, in lower
 //! case (`MCP_JWT_AUDIENCE` → `jwt_audience`); lists are arrays of strings there, flags
-//! booleans, and `tool_scopes` may be a table. Secret settings (marked †) also accept
+//! booleans, `tool_scopes` may be a table, and `issuers` is an array of tables
+//! (`[[issuers]]`). Secret settings (marked †) also accept
 //! `<NAME>_FILE`, the path of a file holding the value, and in the TOML file only that form
 //! (`jwt_secret_file`): a secret written in the configuration file is refused. A setting and
 //! its `_FILE` form count as one, so either in the environment overrides both in the file.
@@ -57,10 +58,11 @@
 //! | `MCP_DEFAULT_SCOPES` | scopes a static or generated credential carries when it names none (space- or comma-separated; default none) |
 //! | `MCP_JWT_SECRET` † | HS256 secret (at least 32 bytes) for JWT access tokens; its tokens carry `iss` = `MCP_JWT_ISSUER` (any `iss` when that is unset), or, beside `MCP_JWKS_URL`/`MCP_OIDC_ISSUER`, `iss` = this server's own URL (the first `MCP_JWT_AUDIENCE`) |
 //! | `MCP_JWKS_URL` | JWKS URL for JWT access tokens (https, or http on loopback); needs `MCP_JWT_ISSUER` |
-//! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss` |
+//! | `MCP_OIDC_ISSUER` | issuer to discover the JWKS from; also the expected `iss`. Several, comma-separated: each a trusted issuer (its keys discovered, its tokens routed to them by `iss`; other issuers refused) |
 //! | `MCP_JWT_ISSUER` | expected `iss` (comma-separated for several); required with `MCP_JWKS_URL` |
 //! | `MCP_JWT_AUDIENCE` | expected `aud` (comma-separated; default `MCP_PUBLIC_URL`) |
-//! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default `MCP_OIDC_ISSUER`); setting any serves the metadata |
+//! | `MCP_ISSUERS` | trusted issuers with settings of their own ([`TrustedIssuer`](crate::authenticators::jwt::TrustedIssuer)): a JSON array of objects, in the TOML file an array of tables `[[issuers]]`, at most 64. Keys: `issuer` (required; an exact `iss`, or a template with one `{tenant}`), `jwks_url` (default: discovery from the issuer; for a template, per allowed tenant), `audience` (default `MCP_JWT_AUDIENCE`), `leeway` (seconds), `roles_claims`, `permissions_as_scopes`, and for templates `tenants` (at most 256), `any_tenant`, `tenant_claim` (Entra: `tid`). Problems are named `MCP_ISSUERS[<i>].<key>`, `i` from 0 |
+//! | `MCP_AUTHORIZATION_SERVERS` | issuers listed in the protected resource metadata (comma-separated; default: every `MCP_OIDC_ISSUER` and `MCP_ISSUERS` issuer, each allowed tenant's for a template); setting any serves the metadata |
 //! | `MCP_BASIC_SCOPES` | the scopes a 401 challenge asks for, with authorization servers configured (default none; scopes that are not valid scope tokens are left out) |
 //! | `MCP_RESOURCE_NAME` | `resource_name` in the metadata |
 //! | `MCP_INTROSPECTION_URL` | RFC 7662 introspection endpoint for opaque tokens (default: from the first authorization server's metadata) |

@@ -51,6 +51,55 @@
 //! assert_eq!(res.headers()["www-authenticate"], "Bearer error=\"invalid_token\", error_description=\"invalid access token\"");
 //! # }
 //! ```
+//!
+//! # Several issuers and tenants
+//!
+//! [`JwtBuilder::trusted_issuer`] adds issuers with their own key source (JWKS URL, OIDC
+//! discovery, configured keys), audiences, leeway and claim mapping ([`TrustedIssuer`]). The
+//! token's `iss` is read before its signature is checked, only to choose the key source: a
+//! trusted issuer's token is verified with that issuer's keys alone and must carry exactly
+//! that `iss`; an `iss` no trusted issuer names goes to the builder's own key sources only if
+//! they are bound to it, and is otherwise refused (`unknown_issuer`) without a fetch. Each
+//! issuer has its own JWKS cache, refresh and rate limit, so one provider being down answers
+//! 503 for its own tokens only. An issuer template (`https://login.microsoftonline.com/{tenant}/v2.0`,
+//! [`TrustedIssuer::entra`]) takes an allow-list of tenants (or an explicit `any_tenant`),
+//! can require a claim (`tid`) to name the tenant, and puts it in [`AuthContext::tenant`].
+//!
+//! ```
+//! use mcp_auth::authenticators::jwt::{Algorithm, JwtAuthenticator, JwtKey, JwtMinter, TrustedIssuer};
+//!
+//! let (a_secret, t_secret) = ("secret-of-a-0123456789abcdef0123", "secret-of-tenants-0123456789abcdef");
+//! let auth = JwtAuthenticator::builder()
+//!     .audience("https://mcp.example.com/mcp")
+//!     .trusted_issuer(TrustedIssuer::new("https://a.example.com").key(JwtKey::hmac(a_secret, Algorithm::HS256).unwrap()))
+//!     .trusted_issuer(
+//!         TrustedIssuer::new("https://idp.test/{tenant}/v2.0")
+//!             .key(JwtKey::hmac(t_secret, Algorithm::HS256).unwrap())
+//!             .tenants(["contoso", "fabrikam"])
+//!             .tenant_claim("tid"),
+//!     )
+//!     .build()
+//!     .unwrap();
+//! let mint = |secret: &str, iss: &str, tid: &str| {
+//!     let claims = serde_json::json!({"sub": "alice", "tid": tid});
+//!     JwtMinter::hmac(secret, Algorithm::HS256).unwrap()
+//!         .issuer(iss)
+//!         .audience("https://mcp.example.com/mcp")
+//!         .mint_claims(claims.as_object().unwrap().clone())
+//!         .unwrap()
+//! };
+//! let ctx = auth.verify(&mint(a_secret, "https://a.example.com", "")).unwrap();
+//! assert_eq!((ctx.issuer(), ctx.tenant()), (Some("https://a.example.com"), None));
+//! let ctx = auth.verify(&mint(t_secret, "https://idp.test/contoso/v2.0", "contoso")).unwrap();
+//! assert_eq!(ctx.tenant(), Some("contoso"));
+//!
+//! let refused = |token: String| auth.verify(&token).unwrap_err().detail();
+//! // A's key, claiming the template's issuer: only the template's keys are tried.
+//! assert_eq!(refused(mint(a_secret, "https://idp.test/contoso/v2.0", "contoso")), Some("bad_signature"));
+//! assert_eq!(refused(mint(t_secret, "https://idp.test/northwind/v2.0", "northwind")), Some("tenant_not_allowed"));
+//! assert_eq!(refused(mint(t_secret, "https://idp.test/contoso/v2.0", "fabrikam")), Some("tenant_mismatch"));
+//! assert_eq!(refused(mint(a_secret, "https://b.example.com", "")), Some("unknown_issuer"));
+//! ```
 
 mod builder;
 mod cache;
