@@ -80,6 +80,7 @@ pub(super) fn load_jwt(
         jwks_url.is_some(),
         own_oidc.is_some(),
         &several,
+        !table.is_empty(),
         &issuers,
     );
     let remote =
@@ -154,6 +155,7 @@ fn check_key_sources(
     jwks_url: bool,
     oidc_issuer: bool,
     several: &[String],
+    table: bool,
     issuers: &[String],
 ) {
     if jwks_url && (oidc_issuer || !several.is_empty()) {
@@ -171,12 +173,14 @@ fn check_key_sources(
              MCP_OIDC_ISSUER instead to discover the keys and the issuer",
         );
     }
-    // Several OIDC issuers are each their own `iss`; MCP_JWT_ISSUER would bind nothing.
-    if !several.is_empty() && !jwks_url && !issuers.is_empty() {
+    // Trusted issuers are each their own `iss` (and MCP_JWT_SECRET's tokens then carry this
+    // server's): without MCP_JWKS_URL or one MCP_OIDC_ISSUER, MCP_JWT_ISSUER would bind
+    // nothing.
+    if (!several.is_empty() || table) && !jwks_url && !oidc_issuer && !issuers.is_empty() {
         env.problem(
             "MCP_JWT_ISSUER",
-            "with several MCP_OIDC_ISSUER, each issuer is its own expected `iss`: leave \
-             MCP_JWT_ISSUER unset (or give an issuer its own settings in MCP_ISSUERS)",
+            "beside several MCP_OIDC_ISSUER or MCP_ISSUERS, each issuer is its own expected \
+             `iss`: leave MCP_JWT_ISSUER unset (it binds MCP_JWKS_URL's keys)",
         );
     }
 }

@@ -418,6 +418,13 @@ fn several_oidc_issuers_refuse_what_would_be_ambiguous() {
         ),
         (vec![("MCP_OIDC_ISSUER", " , ")], "MCP_OIDC_ISSUER"),
         (
+            vec![
+                ("MCP_ISSUERS", r#"[{"issuer": "https://a.example.com"}]"#),
+                ("MCP_JWT_ISSUER", "https://a.example.com"),
+            ],
+            "MCP_JWT_ISSUER",
+        ),
+        (
             // The same issuer twice: a builder problem, named by the variable.
             vec![(
                 "MCP_OIDC_ISSUER",
