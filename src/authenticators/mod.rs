@@ -7,6 +7,7 @@
 //! | [`bearer`] | static or issued bearer tokens (`Authorization: Bearer`) | [`BearerLayer`](bearer::BearerLayer) |
 //! | [`jwt`] | JWT access tokens: shared secrets, keys, JWKS, OIDC discovery | [`JwtLayer`](jwt::JwtLayer) |
 //! | [`introspection`] | opaque tokens checked by RFC 7662 introspection | [`IntrospectionLayer`](introspection::IntrospectionLayer) |
+//! | `client_cert` (feature `mtls`) | the client certificate of the TLS connection (RFC 8705), mapped to a subject | `ClientCertLayer` |
 //!
 //! and the pieces they share: [`header`] (reading credentials from request headers),
 //! [`credential`] (static credentials and their environment syntax) and [`revocable`]
@@ -35,6 +36,8 @@ pub mod revocable;
 pub mod api_key;
 #[cfg(feature = "bearer")]
 pub mod bearer;
+#[cfg(feature = "mtls")]
+pub mod client_cert;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 #[cfg(feature = "jwt")]
