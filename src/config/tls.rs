@@ -138,9 +138,7 @@ mod read {
     use rustls::server::WebPkiClientVerifier;
     use zeroize::Zeroizing;
 
-    use super::{
-        ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT, MAX_HANDSHAKE_TIMEOUT_SECS, TlsSettings,
-    };
+    use super::{ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT, MAX_HANDSHAKE_TIMEOUT_SECS, TlsSettings};
     use crate::ConfigError;
     use crate::env::EnvReader;
 
@@ -160,19 +158,15 @@ mod read {
             let pem = read_file(name, path, "the key file")?;
             // Never the error's text: it may quote the file.
             PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
-                ConfigError::new(
-                    name,
-                    "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)",
-                )
+                ConfigError::new(name, "holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")
             })
         });
         let client_ca = env.optional("MCP_TLS_CLIENT_CA", |name, path| {
             let pem = read_file(name, path, "the CA file")?;
             let mut roots = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|_| {
-                    ConfigError::new(name, "holds a malformed PEM certificate")
-                })?;
+                let cert =
+                    cert.map_err(|_| ConfigError::new(name, "holds a malformed PEM certificate"))?;
                 roots.add(cert).map_err(|_| {
                     ConfigError::new(name, "holds a certificate that is not a usable CA")
                 })?;
