@@ -55,10 +55,11 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod router;
+pub mod tls;
 pub mod tools;
 
 pub use mcp_auth::config::{Config, Counters, Guards, Sessions, Tokens};
-pub use router::{app, cors, mcp_service, router, serve};
+pub use router::{app, cors, mcp_service, router, serve, serve_app};
 pub use tools::DataServer;
 
 use mcp_auth::ConfigError;
@@ -83,7 +84,8 @@ pub const DEFAULT_SCOPES: [&str; 3] = ["data:read", "data:write", "data:admin"];
 pub const BASIC_SCOPES: [&str; 1] = ["data:read"];
 
 /// Reads the whole configuration from `env` (and the file named by `MCP_AUTH_CONFIG`) with
-/// this server's defaults under both; every problem is reported at once.
+/// this server's defaults under both; every problem is reported at once. This server serves
+/// TLS itself when `MCP_TLS_CERT` is set ([`Loader::serve_tls`]).
 ///
 /// ```
 /// use mcp_auth::env::EnvReader;
@@ -104,6 +106,7 @@ pub fn load_config(env: EnvReader) -> Result<Config, ConfigError> {
         .default_value("MCP_DEFAULT_SCOPES", DEFAULT_SCOPES.join(" "))
         .default_value("MCP_BASIC_SCOPES", BASIC_SCOPES.join(" "))
         .default_value("MCP_RESOURCE_NAME", "mcp-auth example data server")
+        .serve_tls()
         .load()
 }
 
