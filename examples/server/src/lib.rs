@@ -14,9 +14,14 @@
 //! 2. **The MCP service** ([`mcp_service`]): rmcp serving [`DataServer`]'s four tools, wrapped
 //!    in [`ScopedServer`] so `tools/list` shows each caller only what it may call.
 //! 3. **The router** ([`app`]): [`Config::router`] mounts the service behind the whole
-//!    stack (client address → Origin → HTTPS → failure limit → authentication → session
-//!    binding → scopes) with the protected resource metadata beside it, and CORS goes around
-//!    everything so browser clients work.
+//!    stack (client address → a trusted proxy's client certificate → Origin → HTTPS →
+//!    failure limit → authentication → session binding → scopes) with the protected resource
+//!    metadata beside it, and CORS goes around everything so browser clients work.
+//!
+//! [`serve`] serves it over plain HTTP, or over HTTPS when `MCP_TLS_CERT` and `MCP_TLS_KEY`
+//! are set ([`tls`]: rustls, client certificates verified against `MCP_TLS_CLIENT_CA`, each
+//! request carrying its connection's certificate for certificate-bound tokens and
+//! `MCP_CLIENT_CERT_SUBJECTS`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
