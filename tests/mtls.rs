@@ -552,16 +552,16 @@ async fn a_trusted_proxys_certificate_header_counts_and_an_untrusted_peers_does_
 #[tokio::test]
 async fn a_header_never_replaces_the_certificate_of_the_tls_connection() {
     let pki = pki();
-    let srv = start_with(|_| {
-        let env = pki.tls_env(&[
+    let srv = start_tls(
+        &pki,
+        &[
             ("MCP_TRUSTED_PROXIES", "127.0.0.1"),
             ("MCP_FAILURE_LIMIT", "off"),
             ("MCP_CLIENT_CERT_HEADER", "nginx"),
             ("MCP_JWT_SECRET", JWT_SECRET),
             ("MCP_JWT_ISSUER", ISSUER),
-        ]);
-        env
-    })
+        ],
+    )
     .await;
     let url = srv.url();
     let header = escape(&pki.spiffe.cert);

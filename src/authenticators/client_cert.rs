@@ -427,7 +427,7 @@ impl ClientCertAuthenticator {
             return Err(refused("certificate_too_large"));
         }
         let x509 = match x509_parser::parse_x509_certificate(cert.der()) {
-            Ok((rest, x509)) if rest.is_empty() => x509,
+            Ok(([], x509)) => x509,
             _ => return Err(refused("bad_certificate")),
         };
         let expires_at = check_validity(&x509)?;
