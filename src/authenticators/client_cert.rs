@@ -1,8 +1,7 @@
 //! [`ClientCertAuthenticator`]: the caller named by the client certificate of its TLS
 //! connection (RFC 8705 §2, mutual TLS), feature `mtls`.
 //!
-//! The certificate comes from the request's
-//! [`ClientCertificate`](crate::request_info::ClientCertificate) extension, which a TLS
+//! The certificate comes from the request's [`ClientCertificate`] extension, which a TLS
 //! acceptor inserts after its handshake verified the certificate against the client CA (the
 //! example server does with `MCP_TLS_CLIENT_CA`), or which
 //! [`ForwardedClientCertLayer`](crate::hardening::ForwardedClientCertLayer) takes from a

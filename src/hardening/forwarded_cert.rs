@@ -1,84 +1,5 @@
 //! [`ForwardedClientCertLayer`]: the client certificate a trusted TLS-terminating proxy
 //! verified, from its header (feature `mtls`).
-//!
-//! When nginx or Envoy terminates TLS and verifies client certificates, the server behind it
-//! never sees the handshake; the proxy passes the certificate on in a header. This layer reads
-//! that header **only** when the request's TCP peer is one of the
-//! [`TrustedProxies`] and inserts the certificate as a
-//! [`ClientCertificate`] extension, for
-//! [`ClientCertAuthenticator`](crate::authenticators::client_cert::ClientCertAuthenticator)
-//! and for certificate-bound tokens (`cnf.x5t#S256`). From any other peer the header is
-//! ignored. A certificate the server's own TLS acceptor put in the request is never replaced
-//! by a header. A value that is malformed, repeated (nginx form) or longer than
-//! [`MAX_HEADER_LEN`] means "no certificate" and logs a line naming the reason, never the
-//! value.
-//!
-//! | proxy | header ([`CertHeader`]) | value |
-//! |---|---|---|
-//! | nginx | `X-SSL-Client-Cert` ([`CertHeader::nginx`]; another name: [`CertHeader::escaped_pem`]) | `$ssl_client_escaped_cert`: the PEM certificate, URL-encoded |
-//! | Envoy | `X-Forwarded-Client-Cert` ([`CertHeader::envoy`]) | elements `By=…;Hash=…;Cert="…";…`, comma-separated; `Cert` is the URL-encoded PEM certificate. Of several elements the **last** counts: the one the nearest proxy (the trusted one) appended |
-//!
-//! nginx, verifying clients against your CA and passing the certificate on (a request
-//! without a certificate gets no header: nginx drops headers whose value is empty, and
-//! `proxy_set_header` replaces any a client sent):
-//!
-//! ```nginx
-//! ssl_client_certificate /etc/nginx/client-ca.pem;
-//! ssl_verify_client optional;          # OAuth clients without certificates still connect
-//! location /mcp {
-//!     proxy_pass http://127.0.0.1:8080;
-//!     proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
-//!     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-//! }
-//! ```
-//!
-//! Envoy (HTTP connection manager; `SANITIZE_SET` replaces a client's header, so the only
-//! element is Envoy's own):
-//!
-//! ```yaml
-//! forward_client_cert_details: SANITIZE_SET
-//! set_current_client_cert_details:
-//!   cert: true
-//! ```
-//!
-//! with `require_client_certificate: false` and a `validation_context` holding your CA in
-//! the downstream TLS context. Then `MCP_TRUSTED_PROXIES` names the proxy and
-//! `MCP_CLIENT_CERT_HEADER=nginx` (or `envoy`, or a header name) turns this layer on in the
-//! example server.
-//!
-//! # Example
-//!
-//! ```
-//! use mcp_auth::hardening::{CertHeader, ForwardedClientCertLayer};
-//! use mcp_auth::request_info::{ClientCertificate, PeerAddr, TrustedProxies};
-//! use tower::{Layer, ServiceExt, service_fn};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! let proxies = TrustedProxies::parse("MCP_TRUSTED_PROXIES", "10.0.0.7").unwrap();
-//! let svc = ForwardedClientCertLayer::new(proxies, CertHeader::nginx()).layer(service_fn(
-//!     |req: http::Request<()>| async move {
-//!         let cert = req.extensions().get::<ClientCertificate>().cloned();
-//!         Ok::<_, std::convert::Infallible>(http::Response::new(cert))
-//!     },
-//! ));
-//!
-//! let key = rcgen::KeyPair::generate().unwrap();
-//! let cert = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&key).unwrap();
-//! // What nginx's $ssl_client_escaped_cert holds.
-//! let escaped = cert.pem().replace('\n', "%0A").replace(' ', "%20").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
-//!
-//! let from = |peer: [u8; 4]| {
-//!     let mut req = http::Request::get("/mcp").header("x-ssl-client-cert", &escaped).body(()).unwrap();
-//!     req.extensions_mut().insert(PeerAddr(peer.into()));
-//!     req
-//! };
-//! let seen = svc.clone().oneshot(from([10, 0, 0, 7])).await.unwrap().into_body();
-//! assert_eq!(seen.unwrap().der(), cert.der().as_ref());
-//! // The same header from a peer that is not a trusted proxy: ignored.
-//! assert!(svc.oneshot(from([203, 0, 113, 9])).await.unwrap().into_body().is_none());
-//! # }
-//! ```
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,8 +133,88 @@ struct Settings {
     warned: AtomicBool,
 }
 
-/// Inserts the [`ClientCertificate`] a trusted proxy reports: see the [module docs](self).
-/// Put it inside [`ClientAddrLayer`](super::ClientAddrLayer) and outside the auth layer.
+/// Inserts the [`ClientCertificate`] a trusted TLS-terminating proxy verified, from its header
+/// (feature `mtls`). Put it inside [`ClientAddrLayer`](super::ClientAddrLayer) and outside the
+/// auth layer.
+///
+/// When nginx or Envoy terminates TLS and verifies client certificates, the server behind it
+/// never sees the handshake; the proxy passes the certificate on in a header. This layer reads
+/// that header **only** when the request's TCP peer is one of the
+/// [`TrustedProxies`] and inserts the certificate as a
+/// [`ClientCertificate`] extension, for
+/// [`ClientCertAuthenticator`](crate::authenticators::client_cert::ClientCertAuthenticator)
+/// and for certificate-bound tokens (`cnf.x5t#S256`). From any other peer the header is
+/// ignored. A certificate the server's own TLS acceptor put in the request is never replaced
+/// by a header. A value that is malformed, repeated (nginx form) or longer than
+/// [`MAX_HEADER_LEN`] means "no certificate" and logs a line naming the reason, never the
+/// value.
+///
+/// | proxy | header ([`CertHeader`]) | value |
+/// |---|---|---|
+/// | nginx | `X-SSL-Client-Cert` ([`CertHeader::nginx`]; another name: [`CertHeader::escaped_pem`]) | `$ssl_client_escaped_cert`: the PEM certificate, URL-encoded |
+/// | Envoy | `X-Forwarded-Client-Cert` ([`CertHeader::envoy`]) | elements `By=…;Hash=…;Cert="…";…`, comma-separated; `Cert` is the URL-encoded PEM certificate. Of several elements the **last** counts: the one the nearest proxy (the trusted one) appended |
+///
+/// nginx, verifying clients against your CA and passing the certificate on (a request
+/// without a certificate gets no header: nginx drops headers whose value is empty, and
+/// `proxy_set_header` replaces any a client sent):
+///
+/// ```nginx
+/// ssl_client_certificate /etc/nginx/client-ca.pem;
+/// ssl_verify_client optional;          # OAuth clients without certificates still connect
+/// location /mcp {
+///     proxy_pass http://127.0.0.1:8080;
+///     proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;
+///     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+/// }
+/// ```
+///
+/// Envoy (HTTP connection manager; `SANITIZE_SET` replaces a client's header, so the only
+/// element is Envoy's own):
+///
+/// ```yaml
+/// forward_client_cert_details: SANITIZE_SET
+/// set_current_client_cert_details:
+///   cert: true
+/// ```
+///
+/// with `require_client_certificate: false` and a `validation_context` holding your CA in
+/// the downstream TLS context. Then `MCP_TRUSTED_PROXIES` names the proxy and
+/// `MCP_CLIENT_CERT_HEADER=nginx` (or `envoy`, or a header name) turns this layer on in the
+/// configured stack (`mcp_auth::config`).
+///
+/// # Example
+///
+/// ```
+/// use mcp_auth::hardening::{CertHeader, ForwardedClientCertLayer};
+/// use mcp_auth::request_info::{ClientCertificate, PeerAddr, TrustedProxies};
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let proxies = TrustedProxies::parse("MCP_TRUSTED_PROXIES", "10.0.0.7").unwrap();
+/// let svc = ForwardedClientCertLayer::new(proxies, CertHeader::nginx()).layer(service_fn(
+///     |req: http::Request<()>| async move {
+///         let cert = req.extensions().get::<ClientCertificate>().cloned();
+///         Ok::<_, std::convert::Infallible>(http::Response::new(cert))
+///     },
+/// ));
+///
+/// let key = rcgen::KeyPair::generate().unwrap();
+/// let cert = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().self_signed(&key).unwrap();
+/// // What nginx's $ssl_client_escaped_cert holds.
+/// let escaped = cert.pem().replace('\n', "%0A").replace(' ', "%20").replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+///
+/// let from = |peer: [u8; 4]| {
+///     let mut req = http::Request::get("/mcp").header("x-ssl-client-cert", &escaped).body(()).unwrap();
+///     req.extensions_mut().insert(PeerAddr(peer.into()));
+///     req
+/// };
+/// let seen = svc.clone().oneshot(from([10, 0, 0, 7])).await.unwrap().into_body();
+/// assert_eq!(seen.unwrap().der(), cert.der().as_ref());
+/// // The same header from a peer that is not a trusted proxy: ignored.
+/// assert!(svc.oneshot(from([203, 0, 113, 9])).await.unwrap().into_body().is_none());
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct ForwardedClientCertLayer {
