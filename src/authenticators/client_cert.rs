@@ -31,8 +31,9 @@
 //!
 //! # In a variable
 //!
-//! `MCP_CLIENT_CERT_SUBJECTS` (the example server) holds comma-separated entries in the
-//! syntax of static credentials, with the subject where the secret would be:
+//! `MCP_CLIENT_CERT_SUBJECTS` (read by `mcp_auth::config`, feature `config`) holds
+//! comma-separated entries in the syntax of static credentials, with the subject where the
+//! secret would be:
 //!
 //! ```text
 //! SUBJECT[;scopes=SCOPE SCOPE…][;roles=ROLE ROLE…]
