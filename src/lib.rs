@@ -77,6 +77,8 @@ pub use secret::Secret;
 pub use authenticators::api_key::{ApiKeyAuthenticator, ApiKeyLayer};
 #[cfg(feature = "bearer")]
 pub use authenticators::bearer::{BearerAuthenticator, BearerLayer};
+#[cfg(feature = "mtls")]
+pub use authenticators::client_cert::{ClientCertAuthenticator, ClientCertLayer};
 #[cfg(any(feature = "api-key", feature = "bearer"))]
 pub use authenticators::credential::Credential;
 #[cfg(feature = "introspection")]
