@@ -104,9 +104,24 @@ impl<C: AsRequestContext> FromContextPart<C> for OptionalAuth {
 }
 
 /// The rmcp error for a refused check: `invalid_request` (-32600) whose message and `data`
-/// name the missing scopes (`{"error": "insufficient_scope", "scope": "a b"}`).
+/// name the missing scopes (`{"error": "insufficient_scope", "scope": "a b"}`), or, for a
+/// step-up refusal, what to authenticate with
+/// (`{"error": "insufficient_user_authentication", "acr_values": "…", "max_age": 300}`).
 #[must_use]
 pub fn insufficient_scope_error(err: &AuthError) -> ErrorData {
+    if err.kind() == crate::AuthErrorKind::InsufficientUserAuthentication {
+        let mut data = serde_json::json!({ "error": "insufficient_user_authentication" });
+        if !err.acr_values().is_empty() {
+            data["acr_values"] = join_scopes(err.acr_values().iter()).into();
+        }
+        if let Some(max_age) = err.max_age() {
+            data["max_age"] = max_age.into();
+        }
+        return ErrorData::invalid_request(
+            "insufficient user authentication: authenticate again as the challenge asks",
+            Some(data),
+        );
+    }
     let scope = join_scopes(err.required_scopes().iter());
     ErrorData::invalid_request(
         format!("insufficient scope: this operation needs `{scope}`"),
