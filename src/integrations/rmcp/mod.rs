@@ -110,16 +110,20 @@ impl<C: AsRequestContext> FromContextPart<C> for OptionalAuth {
 #[must_use]
 pub fn insufficient_scope_error(err: &AuthError) -> ErrorData {
     if err.kind() == crate::AuthErrorKind::InsufficientUserAuthentication {
-        let mut data = serde_json::json!({ "error": "insufficient_user_authentication" });
+        let mut data = serde_json::Map::new();
+        data.insert("error".into(), "insufficient_user_authentication".into());
         if !err.acr_values().is_empty() {
-            data["acr_values"] = join_scopes(err.acr_values().iter()).into();
+            data.insert(
+                "acr_values".into(),
+                join_scopes(err.acr_values().iter()).into(),
+            );
         }
         if let Some(max_age) = err.max_age() {
-            data["max_age"] = max_age.into();
+            data.insert("max_age".into(), max_age.into());
         }
         return ErrorData::invalid_request(
             "insufficient user authentication: authenticate again as the challenge asks",
-            Some(data),
+            Some(serde_json::Value::Object(data)),
         );
     }
     let scope = join_scopes(err.required_scopes().iter());
