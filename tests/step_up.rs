@@ -1,0 +1,149 @@
+//! Authentication step-up (RFC 9470) through the example server: a tool that needs a stronger
+//! (`acr`) or more recent (`auth_time`) login answers 401 `insufficient_user_authentication`
+//! with `acr_values` / `max_age` to a caller that has the scopes; scopes are judged first (403);
+//! listings still show the tool. Tokens are HS256 JWTs minted here with the claims an
+//! identity provider sets (tests/e2e_step_up.rs has them from oidc-provider).
+
+mod support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
+use mcp_auth::testing::assert_challenge;
+use serde_json::{Map, Value, json};
+
+const SECRET: &str = "step-up-secret-0123456789abcdef-0123";
+const TOOLS: &str = "whoami=;read_data=data:read;write_data=data:write;\
+                     delete_data=data:admin acr:urn:mcp:loa:2 acr:urn:mcp:loa:3 max_age:300";
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn token(public_url: &str, scope: &str, acr: Option<&str>, auth_time: Option<u64>) -> String {
+    let mut c = Map::new();
+    c.insert("sub".into(), "alice".into());
+    c.insert("scope".into(), scope.into());
+    if let Some(a) = acr {
+        c.insert("acr".into(), a.into());
+    }
+    if let Some(t) = auth_time {
+        c.insert("auth_time".into(), t.into());
+    }
+    JwtMinter::hmac(SECRET, Algorithm::HS256)
+        .unwrap()
+        .audience(public_url)
+        .mint_claims(c)
+        .unwrap()
+}
+
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+async fn post(url: &str, token: &str, session: Option<&str>, body: Value) -> Reply {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let res = req.send().await.unwrap();
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// A session for `token`; returns its id.
+async fn session(url: &str, token: &str) -> String {
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
+    let res = post(url, token, None, init).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let id = res.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    assert_eq!(post(url, token, Some(&id), note).await.status, 202);
+    id
+}
+
+async fn call(url: &str, token: &str, tool: &str) -> Reply {
+    let sid = session(url, token).await;
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":{"key":"k"}}});
+    post(url, token, Some(&sid), body).await
+}
+
+async fn server() -> (support::Server, String) {
+    let srv = support::start_with(|_| {
+        vec![
+            ("MCP_JWT_SECRET".into(), SECRET.into()),
+            ("MCP_TOOL_SCOPES".into(), TOOLS.into()),
+            ("MCP_AUTHORIZATION_SERVERS".into(), "http://127.0.0.1:1".into()),
+        ]
+    })
+    .await;
+    let url = srv.url();
+    (srv, url)
+}
+
+#[tokio::test]
+async fn a_weak_or_old_login_is_asked_to_step_up_and_a_strong_recent_one_passes() {
+    let (_srv, url) = server().await;
+    let admin = "data:read data:write data:admin";
+
+    // The scopes, but a password-level login: 401 naming the classes and the age.
+    let weak = token(&url, admin, Some("urn:mcp:loa:1"), Some(now() - 10));
+    let res = call(&url, &weak, "delete_data").await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    assert_challenge(&res.headers, "Bearer")
+        .error("insufficient_user_authentication")
+        .param("acr_values", "urn:mcp:loa:2 urn:mcp:loa:3")
+        .param("max_age", "300")
+        .has_param("resource_metadata");
+    let body: Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(body["error"], "insufficient_user_authentication");
+
+    // A strong login that is too old: the same challenge (the age is what is missing).
+    let old = token(&url, admin, Some("urn:mcp:loa:2"), Some(now() - 3600));
+    let res = call(&url, &old, "delete_data").await;
+    assert_eq!(res.status, 401);
+    assert_challenge(&res.headers, "Bearer")
+        .error("insufficient_user_authentication")
+        .param("max_age", "300");
+
+    // No acr or auth_time at all.
+    let bare = token(&url, admin, None, None);
+    assert_eq!(call(&url, &bare, "delete_data").await.status, 401);
+
+    // Strong and recent: the tool runs.
+    let strong = token(&url, admin, Some("urn:mcp:loa:3"), Some(now() - 10));
+    let res = call(&url, &strong, "delete_data").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(res.body.contains("\"result\""), "{}", res.body);
+
+    // Tools without step-up do not care how the caller logged in.
+    assert_eq!(call(&url, &weak, "read_data").await.status, 200);
+}
+
+#[tokio::test]
+async fn scopes_are_judged_before_the_login_and_listings_still_show_the_tool() {
+    let (_srv, url) = server().await;
+    // A reader with a weak login asking for delete_data: the scope is missing first (403).
+    let reader = token(&url, "data:read", Some("urn:mcp:loa:1"), Some(now()));
+    let res = call(&url, &reader, "delete_data").await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    assert_challenge(&res.headers, "Bearer")
+        .error("insufficient_scope")
+        .scope_contains("data:admin");
+    // An admin with a weak login still sees delete_data listed (it can step up for it).
+    let weak = token(&url, "data:read data:write data:admin", Some("urn:mcp:loa:1"), Some(now()));
+    let sid = session(&url, &weak).await;
+    let res = post(&url, &weak, Some(&sid), json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})).await;
+    assert_eq!(res.status, 200);
+    assert!(res.body.contains("delete_data"), "{}", res.body);
+}
