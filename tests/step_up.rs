@@ -17,7 +17,10 @@ const TOOLS: &str = "whoami=;read_data=data:read;write_data=data:write;\
                      delete_data=data:admin acr:urn:mcp:loa:2 acr:urn:mcp:loa:3 max_age:300";
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn token(public_url: &str, scope: &str, acr: Option<&str>, auth_time: Option<u64>) -> String {
@@ -83,7 +86,10 @@ async fn server() -> (support::Server, String) {
         vec![
             ("MCP_JWT_SECRET".into(), SECRET.into()),
             ("MCP_TOOL_SCOPES".into(), TOOLS.into()),
-            ("MCP_AUTHORIZATION_SERVERS".into(), "http://127.0.0.1:1".into()),
+            (
+                "MCP_AUTHORIZATION_SERVERS".into(),
+                "http://127.0.0.1:1".into(),
+            ),
         ]
     })
     .await;
@@ -141,9 +147,77 @@ async fn scopes_are_judged_before_the_login_and_listings_still_show_the_tool() {
         .error("insufficient_scope")
         .scope_contains("data:admin");
     // An admin with a weak login still sees delete_data listed (it can step up for it).
-    let weak = token(&url, "data:read data:write data:admin", Some("urn:mcp:loa:1"), Some(now()));
+    let weak = token(
+        &url,
+        "data:read data:write data:admin",
+        Some("urn:mcp:loa:1"),
+        Some(now()),
+    );
     let sid = session(&url, &weak).await;
-    let res = post(&url, &weak, Some(&sid), json!({"jsonrpc":"2.0","id":2,"method":"tools/list"})).await;
+    let res = post(
+        &url,
+        &weak,
+        Some(&sid),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+    )
+    .await;
     assert_eq!(res.status, 200);
     assert!(res.body.contains("delete_data"), "{}", res.body);
+}
+
+/// With oidc-provider: its access tokens carry the login's `acr` and `auth_time`; a client
+/// that answers the 401 by logging in again with `acr_values` (or `max_age`) gets a token the
+/// tool accepts.
+#[tokio::test]
+#[ignore = "needs the oidc-provider test IdP: run scripts/test.sh (it installs it)"]
+async fn tokens_from_oidc_provider_step_up_by_logging_in_again() {
+    use support::idp::{authorization_code_token, start_idp};
+    let idp = start_idp();
+    let issuer = idp.issuer.clone();
+    let srv = support::start_with(|_| {
+        vec![
+            ("MCP_OIDC_ISSUER".into(), issuer),
+            (
+                "MCP_TOOL_SCOPES".into(),
+                "whoami=;read_data=data:read;write_data=data:write max_age:2;\
+                 delete_data=data:admin acr:urn:mcp:loa:2"
+                    .into(),
+            ),
+        ]
+    })
+    .await;
+    let url = srv.url();
+
+    // A password-level login: the admin tool asks for loa:2.
+    let weak = authorization_code_token(&idp.issuer, &url, "data:admin data:write", &[]).await;
+    let res = call(&url, &weak, "delete_data").await;
+    assert_eq!(res.status, 401, "{}", res.body);
+    assert_challenge(&res.headers, "Bearer")
+        .error("insufficient_user_authentication")
+        .param("acr_values", "urn:mcp:loa:2")
+        .has_param("resource_metadata");
+    // Logging in again at that level.
+    let strong = authorization_code_token(
+        &idp.issuer,
+        &url,
+        // `acr_values` is an OpenID Connect parameter: it comes with `openid`.
+        "openid data:admin data:write",
+        &[("acr_values", "urn:mcp:loa:2")],
+    )
+    .await;
+    let res = call(&url, &strong, "delete_data").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    // write_data wants a login at most 2 s old: fine now, not after 3 s.
+    assert_eq!(call(&url, &strong, "write_data").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let res = call(&url, &strong, "write_data").await;
+    assert_eq!(res.status, 401);
+    assert_challenge(&res.headers, "Bearer")
+        .error("insufficient_user_authentication")
+        .param("max_age", "2");
+    // A fresh login (max_age asks the provider to authenticate again).
+    let fresh =
+        authorization_code_token(&idp.issuer, &url, "openid data:write", &[("max_age", "2")]).await;
+    assert_eq!(call(&url, &fresh, "write_data").await.status, 200);
 }

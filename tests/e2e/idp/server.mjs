@@ -6,6 +6,9 @@
 //   without `resource` is opaque;
 // - `rs-client` / `rs-secret`: the resource server's own credentials, for introspection;
 // - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation;
+// - authentication context classes `urn:mcp:loa:1` (default) and `urn:mcp:loa:2` (asked for
+//   with `acr_values`): access tokens from a user's login carry `acr` and `auth_time`
+//   (RFC 9470 step-up tests);
 // - DPoP (RFC 9449): a token request with a `DPoP` proof gets a DPoP-bound token
 //   (`token_type: DPoP`, `cnf.jkt` in the JWT and in introspection answers).
 //
@@ -52,6 +55,15 @@ const provider = new Provider(ISSUER, {
     },
   ],
   scopes: ['openid', 'offline_access', ...SCOPES],
+  acrValues: ['urn:mcp:loa:1', 'urn:mcp:loa:2'],
+  // The login behind a user's access token: how (acr) and when (auth_time) the user
+  // authenticated, for resource servers that ask for step-up (RFC 9470).
+  extraTokenClaims: async (ctx, token) => {
+    if (token.kind !== 'AccessToken') return undefined;
+    const login = ctx.oidc.entities.AuthorizationCode || ctx.oidc.entities.RefreshToken;
+    if (!login) return undefined;
+    return { acr: login.acr, auth_time: login.authTime };
+  },
   findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   features: {
     devInteractions: { enabled: false },
@@ -110,7 +122,10 @@ provider.use(async (ctx, next) => {
   if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   if (details.prompt.name === 'login') {
-    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'alice' } }, { mergeWithLastSubmission: false });
+    // A stronger login when the client asks for it (`acr_values`).
+    const asked = String(details.params.acr_values || '').split(' ');
+    const acr = asked.includes('urn:mcp:loa:2') ? 'urn:mcp:loa:2' : 'urn:mcp:loa:1';
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'alice', acr, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
   }
   const grant = details.grantId
     ? await provider.Grant.find(details.grantId)
