@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mcp_auth::authenticators::jwt::{Algorithm, JwtMinter};
 use mcp_auth::testing::assert_challenge;
 use serde_json::{Map, Value, json};
+use support::raw::{Reply, call_tool, post_json, session_with};
 
 const SECRET: &str = "step-up-secret-0123456789abcdef-0123";
 const TOOLS: &str = "whoami=;read_data=data:read;write_data=data:write;\
@@ -40,45 +41,9 @@ fn token(public_url: &str, scope: &str, acr: Option<&str>, auth_time: Option<u64
         .unwrap()
 }
 
-struct Reply {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn post(url: &str, token: &str, session: Option<&str>, body: Value) -> Reply {
-    let mut req = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .header("accept", "application/json, text/event-stream")
-        .json(&body);
-    if let Some(s) = session {
-        req = req.header("mcp-session-id", s);
-    }
-    let res = req.send().await.unwrap();
-    Reply {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        body: res.text().await.unwrap(),
-    }
-}
-
-/// A session for `token`; returns its id.
-async fn session(url: &str, token: &str) -> String {
-    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}});
-    let res = post(url, token, None, init).await;
-    assert_eq!(res.status, 200, "{}", res.body);
-    let id = res.headers["mcp-session-id"].to_str().unwrap().to_owned();
-    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
-    assert_eq!(post(url, token, Some(&id), note).await.status, 202);
-    id
-}
-
 async fn call(url: &str, token: &str, tool: &str) -> Reply {
-    let sid = session(url, token).await;
-    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":tool,"arguments":{"key":"k"}}});
-    post(url, token, Some(&sid), body).await
+    let auth = format!("Bearer {token}");
+    call_tool(url, &[("authorization", &auth)], tool).await
 }
 
 async fn server() -> (support::Server, String) {
@@ -153,14 +118,11 @@ async fn scopes_are_judged_before_the_login_and_listings_still_show_the_tool() {
         Some("urn:mcp:loa:1"),
         Some(now()),
     );
-    let sid = session(&url, &weak).await;
-    let res = post(
-        &url,
-        &weak,
-        Some(&sid),
-        json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
-    )
-    .await;
+    let auth = format!("Bearer {weak}");
+    let headers = [("authorization", auth.as_str())];
+    let sid = session_with(&url, &headers).await;
+    let list = json!({"jsonrpc":"2.0","id":2,"method":"tools/list"});
+    let res = post_json(&url, &headers, Some(&sid), &list).await;
     assert_eq!(res.status, 200);
     assert!(res.body.contains("delete_data"), "{}", res.body);
 }
