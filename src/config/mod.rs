@@ -72,7 +72,7 @@
 //! | `MCP_DPOP_NONCE_KEY` † | at least 32 bytes, the same on every instance: the HMAC key of the nonces (default: random per process) |
 //! | `MCP_DPOP_NONCE_LIFETIME` | seconds a nonce stays valid (default 300) |
 //! | `MCP_DPOP_REPLAY_CAPACITY` | proof ids remembered in memory to refuse replays (default 1,000,000; full → 503); with `MCP_REDIS_URL`, Redis remembers them instead |
-//! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
+//! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]; `acr:VALUE` and `max_age:SECONDS` for step-up); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
 //! | `MCP_SCOPE_IMPLIES` | scope implications, `broader>narrower,…` (`data:write>data:read`); `prefix:*` always implies every `prefix:` scope |
 //! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
 //! | `MCP_TRUST_FORWARDED_HOST` | `true`: from trusted proxies, believe `X-Forwarded-Host`/`-Proto` for the metadata URL, challenges and `MCP_REQUIRE_HTTPS` |
