@@ -57,7 +57,10 @@ impl Slot {
         }
         if self.attempts.load(Ordering::Acquire) != seen {
             // A fetch finished while this caller waited, and did not leave a fresh credential.
-            let last = self.last_error.lock().unwrap_or_else(PoisonError::into_inner);
+            let last = self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some((_, err)) = last.as_ref() {
                 return Err(err.clone());
             }
@@ -66,7 +69,10 @@ impl Slot {
         let n = self.attempts.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
         match result {
             Ok((credential, ttl)) => {
-                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
                 let until = Instant::now().checked_add(ttl).unwrap_or_else(Instant::now);
                 *self.cached.write().unwrap_or_else(PoisonError::into_inner) = Some(Cached {
                     credential: credential.clone(),
@@ -75,8 +81,10 @@ impl Slot {
                 Ok(credential)
             }
             Err(err) => {
-                *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some((n, err.clone()));
+                *self
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some((n, err.clone()));
                 Err(err)
             }
         }
@@ -108,7 +116,10 @@ pub(crate) fn serve_for(
         life.saturating_sub(skew).max(life / 2)
     });
     match cap {
-        Some(at) => ttl.min(at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)),
+        Some(at) => ttl.min(
+            at.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO),
+        ),
         None => ttl,
     }
 }

@@ -135,7 +135,10 @@ impl TokenEndpoint {
     }
 
     /// POSTs the grant `form` with client authentication; the token answer.
-    pub(crate) async fn request(&self, form: &[(&str, &str)]) -> Result<TokenAnswer, OutboundError> {
+    pub(crate) async fn request(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<TokenAnswer, OutboundError> {
         let req = self
             .http
             .post(&self.url)
@@ -147,10 +150,7 @@ impl TokenEndpoint {
             .timeout(self.timeout);
         let req = self.authenticate(req, form)?;
         let work = async {
-            let res = req
-                .send()
-                .await
-                .map_err(|e| transport(&e))?;
+            let res = req.send().await.map_err(|e| transport(&e))?;
             let status = res.status();
             let bytes = read_limited(res).await?;
             Ok::<_, OutboundError>((status, bytes))
@@ -190,7 +190,9 @@ impl TokenEndpoint {
         }
         match self.auth {
             ClientAuth::Basic => {
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 let pair = zeroize::Zeroizing::new(format!(
                     "{}:{}",
                     enc(&self.client_id),
@@ -285,10 +287,7 @@ impl TokenAnswer {
         Ok(Self {
             access_token: Secret::new(access_token),
             expires_in,
-            refresh_token: raw
-                .refresh_token
-                .filter(|t| !t.is_empty())
-                .map(Secret::new),
+            refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         })
     }
 }

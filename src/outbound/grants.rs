@@ -133,7 +133,11 @@ impl ClientCredentials {
     async fn fetch(&self) -> Result<(Credential, Duration), OutboundError> {
         let mut form = vec![("grant_type", "client_credentials")];
         self.target.append(&mut form);
-        let answer = self.endpoint.request(&form).await.inspect_err(log_failure)?;
+        let answer = self
+            .endpoint
+            .request(&form)
+            .await
+            .inspect_err(log_failure)?;
         Ok(credential_of(&answer, self.skew, None))
     }
 }
@@ -253,7 +257,11 @@ impl RefreshTokenGrant {
             ("refresh_token", refresh.expose()),
         ];
         self.target.append(&mut form);
-        let answer = self.endpoint.request(&form).await.inspect_err(log_failure)?;
+        let answer = self
+            .endpoint
+            .request(&form)
+            .await
+            .inspect_err(log_failure)?;
         let next = answer.refresh_token.clone().unwrap_or(refresh);
         if let Err(err) = self.store.save(&next).await {
             // The new refresh token is kept in memory; a restart before the store recovers
@@ -430,7 +438,11 @@ impl TokenExchange {
             form.push(("actor_token_type", ACCESS_TOKEN_TYPE));
         }
         self.target.append(&mut form);
-        let answer = self.endpoint.request(&form).await.inspect_err(log_failure)?;
+        let answer = self
+            .endpoint
+            .request(&form)
+            .await
+            .inspect_err(log_failure)?;
         let (credential, ttl) = credential_of(&answer, self.skew, caller.expires_at());
         credential.check_not_inbound(caller)?;
         Ok((credential, ttl))

@@ -69,7 +69,9 @@ pub use self::layer::{BoxError, OutboundClient, OutboundLayer, OutboundService, 
 pub use self::refresh::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, StoreFuture,
 };
-pub use self::source::{Credential, CredentialFuture, OUTBOUND_TARGET, StaticCredential, TokenSource};
+pub use self::source::{
+    Credential, CredentialFuture, OUTBOUND_TARGET, StaticCredential, TokenSource,
+};
 
 #[cfg(test)]
 mod tests;

@@ -44,7 +44,11 @@ impl fmt::Debug for MemoryRefreshTokenStore {
 
 impl RefreshTokenStore for MemoryRefreshTokenStore {
     fn load(&self) -> StoreFuture<'_, Option<Secret>> {
-        let t = self.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let t = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Box::pin(std::future::ready(Ok(t)))
     }
     fn save<'a>(&'a self, token: &'a Secret) -> StoreFuture<'a, ()> {

@@ -108,7 +108,11 @@ impl Credential {
     /// The token itself (the header value without its `Bearer ` scheme), for a token request
     /// that presents it (an actor token).
     pub(crate) fn token(&self) -> &str {
-        self.0.value.expose().get(self.0.start..).unwrap_or_default()
+        self.0
+            .value
+            .expose()
+            .get(self.0.start..)
+            .unwrap_or_default()
     }
 
     /// Whether two credentials carry the same token (digests, constant time).
@@ -191,7 +195,10 @@ impl StaticCredential {
         })?;
         let cred = Credential::header(header, value);
         cred.header_value().map_err(|_| {
-            crate::error::ConfigError::new("outbound header", "the value is not a valid header value")
+            crate::error::ConfigError::new(
+                "outbound header",
+                "the value is not a valid header value",
+            )
         })?;
         Ok(Self(cred))
     }
