@@ -48,6 +48,8 @@ mod auth_layer;
 // Tier 4: what plugs into the auth layer, and the layers around it.
 pub mod authenticators;
 pub mod hardening;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 pub mod scope;
 pub mod session;
 

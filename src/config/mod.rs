@@ -105,6 +105,8 @@ mod file;
 mod hardening;
 mod jwt;
 mod oauth;
+#[cfg(feature = "outbound")]
+mod outbound;
 mod policy;
 mod redis;
 mod stack;
@@ -278,6 +280,10 @@ pub struct Config {
     /// (`MCP_CLIENT_CERT_HEADER`); [`Config::layer`] reads it.
     #[cfg(feature = "mtls")]
     pub client_cert_header: Option<crate::hardening::CertHeader>,
+    /// The client for the upstream API (`MCP_OUTBOUND_MODE`, `MCP_UPSTREAM_*`), when
+    /// configured: it adds the upstream's credential and never forwards the caller's token.
+    #[cfg(feature = "outbound")]
+    pub outbound: Option<crate::outbound::OutboundClient>,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -542,6 +548,8 @@ fn read_config<T>(
         env.problem("MCP_SCOPE_IMPLIES", e);
     }
     let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
+    #[cfg(feature = "outbound")]
+    let outbound = outbound::load_outbound(&mut env);
     let app = read_app(&mut env);
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS
@@ -570,6 +578,8 @@ fn read_config<T>(
         guards,
         tls,
         client_certs,
+        #[cfg(feature = "outbound")]
+        outbound,
         // A policy problem was reported by `finish` above; this only keeps the types honest.
         policy: policy.ok_or_else(|| ConfigError::new("MCP_TOOL_SCOPES", "is invalid"))?,
     })
@@ -636,6 +646,8 @@ struct Settings {
     tls: Option<tls::TlsSettings>,
     #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
     client_certs: client_cert::ClientCerts,
+    #[cfg(feature = "outbound")]
+    outbound: Option<crate::outbound::OutboundClient>,
     policy: ScopePolicy,
 }
 
@@ -728,6 +740,8 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
         tls: s.tls,
         #[cfg(feature = "mtls")]
         client_cert_header: s.client_certs.header,
+        #[cfg(feature = "outbound")]
+        outbound: s.outbound,
         jwt,
     })
 }

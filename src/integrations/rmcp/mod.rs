@@ -62,6 +62,31 @@ pub fn auth_context(ctx: &RequestContext<RoleServer>) -> Option<&AuthContext> {
     from_extensions(&ctx.extensions)
 }
 
+/// The caller's inbound token of an rmcp request, when
+/// [`KeepInboundTokenLayer`](crate::outbound::KeepInboundTokenLayer) kept it (feature
+/// `outbound`): for token exchange only, never to be sent upstream.
+#[cfg(feature = "outbound")]
+#[must_use]
+pub fn inbound_token(ctx: &RequestContext<RoleServer>) -> Option<&crate::outbound::InboundToken> {
+    ctx.extensions
+        .get::<Parts>()?
+        .extensions
+        .get::<crate::outbound::InboundToken>()
+}
+
+/// The [`Caller`](crate::outbound::Caller) of an rmcp request (its [`AuthContext`] and kept
+/// inbound token), to pass to an outbound client (feature `outbound`);
+/// [`Caller::service`](crate::outbound::Caller::service) without an auth layer in front.
+#[cfg(feature = "outbound")]
+#[must_use]
+pub fn outbound_caller(ctx: &RequestContext<RoleServer>) -> crate::outbound::Caller {
+    ctx.extensions
+        .get::<Parts>()
+        .map_or_else(crate::outbound::Caller::service, |p| {
+            crate::outbound::Caller::from_extensions(&p.extensions)
+        })
+}
+
 /// Tool-handler extractor: the caller's [`AuthContext`].
 #[derive(Debug, Clone)]
 pub struct Auth(pub AuthContext);
