@@ -39,12 +39,16 @@ pub enum AuthMethod {
     Jwt,
     /// An opaque token checked by token introspection (RFC 7662).
     Introspection,
+    /// A client certificate presented on the TLS connection (RFC 8705 §2), mapped to a
+    /// subject by `ClientCertAuthenticator` (feature `mtls`).
+    ClientCertificate,
     /// A custom scheme, named by its authenticator.
     Custom(Arc<str>),
 }
 
 impl AuthMethod {
-    /// A short stable name: `api_key`, `bearer`, `jwt`, `introspection`, or the custom name.
+    /// A short stable name: `api_key`, `bearer`, `jwt`, `introspection`,
+    /// `client_certificate`, or the custom name.
     #[must_use]
     pub fn as_str(&self) -> &str {
         match self {
@@ -52,6 +56,7 @@ impl AuthMethod {
             Self::Bearer => "bearer",
             Self::Jwt => "jwt",
             Self::Introspection => "introspection",
+            Self::ClientCertificate => "client_certificate",
             Self::Custom(name) => name,
         }
     }
@@ -73,6 +78,7 @@ impl AuthMethod {
             "bearer" => Self::Bearer,
             "jwt" => Self::Jwt,
             "introspection" => Self::Introspection,
+            "client_certificate" => Self::ClientCertificate,
             other => Self::Custom(other.into()),
         }
     }

@@ -54,6 +54,9 @@ pub enum AuthErrorKind {
     /// The DPoP proof must carry the server's current nonce → 401 `error="use_dpop_nonce"`
     /// with a fresh `DPoP-Nonce` header (RFC 9449 §9).
     UseDpopNonce,
+    /// The caller has the scopes but did not authenticate strongly or recently enough → 401
+    /// `error="insufficient_user_authentication"` with `acr_values` and/or `max_age` (RFC 9470).
+    InsufficientUserAuthentication,
     /// A key source or store needed to decide is unavailable → 503, with `Retry-After` when
     /// known. Never a 401: that would send clients into re-authorization loops.
     Unavailable,
@@ -74,6 +77,7 @@ impl AuthErrorKind {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InsufficientUserAuthentication => "insufficient_user_authentication",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -105,7 +109,15 @@ pub struct AuthError {
     retry_after: Option<Duration>,
     detail: Option<&'static str>,
     nonce: Option<Arc<str>>,
+    step_up: Option<Arc<StepUp>>,
     source: Option<Arc<dyn StdError + Send + Sync>>,
+}
+
+/// What a step-up challenge asks for (RFC 9470 §3).
+#[derive(Debug)]
+struct StepUp {
+    acr_values: Vec<String>,
+    max_age: Option<u64>,
 }
 
 impl AuthError {
@@ -117,6 +129,7 @@ impl AuthError {
             retry_after: None,
             detail: None,
             nonce: None,
+            step_up: None,
             source: None,
         }
     }
@@ -181,6 +194,23 @@ impl AuthError {
         let mut err = Self::new(AuthErrorKind::UseDpopNonce)
             .with_description("the DPoP proof must carry the server's nonce");
         err.nonce = Some(nonce.into());
+        err
+    }
+
+    /// The caller must authenticate again, with one of `acr_values` (any, when empty) and/or
+    /// no longer than `max_age` seconds ago (401 `insufficient_user_authentication`, RFC 9470).
+    #[must_use]
+    pub fn insufficient_user_authentication<I, T>(acr_values: I, max_age: Option<u64>) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let mut err = Self::new(AuthErrorKind::InsufficientUserAuthentication)
+            .with_description("a stronger or more recent authentication is required");
+        err.step_up = Some(Arc::new(StepUp {
+            acr_values: acr_values.into_iter().map(Into::into).collect(),
+            max_age,
+        }));
         err
     }
 
@@ -263,6 +293,18 @@ impl AuthError {
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
+    }
+
+    /// The authentication context classes a step-up challenge names (`acr_values`).
+    #[must_use]
+    pub fn acr_values(&self) -> &[String] {
+        self.step_up.as_ref().map_or(&[], |s| &s.acr_values)
+    }
+
+    /// The largest authentication age, in seconds, a step-up challenge names (`max_age`).
+    #[must_use]
+    pub fn max_age(&self) -> Option<u64> {
+        self.step_up.as_ref().and_then(|s| s.max_age)
     }
 
     /// The DPoP nonce to send in `DPoP-Nonce` (for [`AuthErrorKind::UseDpopNonce`]).

@@ -48,6 +48,8 @@ mod auth_layer;
 // Tier 4: what plugs into the auth layer, and the layers around it.
 pub mod authenticators;
 pub mod hardening;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 pub mod scope;
 pub mod session;
 
@@ -77,6 +79,8 @@ pub use secret::Secret;
 pub use authenticators::api_key::{ApiKeyAuthenticator, ApiKeyLayer};
 #[cfg(feature = "bearer")]
 pub use authenticators::bearer::{BearerAuthenticator, BearerLayer};
+#[cfg(feature = "mtls")]
+pub use authenticators::client_cert::{ClientCertAuthenticator, ClientCertLayer};
 #[cfg(any(feature = "api-key", feature = "bearer"))]
 pub use authenticators::credential::Credential;
 #[cfg(feature = "introspection")]

@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClientTransportConfig, StreamableHttpError,
 };
 use serde_json::{Value, json};
-use support::idp::start_idp;
+use support::idp::{browse, start_idp};
 use support::raw::probe;
 use support::start_with;
 
@@ -51,6 +51,9 @@ async fn metadata_is_served_at_both_paths_and_every_challenge_points_to_it() {
         "scopes_supported": ["data:admin", "data:read", "data:write"],
         "bearer_methods_supported": ["header"],
         "resource_name": "mcp-auth example data server",
+        // DPoP-bound tokens are accepted (with proofs), plain bearer tokens too.
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "PS256", "RS256"],
+        "dpop_bound_access_tokens_required": false,
     });
     for path in [
         "/.well-known/oauth-protected-resource/mcp",
@@ -230,33 +233,6 @@ async fn jwts_and_introspected_opaque_tokens_are_accepted_side_by_side() {
 }
 
 // --- rmcp's OAuth client ----------------------------------------------------------------------
-
-/// A headless browser: follows the authorization server's redirects (keeping its cookies)
-/// until it is sent to `redirect_uri`; returns that URL (code and state in the query).
-async fn browse(authorization_url: &str, redirect_uri: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    let mut url = reqwest::Url::parse(authorization_url).unwrap();
-    for _ in 0..10 {
-        let res = http.get(url.clone()).send().await.unwrap();
-        assert!(
-            res.status().is_redirection(),
-            "{url}: {} {}",
-            res.status(),
-            res.text().await.unwrap_or_default()
-        );
-        let location = res.headers()["location"].to_str().unwrap().to_owned();
-        let next = url.join(&location).unwrap();
-        if next.as_str().starts_with(redirect_uri) {
-            return next.to_string();
-        }
-        url = next;
-    }
-    panic!("too many redirects from {authorization_url}");
-}
 
 /// The scope a 403 challenge asks for, from rmcp's transport error.
 fn required_scope(err: &rmcp::ServiceError) -> Option<String> {

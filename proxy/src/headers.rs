@@ -21,7 +21,7 @@ const HOP_BY_HOP: [HeaderName; 6] = [
 /// Request fields never forwarded: the client's credentials (no token passthrough), fields the
 /// proxy sets itself (`Host`, forwarding, framing) and `Expect` (the proxy already read the
 /// body it forwards).
-const REQUEST_DROPPED: [HeaderName; 12] = [
+const REQUEST_DROPPED: [HeaderName; 14] = [
     header::AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
     // A DPoP proof belongs with the token it was made for, which stays here too.
@@ -33,6 +33,10 @@ const REQUEST_DROPPED: [HeaderName; 12] = [
     HeaderName::from_static("x-forwarded-proto"),
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-real-ip"),
+    // Client certificates as TLS-terminating proxies report them (nginx, Envoy): an upstream
+    // that trusts this proxy must never see one a client wrote itself.
+    HeaderName::from_static("x-ssl-client-cert"),
+    HeaderName::from_static("x-forwarded-client-cert"),
     header::CONTENT_LENGTH,
     header::EXPECT,
 ];
@@ -258,6 +262,8 @@ mod tests {
             ("x-api-key", "secret-key"),
             ("cookie", "session=abc"),
             ("dpop", "eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig"),
+            ("x-ssl-client-cert", "-----BEGIN%20CERTIFICATE-----"),
+            ("x-forwarded-client-cert", "Hash=abc;Cert=\"x\""),
             ("X-MCP-Subject", "mallory"),
             ("x-mcp-anything", "x"),
             ("x-forwarded-for", "10.9.9.9"),
@@ -273,6 +279,8 @@ mod tests {
             "x-api-key",
             "cookie",
             "dpop",
+            "x-ssl-client-cert",
+            "x-forwarded-client-cert",
             "forwarded",
             "x-mcp-anything",
         ] {

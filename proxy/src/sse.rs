@@ -406,7 +406,7 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert_eq!(
             out,
-            "data: {\"id\":8,\"jsonrpc\":\"2.0\",\"result\":{\"tools\":[]}}\n\n"
+            "data: {\"id\":8,\"jsonrpc\":\"2.0\",\"result\":{\"cacheScope\":\"private\",\"tools\":[]}}\n\n"
         );
     }
 }

@@ -8,6 +8,7 @@
 //! | [`jwt`] | JWT access tokens: shared secrets, keys, JWKS, OIDC discovery | [`JwtLayer`](jwt::JwtLayer) |
 //! | [`introspection`] | opaque tokens checked by RFC 7662 introspection | [`IntrospectionLayer`](introspection::IntrospectionLayer) |
 //! | [`dpop`] | DPoP-bound tokens and their proofs (RFC 9449), around `jwt` / `introspection` | [`DpopLayer`](dpop::DpopLayer) |
+//! | `client_cert` (feature `mtls`) | the client certificate of the TLS connection (RFC 8705), mapped to a subject | `ClientCertLayer` |
 //!
 //! and the pieces they share: [`header`] (reading credentials from request headers),
 //! [`credential`] (static credentials and their environment syntax) and [`revocable`]
@@ -36,6 +37,8 @@ pub mod revocable;
 pub mod api_key;
 #[cfg(feature = "bearer")]
 pub mod bearer;
+#[cfg(feature = "mtls")]
+pub mod client_cert;
 #[cfg(feature = "dpop")]
 pub mod dpop;
 #[cfg(feature = "introspection")]

@@ -74,7 +74,7 @@
 //! | `MCP_DPOP_NONCE_KEY` † | at least 32 bytes, the same on every instance: the HMAC key of the nonces (default: random per process) |
 //! | `MCP_DPOP_NONCE_LIFETIME` | seconds a nonce stays valid (default 300) |
 //! | `MCP_DPOP_REPLAY_CAPACITY` | proof ids remembered in memory to refuse replays (default 1,000,000; full → 503); with `MCP_REDIS_URL`, Redis remembers them instead |
-//! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
+//! | `MCP_TOOL_SCOPES` | per-tool requirements, `tool=requirement;…` ([`tool_policy`]; `acr:VALUE` and `max_age:SECONDS` for step-up); unset: every tool open to any authenticated caller; set: tools it does not name are refused |
 //! | `MCP_SCOPE_IMPLIES` | scope implications, `broader>narrower,…` (`data:write>data:read`); `prefix:*` always implies every `prefix:` scope |
 //! | `MCP_TRUSTED_PROXIES` | reverse proxies (comma-separated addresses or CIDR blocks): from these peers only, the right-most `X-Forwarded-For` address that is not a listed proxy is the client |
 //! | `MCP_TRUST_FORWARDED_HOST` | `true`: from trusted proxies, believe `X-Forwarded-Host`/`-Proto` for the metadata URL, challenges and `MCP_REQUIRE_HTTPS` |
@@ -85,32 +85,50 @@
 //! | `MCP_REDIS_URL` † | (feature `redis`) keep issued tokens, revocations, failure counters and session bindings in Redis (`redis://`, `rediss://` for TLS) |
 //! | `MCP_REDIS_CA_FILE`, `MCP_REDIS_CLIENT_CERT_FILE`, `MCP_REDIS_CLIENT_KEY` † | TLS to Redis: the CA(s) of its certificate, a client certificate chain and key (PEM) |
 //! | `MCP_REDIS_RECORD_KEY` † | at least 32 bytes, the same on every instance: token records in Redis carry an HMAC-SHA256 under it |
+//! | `MCP_TLS_CERT`, `MCP_TLS_KEY` | (feature `mtls`, read only by an application that serves TLS itself: [`Loader::serve_tls`]) PEM files of the certificate chain and its private key: serve HTTPS; `MCP_PUBLIC_URL` then defaults to `https://<MCP_BIND>/mcp` |
+//! | `MCP_TLS_CLIENT_CA` | (with `MCP_TLS_CERT`) PEM bundle of the CA(s) client certificates are verified against: ask clients for a certificate |
+//! | `MCP_TLS_CLIENT_AUTH` | `optional` (default: clients without a certificate still connect, OAuth clients keep working) or `required` (a handshake without a valid certificate fails) |
+//! | `MCP_TLS_HANDSHAKE_TIMEOUT` | seconds a TLS handshake may take before the connection is dropped (default 10, at most 300) |
+//! | `MCP_CLIENT_CERT_HEADER` | (feature `mtls`) `nginx` (`X-SSL-Client-Cert` with `$ssl_client_escaped_cert`), `envoy` (`X-Forwarded-Client-Cert`), or a header name holding a URL-encoded PEM certificate: the client certificate a trusted proxy verified (needs `MCP_TRUSTED_PROXIES`; default off) |
+//! | `MCP_CLIENT_CERT_SUBJECTS` | (feature `mtls`) accept client certificates as credentials: comma-separated `SUBJECT;scopes=…;roles=…` (`*`: any other subject; without it unknown subjects get 401); tried last, for requests with no credential in a header |
+//! | `MCP_CLIENT_CERT_SUBJECT_FROM` | where a certificate names its subject, in order: `san-uri,san-dns,san-email,cn` (the default; any subset). The first source the certificate has decides |
+//!
+//! Certificate-bound access tokens (`cnf.x5t#S256`, RFC 8705) are accepted only with the
+//! certificate they name, whichever of these put it in the request.
 //!
 //! With no credential of any kind configured, a bearer token is generated
 //! ([`Config::generated_token`], subject `local-admin`) and required: the stack never serves
 //! unauthenticated.
 
+mod client_cert;
 mod credentials;
 mod dpop;
 mod file;
 mod hardening;
 mod jwt;
 mod oauth;
+#[cfg(feature = "outbound")]
+mod outbound;
 mod policy;
 mod redis;
 mod stack;
 mod stores;
+mod tls;
 
 pub use self::file::MAX_CONFIG_FILE;
 pub use self::hardening::Guards;
 pub use self::policy::tool_policy;
 pub use self::stack::{AuthStack, AuthStackLayer};
 pub use self::stores::{Counters, Replays, Sessions, Tokens};
+#[cfg(feature = "mtls")]
+pub use self::tls::{ClientAuth, DEFAULT_HANDSHAKE_TIMEOUT, TlsSettings};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::authenticators::bearer::TokenManager;
+#[cfg(feature = "mtls")]
+use crate::authenticators::client_cert::ClientCertAuthenticator;
 use crate::authenticators::dpop::DpopAuthenticator;
 use crate::authenticators::introspection::{IntrospectionAuthenticator, IntrospectionBuilder};
 use crate::authenticators::jwt::{JwtAuthenticator, JwtBuilder};
@@ -164,6 +182,14 @@ pub const SETTINGS: &[&str] = &[
     "MCP_REDIS_CLIENT_CERT_FILE",
     "MCP_REDIS_CLIENT_KEY",
     "MCP_REDIS_RECORD_KEY",
+    "MCP_TLS_CERT",
+    "MCP_TLS_KEY",
+    "MCP_TLS_CLIENT_CA",
+    "MCP_TLS_CLIENT_AUTH",
+    "MCP_TLS_HANDSHAKE_TIMEOUT",
+    "MCP_CLIENT_CERT_HEADER",
+    "MCP_CLIENT_CERT_SUBJECTS",
+    "MCP_CLIENT_CERT_SUBJECT_FROM",
 ];
 
 /// The request headers a browser MCP client sends to the endpoint, for a CORS layer around
@@ -203,9 +229,20 @@ const SECRET_SETTINGS: &[&str] = &[
 ];
 
 /// The authenticators of a configured stack, in the order a request's credential is tried:
-/// API keys, static and issued bearer tokens, then the authorization server's tokens (JWTs,
-/// token introspection) behind DPoP. Each is `None` when not configured.
-pub type ConfiguredAuth = Chain<
+/// the credentials in headers ([`HeaderAuth`]), then (feature `mtls`) the client certificate.
+/// Each is `None` when not configured.
+#[cfg(feature = "mtls")]
+pub type ConfiguredAuth = Chain<HeaderAuth, Option<ClientCertAuthenticator>>;
+
+/// The authenticators of a configured stack (with feature `mtls`, a client certificate
+/// authenticator follows them).
+#[cfg(not(feature = "mtls"))]
+pub type ConfiguredAuth = HeaderAuth;
+
+/// The authenticators of credentials in headers, in the order a request's credential is
+/// tried: API keys, static and issued bearer tokens, then the authorization server's tokens
+/// (JWTs, token introspection) behind DPoP. Each is `None` when not configured.
+pub type HeaderAuth = Chain<
     Option<ApiKeyAuthenticator>,
     Chain<Option<BearerAuthenticator<Tokens>>, Option<DpopAuthenticator<OAuthTokens, Replays>>>,
 >;
@@ -238,6 +275,18 @@ pub struct Config {
     pub resource: Option<ProtectedResource>,
     /// Transport guards, failure limits and where counters and session bindings live.
     pub guards: Guards,
+    /// TLS served by the application itself (`MCP_TLS_*`), when it asked for it with
+    /// [`Loader::serve_tls`] and `MCP_TLS_CERT` is set.
+    #[cfg(feature = "mtls")]
+    pub tls: Option<TlsSettings>,
+    /// The header a trusted proxy passes verified client certificates in
+    /// (`MCP_CLIENT_CERT_HEADER`); [`Config::layer`] reads it.
+    #[cfg(feature = "mtls")]
+    pub client_cert_header: Option<crate::hardening::CertHeader>,
+    /// The client for the upstream API (`MCP_OUTBOUND_MODE`, `MCP_UPSTREAM_*`), when
+    /// configured: it adds the upstream's credential and never forwards the caller's token.
+    #[cfg(feature = "outbound")]
+    pub outbound: Option<crate::outbound::OutboundClient>,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -249,6 +298,7 @@ impl std::fmt::Debug for Config {
             .field("schemes", &self.scheme_names())
             .field("generated_token", &self.generated_token)
             .field("guards", &self.guards)
+            .field("tls", &self.serves_tls())
             .finish_non_exhaustive()
     }
 }
@@ -258,6 +308,15 @@ impl Config {
     #[must_use]
     pub fn jwt(&self) -> Option<&JwtAuthenticator> {
         self.jwt.as_ref()
+    }
+
+    /// Whether the application serves TLS itself with [`Config::tls`] (feature `mtls`).
+    #[must_use]
+    pub fn serves_tls(&self) -> bool {
+        #[cfg(feature = "mtls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "mtls"))]
+        false
     }
 
     /// Starts fetching JWKS keys in the background now rather than on the first request
@@ -306,6 +365,7 @@ pub fn load() -> Result<Config, ConfigError> {
 pub struct Loader {
     env: EnvReader,
     defaults: Vec<(String, String)>,
+    serve_tls: bool,
 }
 
 impl std::fmt::Debug for Loader {
@@ -314,6 +374,7 @@ impl std::fmt::Debug for Loader {
         let defaults: Vec<&str> = self.defaults.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("Loader")
             .field("defaults", &defaults)
+            .field("serve_tls", &self.serve_tls)
             .finish_non_exhaustive()
     }
 }
@@ -337,7 +398,18 @@ impl Loader {
         Self {
             env,
             defaults: Vec::new(),
+            serve_tls: false,
         }
+    }
+
+    /// Reads the `MCP_TLS_*` settings into [`Config::tls`] (feature `mtls`): call it when the
+    /// application serves TLS itself with them (the example server does). Without this call,
+    /// setting any of them is a problem: a server that would ignore `MCP_TLS_CERT` and speak
+    /// plain HTTP must not start.
+    #[must_use]
+    pub fn serve_tls(mut self) -> Self {
+        self.serve_tls = true;
+        self
     }
 
     /// A built-in default for `name`, used when neither the environment nor the file sets
@@ -398,13 +470,14 @@ impl Loader {
             }
         }
         let env = env.with_fallback(self.defaults, "built-in defaults");
-        read_config(env, read)
+        read_config(env, self.serve_tls, read)
     }
 }
 
 /// Reads every setting, then builds.
 fn read_config<T>(
     mut env: EnvReader,
+    serve_tls: bool,
     read_app: impl FnOnce(&mut EnvReader) -> T,
 ) -> Result<(Config, T), ConfigError> {
     let bind = env
@@ -420,6 +493,8 @@ fn read_config<T>(
         .map(|v| policy::scope_list(&v))
         .unwrap_or_default();
     let (api_keys, tokens) = credentials::load_credentials(&mut env, &default_scopes);
+    let tls = tls::load_tls(&mut env, serve_tls);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = env
         .optional("MCP_PUBLIC_URL", |name, v| {
             let v = v.trim();
@@ -431,7 +506,7 @@ fn read_config<T>(
                 _ => Err(ConfigError::new(name, "is not an http(s) URL")),
             }
         })
-        .unwrap_or_else(|| format!("http://{bind}/mcp"));
+        .unwrap_or_else(|| format!("{scheme}://{bind}/mcp"));
     let audiences = env
         .raw("MCP_JWT_AUDIENCE")
         .map(|v| list(&v))
@@ -464,6 +539,9 @@ fn read_config<T>(
     };
     let redis = redis::load_redis(&mut env);
     let guards = hardening::load_guards(&mut env, bind, redis.as_ref());
+    let client_certs =
+        client_cert::load_client_certs(&mut env, &guards.trusted_proxies, &default_scopes);
+    check_certificate_source(&mut env, serve_tls, tls.as_ref(), &client_certs);
     let table = env.raw("MCP_TOOL_SCOPES");
     let implies = env.raw("MCP_SCOPE_IMPLIES");
     // Each checked alone first, so a problem in both is reported for both.
@@ -474,6 +552,8 @@ fn read_config<T>(
         env.problem("MCP_SCOPE_IMPLIES", e);
     }
     let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
+    #[cfg(feature = "outbound")]
+    let outbound = outbound::load_outbound(&mut env);
     let app = read_app(&mut env);
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS
@@ -501,6 +581,10 @@ fn read_config<T>(
         #[cfg(feature = "redis")]
         redis,
         guards,
+        tls,
+        client_certs,
+        #[cfg(feature = "outbound")]
+        outbound,
         // A policy problem was reported by `finish` above; this only keeps the types honest.
         policy: policy.ok_or_else(|| ConfigError::new("MCP_TOOL_SCOPES", "is invalid"))?,
     })
@@ -584,6 +668,12 @@ struct Settings {
     #[cfg(feature = "redis")]
     redis: Option<redis::Redis>,
     guards: Guards,
+    #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
+    tls: Option<tls::TlsSettings>,
+    #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
+    client_certs: client_cert::ClientCerts,
+    #[cfg(feature = "outbound")]
+    outbound: Option<crate::outbound::OutboundClient>,
     policy: ScopePolicy,
 }
 
@@ -617,7 +707,16 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
     )?;
     let mut tokens = s.tokens;
     let mut generated_token = None;
-    if s.api_keys.is_none() && tokens.is_none() && jwt.is_none() && introspection.is_none() {
+    #[cfg(feature = "mtls")]
+    let certificates = s.client_certs.auth.is_some();
+    #[cfg(not(feature = "mtls"))]
+    let certificates = false;
+    if s.api_keys.is_none()
+        && tokens.is_none()
+        && jwt.is_none()
+        && introspection.is_none()
+        && !certificates
+    {
         let (auth, token) = credentials::generated_credential(&s.default_scopes)?;
         tokens = Some(auth);
         generated_token = Some(token);
@@ -649,18 +748,58 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
     } else {
         None
     };
+    let auth = Chain::new(s.api_keys, Chain::new(tokens, oauth));
+    // The certificate last: credentials in headers decide first.
+    #[cfg(feature = "mtls")]
+    let auth = Chain::new(auth, s.client_certs.auth);
     Ok(Config {
         bind: s.bind,
         public_url: s.public_url,
         allowed_hosts: s.allowed_hosts,
-        auth: Arc::new(Chain::new(s.api_keys, Chain::new(tokens, oauth))),
+        auth: Arc::new(auth),
         tokens: TokenManager::new(store),
         generated_token,
         policy: Arc::new(s.policy),
         resource,
         guards: s.guards,
+        #[cfg(feature = "mtls")]
+        tls: s.tls,
+        #[cfg(feature = "mtls")]
+        client_cert_header: s.client_certs.header,
+        #[cfg(feature = "outbound")]
+        outbound: s.outbound,
         jwt,
     })
+}
+
+/// In a server that serves TLS itself, listed certificate subjects need a way for
+/// certificates to arrive: the server's own handshake (`MCP_TLS_CLIENT_CA`) or a proxy's
+/// header (`MCP_CLIENT_CERT_HEADER`).
+#[cfg(feature = "mtls")]
+fn check_certificate_source(
+    env: &mut EnvReader,
+    serve_tls: bool,
+    tls: Option<&TlsSettings>,
+    certs: &client_cert::ClientCerts,
+) {
+    let handshake = tls.is_some_and(|t| t.client_auth() != ClientAuth::Off);
+    if serve_tls && certs.auth.is_some() && certs.header.is_none() && !handshake {
+        env.problem(
+            "MCP_CLIENT_CERT_SUBJECTS",
+            "no client certificate can reach this server: set MCP_TLS_CLIENT_CA (with \
+             MCP_TLS_CERT) or MCP_CLIENT_CERT_HEADER (behind a proxy)",
+        );
+    }
+}
+
+/// Without the `mtls` feature there are no certificate settings to check.
+#[cfg(not(feature = "mtls"))]
+fn check_certificate_source(
+    _env: &mut EnvReader,
+    _serve_tls: bool,
+    _tls: Option<&tls::TlsSettings>,
+    _certs: &client_cert::ClientCerts,
+) {
 }
 
 /// What a public URL must not hold: credentials (they would be logged and become the default

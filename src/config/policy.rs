@@ -8,7 +8,8 @@ use crate::scope::{ImpliedScopes, Requirement, ScopePolicy, Unlisted, WildcardAn
 /// Protocol methods (`initialize`, `tools/list`, `ping`, …) are open to any authenticated
 /// caller. With a table, tools it does not name are refused; with none (`None`), every tool
 /// is open to any authenticated caller. A requirement is space-separated scopes all required,
-/// one `a|b` set of alternatives, and an optional `role:NAME`; an empty requirement means
+/// one `a|b` set of alternatives, an optional `role:NAME`, and for authentication step-up
+/// `acr:VALUE` (any of several) and `max_age:SECONDS`; an empty requirement means
 /// authentication only.
 ///
 /// ```

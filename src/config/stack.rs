@@ -26,16 +26,26 @@ type Layers = Stack<
                 AuthLayer<Arc<ConfiguredAuth>>,
                 Stack<
                     FailureLimitLayer<Counters>,
-                    Stack<HttpsOnlyLayer, Stack<OriginLayer, ClientAddrLayer>>,
+                    Stack<HttpsOnlyLayer, Stack<OriginLayer, Stack<CertLayer, ClientAddrLayer>>>,
                 >,
             >,
         >,
     >,
 >;
 
-/// The whole configured stack as one layer, outermost first: client address, `Origin`
-/// check, HTTPS check, failed-attempt limit, authentication, the limit's release, session
-/// binding, per-tool scopes. Made by [`Config::layer`].
+/// The client certificate a trusted proxy reports (feature `mtls`), right inside the client
+/// address.
+#[cfg(feature = "mtls")]
+type CertLayer = crate::hardening::ForwardedClientCertLayer;
+
+/// Without the `mtls` feature, no certificate is read from a proxy.
+#[cfg(not(feature = "mtls"))]
+type CertLayer = tower_layer::Identity;
+
+/// The whole configured stack as one layer, outermost first: client address, (feature
+/// `mtls`) the client certificate a trusted proxy reports, `Origin` check, HTTPS check,
+/// failed-attempt limit, authentication, the limit's release, session binding, per-tool
+/// scopes. Made by [`Config::layer`].
 ///
 /// ```
 /// use mcp_auth::config::Loader;
@@ -94,9 +104,12 @@ impl Config {
             https_only(guards),
             Stack::new(
                 OriginLayer::new(&guards.allowed_origins),
-                // The client address (the socket's, or behind trusted proxies the one they
-                // report), for the failure limit and audit events.
-                ClientAddrLayer::new(guards.trusted_proxies.clone()),
+                Stack::new(
+                    self.cert_layer(),
+                    // The client address (the socket's, or behind trusted proxies the one they
+                    // report), for the failure limit and audit events.
+                    ClientAddrLayer::new(guards.trusted_proxies.clone()),
+                ),
             ),
         );
         let layers = Stack::new(
@@ -107,6 +120,26 @@ impl Config {
             ),
         );
         AuthStackLayer { layers }
+    }
+}
+
+impl Config {
+    /// `MCP_CLIENT_CERT_HEADER` from the trusted proxies; without it, a layer that trusts no
+    /// peer (it never reads the header).
+    #[cfg(feature = "mtls")]
+    fn cert_layer(&self) -> CertLayer {
+        use crate::hardening::CertHeader;
+        use crate::request_info::TrustedProxies;
+        match &self.client_cert_header {
+            Some(header) => CertLayer::new(self.guards.trusted_proxies.clone(), header.clone()),
+            None => CertLayer::new(TrustedProxies::none(), CertHeader::nginx()),
+        }
+    }
+
+    /// Without the `mtls` feature: nothing.
+    #[cfg(not(feature = "mtls"))]
+    fn cert_layer(&self) -> CertLayer {
+        tower_layer::Identity::new()
     }
 }
 

@@ -575,3 +575,46 @@ fn issuer_table_problems_are_all_reported_by_entry_and_key_never_by_value() {
         assert_eq!(err.problems()[0].setting(), "MCP_ISSUERS", "{bad}");
     }
 }
+
+#[cfg(feature = "outbound")]
+#[test]
+fn outbound_settings_build_a_client_or_name_every_missing_one() {
+    let config = load_pairs(&[
+        ("MCP_API_KEYS", "k1=0123456789abcdef0123"),
+        ("MCP_OUTBOUND_MODE", "exchange"),
+        ("MCP_UPSTREAM_API_URL", "https://files.example.com:8443/v1"),
+        ("MCP_UPSTREAM_SCOPES", "files:read files:write"),
+        ("MCP_OUTBOUND_CLIENT_ID", "mcp-server"),
+        ("MCP_OUTBOUND_CLIENT_SECRET", "s3cret-outbound-value"),
+        ("MCP_OUTBOUND_TOKEN_URL", "https://as.example.com/token"),
+    ])
+    .unwrap();
+    let client = config.outbound.as_ref().unwrap();
+    let uri: http::Uri = "https://files.example.com:8443/v1/x".parse().unwrap();
+    assert!(client.upstreams().source_for(&uri).is_some());
+    assert!(!format!("{client:?}").contains("s3cret-outbound-value"));
+
+    let err = load_pairs(&[
+        ("MCP_API_KEYS", "k1=0123456789abcdef0123"),
+        ("MCP_OUTBOUND_MODE", "client_credentials"),
+    ])
+    .unwrap_err()
+    .to_string();
+    for var in [
+        "MCP_UPSTREAM_API_URL",
+        "MCP_OUTBOUND_CLIENT_ID",
+        "MCP_OUTBOUND_CLIENT_SECRET",
+        "MCP_OUTBOUND_TOKEN_URL",
+    ] {
+        assert!(err.contains(var), "{var} not named in: {err}");
+    }
+    let err = load_pairs(&[
+        ("MCP_API_KEYS", "k1=0123456789abcdef0123"),
+        ("MCP_OUTBOUND_MODE", "forward"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("MCP_OUTBOUND_MODE"), "{err}");
+    let none = load_pairs(&[("MCP_API_KEYS", "k1=0123456789abcdef0123")]).unwrap();
+    assert!(none.outbound.is_none());
+}

@@ -2,7 +2,9 @@
 //! [`ClientAddrLayer`] (the real client behind
 //! [`TrustedProxies`](crate::request_info::TrustedProxies)), [`OriginLayer`] (`Origin`
 //! validation, the MCP streamable-HTTP rule), [`HttpsOnlyLayer`] (HTTPS enforcement) and [`FailureLimitLayer`] (429 after too many failed attempts from one
-//! client), then [`AuthLayer`](crate::AuthLayer).
+//! client), then [`AuthLayer`](crate::AuthLayer). With feature `mtls`,
+//! `ForwardedClientCertLayer` (right inside [`ClientAddrLayer`]) takes the client certificate
+//! a trusted TLS-terminating proxy verified from its header.
 //!
 //! A request over plain HTTP, from a foreign page or from a client that keeps guessing is
 //! refused before any credential is looked at.
@@ -10,6 +12,7 @@
 //! | layer | service | refuses with |
 //! |---|---|---|
 //! | [`ClientAddrLayer`] | [`ClientAddrService`] | nothing (sets [`ClientAddr`](crate::request_info::ClientAddr)) |
+//! | `ForwardedClientCertLayer` (feature `mtls`) | `ForwardedClientCert` | nothing (sets [`ClientCertificate`](crate::request_info::ClientCertificate) from a trusted proxy's header) |
 //! | [`OriginLayer`] | [`ValidateOrigin`] | 403 `forbidden_origin` |
 //! | [`HttpsOnlyLayer`] | [`HttpsOnly`] | 403 `https_required` |
 //! | [`FailureLimitLayer`] (and [`ReleaseLayer`] inside the auth layer) | [`FailureLimit`] ([`Release`]) | 429 `too_many_requests`, 503 when its store cannot answer |
@@ -54,6 +57,8 @@
 
 mod client_addr;
 mod failure_limit;
+#[cfg(feature = "mtls")]
+mod forwarded_cert;
 mod future;
 mod https_only;
 mod origin;
@@ -61,6 +66,11 @@ mod release;
 
 pub use self::client_addr::{ClientAddrLayer, ClientAddrService};
 pub use self::failure_limit::{FailureLimit, FailureLimitLayer};
+#[cfg(feature = "mtls")]
+pub use self::forwarded_cert::{
+    CertHeader, ENVOY_HEADER, ForwardedClientCert, ForwardedClientCertLayer, MAX_HEADER_LEN,
+    NGINX_HEADER,
+};
 pub use self::future::ResponseFuture;
 pub use self::https_only::{HttpsOnly, HttpsOnlyLayer};
 pub use self::origin::{OriginLayer, ValidateOrigin};

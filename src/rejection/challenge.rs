@@ -260,6 +260,16 @@ impl Challenge {
                 param(&mut out, "error_description", &description_chars(desc));
             }
         }
+        if code.is_some() && !err.acr_values().is_empty() {
+            param(
+                &mut out,
+                "acr_values",
+                &join_scopes(err.acr_values().iter()),
+            );
+        }
+        if let Some(max_age) = err.max_age().filter(|_| code.is_some()) {
+            param(&mut out, "max_age", &max_age.to_string());
+        }
         if err.kind() == AuthErrorKind::InsufficientScope {
             let joined = join_scopes(err.required_scopes().iter());
             if !joined.is_empty() {

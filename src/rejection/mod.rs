@@ -7,6 +7,7 @@
 //! | [`InsufficientScope`](AuthErrorKind::InsufficientScope) | 403 | `error="insufficient_scope", scope="…"` |
 //! | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `error="invalid_request"` |
 //! | [`InvalidDpopProof`](AuthErrorKind::InvalidDpopProof) | 401 | `error="invalid_dpop_proof"` in the `DPoP` challenge only |
+//! | [`InsufficientUserAuthentication`](AuthErrorKind::InsufficientUserAuthentication) | 401 | `error="insufficient_user_authentication"` with `acr_values` and/or `max_age` (RFC 9470) |
 //! | [`UseDpopNonce`](AuthErrorKind::UseDpopNonce) | 401 | `error="use_dpop_nonce"` in the `DPoP` challenge only; `DPoP-Nonce` header |
 //! | [`Unavailable`](AuthErrorKind::Unavailable) | 503 | none; `Retry-After` |
 //! | [`Internal`](AuthErrorKind::Internal) | 500 | none |
@@ -62,6 +63,7 @@ fn error_code(kind: AuthErrorKind) -> Option<&'static str> {
         AuthErrorKind::InvalidRequest => Some("invalid_request"),
         AuthErrorKind::InvalidDpopProof => Some("invalid_dpop_proof"),
         AuthErrorKind::UseDpopNonce => Some("use_dpop_nonce"),
+        AuthErrorKind::InsufficientUserAuthentication => Some("insufficient_user_authentication"),
         _ => None,
     }
 }
@@ -75,7 +77,8 @@ fn status_for(kind: AuthErrorKind) -> StatusCode {
         | AuthErrorKind::Expired
         | AuthErrorKind::Revoked
         | AuthErrorKind::InvalidDpopProof
-        | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
+        | AuthErrorKind::UseDpopNonce
+        | AuthErrorKind::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
         AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
         AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
         AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +163,15 @@ impl<'a> Rejection<'a> {
         let mut body = serde_json::Map::new();
         body.insert("error".into(), code.into());
         body.insert("error_description".into(), description.into());
+        if !self.error.acr_values().is_empty() {
+            body.insert(
+                "acr_values".into(),
+                join_scopes(self.error.acr_values().iter()).into(),
+            );
+        }
+        if let Some(max_age) = self.error.max_age() {
+            body.insert("max_age".into(), max_age.into());
+        }
         if kind == AuthErrorKind::InsufficientScope && !self.error.required_scopes().is_empty() {
             body.insert(
                 "scope".into(),

@@ -48,6 +48,7 @@ mod read_body;
 mod refusal;
 mod requirement;
 mod resource_uri;
+mod step_up;
 
 pub use self::headers::{
     STANDARD_HEADERS_VERSION, decode_header_value, operation_from_headers,

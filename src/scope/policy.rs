@@ -318,10 +318,12 @@ impl ScopePolicy {
     ///
     /// # Errors
     ///
-    /// [`AuthError::insufficient_scope`] naming the requirement's scopes.
+    /// [`AuthError::insufficient_scope`] naming the requirement's scopes;
+    /// [`AuthError::insufficient_user_authentication`] when the scopes are there but the
+    /// requirement's `acr` or `max_age` is not met.
     pub fn require(&self, ctx: &AuthContext, req: &Requirement) -> Result<(), AuthError> {
         if self.satisfied(ctx, req) {
-            return Ok(());
+            return super::step_up::check(ctx, &[req]);
         }
         let err = AuthError::insufficient_scope(req.challenge_scopes().collect::<Vec<_>>());
         Err(match req.role.as_deref() {
@@ -360,7 +362,8 @@ impl ScopePolicy {
     /// # Errors
     ///
     /// [`AuthError::insufficient_scope`] when any rule is not met or an unlisted operation is
-    /// denied.
+    /// denied; [`AuthError::insufficient_user_authentication`] (401) when every scope is held
+    /// but a rule's `acr` or `max_age` is not met (RFC 9470).
     pub fn check(&self, ctx: &AuthContext, ops: &[Operation]) -> Result<(), AuthError> {
         let mut rules: Vec<&Requirement> = self.every_request.iter().collect();
         let mut denied_unlisted = false;
@@ -373,7 +376,8 @@ impl ScopePolicy {
             }
         }
         if !denied_unlisted && !denied_uri && rules.iter().all(|r| self.satisfied(ctx, r)) {
-            return Ok(());
+            // The scopes are there; now how (and how recently) the caller authenticated.
+            return super::step_up::check(ctx, &rules);
         }
         let mut needed: Vec<&str> = Vec::new();
         for s in rules.iter().flat_map(|r| r.challenge_scopes()) {

@@ -1,8 +1,8 @@
 //! A kit for testing your own MCP server without an identity provider (feature `testing`).
 //!
 //! - [`MockAuthServer`]: an authorization server on a loopback port (RFC 8414 and OpenID
-//!   metadata, a JWK set with key rotation, RFC 7662 introspection, a `client_credentials`
-//!   token endpoint, outages on demand, request counters) that mints tokens in process with
+//!   metadata, a JWK set with key rotation, RFC 7662 introspection, a token endpoint (client credentials, refresh tokens with rotation, RFC 8693 token exchange
+//!   and on-behalf-of, counted per grant), outages on demand, request counters) that mints tokens in process with
 //!   [`MockAuthServer::token`]: JWTs signed by its current key, or opaque tokens its
 //!   introspection endpoint knows, expired, for another audience, DPoP-bound, revoked.
 //! - [`DpopKey`] and [`DpopProofBuilder`]: DPoP proofs (RFC 9449 §4.2) signed by keys made on
@@ -80,8 +80,9 @@ pub use self::challenge::{
 };
 pub use self::dpop::{DPOP_TYP, DpopKey, DpopProofBuilder, compact, jwk_thumbprint};
 pub use self::server::{
-    DEFAULT_CLIENT_ID, DEFAULT_SUBJECT, DEFAULT_TOKEN_TTL, INTROSPECTION_PATH, JWKS_PATH,
-    MockAuthServer, OAUTH_METADATA_PATH, OPENID_CONFIGURATION_PATH, TOKEN_PATH, TokenBuilder,
+    ACCESS_TOKEN_TYPE, DEFAULT_CLIENT_ID, DEFAULT_SUBJECT, DEFAULT_TOKEN_TTL, GRANT_TYPES,
+    INTROSPECTION_PATH, JWKS_PATH, JWT_BEARER_GRANT, MockAuthServer, OAUTH_METADATA_PATH,
+    OPENID_CONFIGURATION_PATH, TOKEN_EXCHANGE_GRANT, TOKEN_PATH, TokenBuilder,
 };
 
 /// Fails the calling test with `message`.

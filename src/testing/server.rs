@@ -28,8 +28,23 @@ pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 pub const JWKS_PATH: &str = "/jwks";
 /// Path of the RFC 7662 introspection endpoint.
 pub const INTROSPECTION_PATH: &str = "/introspect";
-/// Path of the token endpoint (`client_credentials`).
+/// Path of the token endpoint (`client_credentials`, `refresh_token`, token exchange,
+/// on-behalf-of).
 pub const TOKEN_PATH: &str = "/token";
+/// The RFC 8693 token-exchange grant type.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The RFC 7523 JWT-bearer grant type (Microsoft Entra's on-behalf-of flow).
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// The RFC 8693 token type of an access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// The grant types the token endpoint offers, as counted by
+/// [`MockAuthServer::grant_requests`].
+pub const GRANT_TYPES: [&str; 4] = [
+    "client_credentials",
+    "refresh_token",
+    TOKEN_EXCHANGE_GRANT,
+    JWT_BEARER_GRANT,
+];
 
 /// Lifetime of minted tokens unless set: one hour.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -64,7 +79,7 @@ const DPOP_ALGS: [&str; 9] = [
 /// | `GET /.well-known/oauth-authorization-server`, `GET /.well-known/openid-configuration` | the metadata: `issuer` (`http://127.0.0.1:<port>`), `jwks_uri`, `token_endpoint`, `introspection_endpoint`, `dpop_signing_alg_values_supported`, … |
 /// | `GET /jwks` | the published keys, each with `kid`, `alg` and `use: sig` |
 /// | `POST /introspect` | `token=…` with the client authenticated (HTTP Basic or `client_secret_post`; 401 without): the token's claims and `active: true`, or `{"active": false}` for unknown, revoked, expired or not-yet-valid tokens |
-/// | `POST /token` | `grant_type=client_credentials` for a [registered](Self::register_client) client: a JWT access token (`scope`, `resource` honoured), DPoP-bound with a valid `DPoP` proof |
+/// | `POST /token` | for a [registered](Self::register_client) client: `grant_type=client_credentials` (a JWT access token, `scope`, `resource` honoured, DPoP-bound with a valid `DPoP` proof); `refresh_token` with rotation (a refresh token from [`issue_refresh_token`](Self::issue_refresh_token) or an earlier answer, refused once used); RFC 8693 token exchange (`subject_token` an active access token this server issued, `subject_token_type` access_token; a token for the `audience`/`resource` with an `act` claim naming the requesting client) and the on-behalf-of flavour (`jwt-bearer` grant, `assertion`, `requested_token_use=on_behalf_of`) |
 ///
 /// See the [module docs](super) for an example.
 pub struct MockAuthServer {
@@ -107,6 +122,17 @@ struct State {
     tokens: HashMap<[u8; 32], Map<String, Value>>,
     revoked: HashSet<[u8; 32]>,
     requests: HashMap<String, usize>,
+    /// Token-endpoint requests per `grant_type` (the grants offered, and `other`).
+    grants: HashMap<&'static str, usize>,
+    /// Refresh tokens not yet used, by their SHA-256.
+    refresh_tokens: HashMap<[u8; 32], RefreshGrant>,
+}
+
+/// What a refresh token stands for.
+struct RefreshGrant {
+    client_id: String,
+    subject: String,
+    scope: Option<String>,
 }
 
 struct SigningKey {
@@ -148,6 +174,8 @@ impl MockAuthServer {
             tokens: HashMap::new(),
             revoked: HashSet::new(),
             requests: HashMap::new(),
+            grants: HashMap::new(),
+            refresh_tokens: HashMap::new(),
         };
         state.add_keys();
         let shared = Arc::new(Shared {
@@ -293,6 +321,36 @@ impl MockAuthServer {
     #[must_use]
     pub fn requests(&self, path: &str) -> usize {
         self.shared.state().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many token-endpoint requests asked for `grant_type` (one of [`GRANT_TYPES`], or
+    /// `"other"`), whatever their answer.
+    #[must_use]
+    pub fn grant_requests(&self, grant_type: &str) -> usize {
+        self.shared
+            .state()
+            .grants
+            .get(grant_type)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Issues a refresh token for the registered client `client_id`, standing for `subject`
+    /// with `scopes` (space-separated in the tokens it yields). Each use answers a new
+    /// refresh token and makes this one invalid (rotation).
+    #[must_use]
+    pub fn issue_refresh_token(&self, client_id: &str, subject: &str, scopes: &[&str]) -> String {
+        let token = format!("mock_rt_{}", random(32));
+        let scope = (!scopes.is_empty()).then(|| scopes.join(" "));
+        self.shared.state().refresh_tokens.insert(
+            digest(token.as_bytes()),
+            RefreshGrant {
+                client_id: client_id.to_owned(),
+                subject: subject.to_owned(),
+                scope,
+            },
+        );
+        token
     }
 
     /// With `true`, every endpoint answers 503 (an outage) until set back to `false`.
@@ -585,7 +643,7 @@ fn metadata(shared: &Shared) -> Value {
         "jwks_uri": shared.url(JWKS_PATH),
         "token_endpoint": shared.url(TOKEN_PATH),
         "introspection_endpoint": shared.url(INTROSPECTION_PATH),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": GRANT_TYPES,
         "response_types_supported": ["token"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256", "RS256"],
@@ -801,19 +859,36 @@ async fn token_endpoint(shared: &Arc<Shared>, req: Request) -> Response {
         Ok(id) => id,
         Err(res) => return *res,
     };
-    match single(&form, "grant_type") {
-        Ok(Some("client_credentials")) => {}
-        Ok(Some(_)) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only client_credentials is offered",
-            );
-        }
+    let grant = match single(&form, "grant_type") {
+        Ok(Some(g)) => g.to_owned(),
         Ok(None) => {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "no grant_type");
         }
         Err(res) => return *res,
+    };
+    {
+        let counted = GRANT_TYPES
+            .iter()
+            .copied()
+            .find(|g| *g == grant)
+            .unwrap_or("other");
+        let mut state = shared.state();
+        let n = state.grants.entry(counted).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+    match grant.as_str() {
+        "client_credentials" => {}
+        "refresh_token" => return refresh_grant(shared, &client_id, &form),
+        TOKEN_EXCHANGE_GRANT | JWT_BEARER_GRANT => {
+            return exchange_grant(shared, &client_id, &grant, &form);
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "this grant type is not offered",
+            );
+        }
     }
     let scope = match single(&form, "scope") {
         Ok(s) => s.map(str::to_owned),
@@ -869,6 +944,207 @@ async fn token_endpoint(shared: &Arc<Shared>, req: Request) -> Response {
         obj.insert("scope".into(), scope.into());
     }
     json_response(StatusCode::OK, &answer)
+}
+
+/// The `resource` parameters of a form, every one.
+fn resources_of(form: &[(String, String)]) -> Vec<String> {
+    form.iter()
+        .filter(|(k, _)| k == "resource")
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// A bearer token answer for `token`, with `scope` when set.
+fn token_answer(token: TokenBuilder, scope: Option<String>, extra: &[(&str, Value)]) -> Response {
+    let ttl = token.ttl;
+    let access_token = token.jwt();
+    let mut answer = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+    });
+    if let Some(obj) = answer.as_object_mut() {
+        if let Some(scope) = scope {
+            obj.insert("scope".into(), scope.into());
+        }
+        for (k, v) in extra {
+            obj.insert((*k).to_owned(), v.clone());
+        }
+    }
+    json_response(StatusCode::OK, &answer)
+}
+
+/// `grant_type=refresh_token` with rotation: the presented refresh token is spent whatever
+/// follows; a new one comes with the access token.
+fn refresh_grant(shared: &Arc<Shared>, client_id: &str, form: &[(String, String)]) -> Response {
+    let presented = match single(form, "refresh_token") {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "no refresh_token",
+            );
+        }
+        Err(res) => return *res,
+    };
+    let requested = match single(form, "scope") {
+        Ok(s) => s.map(str::to_owned),
+        Err(res) => return *res,
+    };
+    let key = digest(presented.as_bytes());
+    let grant = {
+        let mut state = shared.state();
+        match state.refresh_tokens.get(&key) {
+            Some(g) if g.client_id == client_id => state.refresh_tokens.remove(&key),
+            _ => None,
+        }
+    };
+    let Some(grant) = grant else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "unknown, used or another client's refresh token",
+        );
+    };
+    if let Some(req) = &requested {
+        let granted: HashSet<&str> = grant
+            .scope
+            .as_deref()
+            .unwrap_or_default()
+            .split(' ')
+            .collect();
+        if !req.split(' ').all(|s| granted.contains(s)) {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                "scope not granted",
+            );
+        }
+    }
+    let next = format!("mock_rt_{}", random(32));
+    let scope = requested.or_else(|| grant.scope.clone());
+    let mut token = TokenBuilder::new(Arc::clone(shared))
+        .typ_at_jwt()
+        .subject(&grant.subject)
+        .client_id(client_id);
+    if let Some(s) = &scope {
+        token = token.claim("scope", s.clone().into());
+    }
+    match resources_of(form).as_slice() {
+        [] => {}
+        [one] => token = token.audience(one.clone()),
+        many => token = token.audience(many.to_vec()),
+    }
+    shared
+        .state()
+        .refresh_tokens
+        .insert(digest(next.as_bytes()), grant);
+    token_answer(token, scope, &[("refresh_token", next.into())])
+}
+
+/// The claims of `token` when this server issued it and it is active (known, not revoked,
+/// not expired, already valid).
+fn active_claims(shared: &Shared, token: &str) -> Option<Map<String, Value>> {
+    let answer = introspection_answer(shared, token);
+    let Value::Object(mut claims) = answer else {
+        return None;
+    };
+    (claims.remove("active") == Some(Value::Bool(true))).then_some(claims)
+}
+
+/// RFC 8693 token exchange, or its on-behalf-of flavour (`jwt-bearer`): a token for the
+/// requested audience naming the subject token's `sub`, with `act: {"sub": <client>}`.
+fn exchange_grant(
+    shared: &Arc<Shared>,
+    client_id: &str,
+    grant: &str,
+    form: &[(String, String)],
+) -> Response {
+    let bad = |what: &'static str| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", what);
+    let get = |name: &str| single(form, name);
+    let subject = if grant == JWT_BEARER_GRANT {
+        match get("requested_token_use") {
+            Ok(Some("on_behalf_of")) => {}
+            Ok(_) => return bad("requested_token_use must be on_behalf_of"),
+            Err(res) => return *res,
+        }
+        match get("assertion") {
+            Ok(Some(a)) => a,
+            Ok(None) => return bad("no assertion"),
+            Err(res) => return *res,
+        }
+    } else {
+        match get("subject_token_type") {
+            Ok(Some(ACCESS_TOKEN_TYPE)) => {}
+            Ok(_) => return bad("subject_token_type must be an access token"),
+            Err(res) => return *res,
+        }
+        match get("subject_token") {
+            Ok(Some(t)) => t,
+            Ok(None) => return bad("no subject_token"),
+            Err(res) => return *res,
+        }
+    };
+    let Some(claims) = active_claims(shared, subject) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "the subject token is not an active token of this server",
+        );
+    };
+    match get("actor_token") {
+        Ok(Some(actor)) => {
+            if active_claims(shared, actor).is_none() {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    "the actor token is not an active token of this server",
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(res) => return *res,
+    }
+    let (scope, audience) = match (get("scope"), get("audience")) {
+        (Ok(s), Ok(a)) => (s.map(str::to_owned), a.map(str::to_owned)),
+        (Err(res), _) | (_, Err(res)) => return *res,
+    };
+    let mut audiences = resources_of(form);
+    audiences.extend(audience);
+    let scope = scope.or_else(|| {
+        claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or(DEFAULT_SUBJECT)
+        .to_owned();
+    let mut token = TokenBuilder::new(Arc::clone(shared))
+        .typ_at_jwt()
+        .subject(&sub)
+        .client_id(client_id)
+        .claim("act", json!({ "sub": client_id }));
+    if let Some(s) = &scope {
+        token = token.claim("scope", s.clone().into());
+    }
+    match audiences.as_slice() {
+        [] => {}
+        [one] => token = token.audience(one.clone()),
+        many => token = token.audience(many.to_vec()),
+    }
+    let issued: &[(&str, Value)] = if grant == JWT_BEARER_GRANT {
+        &[]
+    } else {
+        &[(
+            "issued_token_type",
+            Value::String(ACCESS_TOKEN_TYPE.to_owned()),
+        )]
+    };
+    token_answer(token, scope, issued)
 }
 
 /// A minimal DPoP proof check (RFC 9449 §4.3) for the token endpoint: the form, `typ`, an

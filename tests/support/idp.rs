@@ -116,3 +116,108 @@ pub async fn client_credentials_token(
         .unwrap_or_else(|| panic!("no token: {res}"))
         .to_owned()
 }
+
+/// A headless browser: follows the authorization server's redirects (keeping its cookies)
+/// until it is sent to `redirect_uri`; returns that URL (code and state in the query).
+pub async fn browse(authorization_url: &str, redirect_uri: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let mut url = reqwest::Url::parse(authorization_url).unwrap();
+    for _ in 0..10 {
+        let res = http.get(url.clone()).send().await.unwrap();
+        assert!(
+            res.status().is_redirection(),
+            "{url}: {} {}",
+            res.status(),
+            res.text().await.unwrap_or_default()
+        );
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let next = url.join(&location).unwrap();
+        if next.as_str().starts_with(redirect_uri) {
+            return next.to_string();
+        }
+        url = next;
+    }
+    panic!("too many redirects from {authorization_url}");
+}
+
+/// An access token for the user `alice` by the authorization-code flow with PKCE: registers a
+/// public client (RFC 7591), logs in headlessly (the test IdP's interaction logs `alice` in,
+/// at the `acr` asked for in `extra` as `acr_values`, else `urn:mcp:loa:1`), and exchanges
+/// the code for a token for `resource` and `scope`. `extra`: more authorization parameters
+/// (`acr_values`, `max_age`).
+pub async fn authorization_code_token(
+    issuer: &str,
+    resource: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let redirect_uri = "http://127.0.0.1:1/callback";
+    let http = reqwest::Client::new();
+    let reg: Value = http
+        .post(format!("{issuer}/reg"))
+        .json(&serde_json::json!({
+            "redirect_uris": [redirect_uri],
+            "grant_types": ["authorization_code"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = reg["client_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{reg}"))
+        .to_owned();
+    let verifier = "a-pkce-verifier-of-enough-length-0123456789abcdefghijk";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let mut auth = reqwest::Url::parse(&format!("{issuer}/auth")).unwrap();
+    auth.query_pairs_mut()
+        .append_pair("client_id", &client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", scope)
+        .append_pair("resource", resource)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", "s-1");
+    for (k, v) in extra {
+        auth.query_pairs_mut().append_pair(k, v);
+    }
+    let callback = browse(auth.as_str(), redirect_uri).await;
+    let code = reqwest::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {callback}"));
+    let res: Value = http
+        .post(format!("{issuer}/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("client_id", &client_id),
+            ("code_verifier", verifier),
+            ("resource", resource),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    res["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {res}"))
+        .to_owned()
+}

@@ -46,6 +46,8 @@ pub struct Server {
     pub posts: Arc<AtomicUsize>,
     pub tokens: mcp_auth::authenticators::bearer::TokenManager<example::Tokens>,
     pub generated: Option<String>,
+    /// Whether the server speaks HTTPS (`MCP_TLS_CERT` was set).
+    pub tls: bool,
     stop: CancellationToken,
 }
 
@@ -58,7 +60,8 @@ impl Drop for Server {
 impl Server {
     /// The MCP endpoint's URL.
     pub fn url(&self) -> String {
-        format!("http://{}/mcp", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/mcp", self.addr)
     }
 
     /// Leaves the server running until the test process ends; its address.
@@ -79,13 +82,19 @@ pub async fn start(env: &[(&str, &str)]) -> Server {
 }
 
 /// Starts the example on a loopback port known before configuration: `env` receives the
-/// server's public MCP URL (also set as `MCP_PUBLIC_URL` unless `env` sets it).
+/// server's public MCP URL (also set as `MCP_PUBLIC_URL` unless `env` sets it; `https://`
+/// when `env` sets `MCP_TLS_CERT`, though `env` itself is handed the `http://` form).
 pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let public_url = format!("http://{addr}/mcp");
     let mut env = env(&public_url);
     if !env.iter().any(|(k, _)| k == "MCP_PUBLIC_URL") {
+        let public_url = if env.iter().any(|(k, _)| k == "MCP_TLS_CERT") {
+            format!("https://{addr}/mcp")
+        } else {
+            public_url
+        };
         env.push(("MCP_PUBLIC_URL".to_owned(), public_url));
     }
     let config = example::load_config(EnvReader::from_pairs(env)).expect("config");
@@ -108,16 +117,14 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
         .as_ref()
         .map(|t| t.expose().to_owned());
     let app = example::router(&config, mcp);
+    let tls = config.tls.clone();
     let stop = CancellationToken::new();
     let s = stop.clone();
+    let serves_tls = tls.is_some();
     tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { s.cancelled().await })
-        .await
-        .unwrap();
+        example::serve_app(listener, app, tls, async move { s.cancelled().await })
+            .await
+            .unwrap();
     });
     Server {
         addr,
@@ -125,6 +132,7 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
         posts,
         tokens,
         generated,
+        tls: serves_tls,
         stop,
     }
 }

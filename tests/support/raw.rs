@@ -91,3 +91,59 @@ pub async fn raw_session(url: &str, key: &str) -> String {
     assert_eq!(res.status(), 202);
     id
 }
+
+/// An answer to a raw request: status, headers and body text.
+#[allow(dead_code)] // Not every test binary reads every field.
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+/// POSTs `body` (JSON) to the MCP endpoint at `url` with `headers`, in `session` if given.
+#[allow(dead_code)] // Not every test binary uses it.
+pub async fn post_json(
+    url: &str,
+    headers: &[(&str, &str)],
+    session: Option<&str>,
+    body: &serde_json::Value,
+) -> Reply {
+    let mut req = reqwest::Client::new()
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let res = req.send().await.unwrap();
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: res.text().await.unwrap(),
+    }
+}
+
+/// Initializes a (2025-06-18) session at `url`, authenticated by `headers`; returns its id.
+#[allow(dead_code)] // Not every test binary uses it.
+pub async fn session_with(url: &str, headers: &[(&str, &str)]) -> String {
+    let init = json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+        "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}});
+    let res = post_json(url, headers, None, &init).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let id = res.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let note = json!({"jsonrpc":"2.0","method":"notifications/initialized"});
+    assert_eq!(post_json(url, headers, Some(&id), &note).await.status, 202);
+    id
+}
+
+/// Calls `tool` (arguments `{"key": "k"}`) in a fresh session authenticated by `headers`.
+#[allow(dead_code)] // Not every test binary uses it.
+pub async fn call_tool(url: &str, headers: &[(&str, &str)], tool: &str) -> Reply {
+    let sid = session_with(url, headers).await;
+    let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+        "params":{"name":tool,"arguments":{"key":"k"}}});
+    post_json(url, headers, Some(&sid), &body).await
+}

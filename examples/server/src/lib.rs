@@ -14,9 +14,14 @@
 //! 2. **The MCP service** ([`mcp_service`]): rmcp serving [`DataServer`]'s four tools, wrapped
 //!    in [`ScopedServer`] so `tools/list` shows each caller only what it may call.
 //! 3. **The router** ([`app`]): [`Config::router`] mounts the service behind the whole
-//!    stack (client address → Origin → HTTPS → failure limit → authentication → session
-//!    binding → scopes) with the protected resource metadata beside it, and CORS goes around
-//!    everything so browser clients work.
+//!    stack (client address → a trusted proxy's client certificate → Origin → HTTPS →
+//!    failure limit → authentication → session binding → scopes) with the protected resource
+//!    metadata beside it, and CORS goes around everything so browser clients work.
+//!
+//! [`serve`] serves it over plain HTTP, or over HTTPS when `MCP_TLS_CERT` and `MCP_TLS_KEY`
+//! are set ([`tls`]: rustls, client certificates verified against `MCP_TLS_CLIENT_CA`, each
+//! request carrying its connection's certificate for certificate-bound tokens and
+//! `MCP_CLIENT_CERT_SUBJECTS`).
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,10 +60,11 @@
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
 
 pub mod router;
+pub mod tls;
 pub mod tools;
 
 pub use mcp_auth::config::{Config, Counters, Guards, Sessions, Tokens};
-pub use router::{app, cors, mcp_service, router, serve};
+pub use router::{app, cors, mcp_service, router, serve, serve_app};
 pub use tools::DataServer;
 
 use mcp_auth::ConfigError;
@@ -83,7 +89,8 @@ pub const DEFAULT_SCOPES: [&str; 3] = ["data:read", "data:write", "data:admin"];
 pub const BASIC_SCOPES: [&str; 1] = ["data:read"];
 
 /// Reads the whole configuration from `env` (and the file named by `MCP_AUTH_CONFIG`) with
-/// this server's defaults under both; every problem is reported at once.
+/// this server's defaults under both; every problem is reported at once. This server serves
+/// TLS itself when `MCP_TLS_CERT` is set ([`Loader::serve_tls`]).
 ///
 /// ```
 /// use mcp_auth::env::EnvReader;
@@ -104,6 +111,7 @@ pub fn load_config(env: EnvReader) -> Result<Config, ConfigError> {
         .default_value("MCP_DEFAULT_SCOPES", DEFAULT_SCOPES.join(" "))
         .default_value("MCP_BASIC_SCOPES", BASIC_SCOPES.join(" "))
         .default_value("MCP_RESOURCE_NAME", "mcp-auth example data server")
+        .serve_tls()
         .load()
 }
 

@@ -17,15 +17,17 @@ use axum::body::Body;
 use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http::{Method, Request};
-use mcp_auth::config::Config;
+use mcp_auth::config::{Config, TlsSettings};
 use mcp_auth::integrations::rmcp::ScopedServer;
 use mcp_auth::scope::ScopePolicy;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 use tower::Service;
+use tower::util::MapRequestLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::tls::{TlsListener, TlsPeer, connection_extensions};
 use crate::tools::DataServer;
 
 /// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`], whose
@@ -88,21 +90,51 @@ pub fn cors() -> CorsLayer {
         .expose_headers(mcp_auth::config::CORS_EXPOSE_HEADERS)
 }
 
-/// Serves [`app`]`(config)` on `listener` until `shutdown` completes, with `TCP_NODELAY` on
-/// every connection (small streamed responses must not wait for delayed ACKs) and the peer
-/// address as connection info (for the failure limit and audit events).
+/// Serves [`app`]`(config)` on `listener` until `shutdown` completes: HTTPS when the
+/// configuration has TLS settings (`MCP_TLS_CERT`), plain HTTP otherwise; see
+/// [`serve_app`].
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        app(config).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let tls = config.tls.clone();
+    serve_app(listener, app(config), tls, shutdown).await
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, with `TCP_NODELAY` on every
+/// connection (small streamed responses must not wait for delayed ACKs) and the peer address
+/// as connection info (for the failure limit and audit events). With `tls`, over HTTPS
+/// ([`TlsListener`]): each request also carries
+/// [`TlsConnection`](mcp_auth::request_info::TlsConnection) and the client certificate the
+/// handshake verified, if any ([`connection_extensions`]).
+pub async fn serve_app(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsSettings>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+        Some(tls) => {
+            let listener = TlsListener::new(listener, &tls)?;
+            let app = app.layer(MapRequestLayer::new(connection_extensions::<Body>));
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<TlsPeer>(),
+            )
+            .with_graceful_shutdown(shutdown)
+            .await
+        }
+    }
 }

@@ -62,6 +62,31 @@ pub fn auth_context(ctx: &RequestContext<RoleServer>) -> Option<&AuthContext> {
     from_extensions(&ctx.extensions)
 }
 
+/// The caller's inbound token of an rmcp request, when
+/// [`KeepInboundTokenLayer`](crate::outbound::KeepInboundTokenLayer) kept it (feature
+/// `outbound`): for token exchange only, never to be sent upstream.
+#[cfg(feature = "outbound")]
+#[must_use]
+pub fn inbound_token(ctx: &RequestContext<RoleServer>) -> Option<&crate::outbound::InboundToken> {
+    ctx.extensions
+        .get::<Parts>()?
+        .extensions
+        .get::<crate::outbound::InboundToken>()
+}
+
+/// The [`Caller`](crate::outbound::Caller) of an rmcp request (its [`AuthContext`] and kept
+/// inbound token), to pass to an outbound client (feature `outbound`);
+/// [`Caller::service`](crate::outbound::Caller::service) without an auth layer in front.
+#[cfg(feature = "outbound")]
+#[must_use]
+pub fn outbound_caller(ctx: &RequestContext<RoleServer>) -> crate::outbound::Caller {
+    ctx.extensions
+        .get::<Parts>()
+        .map_or_else(crate::outbound::Caller::service, |p| {
+            crate::outbound::Caller::from_extensions(&p.extensions)
+        })
+}
+
 /// Tool-handler extractor: the caller's [`AuthContext`].
 #[derive(Debug, Clone)]
 pub struct Auth(pub AuthContext);
@@ -104,9 +129,28 @@ impl<C: AsRequestContext> FromContextPart<C> for OptionalAuth {
 }
 
 /// The rmcp error for a refused check: `invalid_request` (-32600) whose message and `data`
-/// name the missing scopes (`{"error": "insufficient_scope", "scope": "a b"}`).
+/// name the missing scopes (`{"error": "insufficient_scope", "scope": "a b"}`), or, for a
+/// step-up refusal, what to authenticate with
+/// (`{"error": "insufficient_user_authentication", "acr_values": "…", "max_age": 300}`).
 #[must_use]
 pub fn insufficient_scope_error(err: &AuthError) -> ErrorData {
+    if err.kind() == crate::AuthErrorKind::InsufficientUserAuthentication {
+        let mut data = serde_json::Map::new();
+        data.insert("error".into(), "insufficient_user_authentication".into());
+        if !err.acr_values().is_empty() {
+            data.insert(
+                "acr_values".into(),
+                join_scopes(err.acr_values().iter()).into(),
+            );
+        }
+        if let Some(max_age) = err.max_age() {
+            data.insert("max_age".into(), max_age.into());
+        }
+        return ErrorData::invalid_request(
+            "insufficient user authentication: authenticate again as the challenge asks",
+            Some(serde_json::Value::Object(data)),
+        );
+    }
     let scope = join_scopes(err.required_scopes().iter());
     ErrorData::invalid_request(
         format!("insufficient scope: this operation needs `{scope}`"),

@@ -369,6 +369,7 @@ mod tests {
             AuthMethod::Bearer,
             AuthMethod::Jwt,
             AuthMethod::Introspection,
+            AuthMethod::ClientCertificate,
         ] {
             let r = TokenRecord::new(AuthContext::builder("s", m.clone()).build(), exp);
             let json = serde_json::to_string(&StoredRecord::of(&r)).unwrap();

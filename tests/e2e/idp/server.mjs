@@ -6,6 +6,13 @@
 //   without `resource` is opaque;
 // - `rs-client` / `rs-secret`: the resource server's own credentials, for introspection;
 // - discovery, JWKS, dynamic client registration, PKCE, introspection, revocation;
+// - authentication context classes `urn:mcp:loa:1` (default) and `urn:mcp:loa:2` (asked for
+//   with `acr_values`): access tokens from a user's login carry `acr` and `auth_time`
+//   (RFC 9470 step-up tests);
+// - RFC 8693 token exchange for `mcp-server` / `mcp-server-secret`: a subject token this
+//   server issued for the MCP server (`aud` = IDP_MCP_RESOURCE) becomes a token for the
+//   requested `resource`/`audience` with `act: {sub: "mcp-server"}`; any other subject token is
+//   refused (`invalid_grant`). Exchanges are counted at GET /test/exchanges;
 // - DPoP (RFC 9449): a token request with a `DPoP` proof gets a DPoP-bound token
 //   (`token_type: DPoP`, `cnf.jkt` in the JWT and in introspection answers).
 // - IDP_OWN_KEY=1: sign with a fresh RSA key of this instance (kid IDP_KID, default
@@ -16,8 +23,13 @@
 // Usage: IDP_PORT=4000 node server.mjs   (prints "listening <issuer>" when ready)
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
+import ResourceServer from 'oidc-provider/lib/helpers/resource_server.js';
+import * as jose from 'jose';
 
 const port = Number(process.env.IDP_PORT || 4000);
+const EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+let exchanges = 0;
 const ISSUER = `http://127.0.0.1:${port}`;
 const SCOPES = ['data:read', 'data:write', 'data:admin'];
 
@@ -58,6 +70,14 @@ const provider = new Provider(ISSUER, {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     {
+      client_id: 'mcp-server',
+      client_secret: 'mcp-server-secret',
+      grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    {
       client_id: 'cc-post-client',
       client_secret: 'cc-post-secret',
       grant_types: ['client_credentials'],
@@ -67,6 +87,17 @@ const provider = new Provider(ISSUER, {
     },
   ],
   scopes: ['openid', 'offline_access', ...SCOPES],
+  acrValues: ['urn:mcp:loa:1', 'urn:mcp:loa:2'],
+  // The login behind a user's access token: how (acr) and when (auth_time) the user
+  // authenticated, for resource servers that ask for step-up (RFC 9470).
+  extraTokenClaims: async (ctx, token) => {
+    // A token made by exchange names the MCP server that asked for it as the actor.
+    if (ctx?.oidc?.params?.grant_type === EXCHANGE) return { act: { sub: ctx.oidc.client.clientId } };
+    if (token.kind !== 'AccessToken') return undefined;
+    const login = ctx.oidc.entities.AuthorizationCode || ctx.oidc.entities.RefreshToken;
+    if (!login) return undefined;
+    return { acr: login.acr, auth_time: login.authTime };
+  },
   findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   features: {
     devInteractions: { enabled: false },
@@ -120,12 +151,69 @@ provider.use(async (ctx, next) => {
   return next();
 });
 
+
+// RFC 8693 token exchange: the MCP server trades its caller's token (issued for the MCP
+// server) for a token for an upstream API, on behalf of the same subject.
+provider.registerGrantType(EXCHANGE, async (ctx) => {
+  const { client, params } = ctx.oidc;
+  exchanges += 1;
+  const refuse = (error, description) => {
+    ctx.status = 400;
+    ctx.body = { error, error_description: description };
+  };
+  if (client.clientId !== 'mcp-server') return refuse('unauthorized_client', 'not an MCP server');
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) return refuse('invalid_request', 'subject_token_type');
+  const target = params.resource || params.audience;
+  if (!target) return refuse('invalid_target', 'resource or audience required');
+  let subject;
+  try {
+    const jwks = jose.createLocalJWKSet(await (await fetch(`${ISSUER}/jwks`)).json());
+    ({ payload: subject } = await jose.jwtVerify(params.subject_token, jwks, {
+      issuer: ISSUER,
+      audience: process.env.IDP_MCP_RESOURCE,
+    }));
+  } catch {
+    return refuse('invalid_grant', 'the subject token was not issued for this MCP server');
+  }
+  // An access token for the caller (`sub` = the subject token's), asked for by the MCP server.
+  const token = new provider.AccessToken({
+    accountId: subject.sub,
+    client,
+    gty: 'token_exchange',
+    scope: params.scope || undefined,
+  });
+  token.resourceServer = new ResourceServer(target, {
+    audience: target,
+    scope: SCOPES.join(' '),
+    accessTokenTTL: 300,
+    accessTokenFormat: 'jwt',
+    jwt: { sign: { alg: 'RS256' } },
+  });
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+  return undefined;
+}, ['subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'audience', 'resource', 'scope', 'requested_token_type']);
+provider.use(async (ctx, next) => {
+  if (ctx.path !== '/test/exchanges') return next();
+  ctx.body = { exchanges };
+  return undefined;
+});
+
 // Headless login ("alice") and consent, for authorization-code flows.
 provider.use(async (ctx, next) => {
   if (!/^\/interaction\/[^/]+$/.test(ctx.path)) return next();
   const details = await provider.interactionDetails(ctx.req, ctx.res);
   if (details.prompt.name === 'login') {
-    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'alice' } }, { mergeWithLastSubmission: false });
+    // A stronger login when the client asks for it (`acr_values`).
+    const asked = String(details.params.acr_values || '').split(' ');
+    const acr = asked.includes('urn:mcp:loa:2') ? 'urn:mcp:loa:2' : 'urn:mcp:loa:1';
+    return provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: 'alice', acr, amr: ['pwd'] } }, { mergeWithLastSubmission: false });
   }
   const grant = details.grantId
     ? await provider.Grant.find(details.grantId)
