@@ -84,7 +84,7 @@ cargo test -p mcp-auth-proxy --test e2e_upstream --test e2e_oauth --test e2e_bro
 # bindings kept in Redis.
 cargo test --features "$FEATURES,redis" --test redis --test session "$@" -- --ignored
 # The other JWT crypto backend, on the JWT tests.
-cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt "$@"
+cargo test --no-default-features --features "rust-crypto,reqwest,api-key,bearer,$FEATURES" --lib --test jwt --test issuers "$@"
 # Both backends at once must be a startup error, never a panic.
 # (The filter names one test; the run fails if it stops matching, so the check cannot vanish.)
 both=$(cargo test --all-features --lib authenticators::jwt::builder::tests::both_backends_is_a_startup_error_not_a_panic "$@" 2>&1) || { echo "$both"; exit 1; }
