@@ -10,6 +10,22 @@ use crate::outbound::{
     TokenExchange, Upstreams,
 };
 
+/// The settings this module reads (the secret ones also as `…_FILE`), for the keys a TOML
+/// file may hold.
+pub(super) const OUTBOUND_SETTINGS: [&str; 11] = [
+    "MCP_OUTBOUND_MODE",
+    "MCP_UPSTREAM_API_URL",
+    "MCP_UPSTREAM_AUDIENCE",
+    "MCP_UPSTREAM_SCOPES",
+    "MCP_OUTBOUND_CLIENT_ID",
+    "MCP_OUTBOUND_CLIENT_SECRET",
+    "MCP_OUTBOUND_CLIENT_SECRET_FILE",
+    "MCP_OUTBOUND_TOKEN_URL",
+    "MCP_OUTBOUND_STATIC_TOKEN",
+    "MCP_OUTBOUND_STATIC_TOKEN_FILE",
+    "MCP_OUTBOUND_TIMEOUT_SECS",
+];
+
 /// How the upstream's credential is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -19,9 +35,9 @@ enum Mode {
     Static,
 }
 
-/// Reads `MCP_OUTBOUND_*` and `MCP_UPSTREAM_*`: `None` when `MCP_OUTBOUND_MODE` is unset.
-/// Problems are recorded in `env`.
-pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
+/// Reads `MCP_OUTBOUND_*` and `MCP_UPSTREAM_*`: the client and the upstream API's URL, `None`
+/// when `MCP_OUTBOUND_MODE` is unset. Problems are recorded in `env`.
+pub(super) fn load_outbound(env: &mut EnvReader) -> Option<(OutboundClient, String)> {
     let mode = env.optional("MCP_OUTBOUND_MODE", |name, v| match v.trim() {
         "exchange" => Ok(Mode::Exchange),
         "obo" => Ok(Mode::Obo),
@@ -67,10 +83,13 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
         let token = env.required_secret("MCP_OUTBOUND_STATIC_TOKEN", |_, v, _| {
             Ok(crate::Secret::new(v.trim()))
         })?;
-        let (_, host) = api?;
-        return Some(OutboundClient::new(
-            reqwest::Client::new(),
-            Upstreams::new().host(&host, StaticCredential::bearer(token)),
+        let (url, host) = api?;
+        return Some((
+            OutboundClient::new(
+                reqwest::Client::new(),
+                Upstreams::new().host(&host, StaticCredential::bearer(token)),
+            ),
+            url,
         ));
     }
     let client_id = env.required("MCP_OUTBOUND_CLIENT_ID", |_, v| Ok(v.trim().to_owned()));
@@ -116,5 +135,5 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
             Upstreams::new().host(&host, cc)
         }
     };
-    Some(OutboundClient::new(reqwest::Client::new(), upstreams))
+    Some((OutboundClient::new(reqwest::Client::new(), upstreams), url))
 }

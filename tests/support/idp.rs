@@ -27,6 +27,18 @@ impl Idp {
 
 /// Starts the test authorization server on a free loopback port.
 pub fn start_idp() -> Idp {
+    start_idp_with(&[])
+}
+
+/// [`start_idp`] with more environment for the server (`IDP_MCP_RESOURCE`: the MCP server
+/// whose callers' tokens may be exchanged).
+pub fn start_idp_with(env: &[(&str, &str)]) -> Idp {
+    start_idp_on(super::free_port(), env)
+}
+
+/// [`start_idp_with`] on a given loopback port (for servers that must know the issuer
+/// before it runs).
+pub fn start_idp_on(port: u16, env: &[(&str, &str)]) -> Idp {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/idp");
@@ -36,11 +48,11 @@ pub fn start_idp() -> Idp {
             .exists(),
         "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
     );
-    let port = super::free_port();
     let mut child = Command::new("node")
         .arg("server.mjs")
         .current_dir(dir)
         .env("IDP_PORT", port.to_string())
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
