@@ -1577,3 +1577,64 @@ async fn dpop_proofs_are_one_time_across_instances() {
         .0;
     assert_eq!(status, 200);
 }
+
+/// Outbound refresh-token rotation survives a restart through Redis: the rotated refresh
+/// token is saved there, the old one is spent at the authorization server, and a new grant
+/// (another handle, as after a restart) continues with the saved one.
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn outbound_refresh_rotation_survives_a_restart_through_redis() {
+    use mcp_auth::Secret;
+    use mcp_auth::outbound::{
+        Caller, MemoryRefreshTokenStore, OutboundError, RedisRefreshTokenStore, RefreshTokenGrant,
+        RefreshTokenStore, TokenEndpoint, TokenSource,
+    };
+    use mcp_auth::testing::MockAuthServer;
+
+    let server = Server::start();
+    let url = server.url();
+    let idp = MockAuthServer::start().await;
+    idp.register_client("svc", "svc-secret-0123456789");
+    let first = idp.issue_refresh_token("svc", "svc-user", &["files:read"]);
+    let endpoint = || {
+        TokenEndpoint::new(
+            &idp.token_endpoint(),
+            "svc",
+            Secret::new("svc-secret-0123456789"),
+        )
+        .unwrap()
+    };
+
+    let store = RedisRefreshTokenStore::new(&handle(&url), "crm");
+    let grant = RefreshTokenGrant::new(endpoint(), store.clone())
+        .initial_refresh_token(Secret::new(first.clone()));
+    grant.credential(&Caller::service()).await.unwrap();
+    let saved = store.load().await.unwrap().expect("saved");
+    assert_ne!(saved.expose(), first, "the rotated token is in Redis");
+    drop(grant);
+
+    // The first token is spent.
+    let stale = RefreshTokenGrant::new(endpoint(), MemoryRefreshTokenStore::new())
+        .initial_refresh_token(Secret::new(first));
+    assert_eq!(
+        stale.credential(&Caller::service()).await.unwrap_err(),
+        OutboundError::Refused {
+            error: "invalid_grant".into()
+        }
+    );
+
+    // "Restarted": a new handle and grant; the configured token is stale, Redis has the newest.
+    let restarted = RefreshTokenGrant::new(
+        endpoint(),
+        RedisRefreshTokenStore::new(&handle(&url), "crm"),
+    )
+    .initial_refresh_token(Secret::new("stale-from-configuration"));
+    assert!(restarted.credential(&Caller::service()).await.is_ok());
+    // And it rotated again: Redis holds yet another token.
+    let newest = RedisRefreshTokenStore::new(&handle(&url), "crm")
+        .load()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(newest.expose(), saved.expose());
+}

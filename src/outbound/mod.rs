@@ -55,6 +55,8 @@ mod error;
 mod grants;
 mod inbound;
 mod layer;
+#[cfg(feature = "redis")]
+mod redis;
 mod refresh;
 mod source;
 
@@ -66,6 +68,8 @@ pub use self::grants::{
 };
 pub use self::inbound::{Caller, InboundToken, KeepInboundToken, KeepInboundTokenLayer};
 pub use self::layer::{BoxError, OutboundClient, OutboundLayer, OutboundService, Upstreams};
+#[cfg(feature = "redis")]
+pub use self::redis::RedisRefreshTokenStore;
 pub use self::refresh::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, StoreFuture,
 };
