@@ -554,7 +554,7 @@ fn read_config<T>(
     }
     let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
     #[cfg(feature = "outbound")]
-    let outbound = outbound::load_outbound(&mut env);
+    let outbound = outbound::load_outbound(&mut env, redis.as_ref());
     let app = read_app(&mut env);
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS

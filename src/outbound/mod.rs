@@ -58,6 +58,8 @@ mod layer;
 #[cfg(feature = "redis")]
 mod redis;
 mod refresh;
+#[cfg(feature = "redis")]
+mod shared;
 mod source;
 
 pub use self::endpoint::{ClientAuth, DEFAULT_TOKEN_TIMEOUT, TokenEndpoint};
@@ -73,6 +75,8 @@ pub use self::redis::RedisRefreshTokenStore;
 pub use self::refresh::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, StoreFuture,
 };
+#[cfg(feature = "redis")]
+pub use self::shared::{MIN_EXCHANGE_CACHE_KEY_LEN, RedisExchangeCache};
 pub use self::source::{
     Credential, CredentialFuture, OUTBOUND_TARGET, StaticCredential, TokenSource,
 };
