@@ -75,7 +75,7 @@ cargo test -p mcp-auth-example-server -p mcp-auth-load -p mcp-auth-proxy "$@"
 # End to end with the oidc-provider authorization server, the SDK clients and the MCP
 # Inspector in Chromium (these are #[ignore]d in plain `cargo test` because they need the
 # npm packages installed above).
-cargo test --features "$FEATURES" --test e2e_oidc --test e2e_issuers --test e2e_dpop --test step_up --test e2e_oauth --test e2e_ts --test e2e_py --test e2e_browser "$@" -- --ignored
+cargo test --features "$FEATURES" --test e2e_oidc --test e2e_issuers --test e2e_dpop --test step_up --test e2e_outbound --test e2e_oauth --test e2e_ts --test e2e_py --test e2e_browser "$@" -- --ignored
 # mcp-auth-proxy in front of the official Python and TypeScript SDK servers (upstreams in
 # tests/e2e/upstream-*), driven by rmcp's client, through the OAuth flow against
 # oidc-provider by all three SDK clients, and by the MCP Inspector in Chromium.

@@ -1577,3 +1577,132 @@ async fn dpop_proofs_are_one_time_across_instances() {
         .0;
     assert_eq!(status, 200);
 }
+
+/// Outbound refresh-token rotation survives a restart through Redis: the rotated refresh
+/// token is saved there, the old one is spent at the authorization server, and a new grant
+/// (another handle, as after a restart) continues with the saved one.
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn outbound_refresh_rotation_survives_a_restart_through_redis() {
+    use mcp_auth::Secret;
+    use mcp_auth::outbound::{
+        Caller, MemoryRefreshTokenStore, OutboundError, RedisRefreshTokenStore, RefreshTokenGrant,
+        RefreshTokenStore, TokenEndpoint, TokenSource,
+    };
+    use mcp_auth::testing::MockAuthServer;
+
+    let server = Server::start();
+    let url = server.url();
+    let idp = MockAuthServer::start().await;
+    idp.register_client("svc", "svc-secret-0123456789");
+    let first = idp.issue_refresh_token("svc", "svc-user", &["files:read"]);
+    let endpoint = || {
+        TokenEndpoint::new(
+            &idp.token_endpoint(),
+            "svc",
+            Secret::new("svc-secret-0123456789"),
+        )
+        .unwrap()
+    };
+
+    let store = RedisRefreshTokenStore::new(&handle(&url), "crm");
+    let grant = RefreshTokenGrant::new(endpoint(), store.clone())
+        .initial_refresh_token(Secret::new(first.clone()));
+    grant.credential(&Caller::service()).await.unwrap();
+    let saved = store.load().await.unwrap().expect("saved");
+    assert_ne!(saved.expose(), first, "the rotated token is in Redis");
+    drop(grant);
+
+    // The first token is spent.
+    let stale = RefreshTokenGrant::new(endpoint(), MemoryRefreshTokenStore::new())
+        .initial_refresh_token(Secret::new(first));
+    assert_eq!(
+        stale.credential(&Caller::service()).await.unwrap_err(),
+        OutboundError::Refused {
+            error: "invalid_grant".into()
+        }
+    );
+
+    // "Restarted": a new handle and grant; the configured token is stale, Redis has the newest.
+    let restarted = RefreshTokenGrant::new(
+        endpoint(),
+        RedisRefreshTokenStore::new(&handle(&url), "crm"),
+    )
+    .initial_refresh_token(Secret::new("stale-from-configuration"));
+    assert!(restarted.credential(&Caller::service()).await.is_ok());
+    // And it rotated again: Redis holds yet another token.
+    let newest = RedisRefreshTokenStore::new(&handle(&url), "crm")
+        .load()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(newest.expose(), saved.expose());
+}
+
+/// Exchanged tokens shared through Redis: instance B reuses the token instance A got for the
+/// same caller (one exchange at the authorization server, not two); the entry is encrypted
+/// (the token is not in Redis in clear) and bound to its key; another key cannot read it.
+#[tokio::test]
+#[ignore = "needs redis-server: run scripts/test.sh"]
+async fn exchanged_tokens_are_shared_between_instances_encrypted() {
+    use mcp_auth::outbound::{
+        Caller, InboundToken, RedisExchangeCache, TokenEndpoint, TokenExchange, TokenSource,
+    };
+    use mcp_auth::testing::MockAuthServer;
+    use mcp_auth::{AuthContext, AuthMethod, Secret};
+
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    let server = Server::start();
+    let url = server.url();
+    let idp = MockAuthServer::start().await;
+    idp.register_client("mcp", "mcp-secret-0123456789");
+    let endpoint = || {
+        TokenEndpoint::new(
+            &idp.token_endpoint(),
+            "mcp",
+            Secret::new("mcp-secret-0123456789"),
+        )
+        .unwrap()
+    };
+    let key = Secret::new("shared-exchange-key-0123456789abcdef-01");
+    let instance = |key: &Secret| {
+        TokenExchange::new(endpoint(), "https://files.example.com")
+            .scopes(["files:read"])
+            .shared_cache(RedisExchangeCache::new(&handle(&url), key).unwrap())
+    };
+    let inbound = idp.token().subject("alice").scopes(["files:read"]).jwt();
+    let ctx = AuthContext::builder("alice", AuthMethod::Jwt).build();
+    let kept = InboundToken::new(Secret::new(inbound));
+    let caller = Caller::new(&ctx, Some(&kept));
+
+    let a = instance(&key).credential(&caller).await.unwrap();
+    assert_eq!(idp.grant_requests(GRANT), 1);
+    let b = instance(&key).credential(&caller).await.unwrap();
+    assert_eq!(
+        idp.grant_requests(GRANT),
+        1,
+        "instance B took A's token from Redis"
+    );
+    assert!(a.same_token(&b));
+    // Not in clear in Redis.
+    let mut raw = server.raw();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*xchg:*").query(&mut raw).unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let stored: String = redis::cmd("GET").arg(&keys[0]).query(&mut raw).unwrap();
+    let token = a
+        .header_value()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_start_matches("Bearer ")
+        .to_owned();
+    assert!(!stored.contains(&token) && !stored.contains(&token[..20]));
+    let ttl: i64 = redis::cmd("PTTL").arg(&keys[0]).query(&mut raw).unwrap();
+    assert!(ttl > 0, "the entry expires with the token");
+    // Another key cannot read it: that instance exchanges for itself.
+    let other = Secret::new("another-exchange-key-0123456789abcdef-0");
+    instance(&other).credential(&caller).await.unwrap();
+    assert_eq!(idp.grant_requests(GRANT), 2);
+    // A short key is refused.
+    assert!(RedisExchangeCache::new(&handle(&url), &Secret::new("short")).is_err());
+}

@@ -250,7 +250,7 @@ async fn the_refusal_is_rmcps_own_answer_for_an_unknown_session() {
             .header("mcp-protocol-version", VERSION)
             .body(axum::body::Body::from(body))
             .unwrap();
-        let res = example::mcp_service(None, policy.clone())
+        let res = example::mcp_service(None, policy.clone(), None)
             .oneshot(req)
             .await
             .unwrap();

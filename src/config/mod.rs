@@ -287,6 +287,9 @@ pub struct Config {
     /// configured: it adds the upstream's credential and never forwards the caller's token.
     #[cfg(feature = "outbound")]
     pub outbound: Option<crate::outbound::OutboundClient>,
+    /// The upstream API's URL (`MCP_UPSTREAM_API_URL`), with [`Config::outbound`].
+    #[cfg(feature = "outbound")]
+    pub upstream_api_url: Option<String>,
     jwt: Option<JwtAuthenticator>,
 }
 
@@ -453,6 +456,8 @@ impl Loader {
             .map(|s| format!("{s}{}", crate::env::FILE_SUFFIX))
             .collect();
         known.extend(file_forms.iter().map(String::as_str));
+        #[cfg(feature = "outbound")]
+        known.extend(outbound::OUTBOUND_SETTINGS);
         if let Some(path) = env.raw(CONFIG_FILE_VAR) {
             let path = path.trim().to_owned();
             match file::read(&path, &known) {
@@ -553,7 +558,7 @@ fn read_config<T>(
     }
     let policy = tool_policy(table.as_deref(), implies.as_deref()).ok();
     #[cfg(feature = "outbound")]
-    let outbound = outbound::load_outbound(&mut env);
+    let outbound = outbound::load_outbound(&mut env, redis.as_ref());
     let app = read_app(&mut env);
     // Where the settings the builders check came from, to name them in their problems.
     let origins: Vec<(&str, String)> = BUILDER_SETTINGS
@@ -673,7 +678,7 @@ struct Settings {
     #[cfg_attr(not(feature = "mtls"), allow(dead_code))]
     client_certs: client_cert::ClientCerts,
     #[cfg(feature = "outbound")]
-    outbound: Option<crate::outbound::OutboundClient>,
+    outbound: Option<(crate::outbound::OutboundClient, String)>,
     policy: ScopePolicy,
 }
 
@@ -767,7 +772,9 @@ fn build(s: Settings) -> Result<Config, ConfigError> {
         #[cfg(feature = "mtls")]
         client_cert_header: s.client_certs.header,
         #[cfg(feature = "outbound")]
-        outbound: s.outbound,
+        upstream_api_url: s.outbound.as_ref().map(|(_, url)| url.clone()),
+        #[cfg(feature = "outbound")]
+        outbound: s.outbound.map(|(client, _)| client),
         jwt,
     })
 }

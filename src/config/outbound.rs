@@ -10,6 +10,24 @@ use crate::outbound::{
     TokenExchange, Upstreams,
 };
 
+/// The settings this module reads (the secret ones also as `…_FILE`), for the keys a TOML
+/// file may hold.
+pub(super) const OUTBOUND_SETTINGS: [&str; 13] = [
+    "MCP_OUTBOUND_MODE",
+    "MCP_UPSTREAM_API_URL",
+    "MCP_UPSTREAM_AUDIENCE",
+    "MCP_UPSTREAM_SCOPES",
+    "MCP_OUTBOUND_CLIENT_ID",
+    "MCP_OUTBOUND_CLIENT_SECRET",
+    "MCP_OUTBOUND_CLIENT_SECRET_FILE",
+    "MCP_OUTBOUND_TOKEN_URL",
+    "MCP_OUTBOUND_STATIC_TOKEN",
+    "MCP_OUTBOUND_STATIC_TOKEN_FILE",
+    "MCP_OUTBOUND_TIMEOUT_SECS",
+    "MCP_OUTBOUND_CACHE_KEY",
+    "MCP_OUTBOUND_CACHE_KEY_FILE",
+];
+
 /// How the upstream's credential is obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -19,9 +37,12 @@ enum Mode {
     Static,
 }
 
-/// Reads `MCP_OUTBOUND_*` and `MCP_UPSTREAM_*`: `None` when `MCP_OUTBOUND_MODE` is unset.
-/// Problems are recorded in `env`.
-pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
+/// Reads `MCP_OUTBOUND_*` and `MCP_UPSTREAM_*`: the client and the upstream API's URL, `None`
+/// when `MCP_OUTBOUND_MODE` is unset. Problems are recorded in `env`.
+pub(super) fn load_outbound(
+    env: &mut EnvReader,
+    redis: Option<&super::redis::Redis>,
+) -> Option<(OutboundClient, String)> {
     let mode = env.optional("MCP_OUTBOUND_MODE", |name, v| match v.trim() {
         "exchange" => Ok(Mode::Exchange),
         "obo" => Ok(Mode::Obo),
@@ -67,10 +88,13 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
         let token = env.required_secret("MCP_OUTBOUND_STATIC_TOKEN", |_, v, _| {
             Ok(crate::Secret::new(v.trim()))
         })?;
-        let (_, host) = api?;
-        return Some(OutboundClient::new(
-            reqwest::Client::new(),
-            Upstreams::new().host(&host, StaticCredential::bearer(token)),
+        let (url, host) = api?;
+        return Some((
+            OutboundClient::new(
+                reqwest::Client::new(),
+                Upstreams::new().host(&host, StaticCredential::bearer(token)),
+            ),
+            url,
         ));
     }
     let client_id = env.required("MCP_OUTBOUND_CLIENT_ID", |_, v| Ok(v.trim().to_owned()));
@@ -82,6 +106,23 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
         );
     }
     let token_url = env.required("MCP_OUTBOUND_TOKEN_URL", |_, v| Ok(v.trim().to_owned()));
+    // Exchanged tokens shared by every instance through Redis, encrypted under this key.
+    let cache_key = env.secret("MCP_OUTBOUND_CACHE_KEY");
+    if let Some(key) = &cache_key {
+        if redis.is_none() {
+            env.problem(
+                "MCP_OUTBOUND_CACHE_KEY",
+                "needs MCP_REDIS_URL (the cache it encrypts)",
+            );
+        } else if key.len() < 32 {
+            env.problem("MCP_OUTBOUND_CACHE_KEY", "must be at least 32 bytes");
+        } else if !matches!(mode, Mode::Exchange | Mode::Obo) {
+            env.problem(
+                "MCP_OUTBOUND_CACHE_KEY",
+                "only exchanged tokens are shared (MCP_OUTBOUND_MODE=exchange or obo)",
+            );
+        }
+    }
     let (Some((url, host)), Some(client_id), Some(secret), Some(token_url)) =
         (api, client_id, secret, token_url)
     else {
@@ -95,16 +136,30 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
         }
     };
     let audience = audience.unwrap_or_else(|| url.clone());
+    let share = |exchange: TokenExchange| -> TokenExchange {
+        #[cfg(feature = "redis")]
+        if let (Some(redis), Some(key)) = (redis, &cache_key) {
+            return match crate::outbound::RedisExchangeCache::new(redis, key) {
+                Ok(cache) => exchange.shared_cache(cache),
+                Err(_) => exchange,
+            };
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = (redis, &cache_key);
+        exchange
+    };
     let upstreams = match mode {
         Mode::Exchange => Upstreams::new().host(
             &host,
-            TokenExchange::new(endpoint, &audience)
-                .resource(&url)
-                .scopes(&scopes),
+            share(
+                TokenExchange::new(endpoint, &audience)
+                    .resource(&url)
+                    .scopes(&scopes),
+            ),
         ),
         Mode::Obo => Upstreams::new().host(
             &host,
-            TokenExchange::on_behalf_of(endpoint, &audience).scopes(&scopes),
+            share(TokenExchange::on_behalf_of(endpoint, &audience).scopes(&scopes)),
         ),
         Mode::ClientCredentials | Mode::Static => {
             let mut cc = ClientCredentials::new(endpoint)
@@ -116,5 +171,5 @@ pub(super) fn load_outbound(env: &mut EnvReader) -> Option<OutboundClient> {
             Upstreams::new().host(&host, cc)
         }
     };
-    Some(OutboundClient::new(reqwest::Client::new(), upstreams))
+    Some((OutboundClient::new(reqwest::Client::new(), upstreams), url))
 }

@@ -314,6 +314,9 @@ pub struct TokenExchange {
     upstream: String,
     /// `upstream \n scopes`, the part of the cache key this source fixes.
     key_suffix: String,
+    /// Exchanged tokens shared by every instance (under the memory cache).
+    #[cfg(feature = "redis")]
+    shared: Option<super::shared::RedisExchangeCache>,
 }
 
 impl fmt::Debug for TokenExchange {
@@ -360,6 +363,8 @@ impl TokenExchange {
             cache: SlotMap::new(DEFAULT_EXCHANGE_CACHE),
             upstream: audience.to_owned(),
             key_suffix: String::new(),
+            #[cfg(feature = "redis")]
+            shared: None,
         };
         s.key_suffix = key_suffix(audience, None);
         s
@@ -395,6 +400,17 @@ impl TokenExchange {
         self
     }
 
+    /// Shares exchanged tokens with every instance through Redis, encrypted (feature
+    /// `redis`): an instance that has no token for a (caller, upstream, scopes) in memory
+    /// takes the one another instance got, until it expires, before asking the
+    /// authorization server. An unreachable Redis only means exchanging again.
+    #[cfg(feature = "redis")]
+    #[must_use]
+    pub fn shared_cache(mut self, cache: super::shared::RedisExchangeCache) -> Self {
+        self.shared = Some(cache);
+        self
+    }
+
     /// The most callers whose tokens are cached (default 10,000; the oldest is evicted).
     #[must_use]
     pub fn cache_capacity(mut self, capacity: usize) -> Self {
@@ -411,7 +427,46 @@ impl TokenExchange {
         Ok(Arc::from(key))
     }
 
-    async fn fetch(&self, caller: &Caller) -> Result<(Credential, Duration), OutboundError> {
+    /// The token another instance shared for `key`, with how long to serve it (capped by
+    /// the caller's own expiry); `None` to exchange.
+    #[cfg(feature = "redis")]
+    async fn shared_token(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<Option<(Credential, Duration)>, OutboundError> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let (token, until) = match shared.get(key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                tracing::warn!(target: OUTBOUND_TARGET, error = %e, "the shared exchange cache is unavailable; exchanging");
+                return Ok(None);
+            }
+        };
+        let credential = Credential::bearer(&token);
+        credential.check_not_inbound(caller)?;
+        let now = std::time::SystemTime::now();
+        let mut ttl = until.duration_since(now).unwrap_or_default();
+        if let Some(cap) = caller.expires_at() {
+            ttl = ttl.min(cap.duration_since(now).unwrap_or_default());
+        }
+        Ok((!ttl.is_zero()).then_some((credential, ttl)))
+    }
+
+    async fn fetch(
+        &self,
+        caller: &Caller,
+        key: &str,
+    ) -> Result<(Credential, Duration), OutboundError> {
+        #[cfg(feature = "redis")]
+        if let Some(found) = self.shared_token(caller, key).await? {
+            return Ok(found);
+        }
+        #[cfg(not(feature = "redis"))]
+        let _ = key;
         let inbound = caller
             .inbound_token()
             .ok_or(OutboundError::NoInboundToken)?;
@@ -445,6 +500,14 @@ impl TokenExchange {
             .inspect_err(log_failure)?;
         let (credential, ttl) = credential_of(&answer, self.skew, caller.expires_at());
         credential.check_not_inbound(caller)?;
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared
+            && let Err(e) = shared
+                .put(key, credential.token(), std::time::SystemTime::now() + ttl)
+                .await
+        {
+            tracing::warn!(target: OUTBOUND_TARGET, error = %e, "an exchanged token could not be shared");
+        }
         Ok((credential, ttl))
     }
 }
@@ -466,7 +529,7 @@ impl TokenSource for TokenExchange {
         if let Some(c) = slot.fresh() {
             return Box::pin(std::future::ready(Ok(c)));
         }
-        Box::pin(async move { slot.get_or_fetch(|| self.fetch(caller)).await })
+        Box::pin(async move { slot.get_or_fetch(|| self.fetch(caller, &key)).await })
     }
 
     fn invalidate(&self, caller: &Caller, rejected: &Credential) {

@@ -87,16 +87,29 @@ impl fmt::Debug for InboundToken {
 /// assert_eq!(svc.oneshot(req).await.unwrap(), Some(true));
 /// # });
 /// ```
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct KeepInboundTokenLayer {
-    _private: (),
+    keep: bool,
+}
+
+impl Default for KeepInboundTokenLayer {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl KeepInboundTokenLayer {
     /// The layer.
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        Self { keep: true }
+    }
+
+    /// The layer when `keep` (token exchange is configured), a pass-through otherwise: one
+    /// service type either way.
+    #[must_use]
+    pub fn when(keep: bool) -> Self {
+        Self { keep }
     }
 }
 
@@ -104,7 +117,10 @@ impl<S> Layer<S> for KeepInboundTokenLayer {
     type Service = KeepInboundToken<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        KeepInboundToken { inner }
+        KeepInboundToken {
+            inner,
+            keep: self.keep,
+        }
     }
 }
 
@@ -112,6 +128,7 @@ impl<S> Layer<S> for KeepInboundTokenLayer {
 #[derive(Debug, Clone)]
 pub struct KeepInboundToken<S> {
     inner: S,
+    keep: bool,
 }
 
 impl<S, B> Service<Request<B>> for KeepInboundToken<S>
@@ -127,7 +144,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        if req.extensions().get::<AuthContext>().is_some()
+        if self.keep
+            && req.extensions().get::<AuthContext>().is_some()
             && let Some(token) = presented_token(req.headers())
         {
             req.extensions_mut().insert(InboundToken::new(token));

@@ -55,7 +55,11 @@ mod error;
 mod grants;
 mod inbound;
 mod layer;
+#[cfg(feature = "redis")]
+mod redis;
 mod refresh;
+#[cfg(feature = "redis")]
+mod shared;
 mod source;
 
 pub use self::endpoint::{ClientAuth, DEFAULT_TOKEN_TIMEOUT, TokenEndpoint};
@@ -66,9 +70,13 @@ pub use self::grants::{
 };
 pub use self::inbound::{Caller, InboundToken, KeepInboundToken, KeepInboundTokenLayer};
 pub use self::layer::{BoxError, OutboundClient, OutboundLayer, OutboundService, Upstreams};
+#[cfg(feature = "redis")]
+pub use self::redis::RedisRefreshTokenStore;
 pub use self::refresh::{
     FileRefreshTokenStore, MemoryRefreshTokenStore, RefreshTokenStore, StoreFuture,
 };
+#[cfg(feature = "redis")]
+pub use self::shared::{MIN_EXCHANGE_CACHE_KEY_LEN, RedisExchangeCache};
 pub use self::source::{
     Credential, CredentialFuture, OUTBOUND_TARGET, StaticCredential, TokenSource,
 };

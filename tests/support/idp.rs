@@ -38,8 +38,15 @@ pub fn start_idp_with_own_key(kid: &str) -> Idp {
     start_idp_with(&[("IDP_OWN_KEY", "1"), ("IDP_KID", kid)])
 }
 
-/// Starts the test authorization server with extra environment variables.
-fn start_idp_with(env: &[(&str, &str)]) -> Idp {
+/// [`start_idp`] with more environment for the server (`IDP_MCP_RESOURCE`: the MCP server
+/// whose callers' tokens may be exchanged).
+pub fn start_idp_with(env: &[(&str, &str)]) -> Idp {
+    start_idp_on(super::free_port(), env)
+}
+
+/// [`start_idp_with`] on a given loopback port (for servers that must know the issuer
+/// before it runs).
+pub fn start_idp_on(port: u16, env: &[(&str, &str)]) -> Idp {
     use base64::Engine as _;
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
@@ -50,7 +57,6 @@ fn start_idp_with(env: &[(&str, &str)]) -> Idp {
             .exists(),
         "oidc-provider is not installed: run `npm ci --prefix tests/e2e/idp` (scripts/test.sh does)"
     );
-    let port = super::free_port();
     let mut child = Command::new("node")
         .arg("server.mjs")
         .current_dir(dir)

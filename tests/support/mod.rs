@@ -102,6 +102,8 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
     let counter = reached.clone();
     let posts = Arc::new(AtomicUsize::new(0));
     let post_counter = posts.clone();
+    let upstream = example::upstream(&config);
+    let keep = mcp_auth::outbound::KeepInboundTokenLayer::when(upstream.is_some());
     let mcp = tower::ServiceBuilder::new()
         .map_request(move |req: http::Request<axum::body::Body>| {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -110,7 +112,8 @@ pub async fn start_with(env: impl FnOnce(&str) -> Vec<(String, String)>) -> Serv
             }
             req
         })
-        .service(example::mcp_service(None, config.policy.clone()));
+        .layer(keep)
+        .service(example::mcp_service(None, config.policy.clone(), upstream));
     let tokens = config.tokens.clone();
     let generated = config
         .generated_token

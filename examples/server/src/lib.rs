@@ -64,8 +64,8 @@ pub mod tls;
 pub mod tools;
 
 pub use mcp_auth::config::{Config, Counters, Guards, Sessions, Tokens};
-pub use router::{app, cors, mcp_service, router, serve, serve_app};
-pub use tools::DataServer;
+pub use router::{app, cors, mcp_service, router, serve, serve_app, upstream};
+pub use tools::{DataServer, Upstream};
 
 use mcp_auth::ConfigError;
 use mcp_auth::config::{Loader, tool_policy};
@@ -76,8 +76,8 @@ use mcp_auth::scope::ScopePolicy;
 pub use mcp_auth::integrations::rmcp::ScopedServer;
 
 /// The built-in per-tool table (`MCP_TOOL_SCOPES` replaces it).
-pub const DEFAULT_TOOL_SCOPES: &str =
-    "whoami=;read_data=data:read;write_data=data:write;delete_data=data:admin";
+pub const DEFAULT_TOOL_SCOPES: &str = "whoami=;read_data=data:read;write_data=data:write;\
+     delete_data=data:admin;call_upstream=data:read";
 
 /// The built-in scope implications (`MCP_SCOPE_IMPLIES` replaces them).
 pub const DEFAULT_SCOPE_IMPLIES: &str = "data:write>data:read";

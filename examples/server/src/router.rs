@@ -19,22 +19,24 @@ use bytes::Bytes;
 use http::{Method, Request};
 use mcp_auth::config::{Config, TlsSettings};
 use mcp_auth::integrations::rmcp::ScopedServer;
+use mcp_auth::outbound::KeepInboundTokenLayer;
 use mcp_auth::scope::ScopePolicy;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
-use tower::Service;
 use tower::util::MapRequestLayer;
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::tls::{TlsListener, TlsPeer, connection_extensions};
-use crate::tools::DataServer;
+use crate::tools::{DataServer, Upstream};
 
 /// The MCP service: rmcp's streamable HTTP transport serving [`DataServer`], whose
 /// `tools/list` shows each caller only the tools `policy` lets it call.
 pub fn mcp_service(
     allowed_hosts: Option<Vec<String>>,
     policy: Arc<ScopePolicy>,
+    upstream: Option<Upstream>,
 ) -> StreamableHttpService<ScopedServer<DataServer>, LocalSessionManager> {
     let data = Arc::new(Mutex::new(HashMap::new()));
     let mut mcp_config = StreamableHttpServerConfig::default();
@@ -43,20 +45,40 @@ pub fn mcp_service(
     }
     StreamableHttpService::new(
         move || {
-            Ok(ScopedServer::new(
-                DataServer::new(data.clone(), policy.clone()),
-                policy.clone(),
-            ))
+            let server = DataServer::new(data.clone(), policy.clone());
+            let server = match &upstream {
+                Some(up) => server.with_upstream(up.clone()),
+                None => server,
+            };
+            Ok(ScopedServer::new(server, policy.clone()))
         },
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     )
 }
 
+/// The upstream API `call_upstream` calls, when `MCP_OUTBOUND_MODE` and
+/// `MCP_UPSTREAM_API_URL` configure one.
+#[must_use]
+pub fn upstream(config: &Config) -> Option<Upstream> {
+    config
+        .outbound
+        .clone()
+        .zip(config.upstream_api_url.clone())
+        .map(|(client, url)| Upstream { client, url })
+}
+
 /// The whole application: [`mcp_service`] behind the configured stack.
 pub fn app(config: Config) -> Router {
-    let mcp = mcp_service(config.allowed_hosts.clone(), config.policy.clone());
-    router(&config, mcp)
+    let upstream = upstream(&config);
+    // The caller's token is kept (inside the auth stack) only when it may be exchanged.
+    let keep = KeepInboundTokenLayer::when(upstream.is_some());
+    let mcp = mcp_service(
+        config.allowed_hosts.clone(),
+        config.policy.clone(),
+        upstream,
+    );
+    router(&config, keep.layer(mcp))
 }
 
 /// Mounts `mcp` at the path of `MCP_PUBLIC_URL` behind the configured stack with CORS

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use mcp_auth::integrations::rmcp::{Auth, require};
+use mcp_auth::integrations::rmcp::{Auth, outbound_caller, require};
+use mcp_auth::outbound::OutboundClient;
 use mcp_auth::scope::{Requirement, ScopePolicy};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 
 /// Arguments of `read_data` and `delete_data`.
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -36,7 +38,18 @@ pub struct WriteArgs {
 pub struct DataServer {
     data: Arc<Mutex<HashMap<String, String>>>,
     policy: Arc<ScopePolicy>,
+    upstream: Option<Upstream>,
     tool_router: ToolRouter<Self>,
+}
+
+/// The upstream API `call_upstream` calls, and the client that adds its credential.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// Adds the upstream's credential (by token exchange for the caller, when so
+    /// configured); never forwards the caller's own token.
+    pub client: OutboundClient,
+    /// `MCP_UPSTREAM_API_URL`.
+    pub url: String,
 }
 
 impl std::fmt::Debug for DataServer {
@@ -58,10 +71,56 @@ impl DataServer {
     /// A server over `data`; `policy` is the one the layers enforce, used for the
     /// argument-dependent check in `write_data`.
     pub fn new(data: Arc<Mutex<HashMap<String, String>>>, policy: Arc<ScopePolicy>) -> Self {
+        let mut tool_router = Self::tool_router();
+        // Only offered when an upstream API is configured (`with_upstream`).
+        tool_router.remove_route("call_upstream");
         Self {
             data,
             policy,
-            tool_router: Self::tool_router(),
+            upstream: None,
+            tool_router,
+        }
+    }
+
+    /// Offers `call_upstream`, calling `upstream`.
+    #[must_use]
+    pub fn with_upstream(mut self, upstream: Upstream) -> Self {
+        self.upstream = Some(upstream);
+        self.tool_router = Self::tool_router();
+        self
+    }
+
+    /// Calls the upstream API (`MCP_UPSTREAM_API_URL`) for the caller: its credential comes
+    /// from the configured source (RFC 8693 token exchange of the caller's token, with
+    /// `MCP_OUTBOUND_MODE=exchange`), never the caller's own token. Returns the upstream's
+    /// answer (the test upstream echoes the `sub`, `aud` and `act` it saw).
+    #[tool(description = "Call the upstream API on behalf of the caller and show its answer")]
+    async fn call_upstream(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(up) = &self.upstream else {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(
+                "no upstream API is configured",
+            )]));
+        };
+        let caller = outbound_caller(&context);
+        match up.client.send(up.client.get(&up.url), &caller).await {
+            Ok(res) => {
+                let status = res.status();
+                let body = res.text().await.unwrap_or_default();
+                if status.is_success() {
+                    Ok(text(body))
+                } else {
+                    Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                        "the upstream API answered {status}"
+                    ))]))
+                }
+            }
+            // The error names what failed (never a token).
+            Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "the upstream API could not be called: {e}"
+            ))])),
         }
     }
 

@@ -6,6 +6,7 @@
 //   node client.mjs auth-code <mcp-url>                  full OAuth flow from a cold start
 //   node client.mjs step-up <mcp-url>                    auth-code, then 403 → re-authorize
 //   node client.mjs client-credentials <mcp-url> <id> <secret>
+//   node client.mjs call-upstream <mcp-url>              auth-code, then the call_upstream tool
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
@@ -157,6 +158,14 @@ async function main() {
       out.whoamiAfter = await whoami(client);
     }
     out.authorizations = provider.authorizations;
+    await client.close();
+  } else if (mode === 'call-upstream') {
+    const provider = new HeadlessProvider();
+    const { client } = await connectWithOAuth(provider);
+    out.whoami = await whoami(client);
+    out.tools = (await client.listTools()).tools.map((t) => t.name).sort();
+    const r = await client.callTool({ name: 'call_upstream', arguments: {} });
+    out.upstream = { isError: r.isError ?? false, text: r.content[0].text };
     await client.close();
   } else if (mode === 'client-credentials') {
     const [clientId, clientSecret] = rest;

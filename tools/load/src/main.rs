@@ -241,6 +241,7 @@ async fn serve() {
             .service(example::mcp_service(
                 config.allowed_hosts.clone(),
                 config.policy.clone(),
+                None,
             ));
         axum::Router::new().nest_service("/mcp", mcp)
     } else if let Ok(stack) = std::env::var("LOAD_STACK") {
@@ -251,7 +252,7 @@ async fn serve() {
         use mcp_auth::hardening::{HttpsOnlyLayer, OriginLayer};
         use mcp_auth::scope::ScopeLayer;
         use tower::ServiceBuilder;
-        let mcp = example::mcp_service(config.allowed_hosts.clone(), config.policy.clone());
+        let mcp = example::mcp_service(config.allowed_hosts.clone(), config.policy.clone(), None);
         let auth = mcp_auth::AuthLayer::new(config.auth);
         let scope = ScopeLayer::new((*config.policy).clone());
         let (failures, window) = config
