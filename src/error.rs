@@ -438,6 +438,7 @@ impl Problems {
     }
 
     /// How many problems were recorded.
+    #[cfg(feature = "jwt")]
     pub(crate) fn len(&self) -> usize {
         self.problems.len()
     }

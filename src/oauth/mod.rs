@@ -66,7 +66,7 @@ pub use self::protected_resource::{ProtectedResource, ProtectedResourceBuilder};
 pub(crate) use self::uri::check_url;
 pub use self::uri::{WELL_KNOWN_PATH, canonical_resource};
 
-#[cfg(feature = "reqwest")]
+#[cfg(all(feature = "reqwest", any(feature = "jwt", feature = "introspection")))]
 pub use self::fetch::ReqwestFetcher;
 #[cfg(all(test, any(feature = "jwt", feature = "introspection")))]
 pub(crate) use self::fetch::cache_control_max_age;
