@@ -51,11 +51,14 @@ async fn python_sdk_completes_the_oauth_flow_from_a_cold_start() {
         (first["method"].as_str(), first["status"].as_u64()),
         (Some("POST"), Some(401))
     );
+    // Bearer first, then DPoP (offered beside it): the SDK sees both, joined, and follows
+    // the first.
+    let metadata = url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp");
     assert_eq!(
         first["challenge"],
         format!(
-            "Bearer scope=\"data:read\", resource_metadata=\"{}\"",
-            url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+            "Bearer scope=\"data:read\", resource_metadata=\"{metadata}\", \
+             DPoP algs=\"ES256 ES384 EdDSA PS256 RS256\", scope=\"data:read\", resource_metadata=\"{metadata}\""
         )
     );
     assert!(

@@ -356,9 +356,16 @@ async fn sent(url: &str, token: Option<&str>, body: String) -> (u16, String, Opt
             .get(name)
             .map(|v| v.to_str().unwrap().to_owned())
     };
+    // Every value, joined as the Fetch API joins them for a page.
+    let challenges: Vec<&str> = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     (
         res.status().as_u16(),
-        header("www-authenticate").unwrap_or_default(),
+        challenges.join(", "),
         header("retry-after"),
     )
 }
@@ -564,11 +571,13 @@ async fn page_scripts_read_the_oauth_challenges_that_point_to_the_metadata() {
         "resource_metadata=\"{}\"",
         proxy.at("/.well-known/oauth-protected-resource/mcp")
     );
+    const DPOP: &str = "DPoP algs=\"ES256 ES384 EdDSA PS256 RS256\",";
     let none = probe(&v, "no-credentials");
     assert_eq!(none["status"], 401, "{none}");
     assert_eq!(
         none["wwwAuthenticate"],
-        format!("Bearer scope=\"data:read\", {metadata}"),
+        // Bearer, then DPoP (offered beside it); a page sees both values joined.
+        format!("Bearer scope=\"data:read\", {metadata}, {DPOP} scope=\"data:read\", {metadata}"),
         "{none}"
     );
     let unknown = probe(&v, "unknown-token");
@@ -576,7 +585,8 @@ async fn page_scripts_read_the_oauth_challenges_that_point_to_the_metadata() {
     assert_eq!(
         unknown["wwwAuthenticate"],
         format!(
-            "Bearer error=\"invalid_token\", error_description=\"invalid access token\", scope=\"data:read\", {metadata}"
+            "Bearer error=\"invalid_token\", error_description=\"invalid access token\", scope=\"data:read\", {metadata}, \
+             {DPOP} error=\"invalid_token\", error_description=\"invalid access token\", scope=\"data:read\", {metadata}"
         ),
         "{unknown}"
     );
