@@ -661,3 +661,47 @@ async fn browsers_get_cors_preflights_and_can_read_the_challenge() {
     assert_eq!(res.status(), 403);
     assert!(up.seen().is_empty());
 }
+
+/// DPoP through the proxy (the shared configuration: `MCP_DPOP` defaults to optional): a
+/// DPoP-bound token with a fresh proof for the proxy's public URL is forwarded as the caller's
+/// identity, and neither the token nor the proof reaches the upstream; a replayed proof and
+/// the bearer downgrade are refused before the upstream.
+#[tokio::test]
+async fn dpop_bound_tokens_are_checked_at_the_proxy_and_the_proof_stays_here() {
+    use mcp_auth::testing::{DpopKey, MockAuthServer, assert_challenge};
+    let mock = MockAuthServer::start().await;
+    let up = upstream::start().await;
+    let (issuer, url) = (mock.issuer().to_owned(), up.url());
+    let proxy =
+        start_proxy(move |_| pairs(&[("MCP_OIDC_ISSUER", &issuer), ("MCP_UPSTREAM_URL", &url)]))
+            .await;
+    let key = DpopKey::es256();
+    let token = mock
+        .token()
+        .subject("alice")
+        .audience(proxy.url().as_str())
+        .scopes(["data:read"])
+        .dpop_bound(&key)
+        .jwt();
+    let dpop = format!("DPoP {token}");
+    let proof = key.proof("POST", &proxy.url()).access_token(&token).sign();
+    let headers = [("authorization", dpop.as_str()), ("dpop", proof.as_str())];
+    let res = post(&proxy.url(), None, call("ping"), &headers).await;
+    assert_eq!(res.status(), 200);
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1);
+    let h = &seen[0].headers;
+    assert!(
+        h.get("authorization").is_none() && h.get("dpop").is_none(),
+        "{h:?}"
+    );
+    assert_eq!(header(h, "x-mcp-subject"), Some("alice"));
+
+    // The same proof again, and the token as a bearer token: refused at the proxy.
+    let replay = post(&proxy.url(), None, call("ping"), &headers).await;
+    assert_eq!(replay.status(), 401);
+    assert_challenge(replay.headers(), "DPoP").error("invalid_dpop_proof");
+    let downgrade = post(&proxy.url(), Some(&token), call("ping"), &[]).await;
+    assert_eq!(downgrade.status(), 401);
+    assert_eq!(up.seen().len(), 1, "nothing refused reached the upstream");
+}
