@@ -93,13 +93,23 @@ pub(crate) fn check_certificate(ctx: &AuthContext, ext: &Extensions) -> Result<(
 ///
 /// 401 `invalid_token` for a DPoP-bound token, or a certificate mismatch.
 pub(crate) fn check_bearer_use(ctx: &AuthContext, ext: &Extensions) -> Result<(), AuthError> {
+    refuse_dpop_bound(ctx)?;
+    check_certificate(ctx, ext)
+}
+
+/// A DPoP-bound token cannot be a bearer token (RFC 9449 §7.2).
+///
+/// # Errors
+///
+/// 401 `invalid_token` when the token has `cnf.jkt`.
+pub(crate) fn refuse_dpop_bound(ctx: &AuthContext) -> Result<(), AuthError> {
     if ctx.confirmation().jkt().is_some() {
         return Err(AuthError::invalid_token(
             "the access token is DPoP-bound: send it with the DPoP scheme and a proof",
         )
         .with_detail("dpop_bound_token_as_bearer"));
     }
-    check_certificate(ctx, ext)
+    Ok(())
 }
 
 #[cfg(test)]

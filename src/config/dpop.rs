@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::stores::Replays;
+use crate::ConfigError;
 use crate::Secret;
 use crate::authenticators::dpop::{
     Algorithm, DEFAULT_ALGORITHMS, DEFAULT_IAT_WINDOW, DEFAULT_NONCE_LIFETIME, DpopAuthenticator,
@@ -12,7 +13,6 @@ use crate::authenticators::dpop::{
 };
 use crate::env::EnvReader;
 use crate::store::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache};
-use crate::{ConfigError, ConfigProblem};
 
 /// What the `MCP_DPOP*` settings say.
 pub(super) struct DpopSettings {
@@ -127,7 +127,9 @@ pub(super) fn build_dpop<V: crate::TokenVerifier>(
         };
         b = b.nonces(key, *lifetime);
     }
-    b.build().map_err(|e| rename(&e))
+    // Its problems are named by the variables behind them with the other builders'
+    // (`BUILDER_SETTINGS`).
+    b.build()
 }
 
 fn random_key() -> Result<Vec<u8>, ConfigError> {
@@ -135,20 +137,4 @@ fn random_key() -> Result<Vec<u8>, ConfigError> {
     getrandom::fill(&mut key)
         .map_err(|_| ConfigError::new("MCP_DPOP_NONCE_KEY", "no random source to make one"))?;
     Ok(key)
-}
-
-/// The builder's problems, named by the variables behind them.
-fn rename(e: &ConfigError) -> ConfigError {
-    let problems = e.problems().iter().map(|p| {
-        let var = match p.setting() {
-            "dpop_algs" => "MCP_DPOP_ALGS",
-            "dpop_iat_window" => "MCP_DPOP_IAT_WINDOW",
-            "dpop_nonce_key" => "MCP_DPOP_NONCE_KEY",
-            "dpop_nonce_lifetime" => "MCP_DPOP_NONCE_LIFETIME",
-            _ => "MCP_PUBLIC_URL",
-        };
-        ConfigProblem::new(var, p.message())
-    });
-    ConfigError::from_problems(problems.collect())
-        .unwrap_or_else(|| ConfigError::new("MCP_DPOP", e.to_string()))
 }

@@ -598,7 +598,7 @@ fn read_config<T>(
 }
 
 /// The settings of the builders' problems (`JwtBuilder`, `IntrospectionBuilder`,
-/// `ProtectedResource`) and the variables behind them.
+/// `ProtectedResource`, `DpopBuilder`) and the variables behind them.
 const BUILDER_SETTINGS: &[(&str, &str)] = &[
     ("jwks url", "MCP_JWKS_URL"),
     ("oidc issuer", "MCP_OIDC_ISSUER"),
@@ -611,6 +611,11 @@ const BUILDER_SETTINGS: &[(&str, &str)] = &[
     ("audience", "MCP_JWT_AUDIENCE"),
     ("resource", "MCP_PUBLIC_URL"),
     ("authorization_servers", "MCP_AUTHORIZATION_SERVERS"),
+    ("dpop_htu", "MCP_PUBLIC_URL"),
+    ("dpop_algs", "MCP_DPOP_ALGS"),
+    ("dpop_iat_window", "MCP_DPOP_IAT_WINDOW"),
+    ("dpop_nonce_key", "MCP_DPOP_NONCE_KEY"),
+    ("dpop_nonce_lifetime", "MCP_DPOP_NONCE_LIFETIME"),
 ];
 
 /// A builder's problems renamed to the variables behind them, with the layer a value came

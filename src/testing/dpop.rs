@@ -424,26 +424,7 @@ pub fn compact(header: &Value, claims: &Value, sign: impl FnOnce(&[u8]) -> Vec<u
 /// ```
 #[must_use]
 pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
-    let required: &[&str] = match jwk.get("kty")?.as_str()? {
-        "EC" => &["crv", "kty", "x", "y"],
-        "OKP" => &["crv", "kty", "x"],
-        "RSA" => &["e", "kty", "n"],
-        "oct" => &["k", "kty"],
-        _ => return None,
-    };
-    // The members in lexicographic order, no whitespace (RFC 7638 §3.3); each value a string.
-    let mut canonical = String::from("{");
-    for (i, name) in required.iter().enumerate() {
-        let value = jwk.get(*name)?.as_str()?;
-        if i > 0 {
-            canonical.push(',');
-        }
-        canonical.push_str(&Value::from(*name).to_string());
-        canonical.push(':');
-        canonical.push_str(&Value::from(value).to_string());
-    }
-    canonical.push('}');
-    Some(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
+    crate::authenticators::jwt::jwk_thumbprint(jwk.as_object()?)
 }
 
 /// `url` without its query and fragment (the `htu` of RFC 9449 §4.2).

@@ -67,6 +67,7 @@ use zeroize::Zeroizing;
 use self::htu::Htu;
 use self::nonce::Nonces;
 use crate::auth_layer::{AuthLayer, Authenticator, TokenVerifier};
+use crate::authenticators::binding::refuse_dpop_bound;
 use crate::authenticators::header::{TokenScheme, access_token};
 use crate::context::AuthContext;
 use crate::error::{AuthError, ConfigError, Problems};
@@ -370,7 +371,7 @@ impl<V: TokenVerifier, R: ReplayCache> DpopAuthenticator<V, R> {
     async fn with_proof(&self, token: &str, parts: &Parts) -> Result<AuthContext, AuthError> {
         let s = &*self.settings;
         let proof = proof_header(parts)?;
-        let checked = proof::check(
+        let mut checked = proof::check(
             proof,
             &proof::Expect {
                 algs: &s.algs,
@@ -426,12 +427,7 @@ impl<V: TokenVerifier, R: ReplayCache> DpopAuthenticator<V, R> {
             .with_detail("dpop_required"));
         }
         let ctx = self.verifier.verify_token(token, parts).await?;
-        if ctx.confirmation().jkt().is_some() {
-            return Err(AuthError::invalid_token(
-                "the access token is DPoP-bound: send it with the DPoP scheme and a proof",
-            )
-            .with_detail("dpop_bound_token_as_bearer"));
-        }
+        refuse_dpop_bound(&ctx)?;
         Ok(ctx)
     }
 }

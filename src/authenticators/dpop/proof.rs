@@ -53,15 +53,16 @@ pub(super) struct Checked<'p> {
 }
 
 impl Checked<'_> {
-    /// The signature, with the header's key.
-    pub(super) fn verify_signature(&self) -> Result<(), AuthError> {
+    /// The signature, with the header's key (the key map is moved into the JWK, not copied;
+    /// it is not needed after).
+    pub(super) fn verify_signature(&mut self) -> Result<(), AuthError> {
         let bad = || {
             invalid(
                 "the DPoP proof's signature is invalid",
                 "dpop_bad_signature",
             )
         };
-        let jwk: Jwk = serde_json::from_value(Value::Object(self.jwk.clone()))
+        let jwk: Jwk = serde_json::from_value(Value::Object(std::mem::take(&mut self.jwk)))
             .map_err(|_| malformed("dpop_bad_jwk"))?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| malformed("dpop_bad_jwk"))?;
         match jsonwebtoken::crypto::verify(self.signature, self.signed.as_bytes(), &key, self.alg) {
@@ -283,26 +284,13 @@ fn check_claims<'c>(claims: &'c Claims, want: &Expect<'_>) -> Result<(&'c str, u
     Ok((jti, iat))
 }
 
-/// RFC 7638 thumbprint: SHA-256 over the required members in lexicographic order, no
-/// whitespace, base64url.
+/// RFC 7638 thumbprint of the proof key (the crate's one implementation), for the key types
+/// a proof may use (EC, RSA, OKP; never a symmetric `oct` key).
 pub(super) fn thumbprint(jwk: &Map<String, Value>) -> Option<String> {
-    let names: &[&str] = match member(jwk, "kty")? {
-        "EC" => &["crv", "kty", "x", "y"],
-        "RSA" => &["e", "kty", "n"],
-        "OKP" => &["crv", "kty", "x"],
-        _ => return None,
-    };
-    let mut canonical = String::from("{");
-    for (i, name) in names.iter().enumerate() {
-        if i > 0 {
-            canonical.push(',');
-        }
-        canonical.push_str(&serde_json::to_string(name).ok()?);
-        canonical.push(':');
-        canonical.push_str(&serde_json::to_string(member(jwk, name)?).ok()?);
+    if member(jwk, "kty") == Some("oct") {
+        return None;
     }
-    canonical.push('}');
-    Some(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
+    crate::authenticators::jwt::jwk_thumbprint(jwk)
 }
 
 #[cfg(test)]

@@ -274,3 +274,30 @@ pub(super) fn check_ed25519(x: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The RFC 7638 thumbprint of a JWK (SHA-256, base64url): its required members in
+/// lexicographic order, without whitespace; `None` for a key type without a thumbprint rule
+/// or a missing or non-string member. The one implementation behind DPoP's `cnf.jkt` check
+/// and the test kit's proof keys.
+pub(crate) fn jwk_thumbprint(jwk: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    use sha2::Digest as _;
+    let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+    let names: &[&str] = match member("kty")? {
+        "EC" => &["crv", "kty", "x", "y"],
+        "OKP" => &["crv", "kty", "x"],
+        "RSA" => &["e", "kty", "n"],
+        "oct" => &["k", "kty"],
+        _ => return None,
+    };
+    let mut canonical = String::from("{");
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            canonical.push(',');
+        }
+        canonical.push_str(&serde_json::to_string(name).ok()?);
+        canonical.push(':');
+        canonical.push_str(&serde_json::to_string(member(name)?).ok()?);
+    }
+    canonical.push('}');
+    Some(URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes())))
+}
