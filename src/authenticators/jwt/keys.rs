@@ -13,7 +13,9 @@ mod jwk;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 
-pub(crate) use self::jwk::{jwk_thumbprint, key_from_jwk, keys_from_json, keys_from_jwk_set};
+#[cfg(any(feature = "dpop", feature = "testing"))]
+pub(crate) use self::jwk::jwk_thumbprint;
+pub(crate) use self::jwk::{key_from_jwk, keys_from_json, keys_from_jwk_set};
 use super::claims::Issuers;
 use crate::error::ConfigError;
 use crate::secret::Secret;

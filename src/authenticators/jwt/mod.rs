@@ -129,6 +129,7 @@ pub use self::issuers::{
 };
 use self::jwks::{JwksCache, Refreshed, Snapshot};
 use self::keys::KeySet;
+#[cfg(any(feature = "dpop", feature = "testing"))]
 pub(crate) use self::keys::jwk_thumbprint;
 pub use self::keys::{JwtKey, MAX_KEYS_PER_SET, MAX_KID_LEN, MIN_HMAC_SECRET_LEN, MIN_RSA_BITS};
 pub use self::mint::{DEFAULT_TTL, JwtMinter};

@@ -279,6 +279,7 @@ pub(super) fn check_ed25519(x: &[u8]) -> Result<(), String> {
 /// lexicographic order, without whitespace; `None` for a key type without a thumbprint rule
 /// or a missing or non-string member. The one implementation behind DPoP's `cnf.jkt` check
 /// and the test kit's proof keys.
+#[cfg(any(feature = "dpop", feature = "testing"))]
 pub(crate) fn jwk_thumbprint(jwk: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
     use sha2::Digest as _;
     let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
