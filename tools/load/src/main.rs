@@ -170,8 +170,8 @@ async fn main() {
             }
         }
         Some("proxy") => {
-            let (bin, rest) = proxy_bench::binary_arg(rest);
-            proxy_bench::run(parse_args(&rest, 10, 32, 2_000_000), bin).await;
+            let (bins, rest) = proxy_bench::binary_arg(rest);
+            proxy_bench::run(parse_args(&rest, 10, 32, 2_000_000), bins).await;
         }
         Some("serve") => serve().await,
         _ => usage("no mode given"),

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //! cargo build --release -p mcp-auth-proxy -p mcp-auth-load
-//! target/release/load proxy [--proxy-bin PATH] [--secs N] [--concurrency C] [--rounds R]
+//! target/release/load proxy [--proxy-bin PATH]... [--secs N] [--concurrency C] [--rounds R]
 //! ```
+//!
+//! `--proxy-bin` may be given several times: each build is then a target of its own, measured
+//! in the same rounds (to compare two builds of the proxy on a shared, noisy machine).
 //!
 //! The upstream is `load serve` with `LOAD_BASELINE` (the example's tools with a fixed caller,
 //! no mcp-auth layer). nginx (Debian's `nginx`, `worker_processes auto`, upstream keep-alive,
 //! no buffering) and the proxy (a static bearer token, no tool table) each forward to it. Each
-//! round measures the three targets in turn (order rotated per round) with `C` MCP sessions
+//! round measures the targets in turn (order rotated per round) with `C` MCP sessions
 //! opened through the target, calling `tools/call whoami` back to back.
 
 use std::io::Write;
@@ -23,24 +26,27 @@ use super::{Args, Cred, Server, Window, bearer, drive, median, percentile};
 /// The bearer token the proxy is configured with.
 const PROXY_TOKEN: &str = "load-proxy-token-0123456789abcdef";
 
-/// `--proxy-bin PATH` out of `rest` (default: `mcp-auth-proxy` beside this binary).
-pub(super) fn binary_arg(rest: &[String]) -> (PathBuf, Vec<String>) {
-    let mut bin = None;
+/// Every `--proxy-bin PATH` out of `rest` (default: `mcp-auth-proxy` beside this binary).
+/// Several binaries (builds to compare) are measured in the same rounds, each as a target.
+pub(super) fn binary_arg(rest: &[String]) -> (Vec<PathBuf>, Vec<String>) {
+    let mut bins = Vec::new();
     let mut others = Vec::new();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         if a == "--proxy-bin" {
-            bin = it.next().map(PathBuf::from);
+            bins.extend(it.next().map(PathBuf::from));
         } else {
             others.push(a.clone());
         }
     }
-    let bin = bin.unwrap_or_else(|| {
-        std::env::current_exe()
-            .expect("own path")
-            .with_file_name("mcp-auth-proxy")
-    });
-    (bin, others)
+    if bins.is_empty() {
+        bins.push(
+            std::env::current_exe()
+                .expect("own path")
+                .with_file_name("mcp-auth-proxy"),
+        );
+    }
+    (bins, others)
 }
 
 /// A child process stopped on drop: SIGTERM first (nginx's master then stops its workers;
@@ -183,7 +189,7 @@ fn children(pid: u32) -> Vec<String> {
 }
 
 struct Target {
-    name: &'static str,
+    name: String,
     url: String,
     cred: Cred,
     /// The processes between client and upstream, whose CPU time is counted.
@@ -191,7 +197,7 @@ struct Target {
 }
 
 /// Runs the comparison and prints its tables.
-pub(super) async fn run(args: Args, bin: PathBuf) {
+pub(super) async fn run(args: Args, bins: Vec<PathBuf>) {
     let limit = args.secs * 3 * args.rounds as u64 + 300;
     let upstream = Server::start(&[("LOAD_BASELINE", "1".to_owned())], limit).await;
     let upstream_port: u16 = upstream
@@ -203,30 +209,42 @@ pub(super) async fn run(args: Args, bin: PathBuf) {
     let dir = std::env::temp_dir().join(format!("mcp-auth-bench-nginx-{}", std::process::id()));
     let nginx_port = free_port();
     let nginx = start_nginx(&dir, nginx_port, upstream_port);
-    let proxy_port = free_port();
-    let proxy = start_proxy(&bin, proxy_port, &upstream.url);
+    let mut proxies = Vec::new();
+    for bin in &bins {
+        let port = free_port();
+        proxies.push((start_proxy(bin, port, &upstream.url), port, bin));
+    }
     wait_for(nginx_port, "nginx").await;
-    wait_for(proxy_port, "mcp-auth-proxy").await;
-    let targets = [
+    for (_, port, _) in &proxies {
+        wait_for(*port, "mcp-auth-proxy").await;
+    }
+    let mut targets = vec![
         Target {
-            name: "direct",
+            name: "direct".to_owned(),
             url: upstream.url.clone(),
             cred: Cred::Headers(Vec::new()),
             hop_pids: Vec::new(),
         },
         Target {
-            name: "nginx (no auth)",
+            name: "nginx (no auth)".to_owned(),
             url: format!("http://127.0.0.1:{nginx_port}/mcp"),
             cred: Cred::Headers(Vec::new()),
             hop_pids: children(nginx.0.id()),
         },
-        Target {
-            name: "mcp-auth-proxy (bearer token)",
-            url: format!("http://127.0.0.1:{proxy_port}/mcp"),
-            cred: Cred::Headers(vec![bearer(PROXY_TOKEN)]),
-            hop_pids: vec![proxy.0.id().to_string()],
-        },
     ];
+    for (child, port, bin) in &proxies {
+        let name = if proxies.len() == 1 {
+            "mcp-auth-proxy (bearer token)".to_owned()
+        } else {
+            format!("mcp-auth-proxy ({})", bin.display())
+        };
+        targets.push(Target {
+            name,
+            url: format!("http://127.0.0.1:{port}/mcp"),
+            cred: Cred::Headers(vec![bearer(PROXY_TOKEN)]),
+            hop_pids: vec![child.0.id().to_string()],
+        });
+    }
     println!(
         "proxy: {} rounds; in each, every target in turn (order rotated per round) with {} \
          sessions (one per worker) opened through it, calling tools/call whoami for {} s after \
@@ -289,13 +307,16 @@ pub(super) async fn run(args: Args, bin: PathBuf) {
     }
     let added = |i: usize| (i64::from(summary[i].1) - i64::from(direct_p50)).max(1) as f64;
     println!();
-    println!(
-        "proxy throughput / direct = {:.2} (target ≥ 0.9); proxy added p50 / nginx added p50 = \
-         {:.2} (target ≤ 1.5)",
-        summary[2].0 / direct_rps,
-        added(2) / added(1)
-    );
-    drop(proxy);
+    for (i, target) in targets.iter().enumerate().skip(2) {
+        println!(
+            "{}: throughput / direct = {:.2} (target ≥ 0.9); added p50 / nginx added p50 = \
+             {:.2} (target ≤ 1.5)",
+            target.name,
+            summary[i].0 / direct_rps,
+            added(i) / added(1)
+        );
+    }
+    drop(proxies);
     drop(nginx);
     let _ = std::fs::remove_dir_all(&dir);
 }
