@@ -4,7 +4,8 @@
 //! - Request bodies of POSTs are read (bounded by [`DEFAULT_MAX_BODY`], as the scope layer
 //!   reads them) to learn which JSON-RPC ids ask for a listing; other bodies stream through.
 //! - Responses stream back as they arrive (SSE event by event); only the answers to
-//!   listing requests are read and filtered.
+//!   listing requests are read and filtered. What already arrived with the head leaves with
+//!   it, in one write ([`prefetch`]).
 //! - Headers: the hop-by-hop ones are removed both ways. The client's credentials never
 //!   reach the upstream; the caller's identity does, in identity headers, and optionally in
 //!   a minted JWT.
@@ -36,6 +37,7 @@ use crate::hosts::AllowedHosts;
 use crate::listing::Pending;
 use crate::metrics::{Metrics, ProxyReason};
 use crate::mint::UpstreamJwt;
+use crate::prefetch;
 use crate::sse::FilteredSse;
 
 /// How long an idle pooled connection to the upstream is kept.
@@ -256,7 +258,8 @@ impl Shared {
         let (mut res_parts, incoming) = res.into_parts();
         headers::clean_response(&mut res_parts.headers);
         let Some(pending) = pending else {
-            return Response::from_parts(res_parts, Body::new(incoming));
+            let body = prefetch::gather(incoming).await;
+            return Response::from_parts(res_parts, Body::new(body));
         };
         let encoded = res_parts
             .headers

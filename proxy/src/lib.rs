@@ -56,6 +56,7 @@ mod hosts;
 mod listing;
 pub mod metrics;
 mod mint;
+mod prefetch;
 mod sse;
 mod stack;
 
