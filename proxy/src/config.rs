@@ -1,8 +1,9 @@
 //! The proxy's own settings ([`ProxyConfig`]): the upstream, its timeout and credential, the
-//! identity headers, metrics and shutdown. The auth stack reads the rest of the `MCP_*`
+//! identity headers, metrics, worker threads and shutdown. The auth stack reads the rest of the `MCP_*`
 //! environment (see the crate's README for the table).
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -21,6 +22,8 @@ pub const DEFAULT_UPSTREAM_JWT_TTL: Duration = Duration::from_secs(60);
 /// Default time open connections get to finish after SIGTERM or Ctrl-C
 /// (`MCP_PROXY_SHUTDOWN_GRACE`).
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The most worker threads `MCP_PROXY_WORKERS` may ask for.
+pub const MAX_WORKERS: usize = 1024;
 /// The largest listing answer filtered (a JSON body, or one SSE event): 16 MiB. A larger
 /// one cannot be filtered and is refused (502).
 pub const MAX_LISTING_ANSWER: usize = 16 * 1024 * 1024;
@@ -32,6 +35,7 @@ pub const PROXY_SETTINGS: &[&str] = &[
     "MCP_PROXY_SHUTDOWN_GRACE",
     "MCP_PROXY_IDENTITY_HEADER_PREFIX",
     "MCP_PROXY_METRICS_BIND",
+    "MCP_PROXY_WORKERS",
     "MCP_UPSTREAM_JWT_SECRET",
     "MCP_UPSTREAM_JWT_SECRET_FILE",
     "MCP_UPSTREAM_JWT_KEY",
@@ -41,6 +45,11 @@ pub const PROXY_SETTINGS: &[&str] = &[
     "MCP_UPSTREAM_JWT_ISSUER",
     "MCP_UPSTREAM_JWT_TTL",
 ];
+
+/// One worker thread per CPU the process may use (1 when that cannot be learnt).
+fn default_workers() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
 
 /// The path of the health check.
 pub const HEALTH_PATH: &str = "/healthz";
@@ -98,6 +107,7 @@ pub struct ProxyConfig {
     pub(crate) jwt: Option<UpstreamJwt>,
     pub(crate) metrics_bind: Option<SocketAddr>,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) workers: NonZeroUsize,
 }
 
 impl ProxyConfig {
@@ -145,6 +155,15 @@ impl ProxyConfig {
                 .parse::<SocketAddr>()
                 .map_err(|_| ConfigError::new(name, "is not an address such as 127.0.0.1:9090"))
         });
+        let workers = env
+            .optional("MCP_PROXY_WORKERS", |name, v| {
+                v.trim()
+                    .parse::<NonZeroUsize>()
+                    .ok()
+                    .filter(|n| n.get() <= MAX_WORKERS)
+                    .ok_or_else(|| ConfigError::new(name, "is not a whole number from 1 to 1024"))
+            })
+            .unwrap_or_else(default_workers);
         let jwt = match (&upstream, &public) {
             (Some(u), Some(p)) => load_jwt(env, u, &p.url),
             _ => None,
@@ -156,6 +175,7 @@ impl ProxyConfig {
             shutdown_grace,
             identity,
             metrics_bind,
+            workers,
             jwt,
         }
     }
@@ -164,6 +184,13 @@ impl ProxyConfig {
     #[must_use]
     pub fn metrics_bind(&self) -> Option<SocketAddr> {
         self.metrics_bind
+    }
+
+    /// How many worker threads serve connections (`MCP_PROXY_WORKERS`, default: one per
+    /// available CPU).
+    #[must_use]
+    pub fn workers(&self) -> NonZeroUsize {
+        self.workers
     }
 
     /// How long open connections get to finish after a shutdown signal.
@@ -341,6 +368,7 @@ pub(crate) struct ReadSettings {
     shutdown_grace: Duration,
     identity: Option<IdentityHeaders>,
     metrics_bind: Option<SocketAddr>,
+    workers: NonZeroUsize,
     jwt: Option<UpstreamJwt>,
 }
 
@@ -354,6 +382,7 @@ impl ReadSettings {
             shutdown_grace,
             identity,
             metrics_bind,
+            workers,
             jwt,
         } = self;
         // Each is `Some` when no problem was recorded.
@@ -383,6 +412,7 @@ impl ReadSettings {
             jwt,
             metrics_bind,
             shutdown_grace,
+            workers,
         })
     }
 }
@@ -476,6 +506,24 @@ mod tests {
                 "MCP_UPSTREAM_TIMEOUT"
             ]
         );
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cpus_and_are_bounded() {
+        let url = ("MCP_UPSTREAM_URL", "http://127.0.0.1:9000/mcp");
+        let c = load(&[url]).unwrap();
+        assert_eq!(c.workers(), default_workers());
+        let c = load(&[url, ("MCP_PROXY_WORKERS", " 3 ")]).unwrap();
+        assert_eq!(c.workers().get(), 3);
+        let c = load(&[url, ("MCP_PROXY_WORKERS", "1024")]).unwrap();
+        assert_eq!(c.workers().get(), MAX_WORKERS);
+        for bad in ["0", "1025", "-1", "two", ""] {
+            assert_eq!(
+                problems(&[url, ("MCP_PROXY_WORKERS", bad)]),
+                ["MCP_PROXY_WORKERS"],
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

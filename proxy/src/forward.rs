@@ -5,7 +5,7 @@
 //!   reads them) to learn which JSON-RPC ids ask for a listing; other bodies stream through.
 //! - Responses stream back as they arrive (SSE event by event); only the answers to
 //!   listing requests are read and filtered. What already arrived with the head leaves with
-//!   it, in one write ([`prefetch`]).
+//!   it, in one write (the `prefetch` module).
 //! - Headers: the hop-by-hop ones are removed both ways. The client's credentials never
 //!   reach the upstream; the caller's identity does, in identity headers, and optionally in
 //!   a minted JWT.
@@ -60,7 +60,7 @@ impl std::fmt::Debug for Forward {
 }
 
 struct Shared {
-    client: Client<HttpConnector, Body>,
+    clients: Clients,
     upstream: Upstream,
     timeout: Duration,
     identity: IdentityHeaders,
@@ -80,16 +80,9 @@ impl Forward {
         metrics: Arc<Metrics>,
         hosts: AllowedHosts,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        connector.set_connect_timeout(Some(config.timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector);
         Self {
             shared: Arc::new(Shared {
-                client,
+                clients: Clients::new(config.timeout),
                 upstream: config.upstream,
                 timeout: config.timeout,
                 identity: config.identity,
@@ -100,6 +93,62 @@ impl Forward {
                 hosts,
             }),
         }
+    }
+}
+
+type Upstreams = Client<HttpConnector, Body>;
+
+/// The upstream connection pools of one [`Forward`], one per thread.
+///
+/// A pooled connection is driven by a task spawned where it was opened: on a
+/// single-threaded runtime per worker thread ([`crate::serve_threads`]), by that thread.
+/// With one pool for all threads, a request would often hand its bytes to a connection
+/// another thread drives, and every such hand-over (and the answer's way back) wakes that
+/// thread. With a pool per thread, a request there never leaves its thread. On a
+/// work-stealing runtime ([`crate::serve`]) the pools are merely per worker.
+struct Clients {
+    /// Alive as long as the [`Forward`]: a thread's entry for a dropped one is pruned.
+    token: Arc<()>,
+    timeout: Duration,
+}
+
+thread_local! {
+    static POOLS: std::cell::RefCell<Vec<(std::sync::Weak<()>, Upstreams)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Clients {
+    fn new(timeout: Duration) -> Self {
+        Self {
+            token: Arc::new(()),
+            timeout,
+        }
+    }
+
+    /// This thread's pool (made on first use).
+    fn get(&self) -> Upstreams {
+        POOLS.with_borrow_mut(|pools| {
+            if let Some((_, client)) = pools
+                .iter()
+                .find(|(t, _)| std::ptr::eq(t.as_ptr(), Arc::as_ptr(&self.token)))
+            {
+                return client.clone();
+            }
+            pools.retain(|(t, _)| t.strong_count() > 0);
+            let client = self.build();
+            pools.push((Arc::downgrade(&self.token), client.clone()));
+            client
+        })
+    }
+
+    fn build(&self) -> Upstreams {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        connector.set_connect_timeout(Some(self.timeout));
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .build(connector)
     }
 }
 
@@ -214,7 +263,8 @@ impl Shared {
         *upstream_req.headers_mut() = headers;
 
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.client.request(upstream_req)).await;
+        let result =
+            tokio::time::timeout(self.timeout, self.clients.get().request(upstream_req)).await;
         let res = match result {
             Err(_) => {
                 tracing::warn!(
@@ -334,4 +384,43 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pools_here() -> usize {
+        POOLS.with_borrow(Vec::len)
+    }
+
+    #[test]
+    fn each_thread_has_one_pool_per_forward_and_a_dropped_forwards_pool_goes() {
+        // A thread of its own: the pools are thread-local.
+        std::thread::spawn(|| {
+            let a = Clients::new(Duration::from_secs(1));
+            let b = Clients::new(Duration::from_secs(1));
+            let _ = a.get();
+            let _ = a.get();
+            assert_eq!(
+                pools_here(),
+                1,
+                "one pool per Forward and thread, made once"
+            );
+            let _ = b.get();
+            assert_eq!(pools_here(), 2);
+            drop(a);
+            let c = Clients::new(Duration::from_secs(1));
+            let _ = c.get();
+            assert_eq!(pools_here(), 2, "the dropped Forward's pool was pruned");
+            std::thread::spawn(move || {
+                let _ = c.get();
+                assert_eq!(pools_here(), 1, "another thread has pools of its own");
+            })
+            .join()
+            .unwrap();
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -15,7 +15,9 @@
 //! - an unreachable upstream gives 502, a slow one 504; `/healthz` answers `ok`; metrics are
 //!   served on their own listener (`MCP_PROXY_METRICS_BIND`).
 //!
-//! The environment is documented in the crate's `README.md`.
+//! The binary serves with [`serve_threads`] (a single-threaded runtime per worker thread,
+//! `MCP_PROXY_WORKERS`); [`serve`] runs on the caller's runtime. The environment is
+//! documented in the crate's `README.md`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -59,6 +61,7 @@ mod mint;
 mod prefetch;
 mod sse;
 mod stack;
+mod threads;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
@@ -75,6 +78,7 @@ use tokio::net::TcpListener;
 pub use config::{Env, ProxyConfig};
 pub use forward::Forward;
 pub use metrics::Metrics;
+pub use threads::serve_threads;
 
 /// The proxy, configured: the auth stack, the proxy's own settings and its metrics.
 pub struct Proxy {
@@ -218,6 +222,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
+    serve_on(listener, app, shutdown, grace).await
+}
+
+/// [`serve`] on any listener of TCP connections.
+async fn serve_on<L>(
+    listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr>,
+{
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 
 use mcp_auth_proxy::Env;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -17,6 +16,23 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,mcp_auth=debug".into()),
         )
         .init();
+    // The main thread's runtime accepts connections and runs the background work (signals,
+    // key refreshes, the metrics listener); the worker threads serve the connections, each
+    // on a runtime of its own (mcp_auth_proxy::serve_threads).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mcp-auth-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(start())
+}
+
+async fn start() -> ExitCode {
     // Every problem in the environment is reported at once, by name, never with its value.
     let proxy = match mcp_auth_proxy::load(&Env::Process) {
         Ok(p) => p,
@@ -57,9 +73,11 @@ async fn run(proxy: mcp_auth_proxy::Proxy) -> std::io::Result<()> {
     let schemes = proxy.scheme_names();
     let upstream = proxy.config().upstream_url().to_owned();
     let grace = proxy.config().shutdown_grace();
-    tracing::info!(%address, %upstream, ?schemes, "MCP proxy listening");
+    let workers = proxy.config().workers();
+    tracing::info!(%address, %upstream, ?schemes, workers, "MCP proxy listening");
     println!("listening {address}");
-    mcp_auth_proxy::serve(listener, proxy.into_router(), shutdown_signal(), grace).await?;
+    let app = proxy.into_router();
+    mcp_auth_proxy::serve_threads(listener, app, workers, shutdown_signal(), grace).await?;
     tracing::info!("stopped");
     Ok(())
 }
