@@ -40,6 +40,13 @@ impl Kind {
     }
 }
 
+/// Whether `body` could hold a listing method's name: literally (it contains `list`), or
+/// through a JSON escape such as `tools\/list` or `\u006cist` (it contains a backslash).
+/// Other bodies, most tool calls among them, are not parsed a second time here.
+fn may_name_a_listing(body: &[u8]) -> bool {
+    body.contains(&b'\\') || body.windows(4).any(|w| w == b"list")
+}
+
 /// The listing requests of one POST whose answers are still to come, and who asked.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
@@ -56,6 +63,9 @@ impl Pending {
         ctx: &AuthContext,
         policy: &Arc<ScopePolicy>,
     ) -> Option<Self> {
+        if !may_name_a_listing(body) {
+            return None;
+        }
         let value: Value = serde_json::from_slice(body).ok()?;
         let mut ids = Vec::new();
         let mut note = |m: &Value| {
@@ -186,6 +196,27 @@ mod tests {
             {"name":"whoami"},{"name":"read_data"},{"name":"delete_data"},{"name":"unlisted"},
             {"title":"no name"}, {"name": 5}
         ]}})
+    }
+
+    #[test]
+    fn listings_are_found_however_their_method_is_spelt_and_others_skip_the_parse() {
+        let p = policy();
+        let ctx = reader();
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools\/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/\u006cist"}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"prompts\u002flist"}]"#,
+        ] {
+            assert!(
+                Pending::from_request(body.as_bytes(), &ctx, &p).is_some(),
+                "{body}"
+            );
+        }
+        let call =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_data"}}"#;
+        assert!(!may_name_a_listing(call.as_bytes()));
+        assert!(Pending::from_request(call.as_bytes(), &ctx, &p).is_none());
     }
 
     fn names(v: &Value) -> Vec<&str> {
