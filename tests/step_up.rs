@@ -2,7 +2,8 @@
 //! (`acr`) or more recent (`auth_time`) login answers 401 `insufficient_user_authentication`
 //! with `acr_values` / `max_age` to a caller that has the scopes; scopes are judged first (403);
 //! listings still show the tool. Tokens are HS256 JWTs minted here with the claims an
-//! identity provider sets (tests/e2e_step_up.rs has them from oidc-provider).
+//! identity provider sets; the `#[ignore]`d `tokens_from_oidc_provider_step_up_by_logging_in_again`
+//! has them from oidc-provider (scripts/test.sh runs it).
 
 mod support;
 

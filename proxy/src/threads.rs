@@ -39,7 +39,7 @@ const HANDOVER_QUEUE: usize = 256;
 ///
 /// [`serve`]: crate::serve
 pub async fn serve_threads(
-    mut listener: TcpListener,
+    listener: TcpListener,
     app: Router,
     workers: NonZeroUsize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -69,10 +69,11 @@ pub async fn serve_threads(
                     crate::serve_on(listener, app, shutdown, grace).await
                 }));
             })?;
-        queues.push(queue);
+        queues.push((i, queue));
         finished.push(finish);
     }
-    let accept = async {
+    let mut listener = listener;
+    let accept = async move {
         let mut next = 0;
         loop {
             // axum's accept loop: connection errors are skipped, resource errors (such as
@@ -86,17 +87,34 @@ pub async fn serve_threads(
                 }
             };
             // In turn; a worker whose queue is full gets it once it has room (the others wait).
-            if let Some(queue) = queues.get(next) {
-                let _ = queue.send((stream, peer)).await;
+            let mut handed = (stream, peer);
+            loop {
+                next %= queues.len().max(1);
+                let Some((worker, queue)) = queues.get(next) else {
+                    tracing::error!(target: "mcp_auth_proxy", "every worker thread has stopped; no longer accepting");
+                    return;
+                };
+                match queue.send(handed).await {
+                    Ok(()) => {
+                        next += 1;
+                        break;
+                    }
+                    Err(mpsc::error::SendError(back)) => {
+                        // That worker's runtime has ended: the others take its share.
+                        tracing::error!(target: "mcp_auth_proxy", worker, "a worker thread has stopped");
+                        queues.remove(next);
+                        handed = back;
+                    }
+                }
             }
-            next = (next + 1) % queues.len();
         }
     };
+    // Accepting ends with the shutdown signal (the listener and the hand-over queues are
+    // dropped with it), or when no worker is left.
     tokio::select! {
         () = shutdown => {}
         () = accept => {}
     }
-    drop(listener);
     let _ = stop.send(true);
     let mut result = Ok(());
     for finish in finished {
