@@ -195,6 +195,35 @@ fn a_token_signed_with_one_issuers_key_but_claiming_another_is_refused() {
 }
 
 #[test]
+fn each_issuer_has_its_own_clock_leeway() {
+    // A's tokens get 120 s of leeway, C's the builder's 5 s: a token that expired 60 s ago is
+    // still good from A and too old from C.
+    let auth = JwtAuthenticator::builder()
+        .audience(AUD)
+        .leeway(Duration::from_secs(5))
+        .trusted_issuer(
+            TrustedIssuer::new(A)
+                .key(rsa_key("rsa_public.pem", "k1"))
+                .leeway(Duration::from_secs(120)),
+        )
+        .trusted_issuer(TrustedIssuer::new(C).key(JwtKey::hmac(SECRET, Algorithm::HS256).unwrap()))
+        .build()
+        .unwrap();
+    let expired_a_minute_ago = exp() - 600 - 60;
+    let a = rsa_minter("rsa_private.pem", "k1", A)
+        .mint_claims(claims(json!({"sub": "alice", "exp": expired_a_minute_ago})))
+        .unwrap();
+    assert_eq!(auth.verify(&a).unwrap().issuer(), Some(A));
+    let c = raw_hs256(
+        &json!({"iss": C, "aud": AUD, "sub": "carol", "exp": expired_a_minute_ago}).to_string(),
+    );
+    assert_eq!(detail(auth.verify(&c)).0, AuthErrorKind::Expired);
+    // Within C's own 5 s it passes: the refusal above is the leeway, not the token.
+    let c = raw_hs256(&json!({"iss": C, "aud": AUD, "sub": "carol", "exp": exp()}).to_string());
+    assert_eq!(auth.verify(&c).unwrap().issuer(), Some(C));
+}
+
+#[test]
 fn unknown_missing_huge_or_ambiguous_issuers_are_refused_before_any_key() {
     let auth = three_issuers();
     let refused = |payload: String| detail(auth.verify(&raw_hs256(&payload)));

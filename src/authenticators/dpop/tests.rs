@@ -311,6 +311,51 @@ async fn each_broken_claim_or_header_is_refused_with_its_reason() {
 }
 
 #[tokio::test]
+async fn a_configured_iat_window_replaces_the_default() {
+    let narrow = DpopAuthenticator::builder(jwt())
+        .resource_url(URL)
+        .iat_window(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let wide = DpopAuthenticator::builder(jwt())
+        .resource_url(URL)
+        .iat_window(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let k = key(Algorithm::ES256);
+    let t = token(Some(&k.jkt()));
+    let aged = |age: i64| {
+        let mut c = claims(&t, "POST", URL);
+        c["iat"] = (now() as i64 - age).into();
+        sign_with(&header(&k), &c, &k)
+    };
+    // 60 s old (or ahead): within the default 300 s, outside a 30 s window.
+    for age in [60, -60] {
+        let err = refused(&narrow, &request("DPoP", &t, &[&aged(age)])).await;
+        assert_eq!(err.detail(), Some("dpop_iat_out_of_window"), "age {age}");
+        assert!(
+            dpop(DpopMode::Optional)
+                .authenticate(&request("DPoP", &t, &[&aged(age)]))
+                .await
+                .is_ok(),
+            "age {age} under the default window"
+        );
+    }
+    // 400 s old: outside the default, within a 600 s window.
+    assert!(
+        wide.authenticate(&request("DPoP", &t, &[&aged(400)]))
+            .await
+            .is_ok()
+    );
+    let err = refused(
+        &dpop(DpopMode::Optional),
+        &request("DPoP", &t, &[&aged(400)]),
+    )
+    .await;
+    assert_eq!(err.detail(), Some("dpop_iat_out_of_window"));
+}
+
+#[tokio::test]
 async fn hmac_and_none_proofs_are_refused() {
     let auth = dpop(DpopMode::Optional);
     let k = key(Algorithm::ES256);
