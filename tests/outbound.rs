@@ -459,6 +459,32 @@ async fn an_exchanged_token_is_never_served_past_the_callers_expiry() {
 }
 
 #[tokio::test]
+async fn an_exchanged_token_is_exchanged_again_when_its_own_lifetime_runs_out() {
+    let idp = MockAuthServer::start().await;
+    // Exchanged tokens live 2 s: with the default 30 s skew, each is served for half its
+    // lifetime (1 s), however long the caller's own token lives.
+    idp.set_issued_token_lifetime(Duration::from_secs(2));
+    let token = idp.token().subject("erin").jwt();
+    let ctx = AuthContext::builder("erin", AuthMethod::Bearer)
+        .expires_at(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .build();
+    let who = Caller::new(&ctx, Some(&InboundToken::new(Secret::new(token))));
+    let source = TokenExchange::new(endpoint(&idp), "https://files.example.com");
+    let first = source.credential(&who).await.unwrap();
+    let again = source.credential(&who).await.unwrap();
+    assert_eq!(idp.grant_requests(TOKEN_EXCHANGE_GRANT), 1);
+    assert_eq!(
+        first.header_value().unwrap(),
+        again.header_value().unwrap(),
+        "served from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let fresh = source.credential(&who).await.unwrap();
+    assert_eq!(idp.grant_requests(TOKEN_EXCHANGE_GRANT), 2);
+    assert_ne!(first.header_value().unwrap(), fresh.header_value().unwrap());
+}
+
+#[tokio::test]
 async fn refresh_rotation_survives_a_restart_through_the_file_store() {
     let idp = MockAuthServer::start().await;
     idp.register_client(CLIENT.0, CLIENT.1);

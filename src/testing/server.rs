@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -110,7 +110,15 @@ struct Shared {
     introspection_client: (String, Secret),
     down: AtomicBool,
     stopped: AtomicBool,
+    /// Lifetime of the access tokens the token endpoint issues, in milliseconds.
+    issued_lifetime_ms: AtomicU64,
     state: Mutex<State>,
+}
+
+impl Shared {
+    fn issued_lifetime(&self) -> Duration {
+        Duration::from_millis(self.issued_lifetime_ms.load(Ordering::SeqCst))
+    }
 }
 
 struct State {
@@ -183,6 +191,9 @@ impl MockAuthServer {
             introspection_client: ("mock-resource-server".to_owned(), Secret::new(random(24))),
             down: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            issued_lifetime_ms: AtomicU64::new(
+                u64::try_from(DEFAULT_TOKEN_TTL.as_millis()).unwrap_or(u64::MAX),
+            ),
             state: Mutex::new(state),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -351,6 +362,14 @@ impl MockAuthServer {
             },
         );
         token
+    }
+
+    /// The lifetime of the access tokens the token endpoint issues from now on (their `exp`,
+    /// and `expires_in` in whole seconds); default [`DEFAULT_TOKEN_TTL`]. Tokens minted with
+    /// [`MockAuthServer::token`] keep their own.
+    pub fn set_issued_token_lifetime(&self, lifetime: Duration) {
+        let ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        self.shared.issued_lifetime_ms.store(ms, Ordering::SeqCst);
     }
 
     /// With `true`, every endpoint answers 503 (an outage) until set back to `false`.
@@ -917,7 +936,7 @@ async fn token_endpoint(shared: &Arc<Shared>, req: Request) -> Response {
         }
     };
 
-    let ttl = DEFAULT_TOKEN_TTL;
+    let ttl = shared.issued_lifetime();
     let mut token = TokenBuilder::new(Arc::clone(shared))
         .expires_in(ttl)
         .typ_at_jwt()
@@ -956,7 +975,8 @@ fn resources_of(form: &[(String, String)]) -> Vec<String> {
 
 /// A bearer token answer for `token`, with `scope` when set.
 fn token_answer(token: TokenBuilder, scope: Option<String>, extra: &[(&str, Value)]) -> Response {
-    let ttl = token.ttl;
+    let ttl = token.shared.issued_lifetime();
+    let token = token.expires_in(ttl);
     let access_token = token.jwt();
     let mut answer = json!({
         "access_token": access_token,
