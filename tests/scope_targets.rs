@@ -411,6 +411,11 @@ async fn legacy(srv: &Server, key: &str, session: &str, id: u64, method: &str, u
     }
 }
 
+/// A listing filtered per caller is marked never to be shared (MCP 2026-07-28 caching).
+fn private(list: &Value, method: &str) {
+    assert_eq!(list["cacheScope"], "private", "{method}: {list}");
+}
+
 fn uris(list: &Value, key: &str, field: &str) -> Vec<String> {
     list[key]
         .as_array()
@@ -582,6 +587,7 @@ async fn listings_are_filtered_per_caller(with_layer: bool) {
         .await
         .result(1);
     assert_eq!(uris(&list, "resources", "uri"), [PUBLIC]);
+    private(&list, "resources/list");
     let list = rpc(&srv, READER, 2, "resources/templates/list", json!({}))
         .await
         .result(2);
@@ -589,14 +595,17 @@ async fn listings_are_filtered_per_caller(with_layer: bool) {
         uris(&list, "resourceTemplates", "uriTemplate"),
         ["file:///public/{name}"]
     );
+    private(&list, "resources/templates/list");
     let list = rpc(&srv, READER, 3, "skills/list", json!({}))
         .await
         .result(3);
     assert_eq!(uris(&list, "skills", "uri"), [PUBLIC_SKILL]);
+    private(&list, "skills/list");
     let list = rpc(&srv, READER, 4, "prompts/list", json!({}))
         .await
         .result(4);
     assert_eq!(uris(&list, "prompts", "name"), ["open"]);
+    private(&list, "prompts/list");
     let dir = rpc(
         &srv,
         READER,

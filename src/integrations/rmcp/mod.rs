@@ -204,3 +204,45 @@ pub fn require(
         .require(ctx, requirement)
         .map_err(|e| insufficient_scope_error(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_up_refusal_tells_the_client_how_to_authenticate_and_a_scope_refusal_what_to_hold() {
+        let err = insufficient_scope_error(&AuthError::insufficient_user_authentication(
+            ["urn:mfa", "urn:hwk"],
+            Some(300),
+        ));
+        assert_eq!(err.code, rmcp::model::ErrorCode::INVALID_REQUEST);
+        assert_eq!(
+            err.data,
+            Some(serde_json::json!({
+                "error": "insufficient_user_authentication",
+                "acr_values": "urn:mfa urn:hwk",
+                "max_age": 300
+            }))
+        );
+        // Only what the rule asks for is named.
+        let err = insufficient_scope_error(&AuthError::insufficient_user_authentication(
+            ["urn:mfa"],
+            None,
+        ));
+        assert_eq!(
+            err.data,
+            Some(
+                serde_json::json!({"error": "insufficient_user_authentication", "acr_values": "urn:mfa"})
+            )
+        );
+        let err =
+            insufficient_scope_error(&AuthError::insufficient_scope(["data:write", "data:admin"]));
+        assert_eq!(err.code, rmcp::model::ErrorCode::INVALID_REQUEST);
+        assert_eq!(
+            err.data,
+            Some(
+                serde_json::json!({"error": "insufficient_scope", "scope": "data:write data:admin"})
+            )
+        );
+    }
+}
