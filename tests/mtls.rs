@@ -288,6 +288,52 @@ async fn a_certificate_bound_token_works_only_over_a_connection_with_that_certif
 }
 
 #[tokio::test]
+async fn a_certificate_bound_opaque_token_is_checked_through_introspection() {
+    let pki = pki();
+    let mock = mcp_auth::testing::MockAuthServer::start().await;
+    let (client, secret) = mock.introspection_client();
+    let (issuer, introspect) = (mock.issuer().to_owned(), mock.introspection_endpoint());
+    let srv = start_tls(
+        &pki,
+        &[
+            ("MCP_AUTHORIZATION_SERVERS", issuer.as_str()),
+            ("MCP_INTROSPECTION_URL", introspect.as_str()),
+            ("MCP_INTROSPECTION_CLIENT_ID", client.as_str()),
+            ("MCP_INTROSPECTION_CLIENT_SECRET", secret.as_str()),
+        ],
+    )
+    .await;
+    let url = srv.url();
+    // The introspection answer carries the token's `cnf` (`x5t#S256`), as a real AS's does.
+    let opaque = |thumbprint: Option<&str>| {
+        let token = mock
+            .token()
+            .subject("carol")
+            .audience(url.as_str())
+            .scopes(["data:read"]);
+        match thumbprint {
+            Some(t) => token.cnf_x5t_s256(t),
+            None => token,
+        }
+        .opaque()
+    };
+    let bound = format!("Bearer {}", opaque(Some(&pki.spiffe.thumbprint())));
+    let unbound = format!("Bearer {}", opaque(None));
+    let b = [("authorization", bound.as_str())];
+    let u = [("authorization", unbound.as_str())];
+    assert_eq!(
+        init(&pki.http(Some(&pki.spiffe)), &url, &b).await.unwrap(),
+        200
+    );
+    assert_eq!(init(&pki.http(None), &url, &b).await.unwrap(), 401);
+    assert_eq!(
+        init(&pki.http(Some(&pki.laptop)), &url, &b).await.unwrap(),
+        401
+    );
+    assert_eq!(init(&pki.http(None), &url, &u).await.unwrap(), 200);
+}
+
+#[tokio::test]
 async fn a_certificate_from_another_ca_is_refused_in_the_handshake_and_the_server_goes_on() {
     let pki = pki();
     let srv = start_tls(&pki, &jwt_env()).await;
