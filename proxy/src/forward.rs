@@ -24,8 +24,8 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 use mcp_auth::AuthContext;
 use mcp_auth::request_info::client_addr;
@@ -125,19 +125,24 @@ impl Clients {
         }
     }
 
-    /// This thread's pool (made on first use).
-    fn get(&self) -> Upstreams {
+    /// Sends `req` through this thread's pool.
+    fn request(&self, req: Request<Body>) -> ResponseFuture {
+        self.with_pool(|client| client.request(req))
+    }
+
+    /// `f` with this thread's pool (made on first use), borrowed: nothing is cloned per
+    /// request.
+    fn with_pool<R>(&self, f: impl FnOnce(&Upstreams) -> R) -> R {
         POOLS.with_borrow_mut(|pools| {
-            if let Some((_, client)) = pools
-                .iter()
-                .find(|(t, _)| std::ptr::eq(t.as_ptr(), Arc::as_ptr(&self.token)))
-            {
-                return client.clone();
+            let mine = |t: &std::sync::Weak<()>| std::ptr::eq(t.as_ptr(), Arc::as_ptr(&self.token));
+            if let Some((_, client)) = pools.iter().find(|(t, _)| mine(t)) {
+                return f(client);
             }
             pools.retain(|(t, _)| t.strong_count() > 0);
             let client = self.build();
-            pools.push((Arc::downgrade(&self.token), client.clone()));
-            client
+            let out = f(&client);
+            pools.push((Arc::downgrade(&self.token), client));
+            out
         })
     }
 
@@ -263,8 +268,7 @@ impl Shared {
         *upstream_req.headers_mut() = headers;
 
         let started = Instant::now();
-        let result =
-            tokio::time::timeout(self.timeout, self.clients.get().request(upstream_req)).await;
+        let result = tokio::time::timeout(self.timeout, self.clients.request(upstream_req)).await;
         let res = match result {
             Err(_) => {
                 tracing::warn!(
@@ -400,21 +404,21 @@ mod tests {
         std::thread::spawn(|| {
             let a = Clients::new(Duration::from_secs(1));
             let b = Clients::new(Duration::from_secs(1));
-            let _ = a.get();
-            let _ = a.get();
+            a.with_pool(|_| ());
+            a.with_pool(|_| ());
             assert_eq!(
                 pools_here(),
                 1,
                 "one pool per Forward and thread, made once"
             );
-            let _ = b.get();
+            b.with_pool(|_| ());
             assert_eq!(pools_here(), 2);
             drop(a);
             let c = Clients::new(Duration::from_secs(1));
-            let _ = c.get();
+            c.with_pool(|_| ());
             assert_eq!(pools_here(), 2, "the dropped Forward's pool was pruned");
             std::thread::spawn(move || {
-                let _ = c.get();
+                c.with_pool(|_| ());
                 assert_eq!(pools_here(), 1, "another thread has pools of its own");
             })
             .join()

@@ -39,7 +39,7 @@ const HANDOVER_QUEUE: usize = 256;
 ///
 /// [`serve`]: crate::serve
 pub async fn serve_threads(
-    listener: TcpListener,
+    mut listener: TcpListener,
     app: Router,
     workers: NonZeroUsize,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -72,7 +72,6 @@ pub async fn serve_threads(
         queues.push((i, queue));
         finished.push(finish);
     }
-    let mut listener = listener;
     let accept = async move {
         let mut next = 0;
         loop {
