@@ -24,9 +24,6 @@ use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::TokioExecutor;
 use mcp_auth::AuthContext;
 use mcp_auth::request_info::client_addr;
 use mcp_auth::scope::{DEFAULT_MAX_BODY, ScopePolicy};
@@ -39,9 +36,7 @@ use crate::metrics::{Metrics, ProxyReason};
 use crate::mint::UpstreamJwt;
 use crate::prefetch;
 use crate::sse::FilteredSse;
-
-/// How long an idle pooled connection to the upstream is kept.
-const POOL_IDLE: Duration = Duration::from_secs(90);
+use crate::upstream::{ConnSlot, Connector, SendError};
 
 /// The forwarding service: a `tower::Service<Request<Body>>` that never fails (every problem
 /// is a response). Cheap to clone.
@@ -60,7 +55,7 @@ impl std::fmt::Debug for Forward {
 }
 
 struct Shared {
-    clients: Clients,
+    connector: Connector,
     upstream: Upstream,
     timeout: Duration,
     identity: IdentityHeaders,
@@ -82,7 +77,7 @@ impl Forward {
     ) -> Self {
         Self {
             shared: Arc::new(Shared {
-                clients: Clients::new(config.timeout),
+                connector: Connector::new(&config.upstream.uri, config.timeout),
                 upstream: config.upstream,
                 timeout: config.timeout,
                 identity: config.identity,
@@ -93,67 +88,6 @@ impl Forward {
                 hosts,
             }),
         }
-    }
-}
-
-type Upstreams = Client<HttpConnector, Body>;
-
-/// The upstream connection pools of one [`Forward`], one per thread.
-///
-/// A pooled connection is driven by a task spawned where it was opened: on a
-/// single-threaded runtime per worker thread ([`crate::serve_threads`]), by that thread.
-/// With one pool for all threads, a request would often hand its bytes to a connection
-/// another thread drives, and every such hand-over (and the answer's way back) wakes that
-/// thread. With a pool per thread, a request there never leaves its thread. On a
-/// work-stealing runtime ([`crate::serve`]) the pools are merely per worker.
-struct Clients {
-    /// Alive as long as the [`Forward`]: a thread's entry for a dropped one is pruned.
-    token: Arc<()>,
-    timeout: Duration,
-}
-
-thread_local! {
-    static POOLS: std::cell::RefCell<Vec<(std::sync::Weak<()>, Upstreams)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-impl Clients {
-    fn new(timeout: Duration) -> Self {
-        Self {
-            token: Arc::new(()),
-            timeout,
-        }
-    }
-
-    /// Sends `req` through this thread's pool.
-    fn request(&self, req: Request<Body>) -> ResponseFuture {
-        self.with_pool(|client| client.request(req))
-    }
-
-    /// `f` with this thread's pool (made on first use), borrowed: nothing is cloned per
-    /// request.
-    fn with_pool<R>(&self, f: impl FnOnce(&Upstreams) -> R) -> R {
-        POOLS.with_borrow_mut(|pools| {
-            let mine = |t: &std::sync::Weak<()>| std::ptr::eq(t.as_ptr(), Arc::as_ptr(&self.token));
-            if let Some((_, client)) = pools.iter().find(|(t, _)| mine(t)) {
-                return f(client);
-            }
-            pools.retain(|(t, _)| t.strong_count() > 0);
-            let client = self.build();
-            let out = f(&client);
-            pools.push((Arc::downgrade(&self.token), client));
-            out
-        })
-    }
-
-    fn build(&self) -> Upstreams {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        connector.set_connect_timeout(Some(self.timeout));
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .build(connector)
     }
 }
 
@@ -264,11 +198,12 @@ impl Shared {
         }
         let mut upstream_req = Request::new(body);
         *upstream_req.method_mut() = parts.method.clone();
-        *upstream_req.uri_mut() = self.upstream.uri.clone();
         *upstream_req.headers_mut() = headers;
 
         let started = Instant::now();
-        let result = tokio::time::timeout(self.timeout, self.clients.request(upstream_req)).await;
+        let slot = parts.extensions.get::<ConnSlot>();
+        let result =
+            tokio::time::timeout(self.timeout, self.connector.send(slot, upstream_req)).await;
         let res = match result {
             Err(_) => {
                 tracing::warn!(
@@ -284,7 +219,7 @@ impl Shared {
                 );
             }
             Ok(Err(e)) => {
-                let reason = if e.is_connect() {
+                let reason = if matches!(e, SendError::Connect(_)) {
                     "upstream_unreachable"
                 } else {
                     "upstream_error"
@@ -388,43 +323,4 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = inner.source();
     }
     s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pools_here() -> usize {
-        POOLS.with_borrow(Vec::len)
-    }
-
-    #[test]
-    fn each_thread_has_one_pool_per_forward_and_a_dropped_forwards_pool_goes() {
-        // A thread of its own: the pools are thread-local.
-        std::thread::spawn(|| {
-            let a = Clients::new(Duration::from_secs(1));
-            let b = Clients::new(Duration::from_secs(1));
-            a.with_pool(|_| ());
-            a.with_pool(|_| ());
-            assert_eq!(
-                pools_here(),
-                1,
-                "one pool per Forward and thread, made once"
-            );
-            b.with_pool(|_| ());
-            assert_eq!(pools_here(), 2);
-            drop(a);
-            let c = Clients::new(Duration::from_secs(1));
-            c.with_pool(|_| ());
-            assert_eq!(pools_here(), 2, "the dropped Forward's pool was pruned");
-            std::thread::spawn(move || {
-                c.with_pool(|_| ());
-                assert_eq!(pools_here(), 1, "another thread has pools of its own");
-            })
-            .join()
-            .unwrap();
-        })
-        .join()
-        .unwrap();
-    }
 }

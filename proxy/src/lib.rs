@@ -62,8 +62,9 @@ mod prefetch;
 mod sse;
 mod stack;
 mod threads;
+mod upstream;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +72,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::response::Response;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use mcp_auth::{ConfigError, Secret};
 use tokio::net::TcpListener;
 
@@ -162,6 +162,10 @@ impl Proxy {
 
     /// The application: the MCP endpoint behind the auth stack, the metadata routes, and
     /// `/healthz`. Every request but the health check is counted in [`Proxy::metrics`].
+    ///
+    /// Serve it with [`serve`] or [`serve_threads`]: they give each client connection an
+    /// upstream connection of its own, reused by its requests. Served by another server
+    /// (`axum::serve`), it still works, but opens an upstream connection per request.
     pub fn into_router(self) -> Router {
         let public_host = self
             .config
@@ -209,8 +213,8 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     )
 }
 
-/// Serves `app` on `listener` (`TCP_NODELAY` on every connection, the peer address as
-/// connection info) until `shutdown` completes; then open connections get `grace` to finish
+/// Serves `app` on `listener` (HTTP/1, `TCP_NODELAY` on every connection, the peer address as
+/// connection info, one upstream connection per client connection) until `shutdown` completes; then open connections get `grace` to finish
 /// (long-lived SSE streams would otherwise hold the shutdown forever) and are dropped.
 ///
 /// # Errors
@@ -226,8 +230,14 @@ pub async fn serve(
 }
 
 /// [`serve`] on any listener of TCP connections.
+///
+/// Each connection is served by hyper's HTTP/1 server, with `TCP_NODELAY`, the peer address
+/// as axum's `ConnectInfo`, and an upstream slot ([`upstream::ConnSlot`]): the requests of
+/// one client connection share one upstream connection. When `shutdown` completes, accepting
+/// stops and every connection is told to finish its exchange in progress and close; after
+/// `grace`, whatever is still open is dropped.
 async fn serve_on<L>(
-    listener: L,
+    mut listener: L,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
@@ -235,29 +245,48 @@ async fn serve_on<L>(
 where
     L: axum::serve::Listener<Io = tokio::net::TcpStream, Addr = SocketAddr>,
 {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let (started, stopping) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = started.send(());
-    })
-    .into_future();
-    let deadline = async move {
-        if stopping.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
+    // Dropped by the shutdown: every connection task sees it and closes gracefully.
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    // One receiver per open connection: `closed()` once the last has finished.
+    let (open, _) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = ConnService {
+            app: app.clone(),
+            peer,
+            slot: upstream::ConnSlot::default(),
+        };
+        let mut stopping = stopping.clone();
+        let still_open = open.subscribe();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(target: "mcp_auth_proxy", error = %e, "client connection ended with an error");
+                    }
+                }
+                _ = stopping.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+            drop(still_open);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    drop(stopping);
     tokio::select! {
-        r = server => r,
-        () = deadline => {
+        () = open.closed() => Ok(()),
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(
                 target: "mcp_auth_proxy",
                 grace_ms = grace.as_millis() as u64,
@@ -265,5 +294,29 @@ where
             );
             Ok(())
         }
+    }
+}
+
+/// The service of one client connection: the router, with the peer address and the
+/// connection's upstream slot in each request's extensions.
+#[derive(Clone)]
+struct ConnService {
+    app: Router,
+    peer: SocketAddr,
+    slot: upstream::ConnSlot,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<http::Request<axum::body::Body>>>::Future;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        req.extensions_mut().insert(self.slot.clone());
+        // The router is always ready; calling a clone is what axum's own server does.
+        tower::Service::call(&mut self.app.clone(), req)
     }
 }

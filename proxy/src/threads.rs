@@ -6,8 +6,8 @@
 //! a system call and a context switch per hop, which is what a reverse proxy spends most of
 //! its time on besides the socket I/O itself. Here each worker thread runs its own
 //! single-threaded runtime; an accepted connection is handed to one worker (in turn) and
-//! stays there, and the upstream connections it uses are the ones that worker drives (the
-//! forwarding service keeps a pool per thread). A request then never leaves its thread: the
+//! stays there, and so does the upstream connection paired with it (`upstream::ConnSlot`),
+//! which that worker opened and drives. A request then never leaves its thread: the
 //! model of nginx's worker processes, within one process. Measured in BENCHMARKS.md.
 
 use std::future::Future;

@@ -705,3 +705,105 @@ async fn dpop_bound_tokens_are_checked_at_the_proxy_and_the_proof_stays_here() {
     assert_eq!(downgrade.status(), 401);
     assert_eq!(up.seen().len(), 1, "nothing refused reached the upstream");
 }
+
+/// POSTs `body` with the admin token through `client` (whose connection may be reused).
+async fn post_on(client: &reqwest::Client, url: &str, mode: &str) -> reqwest::StatusCode {
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-test-mode", mode)
+        .bearer_auth(ADMIN)
+        .body(call("ping").to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A client that keeps one connection to the proxy.
+fn one_connection() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn each_client_connection_has_one_upstream_connection_of_its_own() {
+    let up = upstream::start().await;
+    let proxy = proxy_for(&up, &[]).await;
+    let url = proxy.url();
+    let a = one_connection();
+    for _ in 0..3 {
+        assert_eq!(post_on(&a, &url, "").await, 200);
+    }
+    let b = one_connection();
+    assert_eq!(post_on(&b, &url, "").await, 200);
+    let peers: Vec<_> = up.seen().iter().map(|s| s.peer).collect();
+    assert_eq!(peers.len(), 4);
+    assert!(
+        peers[..3].iter().all(|p| *p == peers[0]),
+        "one client connection's requests share an upstream connection: {peers:?}"
+    );
+    assert_ne!(
+        peers[3], peers[0],
+        "another client connection has its own upstream connection"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_connection_the_upstream_closed_is_replaced() {
+    let up = upstream::start().await;
+    let proxy = proxy_for(&up, &[]).await;
+    let url = proxy.url();
+    let a = one_connection();
+    // The upstream answers, then closes its connection.
+    assert_eq!(post_on(&a, &url, "close").await, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        post_on(&a, &url, "").await,
+        200,
+        "a new connection was opened"
+    );
+    assert_eq!(post_on(&a, &url, "").await, 200);
+    let peers: Vec<_> = up.seen().iter().map(|s| s.peer).collect();
+    assert_eq!(peers.len(), 3);
+    assert_ne!(
+        peers[1], peers[0],
+        "the closed connection is not used again"
+    );
+    assert_eq!(peers[2], peers[1], "and the new one is kept");
+}
+
+#[tokio::test]
+async fn the_router_served_by_another_server_opens_a_connection_per_request() {
+    // No upstream slot in the extensions (axum's own server): still forwarded, each request
+    // on a connection of its own.
+    let up = upstream::start().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let env = pairs(&[
+        ("MCP_AUTH_TOKENS", TOKENS),
+        ("MCP_UPSTREAM_URL", &up.url()),
+        ("MCP_BIND", &addr.to_string()),
+    ]);
+    let app = mcp_auth_proxy::load(&mcp_auth_proxy::Env::Pairs(env))
+        .unwrap()
+        .into_router();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let url = format!("http://{addr}/mcp");
+    let a = one_connection();
+    assert_eq!(post_on(&a, &url, "").await, 200);
+    assert_eq!(post_on(&a, &url, "").await, 200);
+    let peers: Vec<_> = up.seen().iter().map(|s| s.peer).collect();
+    assert_eq!(peers.len(), 2);
+    assert_ne!(peers[0], peers[1]);
+}

@@ -7,7 +7,8 @@
 //! - `test/stream`: SSE, five events 150 ms apart;
 //! - anything else: a JSON result echoing the request's headers.
 //!
-//! `x-test-mode: 401` answers 401 with a challenge. GET opens an SSE stream (one event, then
+//! `x-test-mode: 401` answers 401 with a challenge; `x-test-mode: close` answers and closes
+//! the connection. GET opens an SSE stream (one event, then
 //! kept open until the client leaves); DELETE answers 200. Every response also carries a
 //! hop-by-hop field, a cookie and a challenge the proxy must remove.
 
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Response, StatusCode};
 use axum::routing::any;
 use bytes::Bytes;
@@ -31,6 +32,8 @@ use tokio::sync::mpsc;
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// The connection it came on (the proxy's end of it).
+    pub peer: SocketAddr,
     pub method: Method,
     pub headers: HeaderMap,
     pub body: Bytes,
@@ -67,7 +70,12 @@ pub async fn start() -> Upstream {
         .route("/mcp", any(handle))
         .with_state(up.clone());
     tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     up
 }
@@ -133,11 +141,13 @@ fn sse_response(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
 
 async fn handle(
     State(up): State<Upstream>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
     up.seen.lock().unwrap().push(Seen {
+        peer,
         method: method.clone(),
         headers: headers.clone(),
         body: body.clone(),
@@ -152,6 +162,13 @@ async fn handle(
         *res.status_mut() = StatusCode::UNAUTHORIZED;
         res.headers_mut()
             .insert("www-authenticate", "Bearer".parse().unwrap());
+        return res;
+    }
+    if mode == "close" {
+        // Answers, then closes the connection.
+        let mut res = json_response(json!({"jsonrpc": "2.0", "id": 1, "result": {}}));
+        res.headers_mut()
+            .insert("connection", "close".parse().unwrap());
         return res;
     }
     let res = match method {
