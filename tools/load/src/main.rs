@@ -153,7 +153,7 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "usage: load throughput [--secs N] [--concurrency C] [--max-requests M] [--rounds R] [--only NAME]\n       \
          load soak [--secs N] [--concurrency C] [--max-requests M]\n       \
-         load proxy [--proxy-bin PATH] [--secs N] [--concurrency C] [--rounds R]"
+         load proxy [--proxy-bin PATH] [--hop-cpus LIST] [--secs N] [--concurrency C] [--rounds R]"
     );
     std::process::exit(2);
 }
@@ -170,8 +170,8 @@ async fn main() {
             }
         }
         Some("proxy") => {
-            let (bins, rest) = proxy_bench::binary_arg(rest);
-            proxy_bench::run(parse_args(&rest, 10, 32, 2_000_000), bins).await;
+            let (hop, rest) = proxy_bench::binary_arg(rest);
+            proxy_bench::run(parse_args(&rest, 10, 32, 2_000_000), hop).await;
         }
         Some("serve") => serve().await,
         _ => usage("no mode given"),

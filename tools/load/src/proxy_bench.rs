@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo build --release -p mcp-auth-proxy -p mcp-auth-load
-//! target/release/load proxy [--proxy-bin PATH]... [--secs N] [--concurrency C] [--rounds R]
+//! target/release/load proxy [--proxy-bin PATH]... [--hop-cpus LIST] [--secs N] [--concurrency C] [--rounds R]
 //! ```
 //!
 //! `--proxy-bin` may be given several times: each build is then a target of its own, measured
 //! in the same rounds (to compare two builds of the proxy on a shared, noisy machine).
+//! `--hop-cpus 1` runs nginx and the proxies on CPU 1 only, and the load generator and the
+//! upstream on the other CPUs (`taskset`), to see a hop that does not take CPU time from the
+//! upstream; without it every process shares every CPU.
 //!
 //! The upstream is `load serve` with `LOAD_BASELINE` (the example's tools with a fixed caller,
 //! no mcp-auth layer). nginx (Debian's `nginx`, `worker_processes auto`, upstream keep-alive,
@@ -26,27 +29,97 @@ use super::{Args, Cred, Server, Window, bearer, drive, median, percentile};
 /// The bearer token the proxy is configured with.
 const PROXY_TOKEN: &str = "load-proxy-token-0123456789abcdef";
 
-/// Every `--proxy-bin PATH` out of `rest` (default: `mcp-auth-proxy` beside this binary).
+/// Every `--proxy-bin PATH` (default: `mcp-auth-proxy` beside this binary) and `--hop-cpus`
+/// out of `rest`.
 /// Several binaries (builds to compare) are measured in the same rounds, each as a target.
-pub(super) fn binary_arg(rest: &[String]) -> (Vec<PathBuf>, Vec<String>) {
-    let mut bins = Vec::new();
+pub(super) fn binary_arg(rest: &[String]) -> (Hop, Vec<String>) {
+    let mut hop = Hop::default();
     let mut others = Vec::new();
     let mut it = rest.iter();
     while let Some(a) = it.next() {
         if a == "--proxy-bin" {
-            bins.extend(it.next().map(PathBuf::from));
+            hop.bins.extend(it.next().map(PathBuf::from));
+        } else if a == "--hop-cpus" {
+            let list = it.next().cloned().unwrap_or_default();
+            let cpus: Option<Vec<usize>> = list.split(',').map(|c| c.trim().parse().ok()).collect();
+            match cpus {
+                Some(c) if !c.is_empty() => hop.cpus = Some(c),
+                _ => super::usage("--hop-cpus needs a list of CPU numbers such as 1 or 2,3"),
+            }
         } else {
             others.push(a.clone());
         }
     }
-    if bins.is_empty() {
-        bins.push(
+    if hop.bins.is_empty() {
+        hop.bins.push(
             std::env::current_exe()
                 .expect("own path")
                 .with_file_name("mcp-auth-proxy"),
         );
     }
-    (bins, others)
+    (hop, others)
+}
+
+/// The hops to compare, and where they run.
+#[derive(Default)]
+pub(super) struct Hop {
+    /// The proxy builds (`--proxy-bin`).
+    bins: Vec<PathBuf>,
+    /// `--hop-cpus`: the CPUs nginx and the proxies are confined to; the load generator and
+    /// the upstream then run on the others. Without it everything shares every CPU.
+    cpus: Option<Vec<usize>>,
+}
+
+impl Hop {
+    /// `program`, confined to the hop's CPUs when they are set (`taskset` executes it, so the
+    /// process id is the program's).
+    fn command(&self, program: &Path) -> Command {
+        match &self.cpus {
+            Some(cpus) => {
+                let mut cmd = Command::new("taskset");
+                cmd.arg("-c").arg(list(cpus)).arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// Confines this process (every thread) and so the children it starts from now on to
+    /// the CPUs the hop does not use.
+    fn confine_the_rest(&self) {
+        let Some(cpus) = &self.cpus else { return };
+        let all = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let rest: Vec<usize> = (0..all).filter(|c| !cpus.contains(c)).collect();
+        assert!(
+            !rest.is_empty() && cpus.iter().all(|c| *c < all),
+            "--hop-cpus must name some, not all, of CPUs 0 to {}",
+            all - 1
+        );
+        let ok = Command::new("taskset")
+            .args([
+                "-a",
+                "-p",
+                "-c",
+                &list(&rest),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "taskset failed (Debian package util-linux)");
+        println!(
+            "CPUs: nginx and the proxies on {}; load generator and upstream on {}",
+            list(cpus),
+            list(&rest)
+        );
+    }
+}
+
+fn list(cpus: &[usize]) -> String {
+    cpus.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A child process stopped on drop: SIGTERM first (nginx's master then stops its workers;
@@ -94,7 +167,7 @@ async fn wait_for(port: u16, what: &str) {
 }
 
 /// nginx as a plain reverse proxy to `upstream_port`, its files in `dir`.
-fn start_nginx(dir: &Path, port: u16, upstream_port: u16) -> Killed {
+fn start_nginx(hop: &Hop, dir: &Path, port: u16, upstream_port: u16) -> Killed {
     let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -134,7 +207,8 @@ fn start_nginx(dir: &Path, port: u16, upstream_port: u16) -> Killed {
     std::fs::File::create(&path)
         .and_then(|mut f| f.write_all(conf.as_bytes()))
         .expect("write nginx.conf");
-    let child = Command::new(nginx)
+    let child = hop
+        .command(Path::new(nginx))
         .arg("-c")
         .arg(&path)
         .arg("-p")
@@ -148,13 +222,13 @@ fn start_nginx(dir: &Path, port: u16, upstream_port: u16) -> Killed {
 }
 
 /// The proxy on `port` in front of `upstream`, accepting [`PROXY_TOKEN`].
-fn start_proxy(bin: &Path, port: u16, upstream: &str) -> Killed {
+fn start_proxy(hop: &Hop, bin: &Path, port: u16, upstream: &str) -> Killed {
     assert!(
         bin.exists(),
         "{} not found: cargo build --release -p mcp-auth-proxy (or pass --proxy-bin)",
         bin.display()
     );
-    let mut cmd = Command::new(bin);
+    let mut cmd = hop.command(bin);
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("MCP_") {
             cmd.env_remove(&k);
@@ -197,7 +271,8 @@ struct Target {
 }
 
 /// Runs the comparison and prints its tables.
-pub(super) async fn run(args: Args, bins: Vec<PathBuf>) {
+pub(super) async fn run(args: Args, hop: Hop) {
+    hop.confine_the_rest();
     let limit = args.secs * 3 * args.rounds as u64 + 300;
     let upstream = Server::start(&[("LOAD_BASELINE", "1".to_owned())], limit).await;
     let upstream_port: u16 = upstream
@@ -208,11 +283,11 @@ pub(super) async fn run(args: Args, bins: Vec<PathBuf>) {
         .expect("upstream port");
     let dir = std::env::temp_dir().join(format!("mcp-auth-bench-nginx-{}", std::process::id()));
     let nginx_port = free_port();
-    let nginx = start_nginx(&dir, nginx_port, upstream_port);
+    let nginx = start_nginx(&hop, &dir, nginx_port, upstream_port);
     let mut proxies = Vec::new();
-    for bin in &bins {
+    for bin in &hop.bins {
         let port = free_port();
-        proxies.push((start_proxy(bin, port, &upstream.url), port, bin));
+        proxies.push((start_proxy(&hop, bin, port, &upstream.url), port, bin));
     }
     wait_for(nginx_port, "nginx").await;
     for (_, port, _) in &proxies {
