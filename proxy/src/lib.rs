@@ -74,6 +74,7 @@ use axum::response::Response;
 use axum::routing::get;
 use mcp_auth::{ConfigError, Secret};
 use tokio::net::TcpListener;
+use tower::Layer;
 
 pub use config::{Env, ProxyConfig};
 pub use forward::Forward;
@@ -164,9 +165,9 @@ impl Proxy {
     /// `/healthz`. Every request but the health check is counted in [`Proxy::metrics`].
     ///
     /// Serve it with [`serve`] or [`serve_threads`]: they give each client connection an
-    /// upstream connection of its own, reused by its requests. Served by another server
-    /// (`axum::serve`), it still works, but opens an upstream connection per request.
-    pub fn into_router(self) -> Router {
+    /// upstream connection of its own, reused by its requests, and send requests for the
+    /// endpoint's own path straight to its service (the router handles every other path).
+    pub fn into_app(self) -> App {
         let public_host = self
             .config
             .forwarding
@@ -181,15 +182,94 @@ impl Proxy {
             self.metrics.clone(),
             hosts,
         );
+        let endpoint = self.stack.endpoint(forward);
         let metrics = self.metrics;
         let count = tower::util::MapResponseLayer::new(move |res: Response| {
             metrics.record(&res);
             res
         });
-        let app = self.stack.router(forward).layer(count);
-        Router::new()
+        let direct = tower::util::BoxCloneSyncService::new(count.clone().layer(endpoint.0.clone()));
+        let app = self.stack.router(endpoint).layer(count);
+        let router = Router::new()
             .route(config::HEALTH_PATH, get(|| async { "ok" }))
-            .merge(app)
+            .merge(app);
+        App {
+            router,
+            endpoint: Some(Direct {
+                path: self.stack.mcp_path(),
+                service: direct,
+            }),
+        }
+    }
+
+    /// [`Proxy::into_app`] as an axum router, for another server (`axum::serve`). It works
+    /// the same, but opens an upstream connection per request: prefer [`serve`] or
+    /// [`serve_threads`].
+    pub fn into_router(self) -> Router {
+        self.into_app().router
+    }
+}
+
+/// What [`serve`] and [`serve_threads`] serve: [`Proxy::into_app`], or any axum router.
+#[derive(Clone)]
+pub struct App {
+    router: Router,
+    /// The MCP endpoint, called directly for requests to its exact path.
+    endpoint: Option<Direct>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("endpoint", &self.endpoint.as_ref().map(|d| &d.path))
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<Router> for App {
+    fn from(router: Router) -> Self {
+        Self {
+            router,
+            endpoint: None,
+        }
+    }
+}
+
+/// The MCP endpoint's service, with the metrics, and its path (empty for the root).
+#[derive(Clone)]
+struct Direct {
+    path: String,
+    service: tower::util::BoxCloneSyncService<
+        http::Request<axum::body::Body>,
+        Response,
+        std::convert::Infallible,
+    >,
+}
+
+impl Direct {
+    /// Whether `req` is for the endpoint's own path; if so, it is made what the router
+    /// would pass on: the original URI in `OriginalUri`, the path `/` (the router nests the
+    /// endpoint).
+    fn take(&self, req: &mut http::Request<axum::body::Body>) -> bool {
+        let path = req.uri().path();
+        let root = self.path.is_empty();
+        if !(path == self.path || (root && path == "/")) {
+            return false;
+        }
+        let original = req.uri().clone();
+        if !root {
+            let nested = match original.query() {
+                Some(q) => format!("/?{q}").parse().ok(),
+                None => Some(http::Uri::from_static("/")),
+            };
+            let Some(nested) = nested else {
+                return false;
+            };
+            *req.uri_mut() = nested;
+        }
+        req.extensions_mut()
+            .insert(axum::extract::OriginalUri(original));
+        true
     }
 }
 
@@ -222,11 +302,11 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
 /// When accepting connections fails.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl Into<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    serve_on(listener, app, shutdown, grace).await
+    serve_on(listener, app.into(), shutdown, grace).await
 }
 
 /// [`serve`] on any listener of TCP connections.
@@ -238,7 +318,7 @@ pub async fn serve(
 /// `grace`, whatever is still open is dropped.
 async fn serve_on<L>(
     mut listener: L,
-    app: Router,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()>
@@ -297,11 +377,11 @@ where
     }
 }
 
-/// The service of one client connection: the router, with the peer address and the
-/// connection's upstream slot in each request's extensions.
+/// The service of one client connection: the endpoint or the router, with the peer address
+/// and the connection's upstream slot in each request's extensions.
 #[derive(Clone)]
 struct ConnService {
-    app: Router,
+    app: App,
     peer: SocketAddr,
     slot: upstream::ConnSlot,
 }
@@ -309,14 +389,89 @@ struct ConnService {
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
     type Response = Response;
     type Error = std::convert::Infallible;
-    type Future = <Router as tower::Service<http::Request<axum::body::Body>>>::Future;
+    type Future =
+        std::pin::Pin<Box<dyn Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
         let mut req = req.map(axum::body::Body::new);
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         req.extensions_mut().insert(self.slot.clone());
+        if let Some(direct) = &self.app.endpoint
+            && direct.take(&mut req)
+        {
+            return Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req));
+        }
         // The router is always ready; calling a clone is what axum's own server does.
-        tower::Service::call(&mut self.app.clone(), req)
+        Box::pin(tower::Service::call(&mut self.app.router.clone(), req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn direct(path: &str) -> Direct {
+        let service = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::empty()))
+        });
+        Direct {
+            path: path.to_owned(),
+            service: tower::util::BoxCloneSyncService::new(service),
+        }
+    }
+
+    fn req(uri: &str) -> http::Request<axum::body::Body> {
+        http::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    }
+
+    /// The URI the endpoint sees and the `OriginalUri`, or `None` when the router takes it.
+    fn taken(d: &Direct, uri: &str) -> Option<(String, String)> {
+        let mut r = req(uri);
+        if !d.take(&mut r) {
+            return None;
+        }
+        let original = r.extensions().get::<axum::extract::OriginalUri>().unwrap();
+        Some((r.uri().to_string(), original.0.to_string()))
+    }
+
+    #[test]
+    fn the_endpoints_own_path_is_passed_on_as_the_router_would_nest_it() {
+        let d = direct("/api/mcp");
+        assert_eq!(
+            taken(&d, "/api/mcp"),
+            Some(("/".to_owned(), "/api/mcp".to_owned()))
+        );
+        assert_eq!(
+            taken(&d, "/api/mcp?a=1"),
+            Some(("/?a=1".to_owned(), "/api/mcp?a=1".to_owned()))
+        );
+        // Everything else is the router's: sub-paths, other paths, a prefix of the path.
+        for other in [
+            "/api/mcp/",
+            "/api/mcp/x",
+            "/api/mcpx",
+            "/api",
+            "/",
+            "/healthz",
+        ] {
+            assert_eq!(taken(&d, other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_endpoint_at_the_root_takes_only_the_root() {
+        let d = direct("");
+        assert_eq!(taken(&d, "/"), Some(("/".to_owned(), "/".to_owned())));
+        assert_eq!(
+            taken(&d, "/?a=1"),
+            Some(("/?a=1".to_owned(), "/?a=1".to_owned()))
+        );
+        for other in ["/healthz", "/.well-known/oauth-protected-resource", "/x"] {
+            assert_eq!(taken(&d, other), None, "{other}");
+        }
     }
 }

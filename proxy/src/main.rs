@@ -83,7 +83,7 @@ async fn run(proxy: mcp_auth_proxy::Proxy) -> std::io::Result<()> {
     let workers = proxy.config().workers();
     tracing::info!(%address, %upstream, ?schemes, workers, "MCP proxy listening");
     println!("listening {address}");
-    let app = proxy.into_router();
+    let app = proxy.into_app();
     mcp_auth_proxy::serve_threads(listener, app, workers, shutdown_signal(), grace).await?;
     tracing::info!("stopped");
     Ok(())

@@ -15,7 +15,7 @@ use mcp_auth::config::{Config, Loader};
 use mcp_auth::env::EnvReader;
 use mcp_auth::scope::ScopePolicy;
 use mcp_auth::{ConfigError, Secret};
-use tower::Service;
+use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The loaded auth configuration.
@@ -65,9 +65,11 @@ impl Stack {
         self.0.prefetch();
     }
 
-    /// `service` behind the stack at the public path (it sees the endpoint itself as `/`),
-    /// CORS around it, and the metadata routes.
-    pub(crate) fn router<S>(self, service: S) -> Router
+    /// `service` behind the stack, with CORS around it: the MCP endpoint's service.
+    ///
+    /// CORS is outside the auth stack: preflights carry no credentials, and 401s must carry
+    /// the headers that let scripts read `WWW-Authenticate`.
+    pub(crate) fn endpoint<S>(&self, service: S) -> Endpoint
     where
         S: Service<Request<Body>, Response = http::Response<Body>, Error = Infallible>
             + Clone
@@ -76,15 +78,35 @@ impl Stack {
             + 'static,
         S::Future: Send + 'static,
     {
-        // CORS outside the auth stack: preflights carry no credentials, and 401s must carry
-        // the headers that let scripts read `WWW-Authenticate`. The metadata answers its own
-        // CORS requests, so it is merged after.
-        self.0
-            .mcp_router(service)
-            .layer(cors())
-            .merge(self.0.metadata_router())
+        let service = cors().layer(self.0.layer().layer(service));
+        Endpoint(tower::util::BoxCloneSyncService::new(
+            tower::util::MapResponseLayer::new(|res: http::Response<_>| res.map(Body::new))
+                .layer(service),
+        ))
+    }
+
+    /// The path of the MCP endpoint (`MCP_PUBLIC_URL`'s), without a trailing `/`: empty when
+    /// the endpoint is the root.
+    pub(crate) fn mcp_path(&self) -> String {
+        self.0.mcp_path().trim_end_matches('/').to_owned()
+    }
+
+    /// `endpoint` at the public path and every path below it (it sees the endpoint itself as
+    /// `/`), and the metadata routes, which answer their own CORS requests.
+    pub(crate) fn router(&self, endpoint: Endpoint) -> Router {
+        let mcp = match self.mcp_path().as_str() {
+            "" => Router::new().fallback_service(endpoint.0),
+            path => Router::new().nest_service(path, endpoint.0),
+        };
+        mcp.merge(self.0.metadata_router())
     }
 }
+
+/// The MCP endpoint's service: the auth stack and CORS around the forwarding service.
+#[derive(Clone)]
+pub(crate) struct Endpoint(
+    pub(crate) tower::util::BoxCloneSyncService<Request<Body>, http::Response<Body>, Infallible>,
+);
 
 /// CORS for browser clients: any origin the Origin check lets through may call; the MCP
 /// headers are allowed, and the challenge, the session id and `Retry-After` exposed.

@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use axum::Router;
 use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -40,12 +39,13 @@ const HANDOVER_QUEUE: usize = 256;
 /// [`serve`]: crate::serve
 pub async fn serve_threads(
     mut listener: TcpListener,
-    app: Router,
+    app: impl Into<crate::App>,
     workers: NonZeroUsize,
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
     let address = listener.local_addr()?;
+    let app: crate::App = app.into();
     let (stop, stopped) = watch::channel(false);
     let mut queues = Vec::with_capacity(workers.get());
     let mut finished = Vec::with_capacity(workers.get());

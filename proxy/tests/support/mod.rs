@@ -93,7 +93,7 @@ pub async fn start_proxy(env: impl FnOnce(SocketAddr) -> Vec<(String, String)>) 
     let proxy = mcp_auth_proxy::load(&Env::Pairs(env)).unwrap_or_else(|e| panic!("config: {e}"));
     let metrics = proxy.metrics();
     let generated = proxy.generated_token().map(|t| t.expose().to_owned());
-    let app = proxy.into_router();
+    let app = proxy.into_app();
     let stop = CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {
