@@ -239,11 +239,7 @@ impl From<Router> for App {
 #[derive(Clone)]
 struct Direct {
     path: String,
-    service: tower::util::BoxCloneSyncService<
-        http::Request<axum::body::Body>,
-        Response,
-        std::convert::Infallible,
-    >,
+    service: DirectService,
 }
 
 impl Direct {
@@ -337,7 +333,16 @@ where
         };
         let _ = stream.set_nodelay(true);
         let service = ConnService {
-            app: app.clone(),
+            endpoint: app.endpoint.as_ref().map(|d| {
+                (
+                    Direct {
+                        path: d.path.clone(),
+                        service: d.service.clone(),
+                    },
+                    std::cell::RefCell::new(d.service.clone()),
+                )
+            }),
+            router: app.router.clone(),
             peer,
             slot: upstream::ConnSlot::default(),
         };
@@ -379,12 +384,22 @@ where
 
 /// The service of one client connection: the endpoint or the router, with the peer address
 /// and the connection's upstream slot in each request's extensions.
-#[derive(Clone)]
+///
+/// The endpoint's service is cloned once per connection, not per request: a clone copies
+/// the whole stack (a reference count per layer), and the connection's requests come one at
+/// a time.
 struct ConnService {
-    app: App,
+    endpoint: Option<(Direct, std::cell::RefCell<DirectService>)>,
+    router: Router,
     peer: SocketAddr,
     slot: upstream::ConnSlot,
 }
+
+type DirectService = tower::util::BoxCloneSyncService<
+    http::Request<axum::body::Body>,
+    Response,
+    std::convert::Infallible,
+>;
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
     type Response = Response;
@@ -397,13 +412,25 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         req.extensions_mut().insert(self.slot.clone());
-        if let Some(direct) = &self.app.endpoint
+        if let Some((direct, service)) = &self.endpoint
             && direct.take(&mut req)
         {
-            return Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req));
+            // Borrowed only to start the call; the future owns what it needs.
+            let Ok(mut service) = service.try_borrow_mut() else {
+                return Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req));
+            };
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            return match tower::Service::poll_ready(&mut *service, &mut cx) {
+                std::task::Poll::Ready(Ok(())) => tower::Service::call(&mut *service, req),
+                // Not ready (the stack never is that, but the contract allows it): a clone
+                // waits for readiness with the task's own waker.
+                std::task::Poll::Pending => {
+                    Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req))
+                }
+            };
         }
         // The router is always ready; calling a clone is what axum's own server does.
-        Box::pin(tower::Service::call(&mut self.app.router.clone(), req))
+        Box::pin(tower::Service::call(&mut self.router.clone(), req))
     }
 }
 
