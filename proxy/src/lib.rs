@@ -196,7 +196,7 @@ impl Proxy {
         App {
             router,
             endpoint: Some(Direct {
-                path: self.stack.mcp_path(),
+                path: self.stack.mcp_path().into(),
                 service: direct,
             }),
         }
@@ -238,35 +238,33 @@ impl From<Router> for App {
 /// The MCP endpoint's service, with the metrics, and its path (empty for the root).
 #[derive(Clone)]
 struct Direct {
-    path: String,
+    path: Arc<str>,
     service: DirectService,
 }
 
-impl Direct {
-    /// Whether `req` is for the endpoint's own path; if so, it is made what the router
-    /// would pass on: the original URI in `OriginalUri`, the path `/` (the router nests the
-    /// endpoint).
-    fn take(&self, req: &mut http::Request<axum::body::Body>) -> bool {
-        let path = req.uri().path();
-        let root = self.path.is_empty();
-        if !(path == self.path || (root && path == "/")) {
-            return false;
-        }
-        let original = req.uri().clone();
-        if !root {
-            let nested = match original.query() {
-                Some(q) => format!("/?{q}").parse().ok(),
-                None => Some(http::Uri::from_static("/")),
-            };
-            let Some(nested) = nested else {
-                return false;
-            };
-            *req.uri_mut() = nested;
-        }
-        req.extensions_mut()
-            .insert(axum::extract::OriginalUri(original));
-        true
+/// Whether `req` is for the endpoint at `endpoint` (its path, empty for the root); if so, it
+/// is made what the router would pass on: the original URI in `OriginalUri`, the path `/`
+/// (the router nests the endpoint).
+fn take_for_endpoint(endpoint: &str, req: &mut http::Request<axum::body::Body>) -> bool {
+    let path = req.uri().path();
+    let root = endpoint.is_empty();
+    if !(path == endpoint || (root && path == "/")) {
+        return false;
     }
+    let original = req.uri().clone();
+    if !root {
+        let nested = match original.query() {
+            Some(q) => format!("/?{q}").parse().ok(),
+            None => Some(http::Uri::from_static("/")),
+        };
+        let Some(nested) = nested else {
+            return false;
+        };
+        *req.uri_mut() = nested;
+    }
+    req.extensions_mut()
+        .insert(axum::extract::OriginalUri(original));
+    true
 }
 
 /// `GET /metrics`: the Prometheus text exposition of `metrics`. Serve it on its own,
@@ -289,9 +287,10 @@ pub fn metrics_router(metrics: Arc<Metrics>) -> Router {
     )
 }
 
-/// Serves `app` on `listener` (HTTP/1, `TCP_NODELAY` on every connection, the peer address as
-/// connection info, one upstream connection per client connection) until `shutdown` completes; then open connections get `grace` to finish
-/// (long-lived SSE streams would otherwise hold the shutdown forever) and are dropped.
+/// Serves `app` on `listener` (HTTP/1, `TCP_NODELAY` on every connection, the peer address
+/// as connection info, one upstream connection per client connection) until `shutdown`
+/// completes; then open connections get `grace` to finish (long-lived SSE streams would
+/// otherwise hold the shutdown forever) and are dropped.
 ///
 /// # Errors
 ///
@@ -333,15 +332,10 @@ where
         };
         let _ = stream.set_nodelay(true);
         let service = ConnService {
-            endpoint: app.endpoint.as_ref().map(|d| {
-                (
-                    Direct {
-                        path: d.path.clone(),
-                        service: d.service.clone(),
-                    },
-                    std::cell::RefCell::new(d.service.clone()),
-                )
-            }),
+            endpoint: app
+                .endpoint
+                .as_ref()
+                .map(|d| (d.path.clone(), std::cell::RefCell::new(d.service.clone()))),
             router: app.router.clone(),
             peer,
             slot: upstream::ConnSlot::default(),
@@ -389,7 +383,8 @@ where
 /// the whole stack (a reference count per layer), and the connection's requests come one at
 /// a time.
 struct ConnService {
-    endpoint: Option<(Direct, std::cell::RefCell<DirectService>)>,
+    /// The endpoint's path and this connection's instance of its service.
+    endpoint: Option<(Arc<str>, std::cell::RefCell<DirectService>)>,
     router: Router,
     peer: SocketAddr,
     slot: upstream::ConnSlot,
@@ -412,20 +407,19 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
         req.extensions_mut()
             .insert(axum::extract::ConnectInfo(self.peer));
         req.extensions_mut().insert(self.slot.clone());
-        if let Some((direct, service)) = &self.endpoint
-            && direct.take(&mut req)
+        // Borrowed only to start the call (the future owns what it needs), so the borrow
+        // cannot fail; were it to, the router passes the request on the same way.
+        if let Some((path, service)) = &self.endpoint
+            && let Ok(mut service) = service.try_borrow_mut()
+            && take_for_endpoint(path, &mut req)
         {
-            // Borrowed only to start the call; the future owns what it needs.
-            let Ok(mut service) = service.try_borrow_mut() else {
-                return Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req));
-            };
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             return match tower::Service::poll_ready(&mut *service, &mut cx) {
                 std::task::Poll::Ready(Ok(())) => tower::Service::call(&mut *service, req),
                 // Not ready (the stack never is that, but the contract allows it): a clone
                 // waits for readiness with the task's own waker.
                 std::task::Poll::Pending => {
-                    Box::pin(tower::ServiceExt::oneshot(direct.service.clone(), req))
+                    Box::pin(tower::ServiceExt::oneshot(service.clone(), req))
                 }
             };
         }
@@ -438,16 +432,6 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
 mod tests {
     use super::*;
 
-    fn direct(path: &str) -> Direct {
-        let service = tower::service_fn(|_req: http::Request<axum::body::Body>| async {
-            Ok::<_, std::convert::Infallible>(Response::new(axum::body::Body::empty()))
-        });
-        Direct {
-            path: path.to_owned(),
-            service: tower::util::BoxCloneSyncService::new(service),
-        }
-    }
-
     fn req(uri: &str) -> http::Request<axum::body::Body> {
         http::Request::builder()
             .uri(uri)
@@ -456,9 +440,9 @@ mod tests {
     }
 
     /// The URI the endpoint sees and the `OriginalUri`, or `None` when the router takes it.
-    fn taken(d: &Direct, uri: &str) -> Option<(String, String)> {
+    fn taken(d: &str, uri: &str) -> Option<(String, String)> {
         let mut r = req(uri);
-        if !d.take(&mut r) {
+        if !take_for_endpoint(d, &mut r) {
             return None;
         }
         let original = r.extensions().get::<axum::extract::OriginalUri>().unwrap();
@@ -467,13 +451,13 @@ mod tests {
 
     #[test]
     fn the_endpoints_own_path_is_passed_on_as_the_router_would_nest_it() {
-        let d = direct("/api/mcp");
+        let d = "/api/mcp";
         assert_eq!(
-            taken(&d, "/api/mcp"),
+            taken(d, "/api/mcp"),
             Some(("/".to_owned(), "/api/mcp".to_owned()))
         );
         assert_eq!(
-            taken(&d, "/api/mcp?a=1"),
+            taken(d, "/api/mcp?a=1"),
             Some(("/?a=1".to_owned(), "/api/mcp?a=1".to_owned()))
         );
         // Everything else is the router's: sub-paths, other paths, a prefix of the path.
@@ -485,20 +469,20 @@ mod tests {
             "/",
             "/healthz",
         ] {
-            assert_eq!(taken(&d, other), None, "{other}");
+            assert_eq!(taken(d, other), None, "{other}");
         }
     }
 
     #[test]
     fn an_endpoint_at_the_root_takes_only_the_root() {
-        let d = direct("");
-        assert_eq!(taken(&d, "/"), Some(("/".to_owned(), "/".to_owned())));
+        let d = "";
+        assert_eq!(taken(d, "/"), Some(("/".to_owned(), "/".to_owned())));
         assert_eq!(
-            taken(&d, "/?a=1"),
+            taken(d, "/?a=1"),
             Some(("/?a=1".to_owned(), "/?a=1".to_owned()))
         );
         for other in ["/healthz", "/.well-known/oauth-protected-resource", "/x"] {
-            assert_eq!(taken(&d, other), None, "{other}");
+            assert_eq!(taken(d, other), None, "{other}");
         }
     }
 }

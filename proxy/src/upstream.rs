@@ -173,3 +173,29 @@ impl Connector {
         Ok(sender)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connector_dials_host_and_port_and_sends_the_path() {
+        for (url, authority, path) in [
+            ("http://127.0.0.1:9000/mcp", "127.0.0.1:9000", "/mcp"),
+            ("http://[::1]:9000/api/mcp", "[::1]:9000", "/api/mcp"),
+            (
+                "http://upstream.internal/mcp",
+                "upstream.internal:80",
+                "/mcp",
+            ),
+            ("http://127.0.0.1:9000", "127.0.0.1:9000", "/"),
+        ] {
+            let c = Connector::new(&url.parse().unwrap(), Duration::from_secs(1));
+            assert_eq!(
+                (c.authority.as_str(), c.path.to_string().as_str()),
+                (authority, path),
+                "{url}"
+            );
+        }
+    }
+}
